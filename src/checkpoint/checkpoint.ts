@@ -1,0 +1,93 @@
+/**
+ * Model checkpoints: weights (and optional extra tensors, e.g. optimiser state or prompts) in one safetensors
+ * file, the model config and tokenizer vocabulary in its metadata, and a JSON sidecar with everything a reader
+ * of results needs (config, seed, backend, versions, metrics, timings). Both files are written atomically.
+ */
+import * as fs from 'fs';
+import * as tf from '@tensorflow/tfjs-core';
+import { CLIPConfig, validateConfig } from '../model/config';
+import { MiniCLIP } from '../model/clip';
+import { WordTokenizer } from '../model/tokenizer';
+import { provenance } from '../util/provenance';
+import { writeJsonAtomic } from '../util/fsutil';
+import { RawTensor, readSafetensors, writeSafetensors } from './safetensors';
+
+export interface CheckpointInfo {
+  kind: string;
+  config: CLIPConfig;
+  seed: number;
+  [key: string]: unknown;
+}
+
+function toRaw(t: tf.Tensor): { dtype: 'F32' | 'I32'; shape: number[]; data: Float32Array | Int32Array } {
+  const data = t.dataSync();
+  return t.dtype === 'int32' ? { dtype: 'I32', shape: t.shape, data: data as Int32Array } : { dtype: 'F32', shape: t.shape, data: Float32Array.from(data) };
+}
+
+export function sidecarPath(file: string): string {
+  return file.replace(/\.safetensors$/, '') + '.json';
+}
+
+export function saveCheckpoint(
+  file: string,
+  model: MiniCLIP,
+  tokenizer: WordTokenizer,
+  info: CheckpointInfo,
+  extra: Record<string, tf.Tensor> = {},
+): void {
+  const tensors: Parameters<typeof writeSafetensors>[1] = {};
+  for (const [k, v] of Object.entries(model.params)) tensors[k] = toRaw(v);
+  for (const [k, v] of Object.entries(extra)) tensors[`extra.${k}`] = toRaw(v);
+  writeSafetensors(file, tensors, { format: 'rvpt-miniclip', config: JSON.stringify(model.config), vocab: JSON.stringify(tokenizer.vocab) });
+  // The sidecar goes second: a sidecar never describes weights that are not there yet.
+  writeJsonAtomic(sidecarPath(file), { ...info, provenance: provenance(), params: model.numParams(), file });
+}
+
+export interface LoadedCheckpoint {
+  model: MiniCLIP;
+  tokenizer: WordTokenizer;
+  info: CheckpointInfo | null;
+  extra: Record<string, RawTensor>;
+}
+
+/** Check that a checkpoint's tensors fit `config` exactly; the error names every mismatch and the fix. */
+export function checkShapes(file: string, tensors: Record<string, RawTensor>, expected: Record<string, number[]>): void {
+  const problems: string[] = [];
+  for (const [name, shape] of Object.entries(expected)) {
+    const t = tensors[name];
+    if (!t) problems.push(`missing '${name}'`);
+    else if (t.shape.join(',') !== shape.join(',')) problems.push(`'${name}' is [${t.shape}] but the model needs [${shape}]`);
+  }
+  if (problems.length) {
+    const shown = problems.slice(0, 5).join('; ') + (problems.length > 5 ? `; and ${problems.length - 5} more` : '');
+    throw new Error(`Checkpoint ${file} does not fit the model: ${shown}. Load it with the config it was saved with (its metadata holds it), or retrain for this config.`);
+  }
+}
+
+/** Load a checkpoint. With `expectConfig`, a checkpoint of another shape is a clear error. */
+export function loadCheckpoint(file: string, expectConfig?: CLIPConfig): LoadedCheckpoint {
+  const st = readSafetensors(file);
+  if (st.metadata.format !== 'rvpt-miniclip' || !st.metadata.config) {
+    throw new Error(`Checkpoint ${file} is not an rvpt MiniCLIP checkpoint (metadata.format = ${st.metadata.format ?? 'none'}).`);
+  }
+  const saved: CLIPConfig = JSON.parse(st.metadata.config);
+  const config = expectConfig ?? saved;
+  validateConfig(config);
+  // Build the expected shapes from a fresh model's names, without keeping its weights.
+  const shapes = tf.tidy(() => {
+    const probe = MiniCLIP.init(config, 0);
+    const s = Object.fromEntries(Object.entries(probe.params).map(([k, v]) => [k, v.shape]));
+    probe.dispose();
+    return s;
+  });
+  checkShapes(file, st.tensors, shapes);
+  const params: Record<string, tf.Variable> = {};
+  for (const name of Object.keys(shapes)) {
+    const t = st.tensors[name];
+    params[name] = tf.variable(tf.tensor(t.data as Float32Array, t.shape, 'float32'), true);
+  }
+  const extra: Record<string, RawTensor> = {};
+  for (const [k, v] of Object.entries(st.tensors)) if (k.startsWith('extra.')) extra[k.slice(6)] = v;
+  const info = fs.existsSync(sidecarPath(file)) ? (JSON.parse(fs.readFileSync(sidecarPath(file), 'utf8')) as CheckpointInfo) : null;
+  return { model: new MiniCLIP(config, params), tokenizer: new WordTokenizer(JSON.parse(st.metadata.vocab)), info, extra };
+}

@@ -1,0 +1,122 @@
+/**
+ * The training-step benchmark: one full contrastive step (both towers, loss, backward, AdamW update) at a
+ * profile's model size, and, in the same run, the backend's plain 2-D 1024^3 matmul as the yardstick.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { CLIPConfig, numPatches } from '../model/config';
+import { MiniCLIP, clipLoss } from '../model/clip';
+import { TokenBatch } from '../model/text';
+import { AdamW } from '../train/optim';
+import { namedGrads } from '../model/params';
+
+/** Forward multiply-add FLOPs of one transformer block over `t` tokens of width `w` (2 FLOPs per MAC). */
+function blockFlops(t: number, w: number): number {
+  return 2 * t * 12 * w * w + 2 * 2 * t * t * w;
+}
+
+/** Forward FLOPs of one image-caption pair, counting matmuls only (the convention of FLOP-per-step figures). */
+export function pairForwardFlops(c: CLIPConfig, promptTokens = 0): number {
+  const m = numPatches(c);
+  const t = m + 1 + promptTokens;
+  const image = 2 * m * c.patch * c.patch * 3 * c.width + c.layers * blockFlops(t, c.width) + 2 * c.width * c.embedDim;
+  const text = c.textLayers * blockFlops(c.contextLength, c.textWidth) + 2 * c.textWidth * c.embedDim;
+  return image + text;
+}
+
+export interface BenchResult {
+  backend: string;
+  config: Record<string, number>;
+  msPerStep: { median: number; min: number; max: number };
+  stepGflop: number;
+  gflops: number;
+  matmulGflops: number;
+  efficiency: number;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const n = s.length;
+  return n % 2 ? s[(n - 1) / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+}
+
+export function benchMatmul(n = 1024, reps = 5): number {
+  const a = tf.randomNormal([n, n], 0, 1, 'float32', 1);
+  const b = tf.randomNormal([n, n], 0, 1, 'float32', 2);
+  const times: number[] = [];
+  for (let i = 0; i < reps + 1; i++) {
+    const t0 = performance.now();
+    const c = tf.matMul(a, b);
+    c.dataSync();
+    c.dispose();
+    if (i > 0) times.push(performance.now() - t0);
+  }
+  a.dispose();
+  b.dispose();
+  return (2 * n ** 3) / (median(times) * 1e6);
+}
+
+/** A random but well-formed batch (the step's cost does not depend on the pixel or token values). */
+export function syntheticBatch(c: CLIPConfig, batch: number, seed = 0): { images: tf.Tensor4D; tokens: TokenBatch } {
+  const images = tf.randomUniform([batch, c.imageSize, c.imageSize, 3], 0, 1, 'float32', seed) as tf.Tensor4D;
+  const ids = new Int32Array(batch * c.contextLength);
+  const eot = new Int32Array(batch);
+  for (let i = 0; i < batch; i++) {
+    const len = 4 + ((i * 7 + seed) % Math.max(1, c.contextLength - 5));
+    ids[i * c.contextLength] = 1;
+    for (let j = 1; j < len; j++) ids[i * c.contextLength + j] = 4 + ((i * 31 + j * 17 + seed) % (c.vocabSize - 4));
+    ids[i * c.contextLength + len] = 2;
+    eot[i] = len;
+  }
+  return { images, tokens: { ids, eot, batch, contextLength: c.contextLength } };
+}
+
+export function contrastiveStep(model: MiniCLIP, opt: AdamW, images: tf.Tensor4D, tokens: TokenBatch, lr: number): number {
+  const { value, grads } = namedGrads(model.params, () => clipLoss(model.logits(model.encodeImage(images).embedding, model.encodeText(tokens))));
+  const loss = value.dataSync()[0];
+  value.dispose();
+  opt.apply(grads, lr);
+  return loss;
+}
+
+export function benchTrainStep(c: CLIPConfig, batch: number, steps: number, backend: string, log?: (s: string) => void): BenchResult {
+  const model = MiniCLIP.init(c, 0);
+  const opt = new AdamW(model.params);
+  const { images, tokens } = syntheticBatch(c, batch);
+  const times: number[] = [];
+  for (let i = 0; i < steps + 1; i++) {
+    const t0 = performance.now();
+    contrastiveStep(model, opt, images, tokens, 1e-4);
+    const ms = performance.now() - t0;
+    if (i > 0) times.push(ms); // the first step pays for kernel set-up and allocations
+    log?.(`step ${i}/${steps}: ${ms.toFixed(0)} ms${i === 0 ? ' (warm-up, not counted)' : ''}`);
+  }
+  images.dispose();
+  opt.dispose();
+  model.dispose();
+  const matmulGflops = benchMatmul();
+  const stepGflop = (3 * batch * pairForwardFlops(c) + 3 * 2 * batch * batch * c.embedDim) / 1e9;
+  const med = median(times);
+  const gflops = stepGflop / (med / 1000);
+  return {
+    backend,
+    config: {
+      batch,
+      imageSize: c.imageSize,
+      patch: c.patch,
+      width: c.width,
+      layers: c.layers,
+      heads: c.heads,
+      textWidth: c.textWidth,
+      textLayers: c.textLayers,
+      textHeads: c.textHeads,
+      contextLength: c.contextLength,
+      vocabSize: c.vocabSize,
+      embedDim: c.embedDim,
+    },
+    msPerStep: { median: med, min: Math.min(...times), max: Math.max(...times) },
+    stepGflop,
+    gflops,
+    matmulGflops,
+    efficiency: gflops / matmulGflops,
+  };
+}

@@ -1,0 +1,130 @@
+/**
+ * The clean pre-training experiment: build the caption corpus and tokenizer from the profile's datasets,
+ * train MiniCLIP, measure zero-shot clean accuracy, save a checkpoint. Checkpoints are cached artifacts keyed
+ * by everything that determines them, so notebooks and later experiments reuse them.
+ */
+import * as fs from 'fs';
+import * as tf from '@tensorflow/tfjs-core';
+import { MiniCLIP } from '../model/clip';
+import { WordTokenizer } from '../model/tokenizer';
+import { CaptionCorpus } from '../data/corpus';
+import { vocabularyTexts } from '../data/captions';
+import { ImageDataset } from '../data/dataset';
+import { loadSplit } from '../data/load';
+import { EmojiManifest, loadManifest } from '../data/manifest';
+import { sample } from '../data/splits';
+import { loadCheckpoint, saveCheckpoint, sidecarPath } from '../checkpoint/checkpoint';
+import { TrainHistory, pretrain } from '../train/pretrain';
+import { zeroShotAccuracy } from '../metrics/zeroshot';
+import { cacheDir, sha256 } from '../util/fsutil';
+import { Profile } from './profiles';
+
+/** Bump when a code change alters what pre-training produces, so stale cached checkpoints are not reused. */
+export const PRETRAIN_CODE_VERSION = 1;
+
+export interface PretrainData {
+  corpus: CaptionCorpus;
+  tokenizer: WordTokenizer;
+  main: ImageDataset;
+  emoji: ImageDataset;
+}
+
+export async function pretrainData(profile: Profile, log?: (s: string) => void): Promise<PretrainData> {
+  let main = await loadSplit(profile.datasets.main, 'pretrain', log);
+  if (profile.pretrain.mainLimit) main = sample(main, profile.pretrain.mainLimit, 'pretrain-limit');
+  const emoji = await loadSplit(profile.datasets.emoji, 'pretrain', log);
+  const corpus = new CaptionCorpus([
+    { data: main, repeat: 1 },
+    { data: emoji, repeat: profile.pretrain.emojiRepeat },
+  ]);
+  const tokenizer = WordTokenizer.fromCorpus(vocabularyTexts([main, emoji]));
+  if (tokenizer.size > profile.model.vocabSize) {
+    throw new Error(`The caption vocabulary has ${tokenizer.size} words but profile '${profile.name}' allows vocabSize ${profile.model.vocabSize}. Raise model.vocabSize.`);
+  }
+  return { corpus, tokenizer, main, emoji };
+}
+
+export function pretrainKey(profile: Profile, seed: number, steps: number): string {
+  return sha256(JSON.stringify({ v: PRETRAIN_CODE_VERSION, model: profile.model, pretrain: { ...profile.pretrain, seed, steps }, datasets: profile.datasets })).slice(0, 12);
+}
+
+export function pretrainPath(profile: Profile, seed: number, steps: number): string {
+  return cacheDir('artifacts', `pretrain-${profile.name}-${pretrainKey(profile, seed, steps)}.safetensors`);
+}
+
+/** Zero-shot CA (%) on the main test split, the emoji test split and each other emoji rendition. */
+export async function cleanAccuracy(model: MiniCLIP, tokenizer: WordTokenizer, profile: Profile, log?: (s: string) => void): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  const lim = (d: ImageDataset) => (profile.evalLimit ? sample(d, profile.evalLimit, 'eval') : d);
+  out[profile.datasets.main] = zeroShotAccuracy(model, tokenizer, lim(await loadSplit(profile.datasets.main, 'test', log)));
+  const em = loadManifest(profile.datasets.emoji) as EmojiManifest;
+  out[em.name] = zeroShotAccuracy(model, tokenizer, lim(await loadSplit(em, 'test', log)));
+  for (const r of Object.keys(em.renditions)) {
+    if (r === em.mainRendition) continue;
+    out[`${em.name}/${r}`] = zeroShotAccuracy(model, tokenizer, lim(await loadSplit(em, `test:${r}`, log)));
+  }
+  return out;
+}
+
+export interface PretrainResult {
+  checkpoint: string;
+  ca: Record<string, number>;
+  history: TrainHistory;
+  profile: string;
+  seed: number;
+  steps: number;
+  cached: boolean;
+}
+
+export interface PretrainOptions {
+  seed?: number;
+  steps?: number;
+  /** Train again even if a valid cached checkpoint exists. */
+  force?: boolean;
+  quiet?: boolean;
+  log?: (s: string) => void;
+}
+
+/** Load the cached pre-trained model for this profile and seed, training it first if needed. */
+export async function ensurePretrained(profile: Profile, opts: PretrainOptions = {}): Promise<PretrainResult & { model: MiniCLIP; tokenizer: WordTokenizer }> {
+  const seed = opts.seed ?? profile.pretrain.seed;
+  const steps = opts.steps ?? profile.pretrain.steps;
+  const file = pretrainPath(profile, seed, steps);
+  const log = opts.log ?? ((s: string) => process.env.RVPT_QUIET || process.stderr.write(`[rvpt] ${s}\n`));
+  if (!opts.force && fs.existsSync(file) && fs.existsSync(sidecarPath(file))) {
+    try {
+      const ck = loadCheckpoint(file, profile.model);
+      const info = ck.info as unknown as { metrics: { ca: Record<string, number> }; history: TrainHistory };
+      log(`using cached pre-trained model ${file}`);
+      return { model: ck.model, tokenizer: ck.tokenizer, checkpoint: file, ca: info.metrics.ca, history: info.history, profile: profile.name, seed, steps, cached: true };
+    } catch (e) {
+      log(`cached checkpoint ${file} is unusable (${(e as Error).message}); training again`);
+    }
+  }
+  const data = await pretrainData(profile, log);
+  log(`pre-training '${profile.name}': ${data.corpus.size} pairs per epoch, ${steps} steps of ${profile.pretrain.batch}, vocabulary ${data.tokenizer.size} words`);
+  const model = MiniCLIP.init(profile.model, seed);
+  const history = pretrain(model, data.tokenizer, data.corpus, { ...profile.pretrain, seed, steps }, {
+    stateFile: file.replace(/\.safetensors$/, '.state.safetensors'),
+    stateEvery: 100,
+    quiet: opts.quiet,
+  });
+  const t0 = Date.now();
+  const ca = await cleanAccuracy(model, data.tokenizer, profile, log);
+  const evalSeconds = (Date.now() - t0) / 1000;
+  log(`zero-shot CA: ${Object.entries(ca).map(([k, v]) => `${k} ${v.toFixed(2)}%`).join(', ')}`);
+  saveCheckpoint(file, model, data.tokenizer, {
+    kind: 'pretrain',
+    config: profile.model,
+    seed,
+    profile: profile.name,
+    pretrain: { ...profile.pretrain, seed, steps },
+    datasets: profile.datasets,
+    corpusSize: data.corpus.size,
+    metrics: { ca, finalLoss: history.loss[history.loss.length - 1] },
+    history,
+    timings: { trainSeconds: history.seconds, evalSeconds },
+    numTensorsAfter: tf.memory().numTensors,
+  });
+  return { model, tokenizer: data.tokenizer, checkpoint: file, ca, history, profile: profile.name, seed, steps, cached: false };
+}

@@ -1,0 +1,69 @@
+/**
+ * Zero-shot classification as CLIP does it (and as CleanCLIP/BadCLIP evaluate): per class, average the
+ * L2-normalised text embeddings of the filled templates, re-normalise; predict argmax of image . classes.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { MiniCLIP } from '../model/clip';
+import { l2normalize, matMulBT } from '../model/layers';
+import { WordTokenizer } from '../model/tokenizer';
+import { DeepPrompts } from '../model/prompts';
+import { ImageDataset, numImages, pixelsPerImage } from '../data/dataset';
+import { ZERO_SHOT_TEMPLATES, fillTemplate } from '../data/captions';
+
+/** [C, E] normalised class embeddings (a plain tensor the caller disposes). */
+export function zeroShotClassifier(model: MiniCLIP, tokenizer: WordTokenizer, classNames: string[], templates: string[] = ZERO_SHOT_TEMPLATES): tf.Tensor2D {
+  return tf.tidy(() => {
+    const texts = classNames.flatMap((c) => templates.map((t) => fillTemplate(t, c)));
+    const emb = l2normalize(model.encodeText(tokenizer.encodeBatch(texts, model.config.contextLength)));
+    const perClass = tf.mean(tf.reshape(emb, [classNames.length, templates.length, -1]), 1) as tf.Tensor2D;
+    return l2normalize(perClass);
+  });
+}
+
+/** Rows [start, end) of a dataset as an image tensor. */
+export function imageBatch(d: ImageDataset, start: number, end: number): tf.Tensor4D {
+  const p = pixelsPerImage(d);
+  return tf.tensor4d(d.images.subarray(start * p, end * p), [end - start, d.size, d.size, 3]);
+}
+
+export interface PredictOptions {
+  prompts?: DeepPrompts;
+  batchSize?: number;
+  /** Applied to each [B, S, S, 3] batch before encoding (e.g. a trigger). */
+  transform?: (images: tf.Tensor4D, start: number) => tf.Tensor4D;
+}
+
+/** Top-1 predictions for every image, batched, one host read per batch. */
+export function predict(model: MiniCLIP, classifier: tf.Tensor2D, d: ImageDataset, opts: PredictOptions = {}): Int32Array {
+  const n = numImages(d);
+  const bs = opts.batchSize ?? 500;
+  const out = new Int32Array(n);
+  for (let s = 0; s < n; s += bs) {
+    const e = Math.min(n, s + bs);
+    const pred = tf.tidy(() => {
+      let x = imageBatch(d, s, e);
+      if (opts.transform) x = opts.transform(x, s);
+      const emb = l2normalize(model.encodeImage(x, { prompts: opts.prompts }).embedding);
+      return tf.argMax(matMulBT(emb, classifier), 1);
+    });
+    out.set(pred.dataSync() as Int32Array, s);
+    pred.dispose();
+  }
+  return out;
+}
+
+export function accuracy(pred: Int32Array, labels: Int32Array): number {
+  let ok = 0;
+  for (let i = 0; i < pred.length; i++) if (pred[i] === labels[i]) ok++;
+  return pred.length ? (100 * ok) / pred.length : 0;
+}
+
+/** Zero-shot clean accuracy (CA), in percent. */
+export function zeroShotAccuracy(model: MiniCLIP, tokenizer: WordTokenizer, d: ImageDataset, opts: PredictOptions & { templates?: string[] } = {}): number {
+  const cls = zeroShotClassifier(model, tokenizer, d.classNames, opts.templates);
+  try {
+    return accuracy(predict(model, cls, d, opts), d.labels);
+  } finally {
+    cls.dispose();
+  }
+}

@@ -1,0 +1,101 @@
+/**
+ * The few layers MiniCLIP needs, written so that forward and backward stay on the WASM backend's fast kernels.
+ *
+ * Why hand-written gradients: TF.js differentiates matMul with transposeA/transposeB flags, which the WASM
+ * backend runs 10-20x slower than a plain 2-D product (DESIGN.md section 5). An explicit transpose plus a plain
+ * matMul is cheap, so dense layers carry their own gradient. LayerNorm and QuickGELU get closed-form gradients
+ * because autodiff would record half a dozen elementwise kernels for each.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+
+type GradResult = { value: tf.Tensor; gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor | tf.Tensor[] };
+/** tf.customGrad with the caller's signature (TF.js types its inputs as an untyped rest list). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+function withGrad<F>(f: (...args: any[]) => GradResult): F {
+  return tf.customGrad(f as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as F;
+}
+
+/** y = x @ w + b for x [N, in], w [in, out], b [out]. */
+export const dense = withGrad<(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D) => tf.Tensor2D>((x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D, save: tf.GradSaveFunc) => {
+  save([x, w]);
+  return {
+    value: tf.add(tf.matMul(x, w), b),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [xs, ws] = saved as [tf.Tensor2D, tf.Tensor2D];
+      const dy2 = dy as tf.Tensor2D;
+      return [tf.matMul(dy2, tf.transpose(ws)), tf.matMul(tf.transpose(xs), dy2), tf.sum(dy2, 0)];
+    },
+  };
+});
+
+/** y = x @ w (no bias), same fast gradient. */
+export const denseNoBias = withGrad<(x: tf.Tensor2D, w: tf.Tensor2D) => tf.Tensor2D>((x: tf.Tensor2D, w: tf.Tensor2D, save: tf.GradSaveFunc) => {
+  save([x, w]);
+  return {
+    value: tf.matMul(x, w),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [xs, ws] = saved as [tf.Tensor2D, tf.Tensor2D];
+      return [tf.matMul(dy as tf.Tensor2D, tf.transpose(ws)), tf.matMul(tf.transpose(xs), dy as tf.Tensor2D)];
+    },
+  };
+});
+
+/** LayerNorm over the last axis of x [N, C] (torch eps 1e-5). */
+export const layerNorm = withGrad<(x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tensor1D) => tf.Tensor2D>((x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tensor1D, save: tf.GradSaveFunc) => {
+  const eps = 1e-5;
+  const mean = tf.mean(x, 1, true);
+  const xc = tf.sub(x, mean);
+  const rstd = tf.rsqrt(tf.add(tf.mean(tf.square(xc), 1, true), eps));
+  const xhat = tf.mul(xc, rstd);
+  save([xhat, rstd, gamma]);
+  return {
+    value: tf.add(tf.mul(xhat, gamma), beta),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [xh, rs, g] = saved;
+      const dxhat = tf.mul(dy, g);
+      // dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
+      const dx = tf.mul(rs, tf.sub(tf.sub(dxhat, tf.mean(dxhat, 1, true)), tf.mul(xh, tf.mean(tf.mul(dxhat, xh), 1, true))));
+      return [dx, tf.sum(tf.mul(dy, xh), 0), tf.sum(dy, 0)];
+    },
+  };
+});
+
+/** CLIP's QuickGELU, x * sigmoid(1.702 x). */
+export const quickGelu = withGrad<(x: tf.Tensor) => tf.Tensor>((x: tf.Tensor, save: tf.GradSaveFunc) => {
+  const s = tf.sigmoid(tf.mul(x, 1.702));
+  save([x, s]);
+  return {
+    value: tf.mul(x, s),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [xs, ss] = saved;
+      // d/dx x*s = s + 1.702 x s (1 - s)
+      return [tf.mul(dy, tf.add(ss, tf.mul(tf.mul(tf.mul(xs, 1.702), ss), tf.sub(1, ss))))];
+    },
+  };
+});
+
+/**
+ * Embedding lookup. Its gradient is a scatter-add: TF.js's own gather gradient needs UnsortedSegmentSum, which
+ * the WASM backend lacks, so the backward pass is written with scatterND (which sums duplicate indices).
+ */
+export const embeddingLookup = withGrad<(table: tf.Tensor2D, ids: tf.Tensor1D) => tf.Tensor2D>((table: tf.Tensor2D, ids: tf.Tensor1D, save: tf.GradSaveFunc) => {
+  save([ids]);
+  const [vocab, dim] = table.shape;
+  return {
+    value: tf.gather(table, ids),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const idx = tf.reshape(saved[0], [-1, 1]);
+      return [tf.scatterND(idx, dy, [vocab, dim]), tf.zerosLike(saved[0])];
+    },
+  };
+});
+
+/** Row-wise L2 normalisation. */
+export function l2normalize(x: tf.Tensor2D): tf.Tensor2D {
+  return tf.div(x, tf.add(tf.norm(x, 'euclidean', 1, true), 1e-8));
+}
+
+/** a @ b^T with an explicit transpose (the fast path on WASM). */
+export function matMulBT(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
+  return tf.matMul(a, tf.transpose(b));
+}

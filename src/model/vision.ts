@@ -1,0 +1,105 @@
+/**
+ * The image tower, CLIP's `VisionTransformer`: patchify (conv1 as a dense layer on flattened patches), prepend
+ * the class token, add positions, ln_pre, residual blocks (with deep prompts when given), ln_post on the class
+ * token, projection. Hooks: every block's class token and the last block's attention weights.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { CLIPConfig, numPatches } from './config';
+import { denseNoBias, layerNorm } from './layers';
+import { ParamMap, normalVar, constVar } from './params';
+import { DeepPrompts } from './prompts';
+import { initTransformer, residualBlock } from './transformer';
+
+export interface VisionOptions {
+  prompts?: DeepPrompts;
+  /** Return the class token after every block (the residual stream, before ln_post). */
+  collectCls?: boolean;
+  /** Return the last block's attention weights [B, heads, T, T]. */
+  collectAttention?: boolean;
+}
+
+export interface VisionOut {
+  /** Projected image embedding [B, embedDim] (not normalised). */
+  embedding: tf.Tensor2D;
+  /** Per block, the class token [B, width]; index i = output of block i. */
+  cls?: tf.Tensor2D[];
+  attention?: tf.Tensor4D;
+}
+
+export function initVision(params: ParamMap, c: CLIPConfig, seed: number): void {
+  const scale = c.width ** -0.5;
+  const patchDim = c.patch * c.patch * 3;
+  params['visual.conv1.weight'] = normalVar(seed, 'visual.conv1.weight', [patchDim, c.width], patchDim ** -0.5);
+  params['visual.class_embedding'] = normalVar(seed, 'visual.class_embedding', [c.width], scale);
+  params['visual.positional_embedding'] = normalVar(seed, 'visual.positional_embedding', [numPatches(c) + 1, c.width], scale);
+  params['visual.ln_pre.weight'] = constVar('visual.ln_pre.weight', [c.width], 1);
+  params['visual.ln_pre.bias'] = constVar('visual.ln_pre.bias', [c.width], 0);
+  initTransformer(params, 'visual.transformer', c.width, c.layers, seed);
+  params['visual.ln_post.weight'] = constVar('visual.ln_post.weight', [c.width], 1);
+  params['visual.ln_post.bias'] = constVar('visual.ln_post.bias', [c.width], 0);
+  params['visual.proj'] = normalVar(seed, 'visual.proj', [c.width, c.embedDim], scale);
+}
+
+/**
+ * [B, S, S, 3] -> [B * g * g, p * p * 3], each patch flattened in (row, col, channel) order, i.e. conv1's
+ * weight permuted to HWIO. Two 4-D reshapes/transposes instead of one 6-D transpose.
+ */
+export function patchify(images: tf.Tensor4D, patch: number): tf.Tensor2D {
+  const [b, s] = images.shape;
+  const g = s / patch;
+  const rows = tf.reshape(images, [b * g, patch, g, patch * 3]);
+  return tf.reshape(tf.transpose(rows, [0, 2, 1, 3]), [b * g * g, patch * patch * 3]);
+}
+
+export function normalizePixels(images: tf.Tensor4D, c: CLIPConfig): tf.Tensor4D {
+  return tf.div(tf.sub(images, tf.tensor1d(c.mean)), tf.tensor1d(c.std));
+}
+
+function clsToken(x: tf.Tensor2D, batch: number, tokens: number): tf.Tensor2D {
+  return tf.reshape(tf.slice(tf.reshape(x, [batch, tokens, -1]), [0, 0, 0], [batch, 1, -1]), [batch, -1]);
+}
+
+/** Replace (or add, or drop) the prompt slots after the 1 + M image tokens. */
+function withPrompts(x: tf.Tensor2D, batch: number, tokens: number, base: number, prompt: tf.Tensor2D | undefined): tf.Tensor2D {
+  const width = x.shape[1];
+  let x3 = tf.reshape(x, [batch, tokens, width]);
+  if (tokens > base) x3 = tf.slice(x3, [0, 0, 0], [batch, base, width]);
+  if (prompt) {
+    const p3 = tf.tile(tf.expandDims(prompt, 0), [batch, 1, 1]);
+    x3 = tf.concat([x3, p3], 1);
+  }
+  return tf.reshape(x3, [-1, width]);
+}
+
+export function encodeImage(params: ParamMap, c: CLIPConfig, images: tf.Tensor4D, opts: VisionOptions = {}): VisionOut {
+  const [batch, h, w, ch] = images.shape;
+  if (h !== c.imageSize || w !== c.imageSize || ch !== 3) {
+    throw new Error(`encodeImage: expected images [B, ${c.imageSize}, ${c.imageSize}, 3], got [${images.shape.join(', ')}].`);
+  }
+  const m = numPatches(c);
+  const base = m + 1;
+  const patches = denseNoBias(patchify(normalizePixels(images, c), c.patch), params['visual.conv1.weight'] as tf.Tensor2D);
+  const cls = tf.tile(tf.reshape(params['visual.class_embedding'], [1, 1, c.width]), [batch, 1, 1]);
+  let x3 = tf.concat([cls, tf.reshape(patches, [batch, m, c.width])], 1);
+  x3 = tf.add(x3, params['visual.positional_embedding']);
+  let x = layerNorm(tf.reshape(x3, [-1, c.width]) as tf.Tensor2D, params['visual.ln_pre.weight'] as tf.Tensor1D, params['visual.ln_pre.bias'] as tf.Tensor1D);
+
+  let tokens = base;
+  const clsPerLayer: tf.Tensor2D[] = [];
+  let attention: tf.Tensor4D | undefined;
+  for (let i = 0; i < c.layers; i++) {
+    const prompt = opts.prompts?.tokens.get(i);
+    if (prompt || tokens > base) {
+      x = withPrompts(x, batch, tokens, base, prompt as tf.Tensor2D | undefined);
+      tokens = base + (prompt ? prompt.shape[0] : 0);
+    }
+    const last = i === c.layers - 1;
+    const r = residualBlock(params, `visual.transformer.resblocks.${i}`, x, { batch, tokens, heads: c.heads }, null, last && !!opts.collectAttention);
+    x = r.out;
+    if (r.weights) attention = r.weights;
+    if (opts.collectCls) clsPerLayer.push(clsToken(x, batch, tokens));
+  }
+  const pooled = layerNorm(clsToken(x, batch, tokens), params['visual.ln_post.weight'] as tf.Tensor1D, params['visual.ln_post.bias'] as tf.Tensor1D);
+  const embedding = tf.matMul(pooled, params['visual.proj'] as tf.Tensor2D) as tf.Tensor2D;
+  return { embedding, cls: opts.collectCls ? clsPerLayer : undefined, attention };
+}

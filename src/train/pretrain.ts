@@ -1,0 +1,137 @@
+/**
+ * Contrastive image-text pre-training (CLIP's recipe, scaled down): symmetric InfoNCE with a learnable
+ * temperature, AdamW with linear warm-up and cosine decay, optional image augmentation. Deterministic for a
+ * seed (batch order, captions and augmentation all come from per-step seeded draws), and resumable from a
+ * periodic state file.
+ */
+import * as fs from 'fs';
+import * as tf from '@tensorflow/tfjs-core';
+import { MiniCLIP, clipLoss } from '../model/clip';
+import { WordTokenizer } from '../model/tokenizer';
+import { namedGrads, trainableParams } from '../model/params';
+import { CaptionCorpus } from '../data/corpus';
+import { AugmentConfig, augmentBatch } from '../data/augment';
+import { AdamW, warmupCosine } from './optim';
+import { makeRng, permutation } from '../util/rng';
+import { Progress } from '../util/progress';
+import { sha256 } from '../util/fsutil';
+import { readSafetensors, writeSafetensors } from '../checkpoint/safetensors';
+
+export interface PretrainConfig {
+  batch: number;
+  steps: number;
+  lr: number;
+  warmupSteps: number;
+  weightDecay: number;
+  augment: AugmentConfig | null;
+  seed: number;
+}
+
+export interface TrainHistory {
+  loss: number[];
+  lr: number[];
+  /** tf.memory().numTensors at the end of each epoch (should stay flat). */
+  tensorsPerEpoch: number[];
+  seconds: number;
+}
+
+export interface PretrainHooks {
+  /** Write resumable state here every `stateEvery` steps, and resume from it when it exists. */
+  stateFile?: string;
+  stateEvery?: number;
+  onStep?: (step: number, loss: number) => void;
+  quiet?: boolean;
+}
+
+/** Corpus rows of step `s`: epochs are seeded permutations, so any step can be recomputed on resume. */
+export function stepIndices(corpusSize: number, batch: number, step: number, seed: number): Int32Array {
+  const perEpoch = Math.floor(corpusSize / batch);
+  if (perEpoch < 1) throw new Error(`Corpus of ${corpusSize} pairs is smaller than one batch of ${batch}.`);
+  const epoch = Math.floor(step / perEpoch);
+  const perm = permutation(corpusSize, makeRng(`epoch-${seed}-${epoch}`));
+  const o = (step % perEpoch) * batch;
+  return perm.slice(o, o + batch);
+}
+
+function stateKey(model: MiniCLIP, cfg: PretrainConfig, corpus: CaptionCorpus): string {
+  return sha256(JSON.stringify({ model: model.config, cfg, corpus: corpus.size }));
+}
+
+export function pretrain(model: MiniCLIP, tokenizer: WordTokenizer, corpus: CaptionCorpus, cfg: PretrainConfig, hooks: PretrainHooks = {}): TrainHistory {
+  const params = trainableParams(model.params);
+  const opt = new AdamW(params, { weightDecay: cfg.weightDecay });
+  const schedule = warmupCosine(cfg.lr, cfg.warmupSteps, cfg.steps);
+  const hist: TrainHistory = { loss: [], lr: [], tensorsPerEpoch: [], seconds: 0 };
+  const perEpoch = Math.floor(corpus.size / cfg.batch);
+  const key = stateKey(model, cfg, corpus);
+  let start = 0;
+  if (hooks.stateFile && fs.existsSync(hooks.stateFile)) start = resume(hooks.stateFile, key, model, opt, hist);
+
+  const t0 = Date.now();
+  const bar = new Progress('pretrain', cfg.steps, { quiet: hooks.quiet });
+  bar.tick(start);
+  for (let step = start; step < cfg.steps; step++) {
+    const rng = makeRng(`step-${cfg.seed}-${step}`);
+    const b = corpus.batch(stepIndices(corpus.size, cfg.batch, step, cfg.seed), rng);
+    const tokens = tokenizer.encodeBatch(b.captions, model.config.contextLength);
+    const lr = schedule(step);
+    const loss = tf.tidy(() => {
+      let images = tf.tensor4d(b.images, [cfg.batch, corpus.imageSize, corpus.imageSize, 3]);
+      if (cfg.augment) images = augmentBatch(images, cfg.augment, rng);
+      const { value, grads } = namedGrads(params, () => clipLoss(model.logits(model.encodeImage(images).embedding, model.encodeText(tokens))));
+      opt.apply(grads, lr);
+      return value;
+    });
+    const l = loss.dataSync()[0];
+    loss.dispose();
+    if (!Number.isFinite(l)) throw new Error(`Pre-training diverged at step ${step}: loss ${l}. Lower the learning rate (now ${cfg.lr}).`);
+    hist.loss.push(l);
+    hist.lr.push(lr);
+    hooks.onStep?.(step, l);
+    bar.tick(1, `loss ${l.toFixed(3)}`);
+    if ((step + 1) % perEpoch === 0 || step + 1 === cfg.steps) hist.tensorsPerEpoch.push(tf.memory().numTensors);
+    if (hooks.stateFile && hooks.stateEvery && (step + 1) % hooks.stateEvery === 0 && step + 1 < cfg.steps) {
+      hist.seconds += (Date.now() - t0) / 1000;
+      saveState(hooks.stateFile, key, step + 1, model, opt, hist);
+      hist.seconds -= (Date.now() - t0) / 1000;
+    }
+  }
+  bar.done();
+  hist.seconds += (Date.now() - t0) / 1000;
+  opt.dispose();
+  if (hooks.stateFile && fs.existsSync(hooks.stateFile)) fs.unlinkSync(hooks.stateFile);
+  return hist;
+}
+
+function saveState(file: string, key: string, step: number, model: MiniCLIP, opt: AdamW, hist: TrainHistory): void {
+  const tensors: Parameters<typeof writeSafetensors>[1] = {};
+  for (const [k, v] of Object.entries(model.params)) tensors[`param.${k}`] = { dtype: 'F32', shape: v.shape, data: Float32Array.from(v.dataSync()) };
+  for (const [k, v] of Object.entries(opt.state())) tensors[`opt.${k}`] = { dtype: 'F32', shape: v.shape, data: Float32Array.from(v.dataSync()) };
+  writeSafetensors(file, tensors, { key, step: String(step), optStep: String(opt.step), history: JSON.stringify(hist) });
+}
+
+function resume(file: string, key: string, model: MiniCLIP, opt: AdamW, hist: TrainHistory): number {
+  let st;
+  try {
+    st = readSafetensors(file);
+  } catch (e) {
+    process.stderr.write(`[rvpt] ignoring unreadable training state ${file}: ${(e as Error).message}\n`);
+    return 0;
+  }
+  if (st.metadata.key !== key) {
+    process.stderr.write(`[rvpt] training state ${file} belongs to another configuration; starting from scratch\n`);
+    return 0;
+  }
+  const optState: Record<string, tf.Tensor> = {};
+  for (const [k, t] of Object.entries(st.tensors)) {
+    if (k.startsWith('param.')) model.params[k.slice(6)].assign(tf.tensor(t.data as Float32Array, t.shape));
+    else if (k.startsWith('opt.')) optState[k.slice(4)] = tf.tensor(t.data as Float32Array, t.shape);
+  }
+  opt.loadState(optState);
+  for (const t of Object.values(optState)) t.dispose();
+  opt.step = Number(st.metadata.optStep);
+  Object.assign(hist, JSON.parse(st.metadata.history));
+  const step = Number(st.metadata.step);
+  process.stderr.write(`[rvpt] resuming pre-training from step ${step} (${file})\n`);
+  return step;
+}

@@ -1,0 +1,47 @@
+/** Atomic file writes: write a sibling temp file, fsync, rename; a reader never sees a half-written file. */
+import * as fs from 'fs';
+import * as path from 'path';
+import * as crypto from 'crypto';
+
+export function writeFileAtomic(file: string, data: string | Uint8Array): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const tmp = `${file}.tmp-${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
+  const fd = fs.openSync(tmp, 'w');
+  try {
+    fs.writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmp, file);
+}
+
+export function writeJsonAtomic(file: string, value: unknown): void {
+  writeFileAtomic(file, JSON.stringify(value, null, 2) + '\n');
+}
+
+export function sha256File(file: string): string {
+  return crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+}
+
+export function sha256(data: string | Uint8Array): string {
+  return crypto.createHash('sha256').update(data).digest('hex');
+}
+
+/** The project root: the folder holding this package's package.json (works from src/ and dist/). */
+export function projectRoot(): string {
+  let dir = __dirname;
+  for (;;) {
+    const pj = path.join(dir, 'package.json');
+    if (fs.existsSync(pj) && JSON.parse(fs.readFileSync(pj, 'utf8')).name === 'rvpt-notebooks') return dir;
+    const up = path.dirname(dir);
+    if (up === dir) throw new Error('Cannot find the rvpt-notebooks project root above ' + __dirname);
+    dir = up;
+  }
+}
+
+/** Where derived artifacts (rendered images, checkpoints) are cached; RVPT_CACHE overrides. */
+export function cacheDir(...parts: string[]): string {
+  const base = process.env.RVPT_CACHE ?? path.join(projectRoot(), '.cache');
+  return path.join(base, ...parts);
+}
