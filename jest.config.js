@@ -6,5 +6,5 @@ module.exports = {
   testTimeout: 300000,
   // One worker: the machine has two cores and each test file already saturates one with WASM kernels.
   maxWorkers: 1,
-  transform: { '^.+\\.ts$': ['ts-jest', { isolatedModules: true }] },
+  transform: { '^.+\\.ts$': ['ts-jest', {}] },
 };

@@ -1,5 +1,5 @@
 /** The `rvpt` command line: pretrain, eval, bench. Every command takes --profile, --seed and --backend. */
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { initBackend } from './backend';
 import { PROFILES, getProfile } from './experiments/profiles';
 import { cleanAccuracy, ensurePretrained } from './experiments/pretrainRun';
@@ -7,28 +7,28 @@ import { benchTrainStep } from './experiments/bench';
 import { loadCheckpoint } from './checkpoint/checkpoint';
 import { provenance } from './util/provenance';
 
-function int(name: string) {
-  return (v: string) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 0) throw new CommanderError(1, 'rvpt.badnumber', `error: ${name} must be a non-negative integer, got '${v}'`);
-    return n;
-  };
+function int(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('It must be a non-negative integer.');
+  return n;
 }
 
 export function buildCli(): Command {
   const program = new Command('rvpt')
     .description('RVPT at laptop scale: pre-train MiniCLIP, backdoor it, defend it, measure it.')
     .showHelpAfterError('(run `rvpt --help` for usage)')
-    .showSuggestionAfterError(true);
+    .showSuggestionAfterError(true)
+    // Set before adding sub-commands, which copy it: errors come back here instead of exiting the process.
+    .exitOverride();
 
   const common = (c: Command) =>
     c
       .option('-p, --profile <name>', `profile: ${Object.keys(PROFILES).join(' | ')}`, 'small')
-      .option('--seed <n>', 'random seed', int('--seed'))
+      .option('--seed <n>', 'random seed', int)
       .option('--backend <name>', 'force a TF.js backend: tensorflow | wasm | cpu (default: best available; env RVPT_BACKEND)');
 
   common(program.command('pretrain').description('contrastive pre-training of a clean MiniCLIP; prints zero-shot CA'))
-    .option('--steps <n>', 'override the profile number of steps', int('--steps'))
+    .option('--steps <n>', 'override the profile number of steps', int)
     .option('--force', 'train again even when a cached checkpoint exists')
     .option('--json', 'print the result as one JSON line')
     .action(async (o) => {
@@ -54,8 +54,8 @@ export function buildCli(): Command {
     });
 
   common(program.command('bench').description('time one full contrastive training step and the plain 1024^3 matmul'))
-    .option('--steps <n>', 'timed steps (after one warm-up step)', int('--steps'), 5)
-    .option('--batch <n>', 'override the profile benchmark batch', int('--batch'))
+    .option('--steps <n>', 'timed steps (after one warm-up step)', int, 5)
+    .option('--batch <n>', 'override the profile benchmark batch', int)
     .option('--json', 'end with one JSON line')
     .action(async (o) => {
       const profile = getProfile(o.profile);
@@ -73,7 +73,6 @@ export function buildCli(): Command {
 
 export async function main(argv: string[]): Promise<number> {
   const program = buildCli();
-  program.exitOverride();
   try {
     await program.parseAsync(argv, { from: 'user' });
     return 0;

@@ -84,7 +84,8 @@ export function decodeSafetensors(buf: Uint8Array, file = '<buffer>'): Safetenso
     if (!width) bad(`tensor '${name}' has unsupported dtype ${info.dtype}`);
     if (b - a !== count * width) bad(`tensor '${name}' has ${b - a} bytes for shape [${info.shape}] of ${info.dtype}`);
     if (base + b > buf.length) bad(`tensor '${name}' ends at byte ${base + b}, past the end of the file (${buf.length} bytes)`);
-    const bytes = buf.slice(base + a, base + b); // copy: aligned, and independent of the file buffer
+    // A copy (Buffer#slice would return a view into a shared pool): aligned, independent of the file buffer.
+    const bytes = Uint8Array.prototype.slice.call(buf, base + a, base + b);
     let data: Float32Array | Int32Array | Uint8Array;
     if (info.dtype === 'F32') data = new Float32Array(bytes.buffer);
     else if (info.dtype === 'I32') data = new Int32Array(bytes.buffer);

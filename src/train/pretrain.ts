@@ -58,6 +58,9 @@ function stateKey(model: MiniCLIP, cfg: PretrainConfig, corpus: CaptionCorpus): 
 }
 
 export function pretrain(model: MiniCLIP, tokenizer: WordTokenizer, corpus: CaptionCorpus, cfg: PretrainConfig, hooks: PretrainHooks = {}): TrainHistory {
+  if (tokenizer.size > model.config.vocabSize) {
+    throw new Error(`The tokenizer has ${tokenizer.size} words but the model's vocabSize is ${model.config.vocabSize}: raise vocabSize in the model config.`);
+  }
   const params = trainableParams(model.params);
   const opt = new AdamW(params, { weightDecay: cfg.weightDecay });
   const schedule = warmupCosine(cfg.lr, cfg.warmupSteps, cfg.steps);

@@ -1,0 +1,35 @@
+# rvpt-notebooks. The two commands a user needs:
+#   make reproduce   the reproduction on the embedded data (PROFILE=small by default, PROFILE=tiny for a quick run)
+#   make test        the test suite, plus the notebooks executed at the tiny profile
+PROFILE ?= small
+export PYDEVD_DISABLE_FILE_VALIDATION = 1
+
+.PHONY: setup build test unit notebooks reproduce pretrain bench clean
+
+setup:
+	@bash scripts/setup.sh
+
+build: setup
+
+unit: setup
+	npx jest
+
+test: setup
+	npx jest
+	bash scripts/run-notebooks.sh tiny
+
+notebooks: setup
+	bash scripts/run-notebooks.sh $(PROFILE)
+
+pretrain: setup
+	node bin/rvpt.js pretrain --profile $(PROFILE)
+
+reproduce: setup
+	node bin/rvpt.js pretrain --profile $(PROFILE)
+	bash scripts/run-notebooks.sh $(PROFILE)
+
+bench: setup
+	node bin/rvpt.js bench --profile $(PROFILE) --json
+
+clean:
+	rm -rf dist notebooks/executed

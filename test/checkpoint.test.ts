@@ -1,0 +1,61 @@
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs-core';
+import { MiniCLIP } from '../src/model/clip';
+import { WordTokenizer } from '../src/model/tokenizer';
+import { loadCheckpoint, saveCheckpoint, sidecarPath } from '../src/checkpoint/checkpoint';
+import { decodeSafetensors, encodeSafetensors, readSafetensors } from '../src/checkpoint/safetensors';
+import { maxAbsDiff, setup, TEST_CONFIG as C } from './helpers';
+
+beforeAll(setup);
+const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'rvpt-ck-'));
+
+test('safetensors: byte layout (8-byte LE header length, aligned JSON header) and round trip', () => {
+  const bytes = encodeSafetensors({ b: { dtype: 'F32', shape: [2], data: Float32Array.from([1.5, -2]) }, a: { dtype: 'I32', shape: [1, 1], data: Int32Array.from([7]) } }, { note: 'x' });
+  const hlen = Number(new DataView(bytes.buffer).getBigUint64(0, true));
+  expect((8 + hlen) % 8).toBe(0);
+  const header = JSON.parse(Buffer.from(bytes.subarray(8, 8 + hlen)).toString());
+  expect(header.a).toEqual({ dtype: 'I32', shape: [1, 1], data_offsets: [0, 4] });
+  expect(header.b.data_offsets).toEqual([4, 12]);
+  const back = decodeSafetensors(bytes);
+  expect(Array.from(back.tensors.b.data)).toEqual([1.5, -2]);
+  expect(back.metadata.note).toBe('x');
+  expect(() => decodeSafetensors(bytes.subarray(0, bytes.length - 2), 'cut.safetensors')).toThrow(/cut\.safetensors is invalid.*past the end/);
+});
+
+test('checkpoint round trip keeps weights, config and vocabulary; writes a sidecar; leaves no temp files', () => {
+  const dir = tmp();
+  const file = path.join(dir, 'm.safetensors');
+  const m = MiniCLIP.init(C, 3);
+  const tok = WordTokenizer.fromCorpus(['a photo of a bag']);
+  saveCheckpoint(file, m, tok, { kind: 'test', config: C, seed: 3, metrics: { ca: 1 } });
+  expect(fs.readdirSync(dir).sort()).toEqual(['m.json', 'm.safetensors']);
+  const side = JSON.parse(fs.readFileSync(sidecarPath(file), 'utf8'));
+  expect(side.seed).toBe(3);
+  expect(side.provenance.backend).toBe('wasm');
+  expect(side.provenance.versions['tfjs-core']).toBeDefined();
+  const ck = loadCheckpoint(file);
+  expect(ck.tokenizer.vocab).toEqual(tok.vocab);
+  const x = tf.randomUniform([2, C.imageSize, C.imageSize, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
+  expect(maxAbsDiff(m.encodeImage(x).embedding, ck.model.encodeImage(x).embedding)).toBe(0);
+  m.dispose();
+  ck.model.dispose();
+});
+
+test('loading into a model of another shape is a clear error; so is a truncated or foreign file', () => {
+  const dir = tmp();
+  const file = path.join(dir, 'm.safetensors');
+  const m = MiniCLIP.init(C, 3);
+  saveCheckpoint(file, m, WordTokenizer.fromCorpus(['x']), { kind: 'test', config: C, seed: 3 });
+  m.dispose();
+  expect(() => loadCheckpoint(file, { ...C, width: 32 })).toThrow(/does not fit the model: 'visual\.conv1\.weight' is \[48,16\] but the model needs \[48,32\]/);
+  expect(() => loadCheckpoint(file, { ...C, layers: 4 })).toThrow(/missing 'visual\.transformer\.resblocks\.3/);
+  const cut = path.join(dir, 'cut.safetensors');
+  fs.writeFileSync(cut, fs.readFileSync(file).subarray(0, 1000));
+  expect(() => loadCheckpoint(cut)).toThrow(/cut\.safetensors is invalid/);
+  const foreign = path.join(dir, 'f.safetensors');
+  fs.writeFileSync(foreign, encodeSafetensors({ w: { dtype: 'F32', shape: [1], data: new Float32Array(1) } }));
+  expect(() => loadCheckpoint(foreign)).toThrow(/not an rvpt MiniCLIP checkpoint/);
+  expect(() => readSafetensors(path.join(dir, 'none.safetensors'))).toThrow(/does not exist/);
+});

@@ -1,0 +1,41 @@
+/** The CLI as a user meets it: help, and clear errors for unknown profiles and flags. */
+import { spawnSync } from 'child_process';
+import * as path from 'path';
+
+const root = path.join(__dirname, '..');
+const rvpt = (...args: string[]) => spawnSync('node', [path.join(root, 'bin', 'rvpt.js'), ...args], { encoding: 'utf8', env: { ...process.env, RVPT_QUIET: '1' } });
+
+test('--help lists the commands', () => {
+  const r = rvpt('--help');
+  expect(r.status).toBe(0);
+  for (const c of ['pretrain', 'eval', 'bench']) expect(r.stdout).toContain(c);
+});
+
+test('an unknown profile names the profiles that exist', () => {
+  const r = rvpt('bench', '--profile', 'huge');
+  expect(r.status).toBe(1);
+  expect(r.stderr).toMatch(/Unknown profile 'huge'. Use one of: tiny, small/);
+});
+
+test('an unknown flag is refused with a suggestion', () => {
+  const r = rvpt('pretrain', '--stepz', '3');
+  expect(r.status).toBe(2);
+  expect(r.stderr).toMatch(/unknown option '--stepz'[\s\S]*Did you mean --steps\?/);
+});
+
+test('a bad number and a bad backend are refused', () => {
+  expect(rvpt('bench', '--steps', 'many').stderr).toMatch(/option '--steps <n>' argument 'many' is invalid. It must be a non-negative integer/);
+  const r = rvpt('bench', '--profile', 'tiny', '--backend', 'tpu');
+  expect(r.status).toBe(1);
+  expect(r.stderr).toMatch(/Unknown backend 'tpu'.*tensorflow, wasm, cpu/);
+});
+
+test('bench --json ends with one JSON object of the documented shape', () => {
+  const r = rvpt('bench', '--profile', 'tiny', '--steps', '1', '--json');
+  expect(r.status).toBe(0);
+  const last = JSON.parse(r.stdout.trim().split('\n').pop()!);
+  expect(Object.keys(last).sort()).toEqual(['backend', 'config', 'efficiency', 'gflops', 'matmulGflops', 'msPerStep', 'stepGflop'].sort());
+  expect(Object.keys(last.config).sort()).toEqual(['batch', 'contextLength', 'embedDim', 'heads', 'imageSize', 'layers', 'patch', 'textHeads', 'textLayers', 'textWidth', 'vocabSize', 'width'].sort());
+  expect(last.efficiency).toBeCloseTo(last.gflops / last.matmulGflops, 6);
+  expect(last.backend).toBe('wasm');
+});
