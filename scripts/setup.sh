@@ -47,6 +47,8 @@ if [ ! -f dist/index.js ] || [ -n "$(find src -newer dist/index.js -name '*.ts' 
 fi
 # Notebooks import the library by its package name (tslab compiles only files under the notebook's folder).
 if [ ! -e node_modules/rvpt-notebooks ]; then ln -s .. node_modules/rvpt-notebooks; fi
+# `npx rvpt` finds the command here (npm does not install a package's own bin into its node_modules).
+if [ ! -e node_modules/.bin/rvpt ]; then ln -s ../../bin/rvpt.js node_modules/.bin/rvpt; fi
 if [ "${RVPT_SKIP_JUPYTER:-0}" != 1 ]; then
   kdir=$("$PY" -c 'import jupyter_client.kernelspec as k; s=k.KernelSpecManager().find_kernel_specs(); print(s.get("tslab",""))' 2>/dev/null || true)
   if [ -z "$kdir" ] || ! grep -q "$(pwd)/node_modules/.bin/tslab" "$kdir/kernel.json" 2>/dev/null; then

@@ -56,14 +56,15 @@ export function buildCli(): Command {
   common(program.command('bench').description('time one full contrastive training step and the plain 1024^3 matmul'))
     .option('--steps <n>', 'timed steps (after one warm-up step)', int, 5)
     .option('--batch <n>', 'override the profile benchmark batch', int)
+    .option('--workers <n>', 'threads computing gradients: 1, or 2 to use a second core', int, 1)
     .option('--json', 'end with one JSON line')
     .action(async (o) => {
       const profile = getProfile(o.profile);
       const b = await initBackend(o.backend);
-      const r = benchTrainStep(profile.model, o.batch ?? profile.benchBatch, o.steps, b.name, (s) => process.stderr.write(`[bench] ${s}\n`));
+      const r = await benchTrainStep(profile.model, o.batch ?? profile.benchBatch, o.steps, b.name, (s) => process.stderr.write(`[bench] ${s}\n`), o.workers);
       if (o.json) console.log(JSON.stringify(r));
       else {
-        console.log(`backend ${r.backend}, profile ${profile.name}, batch ${r.config.batch}`);
+        console.log(`backend ${r.backend}, profile ${profile.name}, batch ${r.config.batch}, workers ${r.workers}`);
         console.log(`step: median ${r.msPerStep.median.toFixed(0)} ms (min ${r.msPerStep.min.toFixed(0)}, max ${r.msPerStep.max.toFixed(0)}), ${r.stepGflop.toFixed(2)} GFLOP`);
         console.log(`training ${r.gflops.toFixed(2)} GFLOP/s; plain matmul ${r.matmulGflops.toFixed(2)} GFLOP/s; efficiency ${r.efficiency.toFixed(3)}`);
       }

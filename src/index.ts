@@ -34,3 +34,5 @@ export * from './util/provenance';
 export * from './viz/plotly';
 export * from './viz/notebook';
 export * from './viz/images';
+export * from './train/step';
+export * from './train/parallel';

@@ -34,8 +34,18 @@ test('bench --json ends with one JSON object of the documented shape', () => {
   const r = rvpt('bench', '--profile', 'tiny', '--steps', '1', '--json');
   expect(r.status).toBe(0);
   const last = JSON.parse(r.stdout.trim().split('\n').pop()!);
-  expect(Object.keys(last).sort()).toEqual(['backend', 'config', 'efficiency', 'gflops', 'matmulGflops', 'msPerStep', 'stepGflop'].sort());
+  expect(Object.keys(last).sort()).toEqual(['backend', 'config', 'efficiency', 'gflops', 'matmulGflops', 'msPerStep', 'stepGflop', 'workers'].sort());
   expect(Object.keys(last.config).sort()).toEqual(['batch', 'contextLength', 'embedDim', 'heads', 'imageSize', 'layers', 'patch', 'textHeads', 'textLayers', 'textWidth', 'vocabSize', 'width'].sort());
   expect(last.efficiency).toBeCloseTo(last.gflops / last.matmulGflops, 6);
   expect(last.backend).toBe('wasm');
+});
+
+test('eval of a missing or foreign checkpoint says what is wrong', () => {
+  const r = rvpt('eval', '--profile', 'tiny', '--checkpoint', '/nonexistent/model.safetensors');
+  expect(r.status).toBe(1);
+  expect(r.stderr).toMatch(/Checkpoint \/nonexistent\/model\.safetensors does not exist/);
+  const pkg = path.join(root, 'package.json');
+  const r2 = rvpt('eval', '--profile', 'tiny', '--checkpoint', pkg);
+  expect(r2.status).toBe(1);
+  expect(r2.stderr).toMatch(/package\.json is invalid/);
 });

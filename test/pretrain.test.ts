@@ -34,9 +34,9 @@ test('epochs are seeded permutations: every pair once per epoch', () => {
   expect(Array.from(stepIndices(640, 64, 10, 1))).not.toEqual(Array.from(stepIndices(640, 64, 0, 1)));
 });
 
-test('loss falls, zero-shot accuracy beats chance, tensors stay flat across epochs, and runs repeat exactly', () => {
+test('loss falls, zero-shot accuracy beats chance, tensors stay flat across epochs, and runs repeat exactly', async () => {
   const a = MiniCLIP.init(C, 0);
-  const h = pretrain(a, tok, corpus, cfg(100), { quiet: true });
+  const h = await pretrain(a, tok, corpus, cfg(100), { quiet: true });
   const first = h.loss.slice(0, 5).reduce((x, y) => x + y) / 5;
   const last = h.loss.slice(-5).reduce((x, y) => x + y) / 5;
   expect(last).toBeLessThan(first - 0.3);
@@ -45,19 +45,19 @@ test('loss falls, zero-shot accuracy beats chance, tensors stay flat across epoc
   const ca = zeroShotAccuracy(a, tok, data);
   expect(ca).toBeGreaterThan(25); // 10 classes: chance is 10%; measured 37.8% on WASM
   const b = MiniCLIP.init(C, 0);
-  const h2 = pretrain(b, tok, corpus, cfg(100), { quiet: true });
+  const h2 = await pretrain(b, tok, corpus, cfg(100), { quiet: true });
   expect(h2.loss).toEqual(h.loss);
   a.dispose();
   b.dispose();
 });
 
-test('an interrupted run resumes from its state file to the same final numbers', () => {
+test('an interrupted run resumes from its state file to the same final numbers', async () => {
   const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'rvpt-resume-')), 'state.safetensors');
   const ref = MiniCLIP.init(C, 0);
-  const href = pretrain(ref, tok, corpus, cfg(12), { quiet: true });
+  const href = await pretrain(ref, tok, corpus, cfg(12), { quiet: true });
   // "Interrupt" after 8 steps: a run with state every 4 steps that throws at step 9.
   const m1 = MiniCLIP.init(C, 0);
-  expect(() =>
+  await expect(
     pretrain(m1, tok, corpus, cfg(12), {
       quiet: true,
       stateFile: file,
@@ -66,10 +66,10 @@ test('an interrupted run resumes from its state file to the same final numbers',
         if (s === 9) throw new Error('killed');
       },
     }),
-  ).toThrow('killed');
+  ).rejects.toThrow('killed');
   expect(fs.existsSync(file)).toBe(true);
   const m2 = MiniCLIP.init(C, 0);
-  const h2 = pretrain(m2, tok, corpus, cfg(12), { quiet: true, stateFile: file, stateEvery: 4 });
+  const h2 = await pretrain(m2, tok, corpus, cfg(12), { quiet: true, stateFile: file, stateEvery: 4 });
   expect(h2.loss).toEqual(href.loss);
   const x = tf.randomUniform([2, 32, 32, 3], 0, 1, 'float32', 4) as tf.Tensor4D;
   expect(tf.max(tf.abs(tf.sub(ref.encodeImage(x).embedding, m2.encodeImage(x).embedding))).dataSync()[0]).toBe(0);

@@ -4,10 +4,11 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { CLIPConfig, numPatches } from '../model/config';
-import { MiniCLIP, clipLoss } from '../model/clip';
-import { TokenBatch } from '../model/text';
+import { MiniCLIP } from '../model/clip';
+import { TokenBatch, trimTokens } from '../model/text';
 import { AdamW } from '../train/optim';
-import { namedGrads } from '../model/params';
+import { ContrastiveWorker } from '../train/parallel';
+import { contrastiveStep } from '../train/step';
 
 /** Forward multiply-add FLOPs of one transformer block over `t` tokens of width `w` (2 FLOPs per MAC). */
 function blockFlops(t: number, w: number): number {
@@ -15,16 +16,17 @@ function blockFlops(t: number, w: number): number {
 }
 
 /** Forward FLOPs of one image-caption pair, counting matmuls only (the convention of FLOP-per-step figures). */
-export function pairForwardFlops(c: CLIPConfig, promptTokens = 0): number {
+export function pairForwardFlops(c: CLIPConfig, promptTokens = 0, textTokens = c.contextLength): number {
   const m = numPatches(c);
   const t = m + 1 + promptTokens;
   const image = 2 * m * c.patch * c.patch * 3 * c.width + c.layers * blockFlops(t, c.width) + 2 * c.width * c.embedDim;
-  const text = c.textLayers * blockFlops(c.contextLength, c.textWidth) + 2 * c.textWidth * c.embedDim;
+  const text = c.textLayers * blockFlops(textTokens, c.textWidth) + 2 * c.textWidth * c.embedDim;
   return image + text;
 }
 
 export interface BenchResult {
   backend: string;
+  workers: number;
   config: Record<string, number>;
   msPerStep: { median: number; min: number; max: number };
   stepGflop: number;
@@ -70,35 +72,31 @@ export function syntheticBatch(c: CLIPConfig, batch: number, seed = 0): { images
   return { images, tokens: { ids, eot, batch, contextLength: c.contextLength } };
 }
 
-export function contrastiveStep(model: MiniCLIP, opt: AdamW, images: tf.Tensor4D, tokens: TokenBatch, lr: number): number {
-  const { value, grads } = namedGrads(model.params, () => clipLoss(model.logits(model.encodeImage(images).embedding, model.encodeText(tokens))));
-  const loss = value.dataSync()[0];
-  value.dispose();
-  opt.apply(grads, lr);
-  return loss;
-}
-
-export function benchTrainStep(c: CLIPConfig, batch: number, steps: number, backend: string, log?: (s: string) => void): BenchResult {
+export async function benchTrainStep(c: CLIPConfig, batch: number, steps: number, backend: string, log?: (s: string) => void, workers = 1): Promise<BenchResult> {
   const model = MiniCLIP.init(c, 0);
   const opt = new AdamW(model.params);
   const { images, tokens } = syntheticBatch(c, batch);
+  const helper = workers === 2 ? await ContrastiveWorker.start(model, batch, backend) : null;
   const times: number[] = [];
   for (let i = 0; i < steps + 1; i++) {
     const t0 = performance.now();
-    contrastiveStep(model, opt, images, tokens, 1e-4);
+    contrastiveStep(model, model.params, opt, images, tokens, 1e-4, helper, i).dispose();
     const ms = performance.now() - t0;
     if (i > 0) times.push(ms); // the first step pays for kernel set-up and allocations
     log?.(`step ${i}/${steps}: ${ms.toFixed(0)} ms${i === 0 ? ' (warm-up, not counted)' : ''}`);
   }
+  await helper?.stop();
   images.dispose();
   opt.dispose();
   model.dispose();
   const matmulGflops = benchMatmul();
-  const stepGflop = (3 * batch * pairForwardFlops(c) + 3 * 2 * batch * batch * c.embedDim) / 1e9;
+  // Count the text tokens the step really processes (the batch is cut to its longest caption).
+  const stepGflop = (3 * batch * pairForwardFlops(c, 0, trimTokens(tokens).contextLength) + 3 * 2 * batch * batch * c.embedDim) / 1e9;
   const med = median(times);
   const gflops = stepGflop / (med / 1000);
   return {
     backend,
+    workers,
     config: {
       batch,
       imageSize: c.imageSize,

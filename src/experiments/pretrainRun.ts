@@ -104,7 +104,7 @@ export async function ensurePretrained(profile: Profile, opts: PretrainOptions =
   const data = await pretrainData(profile, log);
   log(`pre-training '${profile.name}': ${data.corpus.size} pairs per epoch, ${steps} steps of ${profile.pretrain.batch}, vocabulary ${data.tokenizer.size} words`);
   const model = MiniCLIP.init(profile.model, seed);
-  const history = pretrain(model, data.tokenizer, data.corpus, { ...profile.pretrain, seed, steps }, {
+  const history = await pretrain(model, data.tokenizer, data.corpus, { ...profile.pretrain, seed, steps }, {
     stateFile: file.replace(/\.safetensors$/, '.state.safetensors'),
     stateEvery: 100,
     quiet: opts.quiet,

@@ -57,7 +57,7 @@ export const PROFILES: Record<string, Profile> = {
     name: 'small',
     model: SMALL_MODEL,
     datasets: { main: 'fashion-mnist', emoji: 'emoji' },
-    pretrain: { batch: 128, steps: 900, lr: 1e-3, warmupSteps: 50, weightDecay: 0.1, augment: DEFAULT_AUGMENT, seed: 0, mainLimit: null, emojiRepeat: 8 },
+    pretrain: { batch: 128, steps: 1000, lr: 1e-3, warmupSteps: 50, weightDecay: 0.1, augment: DEFAULT_AUGMENT, seed: 0, mainLimit: null, emojiRepeat: 8, workers: 2 },
     evalLimit: null,
     benchBatch: 128,
   },

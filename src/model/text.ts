@@ -32,21 +32,36 @@ export function causalMask(n: number): tf.Tensor2D {
   return tf.tensor2d(m, [n, n]);
 }
 
-export function encodeText(params: ParamMap, c: CLIPConfig, t: TokenBatch): tf.Tensor2D {
-  if (t.contextLength !== c.contextLength) {
-    throw new Error(`encodeText: tokens have context ${t.contextLength}, the model expects ${c.contextLength}.`);
+/**
+ * Positions after the batch's last end-of-text token cannot influence any row's EOT feature (the mask is causal
+ * and only the EOT feature is read), so the batch is cut to its longest caption: the same result, less work.
+ */
+export function trimTokens(t: TokenBatch): TokenBatch {
+  let len = 0;
+  for (const e of t.eot) len = Math.max(len, e + 1);
+  if (len >= t.contextLength) return t;
+  const ids = new Int32Array(t.batch * len);
+  for (let b = 0; b < t.batch; b++) ids.set(t.ids.subarray(b * t.contextLength, b * t.contextLength + len), b * len);
+  return { ids, eot: t.eot, batch: t.batch, contextLength: len };
+}
+
+export function encodeText(params: ParamMap, c: CLIPConfig, tokens: TokenBatch): tf.Tensor2D {
+  if (tokens.contextLength !== c.contextLength) {
+    throw new Error(`encodeText: tokens have context ${tokens.contextLength}, the model expects ${c.contextLength}.`);
   }
-  const { batch } = t;
+  const t = trimTokens(tokens);
+  const { batch, contextLength: len } = t;
   const ids = tf.tensor1d(t.ids, 'int32');
   let x = embeddingLookup(params['token_embedding.weight'] as tf.Tensor2D, ids);
-  x = tf.reshape(tf.add(tf.reshape(x, [batch, c.contextLength, c.textWidth]), params["positional_embedding"]), [-1, c.textWidth]) as tf.Tensor2D;
-  const mask = causalMask(c.contextLength);
+  const pos = tf.slice(params['positional_embedding'], [0, 0], [len, c.textWidth]);
+  x = tf.reshape(tf.add(tf.reshape(x, [batch, len, c.textWidth]), pos), [-1, c.textWidth]) as tf.Tensor2D;
+  const mask = causalMask(len);
   for (let i = 0; i < c.textLayers; i++) {
-    x = residualBlock(params, `transformer.resblocks.${i}`, x, { batch, tokens: c.contextLength, heads: c.textHeads }, mask).out;
+    x = residualBlock(params, `transformer.resblocks.${i}`, x, { batch, tokens: len, heads: c.textHeads }, mask).out;
   }
   // Select each row's EOT feature with a one-hot weighted sum: a gather's gradient needs a kernel WASM lacks.
-  const sel = tf.reshape(tf.cast(tf.oneHot(tf.tensor1d(t.eot, 'int32'), c.contextLength), 'float32'), [batch, c.contextLength, 1]);
-  const eotFeat = tf.sum(tf.mul(tf.reshape(x, [batch, c.contextLength, c.textWidth]), sel), 1) as tf.Tensor2D;
+  const sel = tf.reshape(tf.cast(tf.oneHot(tf.tensor1d(t.eot, 'int32'), len), 'float32'), [batch, len, 1]);
+  const eotFeat = tf.sum(tf.mul(tf.reshape(x, [batch, len, c.textWidth]), sel), 1) as tf.Tensor2D;
   const normed = layerNorm(eotFeat, params['ln_final.weight'] as tf.Tensor1D, params['ln_final.bias'] as tf.Tensor1D);
   return tf.matMul(normed, params['text_projection'] as tf.Tensor2D);
 }

@@ -61,6 +61,7 @@ export function attention(
 ): AttentionOut {
   const width = x.shape[1];
   const dh = width / s.heads;
+  // One packed q/k/v product: measured faster than three [C, C] products plus splitting the weight.
   const qkv = dense(x, params[`${p}.attn.in_proj_weight`] as tf.Tensor2D, params[`${p}.attn.in_proj_bias`] as tf.Tensor1D);
   const [q, k, v] = tf.split(qkv, 3, 1) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
   const qh = splitHeads(tf.mul(q, dh ** -0.5), s, false);
@@ -68,11 +69,11 @@ export function attention(
   const vh = splitHeads(v, s, false);
   let scores: tf.Tensor3D = tf.matMul(qh, khT);
   if (mask) scores = tf.add(scores, mask) as tf.Tensor3D;
-  const w = tf.softmax(scores);
-  const ctx = tf.matMul(w, vh); // [B*H, T, dh]
+  const attn = tf.softmax(scores);
+  const ctx = tf.matMul(attn, vh); // [B*H, T, dh]
   const merged = tf.reshape(tf.transpose(tf.reshape(ctx, [s.batch, s.heads, s.tokens, dh]), [0, 2, 1, 3]), [s.batch * s.tokens, width]) as tf.Tensor2D;
   const out = dense(merged, params[`${p}.attn.out_proj.weight`] as tf.Tensor2D, params[`${p}.attn.out_proj.bias`] as tf.Tensor1D);
-  return { out, weights: wantWeights ? tf.reshape(w, [s.batch, s.heads, s.tokens, s.tokens]) : undefined };
+  return { out, weights: wantWeights ? tf.reshape(attn, [s.batch, s.heads, s.tokens, s.tokens]) : undefined };
 }
 
 export function residualBlock(

@@ -6,16 +6,19 @@
  */
 import * as fs from 'fs';
 import * as tf from '@tensorflow/tfjs-core';
-import { MiniCLIP, clipLoss } from '../model/clip';
+import { MiniCLIP } from '../model/clip';
 import { WordTokenizer } from '../model/tokenizer';
-import { namedGrads, trainableParams } from '../model/params';
+import { trainableParams } from '../model/params';
 import { CaptionCorpus } from '../data/corpus';
 import { AugmentConfig, augmentBatch } from '../data/augment';
-import { AdamW, warmupCosine } from './optim';
+import { AdamW, OptimizerState, warmupCosine } from './optim';
 import { makeRng, permutation } from '../util/rng';
 import { Progress } from '../util/progress';
 import { sha256 } from '../util/fsutil';
 import { readSafetensors, writeSafetensors } from '../checkpoint/safetensors';
+import { backendInfo } from '../backend';
+import { ContrastiveWorker } from './parallel';
+import { contrastiveStep } from './step';
 
 export interface PretrainConfig {
   batch: number;
@@ -25,6 +28,8 @@ export interface PretrainConfig {
   weightDecay: number;
   augment: AugmentConfig | null;
   seed: number;
+  /** Threads computing gradients: 1, or 2 to use a second core (see parallel.ts). Default 1. */
+  workers?: number;
 }
 
 export interface TrainHistory {
@@ -57,7 +62,9 @@ function stateKey(model: MiniCLIP, cfg: PretrainConfig, corpus: CaptionCorpus): 
   return sha256(JSON.stringify({ model: model.config, cfg, corpus: corpus.size }));
 }
 
-export function pretrain(model: MiniCLIP, tokenizer: WordTokenizer, corpus: CaptionCorpus, cfg: PretrainConfig, hooks: PretrainHooks = {}): TrainHistory {
+export async function pretrain(model: MiniCLIP, tokenizer: WordTokenizer, corpus: CaptionCorpus, cfg: PretrainConfig, hooks: PretrainHooks = {}): Promise<TrainHistory> {
+  const workers = cfg.workers ?? 1;
+  if (workers !== 1 && workers !== 2) throw new Error(`workers must be 1 or 2 (got ${workers}).`);
   if (tokenizer.size > model.config.vocabSize) {
     throw new Error(`The tokenizer has ${tokenizer.size} words but the model's vocabSize is ${model.config.vocabSize}: raise vocabSize in the model config.`);
   }
@@ -71,35 +78,37 @@ export function pretrain(model: MiniCLIP, tokenizer: WordTokenizer, corpus: Capt
   if (hooks.stateFile && fs.existsSync(hooks.stateFile)) start = resume(hooks.stateFile, key, model, opt, hist);
 
   const t0 = Date.now();
+  const helper = workers === 2 ? await ContrastiveWorker.start(model, cfg.batch, backendInfo().name) : null;
   const bar = new Progress('pretrain', cfg.steps, { quiet: hooks.quiet });
   bar.tick(start);
-  for (let step = start; step < cfg.steps; step++) {
-    const rng = makeRng(`step-${cfg.seed}-${step}`);
-    const b = corpus.batch(stepIndices(corpus.size, cfg.batch, step, cfg.seed), rng);
-    const tokens = tokenizer.encodeBatch(b.captions, model.config.contextLength);
-    const lr = schedule(step);
-    const loss = tf.tidy(() => {
-      let images = tf.tensor4d(b.images, [cfg.batch, corpus.imageSize, corpus.imageSize, 3]);
-      if (cfg.augment) images = augmentBatch(images, cfg.augment, rng);
-      const { value, grads } = namedGrads(params, () => clipLoss(model.logits(model.encodeImage(images).embedding, model.encodeText(tokens))));
-      opt.apply(grads, lr);
-      return value;
-    });
-    const l = loss.dataSync()[0];
-    loss.dispose();
+  try {
+    for (let step = start; step < cfg.steps; step++) {
+      const rng = makeRng(`step-${cfg.seed}-${step}`);
+      const b = corpus.batch(stepIndices(corpus.size, cfg.batch, step, cfg.seed), rng);
+      const tokens = tokenizer.encodeBatch(b.captions, model.config.contextLength);
+      const lr = schedule(step);
+      const raw = tf.tensor4d(b.images, [cfg.batch, corpus.imageSize, corpus.imageSize, 3]);
+      const images = cfg.augment ? augmentBatch(raw, cfg.augment, rng) : raw;
+      const loss = contrastiveStep(model, params, opt, images, tokens, lr, helper, step);
+      tf.dispose([raw, images]);
+      const l = loss.dataSync()[0];
+      loss.dispose();
     if (!Number.isFinite(l)) throw new Error(`Pre-training diverged at step ${step}: loss ${l}. Lower the learning rate (now ${cfg.lr}).`);
-    hist.loss.push(l);
-    hist.lr.push(lr);
-    hooks.onStep?.(step, l);
-    bar.tick(1, `loss ${l.toFixed(3)}`);
-    if ((step + 1) % perEpoch === 0 || step + 1 === cfg.steps) hist.tensorsPerEpoch.push(tf.memory().numTensors);
-    if (hooks.stateFile && hooks.stateEvery && (step + 1) % hooks.stateEvery === 0 && step + 1 < cfg.steps) {
-      hist.seconds += (Date.now() - t0) / 1000;
-      saveState(hooks.stateFile, key, step + 1, model, opt, hist);
-      hist.seconds -= (Date.now() - t0) / 1000;
+      hist.loss.push(l);
+      hist.lr.push(lr);
+      hooks.onStep?.(step, l);
+      bar.tick(1, `loss ${l.toFixed(3)}`);
+      if ((step + 1) % perEpoch === 0 || step + 1 === cfg.steps) hist.tensorsPerEpoch.push(tf.memory().numTensors);
+      if (hooks.stateFile && hooks.stateEvery && (step + 1) % hooks.stateEvery === 0 && step + 1 < cfg.steps) {
+        hist.seconds += (Date.now() - t0) / 1000;
+        saveState(hooks.stateFile, key, step + 1, model, opt, hist);
+        hist.seconds -= (Date.now() - t0) / 1000;
+      }
     }
+  } finally {
+    bar.done();
+    await helper?.stop();
   }
-  bar.done();
   hist.seconds += (Date.now() - t0) / 1000;
   opt.dispose();
   if (hooks.stateFile && fs.existsSync(hooks.stateFile)) fs.unlinkSync(hooks.stateFile);
@@ -109,7 +118,7 @@ export function pretrain(model: MiniCLIP, tokenizer: WordTokenizer, corpus: Capt
 function saveState(file: string, key: string, step: number, model: MiniCLIP, opt: AdamW, hist: TrainHistory): void {
   const tensors: Parameters<typeof writeSafetensors>[1] = {};
   for (const [k, v] of Object.entries(model.params)) tensors[`param.${k}`] = { dtype: 'F32', shape: v.shape, data: Float32Array.from(v.dataSync()) };
-  for (const [k, v] of Object.entries(opt.state())) tensors[`opt.${k}`] = { dtype: 'F32', shape: v.shape, data: Float32Array.from(v.dataSync()) };
+  for (const [k, v] of Object.entries(opt.state())) tensors[`opt.${k}`] = { dtype: 'F32', shape: v.shape, data: v.data };
   writeSafetensors(file, tensors, { key, step: String(step), optStep: String(opt.step), history: JSON.stringify(hist) });
 }
 
@@ -125,13 +134,12 @@ function resume(file: string, key: string, model: MiniCLIP, opt: AdamW, hist: Tr
     process.stderr.write(`[rvpt] training state ${file} belongs to another configuration; starting from scratch\n`);
     return 0;
   }
-  const optState: Record<string, tf.Tensor> = {};
+  const optState: OptimizerState = {};
   for (const [k, t] of Object.entries(st.tensors)) {
-    if (k.startsWith('param.')) model.params[k.slice(6)].assign(tf.tensor(t.data as Float32Array, t.shape));
-    else if (k.startsWith('opt.')) optState[k.slice(4)] = tf.tensor(t.data as Float32Array, t.shape);
+    if (k.startsWith('param.')) tf.tidy(() => model.params[k.slice(6)].assign(tf.tensor(t.data as Float32Array, t.shape)));
+    else if (k.startsWith('opt.')) optState[k.slice(4)] = { shape: t.shape, data: t.data as Float32Array };
   }
   opt.loadState(optState);
-  for (const t of Object.values(optState)) t.dispose();
   opt.step = Number(st.metadata.optStep);
   Object.assign(hist, JSON.parse(st.metadata.history));
   const step = Number(st.metadata.step);
