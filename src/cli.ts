@@ -29,12 +29,13 @@ export function buildCli(): Command {
 
   common(program.command('pretrain').description('contrastive pre-training of a clean MiniCLIP; prints zero-shot CA'))
     .option('--steps <n>', 'override the profile number of steps', int)
+    .option('--workers <n>', 'threads computing gradients: 1, or 2 to use a second core (default: the profile)', int)
     .option('--force', 'train again even when a cached checkpoint exists')
     .option('--json', 'print the result as one JSON line')
     .action(async (o) => {
       const profile = getProfile(o.profile);
       await initBackend(o.backend);
-      const r = await ensurePretrained(profile, { seed: o.seed, steps: o.steps, force: o.force });
+      const r = await ensurePretrained(o.workers ? { ...profile, pretrain: { ...profile.pretrain, workers: o.workers } } : profile, { seed: o.seed, steps: o.steps, force: o.force });
       const out = { checkpoint: r.checkpoint, ca: r.ca, cached: r.cached, trainSeconds: r.history.seconds, finalLoss: r.history.loss.at(-1), provenance: provenance() };
       console.log(o.json ? JSON.stringify(out) : JSON.stringify(out, null, 2));
       r.model.dispose();

@@ -20,7 +20,7 @@ import { cacheDir, sha256 } from '../util/fsutil';
 import { Profile } from './profiles';
 
 /** Bump when a code change alters what pre-training produces, so stale cached checkpoints are not reused. */
-export const PRETRAIN_CODE_VERSION = 1;
+export const PRETRAIN_CODE_VERSION = 2;
 
 export interface PretrainData {
   corpus: CaptionCorpus;
