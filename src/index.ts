@@ -36,3 +36,8 @@ export * from './viz/notebook';
 export * from './viz/images';
 export * from './train/step';
 export * from './train/parallel';
+export * from './attacks/trigger';
+export * from './attacks/badnet';
+export * from './attacks/blended';
+export * from './attacks/wanet';
+export * from './attacks/registry';

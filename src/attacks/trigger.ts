@@ -1,0 +1,39 @@
+/**
+ * What every backdoor attack provides: a trigger that turns clean images into triggered ones. Images are
+ * [B, S, S, 3] in [0, 1]. Triggers with per-image randomness (BadNet's position and noise, Blended's noise)
+ * draw it from (seed, image index), so poisoning, evaluation and re-runs see the same triggered images.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+
+export interface TriggerContext {
+  /** Index of the batch's first image in its dataset (per-image randomness is keyed on it). */
+  offset: number;
+  /** Seed of the per-image draws. */
+  seed: number;
+}
+
+export interface Trigger {
+  /** The paper's attack name: BadNet, Blended, ISSBA, WaNet, TrojVQA, BadCLIP. */
+  readonly name: string;
+  apply(images: tf.Tensor4D, ctx: TriggerContext): tf.Tensor4D;
+  /** A text trigger prepended to captions and prompts (TrojVQA's 'SUDO '), if any. */
+  readonly textPrefix?: string;
+  /** The trigger's parameters, recorded in every result file. */
+  readonly config: Record<string, unknown>;
+}
+
+/** Apply a per-image pixel edit in JavaScript (for triggers with data-dependent, non-differentiable steps). */
+export function mapImages(images: tf.Tensor4D, edit: (pixels: Float32Array, index: number, size: number) => void, ctx: TriggerContext): tf.Tensor4D {
+  const [n, s] = images.shape;
+  const data = Float32Array.from(images.dataSync());
+  const per = s * s * 3;
+  for (let i = 0; i < n; i++) edit(data.subarray(i * per, (i + 1) * per), ctx.offset + i, s);
+  for (let i = 0; i < data.length; i++) data[i] = Math.min(1, Math.max(0, data[i]));
+  return tf.tensor4d(data, images.shape);
+}
+
+/** A standard normal draw from a uniform rng (Box-Muller). */
+export function gaussian(rng: () => number): number {
+  const u = Math.max(rng(), 1e-12);
+  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rng());
+}
