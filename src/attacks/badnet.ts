@@ -4,9 +4,8 @@
  * 16x16 patch on 224x224 images becomes 4x4 on 32x32 (about the same 7% of the side). CleanCLIP leaves patch values
  * unclipped; images here stay in [0, 1], so they are clipped.
  */
-import { Trigger, TriggerContext, gaussian, mapImages } from './trigger';
+import { Trigger, gaussian, pixelTrigger } from './trigger';
 import { makeRng, randInt } from '../util/rng';
-import * as tf from '@tensorflow/tfjs-core';
 
 export interface BadNetConfig {
   patch: number;
@@ -16,25 +15,16 @@ export const BADNET_DEFAULTS: BadNetConfig = { patch: 4 };
 
 export function badnet(config: Partial<BadNetConfig> = {}): Trigger {
   const c = { ...BADNET_DEFAULTS, ...config };
-  return {
-    name: 'BadNet',
-    config: { ...c },
-    apply: (images: tf.Tensor4D, ctx: TriggerContext) =>
-      mapImages(
-        images,
-        (px, index, s) => {
-          const rng = makeRng(`badnet-${ctx.seed}-${index}`);
-          const mean = [0, 0, 0];
-          for (let i = 0; i < s * s; i++) for (let ch = 0; ch < 3; ch++) mean[ch] += px[i * 3 + ch] / (s * s);
-          const y = randInt(rng, s - c.patch + 1);
-          const x = randInt(rng, s - c.patch + 1);
-          for (let dy = 0; dy < c.patch; dy++) {
-            for (let dx = 0; dx < c.patch; dx++) {
-              for (let ch = 0; ch < 3; ch++) px[((y + dy) * s + x + dx) * 3 + ch] = mean[ch] + gaussian(rng);
-            }
-          }
-        },
-        ctx,
-      ),
-  };
+  return pixelTrigger('BadNet', c, (px, index, s, ctx) => {
+    const rng = makeRng(`badnet-${ctx.seed}-${index}`);
+    const mean = [0, 0, 0];
+    for (let i = 0; i < s * s; i++) for (let ch = 0; ch < 3; ch++) mean[ch] += px[i * 3 + ch] / (s * s);
+    const y = randInt(rng, s - c.patch + 1);
+    const x = randInt(rng, s - c.patch + 1);
+    for (let dy = 0; dy < c.patch; dy++) {
+      for (let dx = 0; dx < c.patch; dx++) {
+        for (let ch = 0; ch < 3; ch++) px[((y + dy) * s + x + dx) * 3 + ch] = mean[ch] + gaussian(rng);
+      }
+    }
+  });
 }

@@ -2,9 +2,8 @@
  * Blended (CleanCLIP's 'blended'): 0.8 * image + 0.2 * uniform noise, the noise fresh for every image, clipped
  * to [0, 1].
  */
-import { Trigger, TriggerContext, mapImages } from './trigger';
+import { Trigger, pixelTrigger } from './trigger';
 import { makeRng } from '../util/rng';
-import * as tf from '@tensorflow/tfjs-core';
 
 export interface BlendedConfig {
   ratio: number;
@@ -14,17 +13,8 @@ export const BLENDED_DEFAULTS: BlendedConfig = { ratio: 0.2 };
 
 export function blended(config: Partial<BlendedConfig> = {}): Trigger {
   const c = { ...BLENDED_DEFAULTS, ...config };
-  return {
-    name: 'Blended',
-    config: { ...c },
-    apply: (images: tf.Tensor4D, ctx: TriggerContext) =>
-      mapImages(
-        images,
-        (px, index) => {
-          const rng = makeRng(`blended-${ctx.seed}-${index}`);
-          for (let i = 0; i < px.length; i++) px[i] = (1 - c.ratio) * px[i] + c.ratio * rng();
-        },
-        ctx,
-      ),
-  };
+  return pixelTrigger('Blended', c, (px, index, _s, ctx) => {
+    const rng = makeRng(`blended-${ctx.seed}-${index}`);
+    for (let i = 0; i < px.length; i++) px[i] = (1 - c.ratio) * px[i] + c.ratio * rng();
+  });
 }

@@ -32,6 +32,15 @@ export function mapImages(images: tf.Tensor4D, edit: (pixels: Float32Array, inde
   return tf.tensor4d(data, images.shape);
 }
 
+/** A trigger defined by an in-place edit of each image's pixels (clipped to [0, 1] afterwards). */
+export function pixelTrigger(
+  name: string,
+  config: Record<string, unknown>,
+  edit: (pixels: Float32Array, index: number, size: number, ctx: TriggerContext) => void,
+): Trigger {
+  return { name, config: { ...config }, apply: (images, ctx) => mapImages(images, (px, i, s) => edit(px, i, s, ctx), ctx) };
+}
+
 /** A standard normal draw from a uniform rng (Box-Muller). */
 export function gaussian(rng: () => number): number {
   const u = Math.max(rng(), 1e-12);

@@ -5,9 +5,8 @@
  * [-1, 1] (align_corners). CleanCLIP's k = 224, s = 1 on 224-pixel images moves pixels by under one pixel; at 32
  * pixels that is invisible to the model, so the default follows the WaNet paper's smooth field instead (k = 4).
  */
-import { Trigger, TriggerContext, mapImages } from './trigger';
+import { Trigger, pixelTrigger } from './trigger';
 import { makeRng } from '../util/rng';
-import * as tf from '@tensorflow/tfjs-core';
 
 export interface WaNetConfig {
   /** Control-grid side. */
@@ -53,37 +52,24 @@ export function wanetField(size: number, c: WaNetConfig): Float32Array {
 export function wanet(config: Partial<WaNetConfig> = {}): Trigger {
   const c = { ...WANET_DEFAULTS, ...config };
   const fields = new Map<number, Float32Array>();
-  return {
-    name: 'WaNet',
-    config: { ...c },
-    apply: (images: tf.Tensor4D, ctx: TriggerContext) => {
-      const size = images.shape[1];
-      if (!fields.has(size)) fields.set(size, wanetField(size, c));
-      const field = fields.get(size)!;
-      return mapImages(
-        images,
-        (px) => {
-          const src = Float32Array.from(px);
-          for (let y = 0; y < size; y++) {
-            for (let x = 0; x < size; x++) {
-              const o = (y * size + x) * 2;
-              const sy = field[o];
-              const sx = field[o + 1];
-              const y0 = Math.floor(sy);
-              const x0 = Math.floor(sx);
-              const y1 = Math.min(size - 1, y0 + 1);
-              const x1 = Math.min(size - 1, x0 + 1);
-              const fy = sy - y0;
-              const fx = sx - x0;
-              for (let ch = 0; ch < 3; ch++) {
-                const g = (yy: number, xx: number) => src[(yy * size + xx) * 3 + ch];
-                px[(y * size + x) * 3 + ch] = (1 - fy) * ((1 - fx) * g(y0, x0) + fx * g(y0, x1)) + fy * ((1 - fx) * g(y1, x0) + fx * g(y1, x1));
-              }
-            }
-          }
-        },
-        ctx,
-      );
-    },
-  };
+  return pixelTrigger('WaNet', c, (px, _index, size) => {
+    if (!fields.has(size)) fields.set(size, wanetField(size, c));
+    const field = fields.get(size)!;
+    const src = Float32Array.from(px);
+    const at = (yy: number, xx: number, ch: number) => src[(yy * size + xx) * 3 + ch];
+    for (let y = 0; y < size; y++) {
+      for (let x = 0; x < size; x++) {
+        const o = (y * size + x) * 2;
+        const y0 = Math.floor(field[o]);
+        const x0 = Math.floor(field[o + 1]);
+        const y1 = Math.min(size - 1, y0 + 1);
+        const x1 = Math.min(size - 1, x0 + 1);
+        const fy = field[o] - y0;
+        const fx = field[o + 1] - x0;
+        for (let ch = 0; ch < 3; ch++) {
+          px[(y * size + x) * 3 + ch] = (1 - fy) * ((1 - fx) * at(y0, x0, ch) + fx * at(y0, x1, ch)) + fy * ((1 - fx) * at(y1, x0, ch) + fx * at(y1, x1, ch));
+        }
+      }
+    }
+  });
 }
