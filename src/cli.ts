@@ -6,6 +6,8 @@ import { cleanAccuracy, ensurePretrained } from './experiments/pretrainRun';
 import { benchTrainStep } from './experiments/bench';
 import { loadCheckpoint } from './checkpoint/checkpoint';
 import { provenance } from './util/provenance';
+import { ATTACKS, makeTrigger } from './attacks/registry';
+import { ensureBackdoored } from './experiments/backdoorRun';
 
 function int(v: string): number {
   const n = Number(v);
@@ -52,6 +54,20 @@ export function buildCli(): Command {
       const out = { checkpoint: o.checkpoint ?? (ck as { checkpoint: string }).checkpoint, ca, provenance: provenance() };
       console.log(o.json ? JSON.stringify(out) : JSON.stringify(out, null, 2));
       ck.model.dispose();
+    });
+
+  common(program.command('backdoor').description('poison the corpus with one attack and fine-tune the clean model; prints ASR and CA'))
+    .requiredOption('-a, --attack <name>', `attack: ${Object.keys(ATTACKS).join(' | ')}`)
+    .option('--force', 'train again even when a cached checkpoint exists')
+    .option('--json', 'print the result as one JSON line')
+    .action(async (o) => {
+      const profile = getProfile(o.profile);
+      makeTrigger(o.attack); // fail fast on an unknown attack, before any training
+      await initBackend(o.backend);
+      const r = await ensureBackdoored(profile, o.attack, { force: o.force });
+      const out = { checkpoint: r.checkpoint, attack: o.attack, metrics: r.metrics, poisoned: r.poisoned, cached: r.cached, trainSeconds: r.history.seconds, provenance: provenance() };
+      console.log(o.json ? JSON.stringify(out) : JSON.stringify(out, null, 2));
+      r.model.dispose();
     });
 
   common(program.command('bench').description('time one full contrastive training step and the plain 1024^3 matmul'))

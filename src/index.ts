@@ -41,3 +41,6 @@ export * from './attacks/badnet';
 export * from './attacks/blended';
 export * from './attacks/wanet';
 export * from './attacks/registry';
+export * from './attacks/poison';
+export * from './metrics/backdoor';
+export * from './experiments/backdoorRun';

@@ -17,6 +17,11 @@ export interface Profile {
     /** How many times the small emoji pre-training set is repeated per epoch. */
     emojiRepeat: number;
   };
+  /** Backdoor injection: fine-tune the clean model on the poisoned corpus (PAPER.md section 3). */
+  backdoor: PretrainConfig & {
+    /** Share of each dataset's pre-training pairs replaced by poisoned pairs (the paper: 1,500 / 500K = 0.3%). */
+    rate: number;
+  };
   /** Evaluate on at most this many test images per dataset (null: all). */
   evalLimit: number | null;
   benchBatch: number;
@@ -50,6 +55,7 @@ export const PROFILES: Record<string, Profile> = {
     model: { ...SMALL_MODEL, width: 32, layers: 4, heads: 2, embedDim: 32, textWidth: 32, textLayers: 2, textHeads: 2 },
     datasets: { main: 'fashion-mnist', emoji: 'emoji' },
     pretrain: { batch: 64, steps: 120, lr: 2e-3, warmupSteps: 10, weightDecay: 0.1, augment: null, seed: 0, mainLimit: 6000, emojiRepeat: 2 },
+    backdoor: { batch: 64, steps: 40, lr: 1e-3, warmupSteps: 5, weightDecay: 0.1, augment: null, seed: 0, rate: 0.01 },
     evalLimit: 1000,
     benchBatch: 32,
   },
@@ -58,6 +64,7 @@ export const PROFILES: Record<string, Profile> = {
     model: SMALL_MODEL,
     datasets: { main: 'fashion-mnist', emoji: 'emoji' },
     pretrain: { batch: 128, steps: 1000, lr: 1e-3, warmupSteps: 50, weightDecay: 0.1, augment: DEFAULT_AUGMENT, seed: 0, mainLimit: null, emojiRepeat: 8, workers: 2 },
+    backdoor: { batch: 128, steps: 350, lr: 2e-4, warmupSteps: 20, weightDecay: 0.1, augment: DEFAULT_AUGMENT, seed: 0, rate: 0.003, workers: 2 },
     evalLimit: null,
     benchBatch: 128,
   },

@@ -1,0 +1,69 @@
+/**
+ * Backdoor metrics (PAPER.md section 4):
+ * - ASR: the share of triggered test images classified as the target. The main figure leaves out images whose
+ *   true class is the target (they would count as successes without any backdoor); `asrAll` keeps them, as the
+ *   BadCLIP/Decomposition code does.
+ * - Poisoned accuracy: accuracy of triggered images against their true labels.
+ */
+import { MiniCLIP } from '../model/clip';
+import { WordTokenizer } from '../model/tokenizer';
+import { DeepPrompts } from '../model/prompts';
+import { ImageDataset } from '../data/dataset';
+import { Trigger } from '../attacks/trigger';
+import { accuracy, predict, zeroShotClassifier } from './zeroshot';
+import { ZERO_SHOT_TEMPLATES } from '../data/captions';
+
+export interface BackdoorMetrics {
+  /** Clean accuracy, %. */
+  ca: number;
+  /** Attack success rate over non-target-class images, %. */
+  asr: number;
+  /** Attack success rate over all images (the paper code's variant), %. */
+  asrAll: number;
+  /** Accuracy of triggered images against their true labels, %. */
+  poisonedAccuracy: number;
+  n: number;
+}
+
+/** Seed of the test-time trigger draws: distinct from any poisoning seed, so test triggers are fresh draws. */
+export const TEST_TRIGGER_SEED = 1_000_003;
+
+export function backdoorMetrics(
+  model: MiniCLIP,
+  tokenizer: WordTokenizer,
+  test: ImageDataset,
+  trigger: Trigger,
+  target: number,
+  opts: { prompts?: DeepPrompts; templates?: string[] } = {},
+): BackdoorMetrics {
+  const templates = opts.templates ?? ZERO_SHOT_TEMPLATES;
+  const cls = zeroShotClassifier(model, tokenizer, test.classNames, templates);
+  try {
+    const clean = predict(model, cls, test, { prompts: opts.prompts });
+    const trig = predict(model, cls, test, { prompts: opts.prompts, transform: (x, start) => trigger.apply(x, { seed: TEST_TRIGGER_SEED, offset: start }) });
+    let hit = 0;
+    let nonTarget = 0;
+    let hitAll = 0;
+    test.labels.forEach((l, i) => {
+      if (trig[i] === target) hitAll++;
+      if (l !== target) {
+        nonTarget++;
+        if (trig[i] === target) hit++;
+      }
+    });
+    return {
+      ca: accuracy(clean, test.labels),
+      asr: nonTarget ? (100 * hit) / nonTarget : 0,
+      asrAll: (100 * hitAll) / test.labels.length,
+      poisonedAccuracy: accuracy(trig, test.labels),
+      n: test.labels.length,
+    };
+  } finally {
+    cls.dispose();
+  }
+}
+
+/** TrojVQA-style text triggers prefix every prompt template. */
+export function prefixedTemplates(prefix: string, templates: string[] = ZERO_SHOT_TEMPLATES): string[] {
+  return templates.map((t) => prefix + t);
+}
