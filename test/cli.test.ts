@@ -49,3 +49,9 @@ test('eval of a missing or foreign checkpoint says what is wrong', () => {
   expect(r2.status).toBe(1);
   expect(r2.stderr).toMatch(/package\.json is invalid/);
 });
+
+test('backdoor with an unknown attack names the registered attacks before any training', () => {
+  const r = rvpt('backdoor', '--profile', 'tiny', '--attack', 'Sleeper');
+  expect(r.status).toBe(1);
+  expect(r.stderr).toMatch(/Unknown attack 'Sleeper'. Registered attacks: BadNet, Blended, WaNet/);
+});

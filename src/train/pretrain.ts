@@ -58,8 +58,10 @@ export function stepIndices(corpusSize: number, batch: number, step: number, see
   return perm.slice(o, o + batch);
 }
 
+/** What a saved state must match to be resumed: model shape, training config and the corpus's make-up. */
 function stateKey(model: MiniCLIP, cfg: PretrainConfig, corpus: CaptionCorpus): string {
-  return sha256(JSON.stringify({ model: model.config, cfg, corpus: corpus.size }));
+  const parts = corpus.parts.map((p) => [p.data.name, p.data.labels.length, p.repeat]);
+  return sha256(JSON.stringify({ model: model.config, cfg, parts }));
 }
 
 export async function pretrain(model: MiniCLIP, tokenizer: WordTokenizer, corpus: CaptionCorpus, cfg: PretrainConfig, hooks: PretrainHooks = {}): Promise<TrainHistory> {
@@ -93,16 +95,14 @@ export async function pretrain(model: MiniCLIP, tokenizer: WordTokenizer, corpus
       tf.dispose([raw, images]);
       const l = loss.dataSync()[0];
       loss.dispose();
-    if (!Number.isFinite(l)) throw new Error(`Pre-training diverged at step ${step}: loss ${l}. Lower the learning rate (now ${cfg.lr}).`);
+      if (!Number.isFinite(l)) throw new Error(`Pre-training diverged at step ${step}: loss ${l}. Lower the learning rate (now ${cfg.lr}).`);
       hist.loss.push(l);
       hist.lr.push(lr);
       hooks.onStep?.(step, l);
       bar.tick(1, `loss ${l.toFixed(3)}`);
       if ((step + 1) % perEpoch === 0 || step + 1 === cfg.steps) hist.tensorsPerEpoch.push(tf.memory().numTensors);
       if (hooks.stateFile && hooks.stateEvery && (step + 1) % hooks.stateEvery === 0 && step + 1 < cfg.steps) {
-        hist.seconds += (Date.now() - t0) / 1000;
-        saveState(hooks.stateFile, key, step + 1, model, opt, hist);
-        hist.seconds -= (Date.now() - t0) / 1000;
+        saveState(hooks.stateFile, key, step + 1, model, opt, { ...hist, seconds: hist.seconds + (Date.now() - t0) / 1000 });
       }
     }
   } finally {
