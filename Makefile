@@ -15,8 +15,10 @@ unit: setup
 	npx jest
 
 test: setup
-	npx jest
+	mkdir -p .cache
+	npx jest --json --outputFile=.cache/jest-results.json
 	bash scripts/run-notebooks.sh tiny
+	@node -e 'const r=require("./.cache/jest-results.json"); console.log(`jest: $${r.numPassedTests} passed, $${r.numFailedTests} failed, $${r.numPendingTests} skipped`)'
 
 notebooks: setup
 	bash scripts/run-notebooks.sh $(PROFILE)
