@@ -4,7 +4,7 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { MiniCLIP } from '../src/model/clip';
 import { WordTokenizer } from '../src/model/tokenizer';
-import { loadCheckpoint, saveCheckpoint, sidecarPath } from '../src/checkpoint/checkpoint';
+import { loadCached, loadCheckpoint, saveCheckpoint, sidecarPath } from '../src/checkpoint/checkpoint';
 import { decodeSafetensors, encodeSafetensors, readSafetensors } from '../src/checkpoint/safetensors';
 import { maxAbsDiff, setup, TEST_CONFIG as C } from './helpers';
 
@@ -58,4 +58,22 @@ test('loading into a model of another shape is a clear error; so is a truncated 
   fs.writeFileSync(foreign, encodeSafetensors({ w: { dtype: 'F32', shape: [1], data: new Float32Array(1) } }));
   expect(() => loadCheckpoint(foreign)).toThrow(/not an rvpt MiniCLIP checkpoint/);
   expect(() => readSafetensors(path.join(dir, 'none.safetensors'))).toThrow(/does not exist/);
+});
+
+test('a truncated cached artifact is detected, reported and treated as absent', () => {
+  const dir = tmp();
+  const file = path.join(dir, 'cached.safetensors');
+  const m = MiniCLIP.init(C, 3);
+  saveCheckpoint(file, m, WordTokenizer.fromCorpus(['x']), { kind: 'pretrain', config: C, seed: 3 });
+  m.dispose();
+  const logs: string[] = [];
+  const ok = loadCached(file, C, (s) => logs.push(s));
+  expect(ok).not.toBeNull();
+  ok!.model.dispose();
+  expect(logs[0]).toMatch(/using cached pretrain model/);
+  fs.truncateSync(file, 500);
+  expect(loadCached(file, C, (s) => logs.push(s))).toBeNull();
+  expect(logs[1]).toMatch(/cached\.safetensors is unusable .*invalid.*training again/);
+  expect(loadCached(path.join(dir, 'absent.safetensors'), C, (s) => logs.push(s))).toBeNull();
+  expect(logs).toHaveLength(2);
 });

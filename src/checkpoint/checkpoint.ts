@@ -91,3 +91,20 @@ export function loadCheckpoint(file: string, expectConfig?: CLIPConfig): LoadedC
   const info = fs.existsSync(sidecarPath(file)) ? (JSON.parse(fs.readFileSync(sidecarPath(file), 'utf8')) as CheckpointInfo) : null;
   return { model: new MiniCLIP(config, params), tokenizer: new WordTokenizer(JSON.parse(st.metadata.vocab)), info, extra };
 }
+
+/**
+ * A cached artifact: the checkpoint if it and its sidecar exist and it fits `config`, else null. An unreadable
+ * or mismatched file is reported through `log` and treated as absent, so the caller rebuilds it.
+ */
+export function loadCached(file: string, config: CLIPConfig, log: (s: string) => void): LoadedCheckpoint | null {
+  if (!fs.existsSync(file) || !fs.existsSync(sidecarPath(file))) return null;
+  try {
+    const ck = loadCheckpoint(file, config);
+    if (!ck.info) throw new Error('its sidecar is unreadable');
+    log(`using cached ${ck.info.kind} model ${file}`);
+    return ck;
+  } catch (e) {
+    log(`cached checkpoint ${file} is unusable (${(e as Error).message}); training again`);
+    return null;
+  }
+}

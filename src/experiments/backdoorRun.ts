@@ -3,7 +3,6 @@
  * on it, as the paper does to OpenAI's CLIP with CC3M (PAPER.md section 3). Backdoored checkpoints are cached
  * artifacts keyed by the clean model's key, the attack and the poisoning config.
  */
-import * as fs from 'fs';
 import { MiniCLIP } from '../model/clip';
 import { WordTokenizer } from '../model/tokenizer';
 import { CaptionCorpus } from '../data/corpus';
@@ -15,7 +14,7 @@ import { makeTrigger } from '../attacks/registry';
 import { Trigger } from '../attacks/trigger';
 import { poisonDataset } from '../attacks/poison';
 import { BackdoorMetrics, backdoorMetrics } from '../metrics/backdoor';
-import { loadCheckpoint, saveCheckpoint, sidecarPath } from '../checkpoint/checkpoint';
+import { loadCached, saveCheckpoint } from '../checkpoint/checkpoint';
 import { TrainHistory, pretrain } from '../train/pretrain';
 import { cacheDir, sha256 } from '../util/fsutil';
 import { Profile } from './profiles';
@@ -56,15 +55,10 @@ export async function ensureBackdoored(profile: Profile, attack: string, opts: {
   const cfg = profile.backdoor;
   const key = sha256(JSON.stringify({ v: BACKDOOR_CODE_VERSION, clean: pretrainKey(profile, profile.pretrain.seed, profile.pretrain.steps), attack, trigger: trigger.config, cfg })).slice(0, 12);
   const file = cacheDir('artifacts', `backdoor-${profile.name}-${attack}-${key}.safetensors`);
-  if (!opts.force && fs.existsSync(file) && fs.existsSync(sidecarPath(file))) {
-    try {
-      const ck = loadCheckpoint(file, profile.model);
-      const info = ck.info as unknown as { metrics: Record<string, BackdoorMetrics>; history: TrainHistory; poisoned: Record<string, number> };
-      log(`using cached backdoored model ${file}`);
-      return { model: ck.model, tokenizer: ck.tokenizer, trigger, checkpoint: file, metrics: info.metrics, history: info.history, poisoned: info.poisoned, cached: true };
-    } catch (e) {
-      log(`cached checkpoint ${file} is unusable (${(e as Error).message}); training again`);
-    }
+  const ck = opts.force ? null : loadCached(file, profile.model, log);
+  if (ck) {
+    const info = ck.info as unknown as { metrics: Record<string, BackdoorMetrics>; history: TrainHistory; poisoned: Record<string, number> };
+    return { model: ck.model, tokenizer: ck.tokenizer, trigger, checkpoint: file, metrics: info.metrics, history: info.history, poisoned: info.poisoned, cached: true };
   }
   const clean = await ensurePretrained(profile, { log });
   const data = await pretrainData(profile, log);

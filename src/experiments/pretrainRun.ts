@@ -3,7 +3,6 @@
  * train MiniCLIP, measure zero-shot clean accuracy, save a checkpoint. Checkpoints are cached artifacts keyed
  * by everything that determines them, so notebooks and later experiments reuse them.
  */
-import * as fs from 'fs';
 import * as tf from '@tensorflow/tfjs-core';
 import { MiniCLIP } from '../model/clip';
 import { WordTokenizer } from '../model/tokenizer';
@@ -13,7 +12,7 @@ import { ImageDataset } from '../data/dataset';
 import { loadSplit } from '../data/load';
 import { EmojiManifest, loadManifest } from '../data/manifest';
 import { sample } from '../data/splits';
-import { loadCheckpoint, saveCheckpoint, sidecarPath } from '../checkpoint/checkpoint';
+import { loadCached, saveCheckpoint } from '../checkpoint/checkpoint';
 import { TrainHistory, pretrain } from '../train/pretrain';
 import { zeroShotAccuracy } from '../metrics/zeroshot';
 import { cacheDir, sha256 } from '../util/fsutil';
@@ -91,15 +90,10 @@ export async function ensurePretrained(profile: Profile, opts: PretrainOptions =
   const steps = opts.steps ?? profile.pretrain.steps;
   const file = pretrainPath(profile, seed, steps);
   const log = opts.log ?? ((s: string) => process.env.RVPT_QUIET || process.stderr.write(`[rvpt] ${s}\n`));
-  if (!opts.force && fs.existsSync(file) && fs.existsSync(sidecarPath(file))) {
-    try {
-      const ck = loadCheckpoint(file, profile.model);
-      const info = ck.info as unknown as { metrics: { ca: Record<string, number> }; history: TrainHistory };
-      log(`using cached pre-trained model ${file}`);
-      return { model: ck.model, tokenizer: ck.tokenizer, checkpoint: file, ca: info.metrics.ca, history: info.history, profile: profile.name, seed, steps, cached: true };
-    } catch (e) {
-      log(`cached checkpoint ${file} is unusable (${(e as Error).message}); training again`);
-    }
+  const ck = opts.force ? null : loadCached(file, profile.model, log);
+  if (ck) {
+    const info = ck.info as unknown as { metrics: { ca: Record<string, number> }; history: TrainHistory };
+    return { model: ck.model, tokenizer: ck.tokenizer, checkpoint: file, ca: info.metrics.ca, history: info.history, profile: profile.name, seed, steps, cached: true };
   }
   const data = await pretrainData(profile, log);
   log(`pre-training '${profile.name}': ${data.corpus.size} pairs per epoch, ${steps} steps of ${profile.pretrain.batch}, vocabulary ${data.tokenizer.size} words`);
