@@ -49,9 +49,13 @@ export async function evalBackdoor(model: MiniCLIP, tokenizer: WordTokenizer, tr
   return out;
 }
 
-export async function ensureBackdoored(profile: Profile, attack: string, opts: { force?: boolean; quiet?: boolean; log?: (s: string) => void } = {}): Promise<BackdoorResult> {
+export async function ensureBackdoored(
+  profile: Profile,
+  attack: string,
+  opts: { force?: boolean; quiet?: boolean; log?: (s: string) => void; triggerConfig?: Record<string, unknown> } = {},
+): Promise<BackdoorResult> {
   const log = opts.log ?? ((s: string) => process.env.RVPT_QUIET || process.stderr.write(`[rvpt] ${s}\n`));
-  const trigger = makeTrigger(attack);
+  const trigger = makeTrigger(attack, opts.triggerConfig);
   const cfg = profile.backdoor;
   const key = sha256(JSON.stringify({ v: BACKDOOR_CODE_VERSION, clean: pretrainKey(profile, profile.pretrain.seed, profile.pretrain.steps), attack, trigger: trigger.config, cfg })).slice(0, 12);
   const file = cacheDir('artifacts', `backdoor-${profile.name}-${attack}-${key}.safetensors`);
