@@ -34,4 +34,4 @@ bench: setup
 	node bin/rvpt.js bench --profile $(PROFILE) --json
 
 clean:
-	rm -rf dist notebooks/executed
+	rm -rf dist executed-notebooks
