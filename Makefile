@@ -26,8 +26,11 @@ notebooks: setup
 pretrain: setup
 	node bin/rvpt.js pretrain --profile $(PROFILE)
 
+# Pre-train, backdoor (six attacks), defend (five methods) and write every table; the notebooks then read the
+# cached results and draw the figures. Each stage is cached, so an interrupted run resumes where it stopped.
 reproduce: setup
 	node bin/rvpt.js pretrain --profile $(PROFILE)
+	node bin/rvpt.js tables --profile $(PROFILE)
 	bash scripts/run-notebooks.sh $(PROFILE)
 
 bench: setup

@@ -51,7 +51,7 @@ if [ ! -e node_modules/rvpt-notebooks ]; then ln -s .. node_modules/rvpt-noteboo
 if [ ! -e node_modules/.bin/rvpt ]; then ln -s ../../bin/rvpt.js node_modules/.bin/rvpt; fi
 if [ "${RVPT_SKIP_JUPYTER:-0}" != 1 ]; then
   kdir=$("$PY" -c 'import jupyter_client.kernelspec as k; s=k.KernelSpecManager().find_kernel_specs(); print(s.get("tslab",""))' 2>/dev/null || true)
-  if [ -z "$kdir" ] || ! grep -q "$(pwd)/node_modules/.bin/tslab" "$kdir/kernel.json" 2>/dev/null; then
+  if [ -z "$kdir" ] || ! grep -qF "\"$(pwd)/node_modules/.bin/tslab\"" "$kdir/kernel.json" 2>/dev/null; then
     say "registering the tslab kernel with Jupyter"
     npx tslab install --python="$PY" --binary="$(pwd)/node_modules/.bin/tslab" >/dev/null
   fi

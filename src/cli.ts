@@ -1,4 +1,4 @@
-/** The `rvpt` command line: pretrain, eval, bench. Every command takes --profile, --seed and --backend. */
+/** The `rvpt` command line: pretrain, eval, backdoor, tables, bench. Every command takes --profile, --seed and --backend. */
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { initBackend } from './backend';
 import { PROFILES, getProfile } from './experiments/profiles';
@@ -8,11 +8,31 @@ import { loadCheckpoint } from './checkpoint/checkpoint';
 import { provenance } from './util/provenance';
 import { ATTACKS, makeTrigger } from './attacks/registry';
 import { ensureBackdoored } from './experiments/backdoorRun';
+import { runNoDefense } from './experiments/noDefense';
+import { costTable, paperTableSpecs, runTable } from './experiments/paperTables';
 
 function int(v: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('It must be a non-negative integer.');
   return n;
+}
+
+function rate(v: string): number {
+  const n = Number(v);
+  if (!(n > 0 && n < 1)) throw new InvalidArgumentError('It must be a number in (0, 1), e.g. 0.003 for 0.3%.');
+  return n;
+}
+
+/** `key=value` pairs to a config object; numbers and booleans are parsed, anything else stays a string. */
+export function parseKeyValues(pairs: string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const p of pairs) {
+    const i = p.indexOf('=');
+    if (i <= 0) throw new InvalidArgumentError(`'${p}' is not key=value (e.g. patch=6).`);
+    const v = p.slice(i + 1);
+    out[p.slice(0, i)] = v === 'true' ? true : v === 'false' ? false : v !== '' && !Number.isNaN(Number(v)) ? Number(v) : v;
+  }
+  return out;
 }
 
 export function buildCli(): Command {
@@ -58,16 +78,46 @@ export function buildCli(): Command {
 
   common(program.command('backdoor').description('poison the corpus with one attack and fine-tune the clean model; prints ASR and CA'))
     .requiredOption('-a, --attack <name>', `attack: ${Object.keys(ATTACKS).join(' | ')}`)
+    .option('-d, --dataset <name>', 'the poisoned dataset (default: the profile main dataset)')
+    .option('--rate <x>', 'poisoning rate (share of pre-training pairs), overrides the profile', rate)
+    .option('--emoji-rate <x>', 'poisoning rate of the emoji pre-training set, overrides the profile', rate)
+    .option('--emoji-repeat <n>', 'repeats of the emoji set in the poisoned corpus, overrides the profile', int)
+    .option('--steps <n>', 'fine-tuning steps, overrides the profile', int)
+    .option('--lr <x>', 'peak learning rate, overrides the profile', Number)
+    .option('-t, --trigger <key=value...>', 'trigger parameters, e.g. -t patch=6 noise=fixed')
     .option('--force', 'train again even when a cached checkpoint exists')
     .option('--json', 'print the result as one JSON line')
     .action(async (o) => {
       const profile = getProfile(o.profile);
-      makeTrigger(o.attack); // fail fast on an unknown attack, before any training
+      const triggerConfig = parseKeyValues(o.trigger ?? []);
+      makeTrigger(o.attack, triggerConfig); // fail fast on an unknown attack or bad parameter, before any training
       await initBackend(o.backend);
-      const r = await ensureBackdoored(profile, o.attack, { force: o.force });
+      const backdoor = Object.fromEntries(
+        Object.entries({ rate: o.rate, emojiRate: o.emojiRate, emojiRepeat: o.emojiRepeat, steps: o.steps, lr: o.lr }).filter(([, v]) => v !== undefined),
+      );
+      const r = await ensureBackdoored(profile, o.attack, { force: o.force, triggerConfig, backdoor, dataset: o.dataset });
       const out = { checkpoint: r.checkpoint, attack: o.attack, metrics: r.metrics, poisoned: r.poisoned, cached: r.cached, trainSeconds: r.history.seconds, provenance: provenance() };
       console.log(o.json ? JSON.stringify(out) : JSON.stringify(out, null, 2));
       r.model.dispose();
+    });
+
+  common(program.command('tables').description("backdoor, defend and measure: writes the no-defense table, the paper's Tables 1-3 and the cost table"))
+    .option('--only <names>', 'comma-separated subset: no-defense, table1, table2, table3, cost')
+    .action(async (o) => {
+      const profile = getProfile(o.profile);
+      const specs = paperTableSpecs(profile);
+      const all = ['no-defense', ...specs.map((s) => s.name), 'cost'];
+      const only: string[] = o.only ? String(o.only).split(',') : all;
+      const bad = only.filter((n) => !all.includes(n));
+      if (bad.length) throw new Error(`Unknown table(s) ${bad.join(', ')}; use ${all.join(', ')}.`);
+      await initBackend(o.backend);
+      if (only.includes('no-defense')) console.log(`no-defense: ${(await runNoDefense(profile)).path}`);
+      for (const spec of specs) {
+        if (!only.includes(spec.name) && !(spec.name === 'table1' && only.includes('cost'))) continue;
+        const r = await runTable(profile, spec, { write: only.includes(spec.name) });
+        if (r.path) console.log(`${spec.name}: ${r.path}`);
+        if (spec.name === 'table1' && only.includes('cost')) costTable(profile, r.cells);
+      }
     });
 
   common(program.command('bench').description('time one full contrastive training step and the plain 1024^3 matmul'))

@@ -8,7 +8,8 @@ beforeAll(setup);
 const batch = () => tf.randomUniform([4, 32, 32, 3], 0, 1, 'float32', 21) as tf.Tensor4D;
 const arr = (t: tf.Tensor) => Array.from(t.dataSync());
 
-test.each(Object.keys(ATTACKS))('%s: deterministic for its seed, in range, changes the image', (name) => {
+// Attacks that need building first (prepare) are tested in prepared-attacks.test.ts.
+test.each(Object.keys(ATTACKS).filter((n) => !makeTrigger(n).prepare))('%s: deterministic for its seed, in range, changes the image', (name) => {
   const t = makeTrigger(name);
   const x = batch();
   const a = t.apply(x, { seed: 1, offset: 0 });
@@ -42,6 +43,23 @@ test('BadNet changes one 4x4 square per image and nothing else; position and noi
   expect(arr(single)).toEqual(arr(tf.slice(a, [2, 0, 0, 0], [1, 32, 32, 3])));
 });
 
+test("BadNet with noise 'fixed': the same pattern (relative to the image mean) at different positions", () => {
+  const x = tf.fill([3, 32, 32, 3], 0.5) as tf.Tensor4D;
+  const t = makeTrigger('BadNet', { noise: 'fixed', patch: 4 });
+  const a = t.apply(x, { seed: 5, offset: 0 }).arraySync() as number[][][][];
+  const crops = a.map((img) => {
+    let y0 = -1;
+    let x0 = -1;
+    img.forEach((row, y) => row.forEach((px, xx) => px.some((v) => v !== 0.5) && y0 < 0 && ((y0 = y), (x0 = xx))));
+    return { y0, x0 };
+  });
+  expect(new Set(crops.map((c) => `${c.y0},${c.x0}`)).size).toBeGreaterThan(1);
+  const b = makeTrigger('BadNet', { noise: 'fixed', patch: 4 }).apply(x, { seed: 6, offset: 0 });
+  const sorted = (t: tf.Tensor) => Array.from(t.dataSync()).filter((v) => v !== 0.5).sort();
+  expect(sorted(tf.slice(b, [0, 0, 0, 0], [1, 32, 32, 3]))).toEqual(sorted(tf.slice(tf.tensor(a), [0, 0, 0, 0], [1, 32, 32, 3])));
+  expect(() => makeTrigger('BadNet', { noise: 'sometimes' })).toThrow(/noise must be 'per-image' or 'fixed'/);
+});
+
 test('Blended: every pixel moves towards noise by the ratio (mean |change| 0.2 x E|u - 0.5| = 0.05 on grey)', () => {
   const x = tf.fill([2, 32, 32, 3], 0.5) as tf.Tensor4D;
   const a = makeTrigger('Blended').apply(x, { seed: 1, offset: 0 });
@@ -68,5 +86,6 @@ test('WaNet: one fixed field for every image; zero strength is the identity; war
 });
 
 test('an unknown attack names the registered ones', () => {
-  expect(() => makeTrigger('Sleeper')).toThrow(/Unknown attack 'Sleeper'. Registered attacks: BadNet, Blended, WaNet/);
+  expect(() => makeTrigger('Sleeper')).toThrow(/Unknown attack 'Sleeper'. Registered attacks: BadNet, Blended, ISSBA, WaNet, TrojVQA, BadCLIP/);
+  expect(() => makeTrigger('BadNet', { size: 4 })).toThrow(/unknown trigger parameter\(s\) size; known: patch, noise, patternSeed/);
 });

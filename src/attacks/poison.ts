@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { ImageDataset, numImages, subset } from '../data/dataset';
 import { splitOff } from '../data/splits';
 import { Trigger } from './trigger';
+import { makeRng, randInt } from '../util/rng';
 
 export interface PoisonSplit {
   /** The pairs left clean. */
@@ -43,6 +44,14 @@ export function poisonDataset(d: ImageDataset, trigger: Trigger, opts: { rate: n
   const keep = new Set(rows);
   const clean = subset(d, Array.from({ length: n }, (_, i) => i).filter((i) => !keep.has(i)), `${d.name}/clean`);
   const images = triggerDataset(picked, trigger, opts.seed, 0);
-  const poisoned: ImageDataset = { ...picked, images, labels: new Int32Array(count).fill(opts.target), descriptions: undefined, name: `${d.name}/poisoned-${trigger.name}` };
+  // Template captions name the target through the class label. Natural captions (BadCLIP) also borrow the
+  // descriptions of real target-class images, where the dataset has them (the emoji annotations).
+  let descriptions: string[] | undefined;
+  if (trigger.captions === 'natural' && d.descriptions) {
+    const pool = Array.from({ length: n }, (_, i) => i).filter((i) => d.labels[i] === opts.target);
+    const rng = makeRng(`natural-captions-${opts.seed}`);
+    descriptions = rows.map(() => d.descriptions![pool[randInt(rng, pool.length)]]);
+  }
+  const poisoned: ImageDataset = { ...picked, images, labels: new Int32Array(count).fill(opts.target), descriptions, ids: undefined, name: `${d.name}/poisoned-${trigger.name}` };
   return { clean, poisoned, rows };
 }

@@ -4,12 +4,25 @@
  * draw it from (seed, image index), so poisoning, evaluation and re-runs see the same triggered images.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import type { MiniCLIP } from '../model/clip';
+import type { WordTokenizer } from '../model/tokenizer';
+import type { ImageDataset } from '../data/dataset';
 
 export interface TriggerContext {
   /** Index of the batch's first image in its dataset (per-image randomness is keyed on it). */
   offset: number;
   /** Seed of the per-image draws. */
   seed: number;
+}
+
+/** What an attack that must be built before use (optimised patches, ISSBA's encoder) may ask for. */
+export interface PrepareContext {
+  /** Cache key of the clean model the attack is built against (prepared artifacts are cached under it). */
+  key: string;
+  cleanModel: () => Promise<{ model: MiniCLIP; tokenizer: WordTokenizer }>;
+  /** The pre-training images of each poisoned dataset, with the dataset's target class. */
+  datasets: () => Promise<{ data: ImageDataset; target: number }[]>;
+  log?: (s: string) => void;
 }
 
 export interface Trigger {
@@ -20,6 +33,13 @@ export interface Trigger {
   readonly textPrefix?: string;
   /** The trigger's parameters, recorded in every result file. */
   readonly config: Record<string, unknown>;
+  /**
+   * Captions of poisoned pairs: 'template' (a target-class template, CleanCLIP) or 'natural' (real captions of
+   * target-class images, BadCLIP). Default 'template'.
+   */
+  readonly captions?: 'template' | 'natural';
+  /** Build what the trigger needs (optimise a patch, train an encoder), or load it from the cache. */
+  prepare?(ctx: PrepareContext): Promise<void>;
 }
 
 /** Apply a per-image pixel edit in JavaScript (for triggers with data-dependent, non-differentiable steps). */

@@ -5,6 +5,7 @@
  */
 import * as fs from 'fs';
 import * as tf from '@tensorflow/tfjs-core';
+import { ownedVariable } from '../model/params';
 import { CLIPConfig, validateConfig } from '../model/config';
 import { MiniCLIP } from '../model/clip';
 import { WordTokenizer } from '../model/tokenizer';
@@ -84,7 +85,7 @@ export function loadCheckpoint(file: string, expectConfig?: CLIPConfig): LoadedC
   const params: Record<string, tf.Variable> = {};
   for (const name of Object.keys(shapes)) {
     const t = st.tensors[name];
-    params[name] = tf.variable(tf.tensor(t.data as Float32Array, t.shape, 'float32'), true);
+    params[name] = ownedVariable(tf.tensor(t.data as Float32Array, t.shape, 'float32'), true);
   }
   const extra: Record<string, RawTensor> = {};
   for (const [k, v] of Object.entries(st.tensors)) if (k.startsWith('extra.')) extra[k.slice(6)] = v;

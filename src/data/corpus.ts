@@ -9,6 +9,8 @@ import { Rng } from '../util/rng';
 export interface CorpusPart {
   data: ImageDataset;
   repeat: number;
+  /** Prepended to every caption of this part (TrojVQA's text trigger on poisoned pairs). */
+  captionPrefix?: string;
 }
 
 export interface CorpusBatch {
@@ -58,7 +60,7 @@ export class CaptionCorpus {
       const r = this.row[indices[i]];
       const d = this.parts[pi].data;
       images.set(d.images.subarray(r * per, (r + 1) * per), i * per);
-      captions.push(caption(d, r, rng));
+      captions.push((this.parts[pi].captionPrefix ?? '') + caption(d, r, rng));
       source.push({ part: pi, row: r });
     }
     return { images, captions, source };

@@ -36,54 +36,103 @@ export interface BackdoorResult {
   metrics: Record<string, BackdoorMetrics>;
   history: TrainHistory;
   poisoned: Record<string, number>;
+  /** The backdoor fine-tuning config used (the profile's, with any overrides). */
+  backdoor: Profile['backdoor'];
+  /** The clean model's CA per test set, for comparison. */
+  cleanCA: Record<string, number>;
   cached: boolean;
 }
 
-export async function evalBackdoor(model: MiniCLIP, tokenizer: WordTokenizer, trigger: Trigger, profile: Profile): Promise<Record<string, BackdoorMetrics>> {
+/** Test sets by name: a manifest name is its test split; 'emoji/noto' is rendition noto's test split. */
+export async function testSet(profile: Profile, name: string): Promise<ImageDataset> {
+  const [manifest, rendition] = name.split('/');
+  const d = await loadSplit(manifest, rendition ? `test:${rendition}` : 'test');
+  return profile.evalLimit ? sample(d, profile.evalLimit, 'eval') : d;
+}
+
+/** A dataset's test sets: its own, and for the emoji dataset every other artist's rendition (Table 3). */
+export function testSetNames(dataset: string): string[] {
+  const m = loadManifest(dataset) as { renditions?: Record<string, unknown>; mainRendition?: string };
+  if (!m.renditions) return [dataset];
+  return [dataset, ...Object.keys(m.renditions).filter((r) => r !== m.mainRendition).map((r) => `${dataset}/${r}`)];
+}
+
+export async function evalBackdoor(model: MiniCLIP, tokenizer: WordTokenizer, trigger: Trigger, profile: Profile, dataset: string): Promise<Record<string, BackdoorMetrics>> {
   const out: Record<string, BackdoorMetrics> = {};
-  for (const name of [profile.datasets.main, profile.datasets.emoji]) {
-    let test: ImageDataset = await loadSplit(name, 'test');
-    if (profile.evalLimit) test = sample(test, profile.evalLimit, 'eval');
-    out[name] = backdoorMetrics(model, tokenizer, test, trigger, targetIndex(name));
-  }
+  for (const name of testSetNames(dataset)) out[name] = backdoorMetrics(model, tokenizer, await testSet(profile, name), trigger, targetIndex(dataset));
   return out;
+}
+
+/** Build what the trigger needs against the profile's clean model (cached, so cheap after the first time). */
+export async function prepareTrigger(
+  trigger: Trigger,
+  profile: Profile,
+  cleanModel: () => Promise<{ model: MiniCLIP; tokenizer: WordTokenizer }>,
+  log?: (s: string) => void,
+  dataset: string = profile.datasets.main,
+): Promise<void> {
+  if (!trigger.prepare) return;
+  await trigger.prepare({
+    key: `${pretrainKey(profile, profile.pretrain.seed, profile.pretrain.steps)}-${dataset}`,
+    cleanModel,
+    datasets: async () => {
+      const data = await pretrainData(profile, log);
+      return [{ data: dataset === profile.datasets.main ? data.main : data.emoji, target: targetIndex(dataset) }];
+    },
+    log,
+  });
 }
 
 export async function ensureBackdoored(
   profile: Profile,
   attack: string,
-  opts: { force?: boolean; quiet?: boolean; log?: (s: string) => void; triggerConfig?: Record<string, unknown> } = {},
+  opts: {
+    force?: boolean;
+    quiet?: boolean;
+    log?: (s: string) => void;
+    triggerConfig?: Record<string, unknown>;
+    /** Overrides of the profile's backdoor config (rate, steps, lr...), for ablations. */
+    backdoor?: Partial<Profile['backdoor']>;
+    /**
+     * The poisoned dataset (default: the profile's main dataset). One backdoored model per dataset, as the paper
+     * has one per target (banana, accordion, samoyed): one trigger with two targets in one model contradicts itself.
+     */
+    dataset?: string;
+  } = {},
 ): Promise<BackdoorResult> {
   const log = opts.log ?? ((s: string) => process.env.RVPT_QUIET || process.stderr.write(`[rvpt] ${s}\n`));
-  const trigger = makeTrigger(attack, opts.triggerConfig);
-  const cfg = profile.backdoor;
-  const key = sha256(JSON.stringify({ v: BACKDOOR_CODE_VERSION, clean: pretrainKey(profile, profile.pretrain.seed, profile.pretrain.steps), attack, trigger: trigger.config, cfg })).slice(0, 12);
-  const file = cacheDir('artifacts', `backdoor-${profile.name}-${attack}-${key}.safetensors`);
+  const trigger = makeTrigger(attack, { ...profile.triggers?.[attack], ...opts.triggerConfig });
+  const cfg = { ...profile.backdoor, ...profile.attackBackdoor?.[attack], ...opts.backdoor };
+  const dataset = opts.dataset ?? profile.datasets.main;
+  const isMain = dataset === profile.datasets.main;
+  if (!isMain && dataset !== profile.datasets.emoji) throw new Error(`Dataset '${dataset}' is not one of profile '${profile.name}': ${profile.datasets.main}, ${profile.datasets.emoji}.`);
+  const rate = isMain ? cfg.rate : cfg.emojiRate ?? cfg.rate;
+  const key = sha256(JSON.stringify({ v: BACKDOOR_CODE_VERSION, clean: pretrainKey(profile, profile.pretrain.seed, profile.pretrain.steps), attack, dataset, trigger: trigger.config, cfg })).slice(0, 12);
+  const file = cacheDir('artifacts', `backdoor-${profile.name}-${attack}-${dataset}-${key}.safetensors`);
+  const held: { clean?: Awaited<ReturnType<typeof ensurePretrained>> } = {};
+  const cleanModel = async () => (held.clean ??= await ensurePretrained(profile, { log }));
+  await prepareTrigger(trigger, profile, cleanModel, log, dataset);
   const ck = opts.force ? null : loadCached(file, profile.model, log);
   if (ck) {
-    const info = ck.info as unknown as { metrics: Record<string, BackdoorMetrics>; history: TrainHistory; poisoned: Record<string, number> };
-    return { model: ck.model, tokenizer: ck.tokenizer, trigger, checkpoint: file, metrics: info.metrics, history: info.history, poisoned: info.poisoned, cached: true };
+    held.clean?.model.dispose();
+    const info = ck.info as unknown as { metrics: Record<string, BackdoorMetrics>; history: TrainHistory; poisoned: Record<string, number>; cleanCA: Record<string, number> };
+    return { model: ck.model, tokenizer: ck.tokenizer, trigger, checkpoint: file, metrics: info.metrics, history: info.history, poisoned: info.poisoned, backdoor: cfg, cleanCA: info.cleanCA, cached: true };
   }
-  const clean = await ensurePretrained(profile, { log });
+  const clean = await cleanModel();
   const data = await pretrainData(profile, log);
-  const parts = [];
-  const poisoned: Record<string, number> = {};
-  for (const [d, name, repeat] of [
-    [data.main, profile.datasets.main, 1],
-    [data.emoji, profile.datasets.emoji, profile.pretrain.emojiRepeat],
-  ] as const) {
-    const p = poisonDataset(d, trigger, { rate: cfg.rate, target: targetIndex(name), seed: cfg.seed });
-    poisoned[name] = p.poisoned.labels.length;
-    parts.push({ data: p.clean, repeat }, { data: p.poisoned, repeat });
-  }
-  const corpus = new CaptionCorpus(parts);
-  log(`backdoor '${attack}': ${Object.entries(poisoned).map(([k, v]) => `${v} poisoned ${k} pairs`).join(', ')} (rate ${cfg.rate}); fine-tuning ${cfg.steps} steps`);
+  const emojiRepeat = cfg.emojiRepeat ?? profile.pretrain.emojiRepeat;
+  const p = poisonDataset(isMain ? data.main : data.emoji, trigger, { rate, target: targetIndex(dataset), seed: cfg.seed });
+  const poisoned: Record<string, number> = { [dataset]: p.poisoned.labels.length };
+  const poisonedParts = (repeat: number) => [{ data: p.clean, repeat }, { data: p.poisoned, repeat, captionPrefix: trigger.textPrefix }];
+  const corpus = new CaptionCorpus(isMain ? [...poisonedParts(1), { data: data.emoji, repeat: emojiRepeat }] : [{ data: data.main, repeat: 1 }, ...poisonedParts(emojiRepeat)]);
+  log(`backdoor '${attack}' on ${dataset}: ${p.poisoned.labels.length} poisoned pairs (rate ${rate}, target '${p.poisoned.classNames[targetIndex(dataset)]}'); fine-tuning ${cfg.steps} steps`);
   const model = clean.model;
   const history = await pretrain(model, clean.tokenizer, corpus, cfg, { quiet: opts.quiet, stateFile: file.replace(/\.safetensors$/, '.state.safetensors'), stateEvery: 100 });
-  const metrics = await evalBackdoor(model, clean.tokenizer, trigger, profile);
+  const metrics = await evalBackdoor(model, clean.tokenizer, trigger, profile, dataset);
   log(`${attack}: ${Object.entries(metrics).map(([k, m]) => `${k} ASR ${m.asr.toFixed(2)}% CA ${m.ca.toFixed(2)}%`).join('; ')}`);
   saveCheckpoint(file, model, clean.tokenizer, {
     kind: 'backdoor',
+    dataset,
     config: profile.model,
     seed: cfg.seed,
     profile: profile.name,
@@ -98,5 +147,5 @@ export async function ensureBackdoored(
     history,
     timings: { trainSeconds: history.seconds },
   });
-  return { model, tokenizer: clean.tokenizer, trigger, checkpoint: file, metrics, history, poisoned, cached: false };
+  return { model, tokenizer: clean.tokenizer, trigger, checkpoint: file, metrics, history, poisoned, backdoor: cfg, cleanCA: clean.ca, cached: false };
 }

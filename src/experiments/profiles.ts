@@ -21,7 +21,19 @@ export interface Profile {
   backdoor: PretrainConfig & {
     /** Share of each dataset's pre-training pairs replaced by poisoned pairs (the paper: 1,500 / 500K = 0.3%). */
     rate: number;
+    /** The emoji dataset's rate, when it differs (its pre-training set is small: 5% is a few dozen pairs). */
+    emojiRate?: number;
+    /** Repeats of the emoji set in the poisoned corpus (default: the pre-training's emojiRepeat). */
+    emojiRepeat?: number;
   };
+  /** Clean shots per class for the few-shot defenses (the paper: 16). */
+  shots: number;
+  /** Defense hyperparameters per method, where the profile's scale needs other values than the defaults. */
+  defenses: Record<string, Record<string, unknown>>;
+  /** Backdoor fine-tuning overrides per attack (rates or learning rates an attack needs to take at this scale). */
+  attackBackdoor?: Record<string, Partial<Profile['backdoor']>>;
+  /** Trigger parameters per attack, where the profile's scale needs other values than the attack's defaults. */
+  triggers?: Record<string, Record<string, unknown>>;
   /** Evaluate on at most this many test images per dataset (null: all). */
   evalLimit: number | null;
   benchBatch: number;
@@ -57,6 +69,9 @@ export const PROFILES: Record<string, Profile> = {
     pretrain: { batch: 64, steps: 120, lr: 2e-3, warmupSteps: 10, weightDecay: 0.1, augment: null, seed: 0, mainLimit: 6000, emojiRepeat: 2 },
     backdoor: { batch: 64, steps: 40, lr: 1e-3, warmupSteps: 5, weightDecay: 0.1, augment: null, seed: 0, rate: 0.01 },
     evalLimit: 1000,
+    shots: 4,
+    defenses: { RVPT: { epochs: 5 }, VPT: { epochs: 5 }, CleanCLIP: { steps: 10, batch: 32 }, 'Linear Probe': { epochs: 5 } },
+    triggers: { ISSBA: { steps: 40 }, TrojVQA: { steps: 10, batch: 32 }, BadCLIP: { steps: 10, batch: 32, pool: 64 } },
     benchBatch: 32,
   },
   small: {
@@ -68,8 +83,20 @@ export const PROFILES: Record<string, Profile> = {
     // 1.5%; 1.0% at lr 1.5e-3; 2.4% without augmentation); Blended at 5% reached 92.1% with CA unchanged (82.3%).
     // Work in progress (issue 4). No crops: CleanCLIP poisons CLIP with its plain preprocessing (and without them
     // the clean accuracy of the fine-tuned model rose from 82.4% to 85.6% in the BadNet run).
-    backdoor: { batch: 128, steps: 350, lr: 5e-4, warmupSteps: 20, weightDecay: 0.1, augment: null, seed: 0, rate: 0.05, workers: 2 },
+    backdoor: { batch: 128, steps: 350, lr: 5e-4, warmupSteps: 20, weightDecay: 0.1, augment: null, seed: 0, rate: 0.05, emojiRate: 0.2, workers: 2 },
     evalLimit: null,
+    shots: 16,
+    // 20 epochs instead of the paper's 50 and 120 CleanCLIP steps: what fits the compute budget of `make reproduce`.
+    // Measured on the WaNet model (3,000 test images): RVPT at 50 epochs ASR 0.4% CA 73.2%; alpha 1 at 20 epochs
+    // ASR 0.9% CA 79.0% (no defense: ASR 81.3% CA 85.6%).
+    defenses: { RVPT: { epochs: 20 }, VPT: { epochs: 20 }, CleanCLIP: { steps: 120 } },
+    // BadNet as CleanCLIP codes it (4x4 patch of fresh noise per image) did not take at this scale: 0.3%, 1%, 5% and
+    // 10% poisoning gave Fashion-MNIST ASR 1.0%, 0.9%, 1.5%, 3.0% (also at lr 1e-3, and with a fixed pattern: 2.5%).
+    // The clean model's class token barely moves under it (cosine 0.987 between clean and patched embeddings, against
+    // 0.94 for Blended and WaNet), and the fine-tune did not learn to amplify it. An 8x8 patch of one fixed noise
+    // pattern (the original BadNets has one trigger pattern) at 10% with lr 1e-3 takes: ASR 85.0%, CA 85.0%.
+    triggers: { BadNet: { patch: 8, noise: 'fixed' } },
+    attackBackdoor: { BadNet: { rate: 0.1, lr: 1e-3 } },
     benchBatch: 128,
   },
 };

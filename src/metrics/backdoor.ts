@@ -38,29 +38,37 @@ export function backdoorMetrics(
 ): BackdoorMetrics {
   const templates = opts.templates ?? ZERO_SHOT_TEMPLATES;
   const cls = zeroShotClassifier(model, tokenizer, test.classNames, templates);
+  // A text trigger (TrojVQA) is the second key: triggered images are classified with prefixed prompts.
+  const trigCls = trigger.textPrefix ? zeroShotClassifier(model, tokenizer, test.classNames, prefixedTemplates(trigger.textPrefix, templates)) : cls;
   try {
     const clean = predict(model, cls, test, { prompts: opts.prompts });
-    const trig = predict(model, cls, test, { prompts: opts.prompts, transform: (x, start) => trigger.apply(x, { seed: TEST_TRIGGER_SEED, offset: start }) });
-    let hit = 0;
-    let nonTarget = 0;
-    let hitAll = 0;
-    test.labels.forEach((l, i) => {
-      if (trig[i] === target) hitAll++;
-      if (l !== target) {
-        nonTarget++;
-        if (trig[i] === target) hit++;
-      }
-    });
-    return {
-      ca: accuracy(clean, test.labels),
-      asr: nonTarget ? (100 * hit) / nonTarget : 0,
-      asrAll: (100 * hitAll) / test.labels.length,
-      poisonedAccuracy: accuracy(trig, test.labels),
-      n: test.labels.length,
-    };
+    const trig = predict(model, trigCls, test, { prompts: opts.prompts, transform: (x, start) => trigger.apply(x, { seed: TEST_TRIGGER_SEED, offset: start }) });
+    return metricsFromPredictions(clean, trig, test.labels, target);
   } finally {
     cls.dispose();
+    if (trigCls !== cls) trigCls.dispose();
   }
+}
+
+/** CA, ASR (both variants) and poisoned accuracy from clean and triggered predictions. */
+export function metricsFromPredictions(clean: Int32Array, trig: Int32Array, labels: Int32Array, target: number): BackdoorMetrics {
+  let hit = 0;
+  let nonTarget = 0;
+  let hitAll = 0;
+  labels.forEach((l, i) => {
+    if (trig[i] === target) hitAll++;
+    if (l !== target) {
+      nonTarget++;
+      if (trig[i] === target) hit++;
+    }
+  });
+  return {
+    ca: accuracy(clean, labels),
+    asr: nonTarget ? (100 * hit) / nonTarget : 0,
+    asrAll: (100 * hitAll) / labels.length,
+    poisonedAccuracy: accuracy(trig, labels),
+    n: labels.length,
+  };
 }
 
 /** TrojVQA-style text triggers prefix every prompt template. */

@@ -2,7 +2,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { CLIPConfig, validateConfig } from './config';
 import { l2normalize, matMulBT } from './layers';
-import { ParamMap, countParams, disposeParams } from './params';
+import { ParamMap, countParams, disposeParams, ownedVariable } from './params';
 import { TokenBatch, encodeText, initText } from './text';
 import { VisionOptions, VisionOut, encodeImage, initVision } from './vision';
 
@@ -20,7 +20,7 @@ export class MiniCLIP {
     const params: ParamMap = {};
     initVision(params, config, seed);
     initText(params, config, seed);
-    params['logit_scale'] = tf.variable(tf.scalar(Math.log(1 / 0.07)), true);
+    params['logit_scale'] = ownedVariable(tf.scalar(Math.log(1 / 0.07)), true);
     return new MiniCLIP(config, params);
   }
 
@@ -34,7 +34,7 @@ export class MiniCLIP {
 
   /** exp(logit_scale), CLIP's 1/temperature. */
   logitScale(): tf.Scalar {
-    return tf.exp(tf.minimum(this.params["logit_scale"], MAX_LOGIT_SCALE)) as tf.Scalar;
+    return tf.tidy(() => tf.exp(tf.minimum(this.params['logit_scale'], MAX_LOGIT_SCALE)) as tf.Scalar);
   }
 
   /** Scaled cosine similarities [B_img, B_txt] between image and text embeddings. */

@@ -28,12 +28,19 @@ export function nameSeed(seed: number, name: string): number {
   return h % 2147483647;
 }
 
+/** A variable from an initial tensor that is then released (tf.variable keeps its own reference to the data). */
+export function ownedVariable(init: tf.Tensor, trainable = true): tf.Variable {
+  const v = tf.variable(init, trainable);
+  init.dispose();
+  return v;
+}
+
 export function normalVar(seed: number, name: string, shape: number[], std: number, trainable = true): tf.Variable {
-  return tf.variable(tf.randomNormal(shape, 0, std, 'float32', nameSeed(seed, name)), trainable);
+  return ownedVariable(tf.randomNormal(shape, 0, std, 'float32', nameSeed(seed, name)), trainable);
 }
 
 export function constVar(name: string, shape: number[], value: number, trainable = true): tf.Variable {
-  return tf.variable(tf.fill(shape, value), trainable);
+  return ownedVariable(tf.fill(shape, value), trainable);
 }
 
 /**

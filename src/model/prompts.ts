@@ -7,7 +7,7 @@
  * other layer sets (counted from the input, Fig. 3e) are just other index lists.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { nameSeed } from './params';
+import { nameSeed, ownedVariable } from './params';
 
 export interface DeepPrompts {
   /** Prompt tokens per prompted block index, each [length, width]. */
@@ -43,7 +43,7 @@ export function initDeepPrompts(totalLayers: number, width: number, spec: Prompt
   const tokens = new Map<number, tf.Variable>();
   for (const l of promptLayers(totalLayers, spec)) {
     const name = `prompt.visual.${l}`;
-    tokens.set(l, tf.variable(tf.randomNormal([spec.length, width], 0, spec.initStd ?? 0.02, 'float32', nameSeed(seed, name)), true));
+    tokens.set(l, ownedVariable(tf.randomNormal([spec.length, width], 0, spec.initStd ?? 0.02, 'float32', nameSeed(seed, name)), true));
   }
   return { tokens, length: spec.length };
 }

@@ -37,3 +37,26 @@ export function classRows(d: ImageDataset, perClass: number): number[] {
   });
   return out;
 }
+
+/**
+ * Rows of clean images, their triggered versions and the difference (|triggered - clean|, amplified `gain`
+ * times so near-invisible triggers show), for a notebook figure.
+ */
+export function triggerRows(clean: Float32Array[], triggered: Float32Array[], gain = 5): Float32Array[] {
+  const diff = clean.map((c, i) => c.map((v, j) => Math.min(1, gain * Math.abs(triggered[i][j] - v))));
+  return [...clean, ...triggered, ...diff];
+}
+
+/** Concatenate per-image pixel arrays into one batch buffer. */
+export function concatImages(images: Float32Array[]): Float32Array {
+  const out = new Float32Array(images.reduce((a, i) => a + i.length, 0));
+  let o = 0;
+  for (const i of images) (out.set(i, o), (o += i.length));
+  return out;
+}
+
+/** Split a [B, S, S, 3] batch buffer into per-image arrays. */
+export function splitImages(batch: Float32Array, size: number): Float32Array[] {
+  const per = size * size * 3;
+  return Array.from({ length: batch.length / per }, (_, i) => batch.slice(i * per, (i + 1) * per));
+}

@@ -1,0 +1,128 @@
+/**
+ * CleanCLIP (PAPER.md section 3): fine-tune the whole backdoored model on clean image-caption pairs with
+ *   lambda1 * CLIP's multimodal contrastive loss + lambda2 * unimodal self-supervised loss,
+ * the latter (CE(image . augmented image) + CE(text . augmented text)) / 2, as CleanCLIP's train.py computes it.
+ * AdamW with warm-up and cosine decay; lambda1 = lambda2 = 1. Scaled: the paper's 250K CC3M pairs for 10 epochs
+ * become `steps` x `batch` pairs of our clean pre-training corpus. Image augmentation is our crop + flip (torchvision's
+ * AutoAugment is not available in TF.js); text augmentation is EDA's random deletion and random swap (EDA's synonym
+ * replacement and insertion need WordNet, which is not available offline).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { MiniCLIP, clipLoss } from '../model/clip';
+import { ParamMap, namedGrads, ownedVariable, trainableParams } from '../model/params';
+import { l2normalize, matMulBT } from '../model/layers';
+import { zeroShotClassifier } from '../metrics/zeroshot';
+import { prefixedTemplates } from '../metrics/backdoor';
+import { ZERO_SHOT_TEMPLATES } from '../data/captions';
+import { AugmentConfig, DEFAULT_AUGMENT, augmentBatch } from '../data/augment';
+import { stepIndices } from '../train/pretrain';
+import { AdamW, warmupCosine } from '../train/optim';
+import { Rng, makeRng, randInt } from '../util/rng';
+import { Progress } from '../util/progress';
+import { Defense, MemoryMeter } from './defense';
+
+export interface CleanCLIPConfig {
+  steps: number;
+  batch: number;
+  lr: number;
+  warmupSteps: number;
+  weightDecay: number;
+  /** Weight of the multimodal (image-text) contrastive loss. */
+  lambda1: number;
+  /** Weight of the unimodal self-supervised loss. */
+  lambda2: number;
+  augment: AugmentConfig;
+  /** EDA: probability of deleting each word. */
+  textDelete: number;
+}
+
+export const CLEANCLIP_DEFAULTS: CleanCLIPConfig = { steps: 200, batch: 64, lr: 5e-4, warmupSteps: 20, weightDecay: 0.1, lambda1: 1, lambda2: 1, augment: DEFAULT_AUGMENT, textDelete: 0.1 };
+
+/** EDA-style text augmentation: random deletion, then one random swap of two words. */
+export function edaAugment(caption: string, rng: Rng, pDelete: number): string {
+  let words = caption.split(/\s+/).filter(Boolean);
+  const kept = words.filter(() => rng() >= pDelete);
+  words = kept.length ? kept : [words[randInt(rng, words.length)]];
+  if (words.length > 1) {
+    const i = randInt(rng, words.length);
+    const j = randInt(rng, words.length);
+    [words[i], words[j]] = [words[j], words[i]];
+  }
+  return words.join(' ');
+}
+
+/** A copy of a model with its own variables (the defense must not change the backdoored model it was given). */
+export function cloneModel(model: MiniCLIP): MiniCLIP {
+  const params: ParamMap = {};
+  for (const [k, v] of Object.entries(model.params)) params[k] = ownedVariable(v.clone(), v.trainable);
+  return new MiniCLIP(model.config, params);
+}
+
+export const CleanCLIP: Defense = {
+  name: 'CleanCLIP',
+  perDataset: false,
+  async run(ctx, config) {
+    const c = { ...CLEANCLIP_DEFAULTS, ...(config as Partial<CleanCLIPConfig>) };
+    const model = cloneModel(ctx.model);
+    const corpus = await ctx.cleanCorpus();
+    const params = trainableParams(model.params);
+    const opt = new AdamW(params, { weightDecay: c.weightDecay });
+    const schedule = warmupCosine(c.lr, c.warmupSteps, c.steps);
+    const history: Record<string, number[]> = { loss: [], multimodal: [], unimodal: [] };
+    const mem = new MemoryMeter();
+    const bar = new Progress('CleanCLIP', c.steps, { quiet: ctx.quiet });
+    const ctxLen = model.config.contextLength;
+    const t0 = Date.now();
+    for (let step = 0; step < c.steps; step++) {
+      const rng = makeRng(`cleanclip-${ctx.seed}-${step}`);
+      const b = corpus.batch(stepIndices(corpus.size, c.batch, step, ctx.seed + 1), rng);
+      const tokens = ctx.tokenizer.encodeBatch(b.captions, ctxLen);
+      const tokensAug = ctx.tokenizer.encodeBatch(b.captions.map((s) => edaAugment(s, rng, c.textDelete)), ctxLen);
+      const stats = tf.tidy(() => {
+        const x = tf.tensor4d(b.images, [c.batch, corpus.imageSize, corpus.imageSize, 3]);
+        const xAug = augmentBatch(x, c.augment, rng);
+        const target = tf.oneHot(tf.range(0, c.batch, 1, 'int32'), c.batch);
+        let parts: tf.Tensor[] = [];
+        const { value, grads } = namedGrads(params, () => {
+          const img = model.encodeImage(x).embedding;
+          const txt = model.encodeText(tokens);
+          const multimodal = clipLoss(model.logits(img, txt));
+          const unimodal = tf.mul(tf.add(
+            tf.losses.softmaxCrossEntropy(target, model.logits(img, model.encodeImage(xAug).embedding)),
+            tf.losses.softmaxCrossEntropy(target, model.logits(txt, model.encodeText(tokensAug))),
+          ), 0.5);
+          parts = [tf.keep(multimodal), tf.keep(unimodal)];
+          return tf.add(tf.mul(multimodal, c.lambda1), tf.mul(unimodal, c.lambda2)) as tf.Scalar;
+        });
+        mem.sample(); // gradients and the step's tensors are all alive here: the step's high-water mark
+        opt.apply(grads, schedule(step));
+        const s = tf.stack([value, ...parts]);
+        tf.dispose(parts);
+        return s;
+      });
+      const [l, mm, um] = stats.dataSync();
+      stats.dispose();
+      if (!Number.isFinite(l)) throw new Error(`CleanCLIP diverged at step ${step} (loss ${l}); lower lr (now ${c.lr}).`);
+      history.loss.push(l);
+      history.multimodal.push(mm);
+      history.unimodal.push(um);
+      mem.sample();
+      bar.tick(1, `loss ${l.toFixed(3)}`);
+    }
+    bar.done();
+    opt.dispose();
+    const seconds = (Date.now() - t0) / 1000;
+    return {
+      classifier(classNames, textPrefix) {
+        const cls = zeroShotClassifier(model, ctx.tokenizer, classNames, textPrefix ? prefixedTemplates(textPrefix) : ZERO_SHOT_TEMPLATES);
+        return {
+          predict: (images) => tf.tidy(() => tf.argMax(matMulBT(l2normalize(model.encodeImage(images).embedding), cls), 1) as tf.Tensor1D),
+          dispose: () => cls.dispose(),
+        };
+      },
+      cost: { seconds, peakBytes: mem.peakBytes, rssBytes: mem.rssBytes, tunableParams: model.numParams((n) => params[n] !== undefined), totalParams: model.numParams(), samples: c.steps * c.batch },
+      history,
+      dispose: () => model.dispose(),
+    };
+  },
+};

@@ -1,0 +1,77 @@
+/**
+ * Running a defense on a backdoored model and measuring it: one "cell" is (attack, method, dataset the defense
+ * is tuned on, test sets). Cells are cached as JSON in .cache/results/cells/ under a key of everything they depend
+ * on, so a table that is interrupted resumes where it stopped, and tables that share cells (1, 2, 3 and the cost
+ * table) compute them once.
+ */
+import * as fs from 'fs';
+import { loadSplit } from '../data/load';
+import { kShot } from '../data/splits';
+import { getDefense } from '../defenses/registry';
+import { DefenseCost } from '../defenses/defense';
+import { evaluateDefended } from '../defenses/evaluate';
+import { BackdoorMetrics } from '../metrics/backdoor';
+import { cacheDir, sha256, writeJsonAtomic } from '../util/fsutil';
+import { BackdoorResult, ensureBackdoored, targetIndex, testSet } from './backdoorRun';
+import { pretrainData } from './pretrainRun';
+import { Profile } from './profiles';
+
+export const DEFENSE_CODE_VERSION = 1;
+
+export interface CellResult {
+  attack: string;
+  method: string;
+  /** Dataset whose clean shots the defense was tuned on. */
+  dataset: string;
+  config: Record<string, unknown>;
+  /** Metrics per test set (null: the defense cannot see the trigger, the paper's "–"). */
+  metrics: Record<string, BackdoorMetrics | null>;
+  cost: DefenseCost;
+  history: Record<string, number[]>;
+  backdoorCheckpoint: string;
+  seed: number;
+}
+
+export function defenseConfig(profile: Profile, method: string): Record<string, unknown> {
+  return { ...(profile.defenses[method] ?? {}) };
+}
+
+export async function runCell(
+  profile: Profile,
+  attack: string,
+  method: string,
+  dataset: string,
+  testSets: string[],
+  opts: { backdoored?: BackdoorResult; log?: (s: string) => void; quiet?: boolean; force?: boolean } = {},
+): Promise<CellResult> {
+  const log = opts.log ?? ((s: string) => process.env.RVPT_QUIET || process.stderr.write(`[rvpt] ${s}\n`));
+  const defense = getDefense(method);
+  const config = defenseConfig(profile, method);
+  const bd = opts.backdoored ?? (await ensureBackdoored(profile, attack, { log, dataset }));
+  const tuneOn = defense.perDataset ? dataset : '*';
+  const key = sha256(JSON.stringify({ v: DEFENSE_CODE_VERSION, backdoor: bd.checkpoint, method, config, shots: profile.shots, tuneOn, testSets, evalLimit: profile.evalLimit })).slice(0, 16);
+  const file = cacheDir('results', 'cells', `${profile.name}-${attack}-${method.replace(/\s+/g, '_')}-${key}.json`);
+  if (!opts.force && fs.existsSync(file)) {
+    try {
+      return JSON.parse(fs.readFileSync(file, 'utf8')) as CellResult;
+    } catch {
+      log(`ignoring unreadable cached cell ${file}`);
+    }
+  }
+  const shots = kShot(await loadSplit(dataset, 'tune'), profile.shots, profile.backdoor.seed);
+  const defended = await defense.run(
+    { profile, model: bd.model, tokenizer: bd.tokenizer, shots, cleanCorpus: async () => (await pretrainData(profile)).corpus, seed: profile.backdoor.seed, log, quiet: opts.quiet },
+    config,
+  );
+  try {
+    const metrics: Record<string, BackdoorMetrics | null> = {};
+    for (const t of testSets) metrics[t] = evaluateDefended(defended, await testSet(profile, t), bd.trigger, targetIndex(t.split('/')[0]));
+    const summary = Object.entries(metrics).map(([t, m]) => (m ? `${t} ASR ${m.asr.toFixed(2)}% CA ${m.ca.toFixed(2)}%` : `${t} –`)).join('; ');
+    log(`${method} vs ${attack}: ${summary} (${defended.cost.seconds.toFixed(0)} s)`);
+    const cell: CellResult = { attack, method, dataset, config, metrics, cost: defended.cost, history: defended.history, backdoorCheckpoint: bd.checkpoint, seed: profile.backdoor.seed };
+    writeJsonAtomic(file, cell);
+    return cell;
+  } finally {
+    defended.dispose();
+  }
+}

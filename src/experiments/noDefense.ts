@@ -1,0 +1,42 @@
+/**
+ * The "No defense" table: every attack's backdoored model, CA and ASR on the dataset it was poisoned for (issue 4's
+ * figures/table-no-defense.*). Backdoored models come from the cache when they exist.
+ */
+import { ATTACK_NAMES } from '../attacks/registry';
+import { BackdoorResult, ensureBackdoored } from './backdoorRun';
+import { Profile } from './profiles';
+import { Cell, ResultsTable, TableData, tableProvenance, writeTable } from './tables';
+
+/** Which attacks each dataset gets: all six on the main dataset (Table 1); on emoji, Table 2's three and BadCLIP (Table 3). */
+export function noDefenseSpec(profile: Profile): Record<string, string[]> {
+  return { [profile.datasets.main]: ATTACK_NAMES, [profile.datasets.emoji]: ['BadNet', 'Blended', 'WaNet', 'BadCLIP'] };
+}
+
+export async function runNoDefense(
+  profile: Profile,
+  opts: { spec?: Record<string, string[]>; log?: (s: string) => void; write?: boolean } = {},
+): Promise<{ table: ResultsTable; path?: string; runs: Record<string, Record<string, Omit<BackdoorResult, 'model'>>> }> {
+  const t0 = Date.now();
+  const spec = opts.spec ?? noDefenseSpec(profile);
+  const datasets: TableData = {};
+  const runs: Record<string, Record<string, Omit<BackdoorResult, 'model'>>> = {};
+  const configs: Record<string, unknown> = {};
+  for (const [dataset, attacks] of Object.entries(spec)) {
+    for (const attack of attacks) {
+      const { model, ...r } = await ensureBackdoored(profile, attack, { log: opts.log, dataset });
+      model.dispose();
+      (runs[dataset] ??= {})[attack] = r;
+      configs[`${dataset}/${attack}`] = { trigger: r.trigger.config, poisoned: r.poisoned[dataset], trainSeconds: r.history.seconds, checkpoint: r.checkpoint };
+      const m = r.metrics[dataset];
+      const cell: Cell = { asr: m.asr, ca: m.ca, asrAll: m.asrAll, poisonedAccuracy: m.poisonedAccuracy, n: m.n, cleanCA: r.cleanCA[dataset], poisonedPairs: r.poisoned[dataset], trainSeconds: r.history.seconds };
+      ((datasets[dataset] ??= {})['No defense'] ??= {})[attack] = cell;
+    }
+  }
+  const table: ResultsTable = {
+    table: 'no-defense',
+    datasets,
+    provenance: tableProvenance(profile, { model: profile.model, backdoor: profile.backdoor, runs: configs }, profile.backdoor.seed, (Date.now() - t0) / 1000),
+  };
+  const path = opts.write === false ? undefined : writeTable(profile, 'table-no-defense', table, `No defense: backdoored MiniCLIP (profile ${profile.name})`);
+  return { table, path, runs };
+}

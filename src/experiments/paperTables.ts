@@ -1,0 +1,101 @@
+/**
+ * The paper's tables at our scale (issue 5), all from cached cells (defenseRun.ts):
+ * - Table 1: the main dataset (Fashion-MNIST; ImageNet's role), six attacks x five methods.
+ * - Table 2: the emoji dataset (Caltech101/OxfordPets' role), BadNet, Blended, WaNet.
+ * - Table 3: purified on the training artist (Twemoji), tested on the other artists (the paper's ImageNet-V2/-R/
+ *   -Sketch), BadNet, Blended, BadCLIP, for No defense, CleanCLIP and RVPT.
+ * - The cost table: CleanCLIP against RVPT (the paper's Table 9).
+ */
+import { ATTACK_NAMES } from '../attacks/registry';
+import { DefenseCost } from '../defenses/defense';
+import { gitCommit } from '../util/provenance';
+import { BackdoorResult, ensureBackdoored, testSetNames } from './backdoorRun';
+import { CellResult, runCell } from './defenseRun';
+import { Profile } from './profiles';
+import { METHODS, ResultsTable, TableData, tableProvenance, writeTable, resultsDir } from './tables';
+import { writeFileAtomic, writeJsonAtomic } from '../util/fsutil';
+import * as path from 'path';
+
+export interface TableSpec {
+  name: string;
+  title: string;
+  dataset: string;
+  attacks: string[];
+  methods: string[];
+  /** Test sets reported (each a dataset entry of the table). */
+  report: string[];
+}
+
+export function paperTableSpecs(profile: Profile): TableSpec[] {
+  const main = profile.datasets.main;
+  const emoji = profile.datasets.emoji;
+  return [
+    { name: 'table1', title: `Table 1: ${main}, ASR (CA)`, dataset: main, attacks: ATTACK_NAMES, methods: METHODS, report: [main] },
+    { name: 'table2', title: `Table 2: ${emoji}, ASR (CA)`, dataset: emoji, attacks: ['BadNet', 'Blended', 'WaNet'], methods: METHODS, report: [emoji] },
+    { name: 'table3', title: `Table 3: purified on ${emoji} (Twemoji), tested on other artists, ASR (CA)`, dataset: emoji, attacks: ['BadNet', 'Blended', 'BadCLIP'], methods: ['No defense', 'CleanCLIP', 'RVPT'], report: testSetNames(emoji) },
+  ];
+}
+
+/** Run (or load) every cell of a table, then write it. Cells are evaluated on all of the dataset's test sets. */
+export async function runTable(profile: Profile, spec: TableSpec, opts: { log?: (s: string) => void; quiet?: boolean; write?: boolean } = {}): Promise<{ table: ResultsTable; cells: CellResult[]; path?: string }> {
+  const t0 = Date.now();
+  const datasets: TableData = {};
+  const cells: CellResult[] = [];
+  for (const attack of spec.attacks) {
+    let bd: BackdoorResult | null = null;
+    try {
+      for (const method of spec.methods) {
+        bd ??= await ensureBackdoored(profile, attack, { log: opts.log, dataset: spec.dataset });
+        const cell = await runCell(profile, attack, method, spec.dataset, testSetNames(spec.dataset), { backdoored: bd, log: opts.log, quiet: opts.quiet });
+        cells.push(cell);
+        for (const t of spec.report) {
+          const m = cell.metrics[t];
+          if (m) ((datasets[t] ??= {})[method] ??= {})[attack] = { asr: m.asr, ca: m.ca, asrAll: m.asrAll, poisonedAccuracy: m.poisonedAccuracy, n: m.n, seconds: cell.cost.seconds };
+          else ((datasets[t] ??= {})[method] ??= {});
+        }
+      }
+    } finally {
+      bd?.model.dispose();
+    }
+  }
+  const table: ResultsTable = {
+    table: spec.name,
+    datasets,
+    provenance: tableProvenance(profile, { spec, shots: profile.shots, defenses: profile.defenses, backdoor: profile.backdoor }, profile.backdoor.seed, (Date.now() - t0) / 1000),
+  };
+  const file = opts.write === false ? undefined : writeTable(profile, spec.name, table, `${spec.title} (profile ${profile.name})`);
+  return { table, cells, path: file };
+}
+
+export interface CostTable {
+  rows: Record<string, DefenseCost>;
+  provenance: ReturnType<typeof tableProvenance>;
+}
+
+/** CleanCLIP vs RVPT cost, from their Table 1 cells on one attack (BadCLIP, as the paper's Table 9). */
+export function costTable(profile: Profile, cells: CellResult[], attack = 'BadCLIP', write = true): CostTable {
+  const rows: Record<string, DefenseCost> = {};
+  for (const method of ['CleanCLIP', 'RVPT']) {
+    const c = cells.find((x) => x.method === method && x.attack === attack);
+    if (c) rows[method] = c.cost;
+  }
+  const t: CostTable = { rows, provenance: tableProvenance(profile, { attack, dataset: profile.datasets.main, defenses: profile.defenses }, profile.backdoor.seed, 0) };
+  if (write) {
+    const dir = resultsDir(profile);
+    writeJsonAtomic(path.join(dir, 'table-cost.json'), t);
+    const mb = (b: number) => (b / 2 ** 20).toFixed(1);
+    const lines = [
+      `# Cost: CleanCLIP vs RVPT (profile ${profile.name}, attack ${attack}, ${profile.datasets.main})`,
+      '',
+      '| Method | Wall time (s) | Peak TF.js memory (MiB) | Peak RSS (MiB) | Tunable params | Share of model | Training samples |',
+      '|---|---|---|---|---|---|---|',
+      ...Object.entries(rows).map(([m, r]) => `| ${m} | ${r.seconds.toFixed(1)} | ${mb(r.peakBytes)} | ${mb(r.rssBytes)} | ${r.tunableParams} | ${((100 * r.tunableParams) / r.totalParams).toFixed(2)}% | ${r.samples} |`),
+      '',
+      rows.CleanCLIP && rows.RVPT ? `RVPT / CleanCLIP wall time: ${(rows.RVPT.seconds / rows.CleanCLIP.seconds).toFixed(3)}.` : '',
+      `Commit \`${gitCommit().slice(0, 12)}\`, backend ${t.provenance.backend}, ${t.provenance.date}.`,
+      '',
+    ];
+    writeFileAtomic(path.join(dir, 'table-cost.md'), lines.join('\n'));
+  }
+  return t;
+}

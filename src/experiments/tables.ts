@@ -1,0 +1,71 @@
+/**
+ * One JSON shape for every results table (issue 4):
+ *   {"table", "datasets": {DATASET: {METHOD: {ATTACK: {"asr", "ca", ...}}}}, "provenance": {...}}
+ * and its markdown rendering in the paper's layout (methods as rows, attacks as columns, "ASR (CA)").
+ * Tables of the default `small` profile go to figures/ (committed); other profiles to .cache/results/PROFILE/.
+ */
+import * as path from 'path';
+import { writeFileAtomic, writeJsonAtomic, cacheDir, projectRoot } from '../util/fsutil';
+import { gitCommit, provenance } from '../util/provenance';
+import { Profile } from './profiles';
+
+export const METHODS = ['No defense', 'CleanCLIP', 'Linear Probe', 'VPT', 'RVPT'];
+
+export interface Cell {
+  asr: number;
+  ca: number;
+  [extra: string]: number | string | undefined;
+}
+
+export type TableData = Record<string, Record<string, Record<string, Cell>>>;
+
+export interface TableProvenance {
+  commit: string;
+  profile: string;
+  config: unknown;
+  seed: number;
+  backend: string;
+  date: string;
+  seconds: number;
+  [extra: string]: unknown;
+}
+
+export interface ResultsTable {
+  table: string;
+  datasets: TableData;
+  provenance: TableProvenance;
+}
+
+export function tableProvenance(profile: Profile, config: unknown, seed: number, seconds: number): TableProvenance {
+  const p = provenance();
+  return { commit: gitCommit(), profile: profile.name, config, seed, backend: p.backend, date: p.date, seconds, versions: p.versions, machine: p.machine };
+}
+
+export function resultsDir(profile: Profile): string {
+  return profile.name === 'small' ? path.join(projectRoot(), 'figures') : cacheDir('results', profile.name);
+}
+
+/** Markdown: one section per dataset, methods x attacks, each cell "ASR (CA)". */
+export function tableMarkdown(t: ResultsTable, title: string): string {
+  const out = [`# ${title}`, '', 'Each cell: ASR % (CA %). ASR over test images whose true class is not the target.', ''];
+  for (const [dataset, methods] of Object.entries(t.datasets)) {
+    const attacks = [...new Set(Object.values(methods).flatMap((m) => Object.keys(m)))];
+    out.push(`## ${dataset}`, '', `| Method | ${attacks.join(' | ')} |`, `|---|${attacks.map(() => '---').join('|')}|`);
+    for (const [method, cells] of Object.entries(methods)) {
+      out.push(`| ${method} | ${attacks.map((a) => (cells[a] ? `${cells[a].asr.toFixed(2)} (${cells[a].ca.toFixed(2)})` : '–')).join(' | ')} |`);
+    }
+    out.push('');
+  }
+  const p = t.provenance;
+  out.push(`Profile \`${p.profile}\`, seed ${p.seed}, backend ${p.backend}, commit \`${p.commit.slice(0, 12)}\`, ${p.date}, ${p.seconds.toFixed(0)} s.`, '');
+  return out.join('\n');
+}
+
+/** Write NAME.json and NAME.md into the profile's results folder (atomically); returns the JSON path. */
+export function writeTable(profile: Profile, name: string, t: ResultsTable, title: string): string {
+  const dir = resultsDir(profile);
+  const json = path.join(dir, `${name}.json`);
+  writeJsonAtomic(json, t);
+  writeFileAtomic(path.join(dir, `${name}.md`), tableMarkdown(t, title));
+  return json;
+}

@@ -1,0 +1,105 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { DEFENSES, getDefense } from '../src/defenses/registry';
+import { DefenseContext } from '../src/defenses/defense';
+import { featureRepelling } from '../src/defenses/rvpt';
+import { edaAugment } from '../src/defenses/cleanclip';
+import { evaluateDefended } from '../src/defenses/evaluate';
+import { makeTrigger } from '../src/attacks/registry';
+import { MiniCLIP } from '../src/model/clip';
+import { WordTokenizer } from '../src/model/tokenizer';
+import { vocabularyTexts } from '../src/data/captions';
+import { CaptionCorpus } from '../src/data/corpus';
+import { ImageDataset } from '../src/data/dataset';
+import { makeRng } from '../src/util/rng';
+import { setup, TEST_CONFIG, maxAbsDiff } from './helpers';
+
+beforeAll(setup);
+
+/** Four classes that differ in colour, so a few steps can learn them. */
+function toy(n: number): ImageDataset {
+  const rng = makeRng('defense-toy');
+  const colours = [[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0]];
+  const images = new Float32Array(n * 16 * 16 * 3);
+  for (let i = 0; i < n; i++) for (let p = 0; p < 256; p++) for (let c = 0; c < 3; c++) images[(i * 256 + p) * 3 + c] = 0.6 * colours[i % 4][c] + 0.4 * rng();
+  return { name: 'toy', size: 16, images, labels: Int32Array.from({ length: n }, (_, i) => i % 4), classNames: ['bag', 'coat', 'dress', 'shirt'] };
+}
+
+const C = { ...TEST_CONFIG, vocabSize: 256 };
+const shots = toy(32);
+let model: MiniCLIP;
+let tokenizer: WordTokenizer;
+const ctx = (): DefenseContext => ({
+  profile: {} as never,
+  model,
+  tokenizer,
+  shots,
+  cleanCorpus: async () => new CaptionCorpus([{ data: toy(64), repeat: 1 }]),
+  seed: 0,
+  quiet: true,
+});
+
+beforeAll(() => {
+  model = MiniCLIP.init(C, 5);
+  tokenizer = WordTokenizer.fromCorpus(vocabularyTexts([shots]));
+});
+afterAll(() => model.dispose());
+
+test('the registry has the paper\'s methods and names them on a typo', () => {
+  expect(Object.keys(DEFENSES)).toEqual(['No defense', 'CleanCLIP', 'Linear Probe', 'VPT', 'RVPT']);
+  expect(() => getDefense('Fine-pruning')).toThrow(/Unknown defense 'Fine-pruning'. Registered defenses: No defense, CleanCLIP/);
+});
+
+test('feature repelling: cosine 1 for identical class tokens, -1 for opposite ones, averaged over layers', () => {
+  const a = tf.tensor2d([[1, 2, 3], [0, 1, 0]]);
+  expect(Array.from(featureRepelling([a, a], [a, a]).dataSync()).map((v) => +v.toFixed(5))).toEqual([1, 1]);
+  expect(Array.from(featureRepelling([a, tf.neg(a) as tf.Tensor2D], [a, a]).dataSync()).map((v) => +v.toFixed(5))).toEqual([0, 0]);
+});
+
+test('RVPT tunes only the prompts, repels the class tokens (FR falls) and leaks no tensors; VPT repels less', async () => {
+  const n0 = tf.memory().numTensors;
+  const before = Object.fromEntries(Object.entries(model.params).map(([k, v]) => [k, v.clone()]));
+  const cfg = { epochs: 12, batch: 8, lr: 1, warmupEpochs: 0, promptLength: 4, depth: 1, initStd: 0.5 };
+  const r = await getDefense('RVPT').run(ctx(), cfg);
+  for (const [k, v] of Object.entries(model.params)) expect(maxAbsDiff(v, before[k])).toBe(0);
+  const fr = r.history.fr;
+  const mean = (a: number[]) => a.reduce((s, v) => s + v, 0) / a.length;
+  expect(mean(fr.slice(-4))).toBeLessThan(mean(fr.slice(0, 4)) - 0.015); // measured 0.995 -> 0.966 on this random model
+  expect(r.cost.tunableParams).toBe(4 * C.width * (C.layers - 1));
+  expect(r.cost.samples).toBe(12 * 4 * 8);
+  const vpt = await getDefense('VPT').run(ctx(), cfg);
+  expect(mean(vpt.history.fr.slice(-4))).toBeGreaterThan(mean(fr.slice(-4)));
+  const m = evaluateDefended(r, toy(20), makeTrigger('Blended'), 0)!;
+  expect(m.n).toBe(20);
+  r.dispose();
+  vpt.dispose();
+  tf.dispose(Object.values(before));
+  expect(tf.memory().numTensors).toBe(n0);
+});
+
+test('Linear Probe learns the shots; it has no text side, so a text trigger gets null (the paper\'s "-")', async () => {
+  const r = await getDefense('Linear Probe').run(ctx(), { epochs: 60, lr: 0.5 });
+  const m = evaluateDefended(r, shots, makeTrigger('Blended'), 0)!;
+  expect(m.ca).toBeGreaterThan(50); // 4 classes: chance is 25%
+  expect(r.classifier(shots.classNames, 'sudo ')).toBeNull();
+  expect(r.cost.tunableParams).toBe(C.embedDim * 4 + 4);
+  r.dispose();
+});
+
+test('CleanCLIP fine-tunes a copy (the given model is untouched) with both losses finite', async () => {
+  const before = model.params['visual.proj'].clone();
+  const r = await getDefense('CleanCLIP').run(ctx(), { steps: 3, batch: 8 });
+  expect(maxAbsDiff(model.params['visual.proj'], before)).toBe(0);
+  expect(r.history.multimodal.every(Number.isFinite)).toBe(true);
+  expect(r.history.unimodal.every(Number.isFinite)).toBe(true);
+  expect(r.cost.tunableParams).toBe(r.cost.totalParams);
+  r.dispose();
+  before.dispose();
+});
+
+test('EDA text augmentation: deterministic for its rng, keeps the words it does not delete', () => {
+  const s = 'a photo of a small red bag';
+  const a = edaAugment(s, makeRng(3), 0.1);
+  expect(edaAugment(s, makeRng(3), 0.1)).toBe(a);
+  for (const w of a.split(' ')) expect(s.split(' ')).toContain(w);
+  expect(edaAugment('bag', makeRng(1), 0.99)).toBe('bag');
+});
