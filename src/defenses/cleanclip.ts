@@ -9,17 +9,13 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { MiniCLIP, clipLoss } from '../model/clip';
-import { ParamMap, namedGrads, ownedVariable, trainableParams } from '../model/params';
-import { l2normalize, matMulBT } from '../model/layers';
-import { zeroShotClassifier } from '../metrics/zeroshot';
-import { prefixedTemplates } from '../metrics/backdoor';
-import { ZERO_SHOT_TEMPLATES } from '../data/captions';
+import { ParamMap, ownedVariable, trainableParams } from '../model/params';
 import { AugmentConfig, DEFAULT_AUGMENT, augmentBatch } from '../data/augment';
 import { stepIndices } from '../train/pretrain';
 import { AdamW, warmupCosine } from '../train/optim';
 import { Rng, makeRng, randInt } from '../util/rng';
 import { Progress } from '../util/progress';
-import { Defense, MemoryMeter } from './defense';
+import { Defense, MemoryMeter, optimStep, zeroShotClassifierOf } from './defense';
 
 export interface CleanCLIPConfig {
   steps: number;
@@ -78,48 +74,31 @@ export const CleanCLIP: Defense = {
       const b = corpus.batch(stepIndices(corpus.size, c.batch, step, ctx.seed + 1), rng);
       const tokens = ctx.tokenizer.encodeBatch(b.captions, ctxLen);
       const tokensAug = ctx.tokenizer.encodeBatch(b.captions.map((s) => edaAugment(s, rng, c.textDelete)), ctxLen);
-      const stats = tf.tidy(() => {
+      const [l, mm, um] = tf.tidy(() => {
         const x = tf.tensor4d(b.images, [c.batch, corpus.imageSize, corpus.imageSize, 3]);
         const xAug = augmentBatch(x, c.augment, rng);
         const target = tf.oneHot(tf.range(0, c.batch, 1, 'int32'), c.batch);
-        let parts: tf.Tensor[] = [];
-        const { value, grads } = namedGrads(params, () => {
+        return optimStep(params, opt, schedule(step), () => {
           const img = model.encodeImage(x).embedding;
           const txt = model.encodeText(tokens);
           const multimodal = clipLoss(model.logits(img, txt));
           const unimodal = tf.mul(tf.add(
             tf.losses.softmaxCrossEntropy(target, model.logits(img, model.encodeImage(xAug).embedding)),
             tf.losses.softmaxCrossEntropy(target, model.logits(txt, model.encodeText(tokensAug))),
-          ), 0.5);
-          parts = [tf.keep(multimodal), tf.keep(unimodal)];
-          return tf.add(tf.mul(multimodal, c.lambda1), tf.mul(unimodal, c.lambda2)) as tf.Scalar;
-        });
-        mem.sample(); // gradients and the step's tensors are all alive here: the step's high-water mark
-        opt.apply(grads, schedule(step));
-        const s = tf.stack([value, ...parts]);
-        tf.dispose(parts);
-        return s;
+          ), 0.5) as tf.Scalar;
+          return [tf.add(tf.mul(multimodal, c.lambda1), tf.mul(unimodal, c.lambda2)) as tf.Scalar, multimodal, unimodal];
+        }, mem);
       });
-      const [l, mm, um] = stats.dataSync();
-      stats.dispose();
-      if (!Number.isFinite(l)) throw new Error(`CleanCLIP diverged at step ${step} (loss ${l}); lower lr (now ${c.lr}).`);
       history.loss.push(l);
       history.multimodal.push(mm);
       history.unimodal.push(um);
-      mem.sample();
       bar.tick(1, `loss ${l.toFixed(3)}`);
     }
     bar.done();
     opt.dispose();
     const seconds = (Date.now() - t0) / 1000;
     return {
-      classifier(classNames, textPrefix) {
-        const cls = zeroShotClassifier(model, ctx.tokenizer, classNames, textPrefix ? prefixedTemplates(textPrefix) : ZERO_SHOT_TEMPLATES);
-        return {
-          predict: (images) => tf.tidy(() => tf.argMax(matMulBT(l2normalize(model.encodeImage(images).embedding), cls), 1) as tf.Tensor1D),
-          dispose: () => cls.dispose(),
-        };
-      },
+      classifier: (classNames, textPrefix) => zeroShotClassifierOf(model, ctx.tokenizer, classNames, textPrefix),
       cost: { seconds, peakBytes: mem.peakBytes, rssBytes: mem.rssBytes, tunableParams: model.numParams((n) => params[n] !== undefined), totalParams: model.numParams(), samples: c.steps * c.batch },
       history,
       dispose: () => model.dispose(),

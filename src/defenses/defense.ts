@@ -7,6 +7,13 @@ import { MiniCLIP } from '../model/clip';
 import { WordTokenizer } from '../model/tokenizer';
 import { ImageDataset } from '../data/dataset';
 import { Profile } from '../experiments/profiles';
+import { namedGrads } from '../model/params';
+import { DeepPrompts } from '../model/prompts';
+import { l2normalize, matMulBT } from '../model/layers';
+import { zeroShotClassifier } from '../metrics/zeroshot';
+import { prefixedTemplates } from '../metrics/backdoor';
+import { ZERO_SHOT_TEMPLATES } from '../data/captions';
+import { Optimizer } from '../train/optim';
 
 export interface DefenseContext {
   profile: Profile;
@@ -67,6 +74,39 @@ export class MemoryMeter {
     this.peakBytes = Math.max(this.peakBytes, tf.memory().numBytes);
     this.rssBytes = Math.max(this.rssBytes, process.memoryUsage().rss);
   }
+}
+
+/**
+ * One optimiser step of a defense: `terms` returns [loss, ...terms to monitor]; returns all their values. Memory is
+ * sampled right after the backward pass, when the step's tensors and gradients are all alive (its high-water mark).
+ */
+export function optimStep(params: Record<string, tf.Variable>, opt: Optimizer, lr: number, terms: () => tf.Scalar[], mem: MemoryMeter): number[] {
+  const out = tf.tidy(() => {
+    let monitored: tf.Tensor[] = [];
+    const { value, grads } = namedGrads(params, () => {
+      const [loss, ...rest] = terms();
+      monitored = rest.map((t) => tf.keep(t));
+      return loss;
+    });
+    mem.sample();
+    opt.apply(grads, lr);
+    const s = tf.stack([value, ...monitored]);
+    tf.dispose(monitored);
+    return s;
+  });
+  const values = Array.from(out.dataSync());
+  out.dispose();
+  if (!Number.isFinite(values[0])) throw new Error(`Training diverged (loss ${values[0]}); lower the learning rate (now ${lr}).`);
+  return values;
+}
+
+/** A zero-shot classifier over `classNames` for a CLIP model, optionally with prompts and a text trigger. */
+export function zeroShotClassifierOf(model: MiniCLIP, tokenizer: WordTokenizer, classNames: string[], textPrefix?: string, prompts?: DeepPrompts): Classifier {
+  const cls = zeroShotClassifier(model, tokenizer, classNames, textPrefix ? prefixedTemplates(textPrefix) : ZERO_SHOT_TEMPLATES);
+  return {
+    predict: (images) => tf.tidy(() => tf.argMax(matMulBT(l2normalize(model.encodeImage(images, { prompts }).embedding), cls), 1) as tf.Tensor1D),
+    dispose: () => cls.dispose(),
+  };
 }
 
 /** Rows of a dataset as a [B, S, S, 3] tensor. */

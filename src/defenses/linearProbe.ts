@@ -9,8 +9,8 @@ import { numImages } from '../data/dataset';
 import { SGD, constant } from '../train/optim';
 import { makeRng, permutation } from '../util/rng';
 import { Progress } from '../util/progress';
-import { namedGrads, ownedVariable } from '../model/params';
-import { Defense, MemoryMeter, rowsTensor } from './defense';
+import { ownedVariable } from '../model/params';
+import { Defense, MemoryMeter, optimStep, rowsTensor } from './defense';
 
 export interface LinearProbeConfig {
   epochs: number;
@@ -43,18 +43,13 @@ export const LinearProbe: Defense = {
     for (let step = 0; step < steps; step++) {
       const order = permutation(n, makeRng(`lp-${ctx.seed}-${Math.floor(step / perEpoch)}`));
       const rows = tf.tensor1d(order.slice((step % perEpoch) * c.batch, (step % perEpoch) * c.batch + c.batch), 'int32');
-      const loss = tf.tidy(() => {
+      const [loss] = tf.tidy(() => {
         const x = tf.gather(feats, rows);
         const y = tf.gather(labels, rows);
-        const { value, grads } = namedGrads(params, () => tf.losses.softmaxCrossEntropy(y, tf.add(tf.matMul(x, params.weight), params.bias)) as tf.Scalar);
-        mem.sample(); // gradients and the step's tensors are all alive here: the step's high-water mark
-        opt.apply(grads, constant(c.lr)(step));
-        return value;
+        return optimStep(params, opt, constant(c.lr)(step), () => [tf.losses.softmaxCrossEntropy(y, tf.add(tf.matMul(x, params.weight), params.bias)) as tf.Scalar], mem);
       });
       rows.dispose();
-      history.loss.push(loss.dataSync()[0]);
-      loss.dispose();
-      mem.sample();
+      history.loss.push(loss);
       bar.tick(1, `loss ${history.loss[history.loss.length - 1].toFixed(3)}`);
     }
     bar.done();

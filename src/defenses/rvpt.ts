@@ -8,17 +8,14 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { l2normalize, matMulBT } from '../model/layers';
-import { namedGrads } from '../model/params';
 import { DeepPrompts, disposePrompts, initDeepPrompts, promptLayers, promptParams } from '../model/prompts';
 import { zeroShotClassifier } from '../metrics/zeroshot';
-import { prefixedTemplates } from '../metrics/backdoor';
-import { ZERO_SHOT_TEMPLATES } from '../data/captions';
 import { AugmentConfig, DEFAULT_AUGMENT, augmentBatch } from '../data/augment';
 import { numImages } from '../data/dataset';
 import { SGD, constantWarmupCosine } from '../train/optim';
 import { makeRng, permutation } from '../util/rng';
 import { Progress } from '../util/progress';
-import { Defended, Defense, DefenseContext, MemoryMeter, rowsTensor } from './defense';
+import { Defended, Defense, DefenseContext, MemoryMeter, optimStep, rowsTensor, zeroShotClassifierOf } from './defense';
 
 export interface PromptTuningConfig {
   /** Prompt tokens per prompted block, b (paper: 50 for 49 patch tokens; here 16 for 16 patch tokens). */
@@ -91,33 +88,22 @@ export async function promptTuning(name: string, ctx: DefenseContext, c: PromptT
     const rng = makeRng(`${name}-${ctx.seed}-${step}`);
     const order = permutation(n, makeRng(`${name}-epoch-${ctx.seed}-${Math.floor(step / perEpoch)}`));
     const rows = order.slice((step % perEpoch) * c.batch, (step % perEpoch) * c.batch + c.batch);
-    const stats = tf.tidy(() => {
+    const [l, ce, fr] = tf.tidy(() => {
       const raw = rowsTensor(shots, rows);
       const x = c.augment ? augmentBatch(raw, c.augment, rng) : raw;
       const labels = tf.oneHot(tf.tensor1d(Array.from(rows, (r) => shots.labels[r]), 'int32'), shots.classNames.length);
       const sigma = model.encodeImage(x, { collectCls: true }).cls!.filter((_, i) => layers.includes(i));
-      let parts: tf.Scalar[] = [];
-      const { value, grads } = namedGrads(params, () => {
+      return optimStep(params, opt, schedule(step), () => {
         const out = model.encodeImage(x, { prompts, collectCls: true });
         const logits = tf.mul(matMulBT(l2normalize(out.embedding), text), scale) as tf.Tensor2D;
         const ce = tf.losses.softmaxCrossEntropy(labels, logits) as tf.Scalar;
         const fr = tf.mean(tf.maximum(featureRepelling(out.cls!.filter((_, i) => layers.includes(i)), sigma), c.margin)) as tf.Scalar;
-        parts = [tf.keep(ce), tf.keep(fr)];
-        return c.alpha ? (tf.add(ce, tf.mul(fr, c.alpha)) as tf.Scalar) : ce;
-      });
-      mem.sample(); // gradients and the step's tensors are all alive here: the step's high-water mark
-      opt.apply(grads, schedule(step));
-      const s = tf.stack([value, ...parts]);
-      tf.dispose(parts);
-      return s;
+        return [c.alpha ? (tf.add(ce, tf.mul(fr, c.alpha)) as tf.Scalar) : ce, ce, fr];
+      }, mem);
     });
-    const [l, ce, fr] = stats.dataSync();
-    stats.dispose();
-    if (!Number.isFinite(l)) throw new Error(`${name} diverged at step ${step} (loss ${l}); lower lr (now ${c.lr}).`);
     history.loss.push(l);
     history.ce.push(ce);
     history.fr.push(fr);
-    mem.sample();
     bar.tick(1, `loss ${l.toFixed(3)} ce ${ce.toFixed(3)} fr ${fr.toFixed(3)}`);
   }
   bar.done();
@@ -125,13 +111,7 @@ export async function promptTuning(name: string, ctx: DefenseContext, c: PromptT
   tf.dispose([text, scale]);
   const seconds = (Date.now() - t0) / 1000;
   return {
-    classifier(classNames, textPrefix) {
-      const cls = zeroShotClassifier(model, tokenizer, classNames, textPrefix ? prefixedTemplates(textPrefix) : ZERO_SHOT_TEMPLATES);
-      return {
-        predict: (images) => tf.tidy(() => tf.argMax(matMulBT(l2normalize(model.encodeImage(images, { prompts }).embedding), cls), 1) as tf.Tensor1D),
-        dispose: () => cls.dispose(),
-      };
-    },
+    classifier: (classNames, textPrefix) => zeroShotClassifierOf(model, tokenizer, classNames, textPrefix, prompts),
     cost: { seconds, peakBytes: mem.peakBytes, rssBytes: mem.rssBytes, tunableParams: c.promptLength * model.config.width * layers.length, totalParams: model.numParams(), samples: steps * c.batch },
     history,
     dispose: () => disposePrompts(prompts),
