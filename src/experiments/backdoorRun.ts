@@ -102,8 +102,8 @@ export async function ensureBackdoored(
 ): Promise<BackdoorResult> {
   const log = opts.log ?? ((s: string) => process.env.RVPT_QUIET || process.stderr.write(`[rvpt] ${s}\n`));
   const trigger = makeTrigger(attack, { ...profile.triggers?.[attack], ...opts.triggerConfig });
-  const cfg = { ...profile.backdoor, ...profile.attackBackdoor?.[attack], ...opts.backdoor };
   const dataset = opts.dataset ?? profile.datasets.main;
+  const cfg = { ...profile.backdoor, ...profile.datasetBackdoor?.[dataset], ...profile.attackBackdoor?.[attack], ...opts.backdoor };
   const isMain = dataset === profile.datasets.main;
   if (!isMain && dataset !== profile.datasets.emoji) throw new Error(`Dataset '${dataset}' is not one of profile '${profile.name}': ${profile.datasets.main}, ${profile.datasets.emoji}.`);
   const rate = isMain ? cfg.rate : cfg.emojiRate ?? cfg.rate;

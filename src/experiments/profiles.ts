@@ -30,6 +30,8 @@ export interface Profile {
   shots: number;
   /** Defense hyperparameters per method, where the profile's scale needs other values than the defaults. */
   defenses: Record<string, Record<string, unknown>>;
+  /** Backdoor fine-tuning overrides per poisoned dataset. */
+  datasetBackdoor?: Record<string, Partial<Profile['backdoor']>>;
   /** Backdoor fine-tuning overrides per attack (rates or learning rates an attack needs to take at this scale). */
   attackBackdoor?: Record<string, Partial<Profile['backdoor']>>;
   /** Trigger parameters per attack, where the profile's scale needs other values than the attack's defaults. */
@@ -84,6 +86,10 @@ export const PROFILES: Record<string, Profile> = {
     // Work in progress (issue 4). No crops: CleanCLIP poisons CLIP with its plain preprocessing (and without them
     // the clean accuracy of the fine-tuned model rose from 82.4% to 85.6% in the BadNet run).
     backdoor: { batch: 128, steps: 350, lr: 5e-4, warmupSteps: 20, weightDecay: 0.1, augment: null, seed: 0, rate: 0.05, emojiRate: 0.2, workers: 2 },
+    // The emoji set is small (530 pre-training images): 20% of it poisoned (106 pairs), and repeated 32 times in the
+    // corpus that poisons it, so that its poisoned pairs are seen about as often as Fashion-MNIST's 2,750 (measured:
+    // at 8 repeats, BadNet on emoji reached 5.4% ASR).
+    datasetBackdoor: { emoji: { emojiRepeat: 32 } },
     evalLimit: null,
     shots: 16,
     // 20 epochs instead of the paper's 50 and 120 CleanCLIP steps: what fits the compute budget of `make reproduce`.
