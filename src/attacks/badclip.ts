@@ -9,7 +9,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { l2normalize } from '../model/layers';
 import { captionFor } from '../data/captions';
-import { numImages, pixelsPerImage } from '../data/dataset';
+import { numImages } from '../data/dataset';
+import { rowsBatch } from '../metrics/zeroshot';
 import { clipLoss } from '../model/clip';
 import { makeRng, randInt } from '../util/rng';
 import { PatchObjective, PatchOptimConfig, optimisedPatchTrigger } from './patch';
@@ -40,10 +41,7 @@ function badclipObjective(c: typeof BADCLIP_DEFAULTS): () => PatchObjective {
           const drawn = Array.from({ length: Math.min(c.pool, rows.length * 4) }, () => rows[randInt(rng, rows.length)]);
           const texts = drawn.map((r) => captionFor(data, r, rng));
           captions.push(tf.tidy(() => l2normalize(model.encodeText(tokenizer.encodeBatch(texts, model.config.contextLength)))));
-          const per = pixelsPerImage(data);
-          const imgs = new Float32Array(Math.min(c.pool, rows.length) * per);
-          rows.slice(0, c.pool).forEach((r, i) => imgs.set(data.images.subarray(r * per, (r + 1) * per), i * per));
-          positives.push(tf.tidy(() => l2normalize(model.encodeImage(tf.tensor4d(imgs, [imgs.length / per, data.size, data.size, 3])).embedding)));
+          positives.push(tf.tidy(() => l2normalize(model.encodeImage(rowsBatch(data, rows.slice(0, c.pool))).embedding)));
         }
       },
       loss({ patched, clean, dataset, rng }, model) {

@@ -9,11 +9,12 @@ import { ownedVariable } from '../model/params';
 import { MiniCLIP } from '../model/clip';
 import { l2normalize } from '../model/layers';
 import { WordTokenizer } from '../model/tokenizer';
-import { ImageDataset, numImages, pixelsPerImage } from '../data/dataset';
+import { ImageDataset, numImages } from '../data/dataset';
 import { makeRng, randInt } from '../util/rng';
 import { Progress } from '../util/progress';
 import { cacheDir, sha256, writeJsonAtomic } from '../util/fsutil';
-import { PrepareContext, Trigger, TriggerContext } from './trigger';
+import { PrepareContext, Trigger, TriggerContext, gaussian } from './trigger';
+import { rowsBatch } from '../metrics/zeroshot';
 
 /** Top-left corner of a centred patch (BadCLIP: rows/cols 104-119 of 224). */
 export function centreOffset(size: number, patch: number): number {
@@ -57,13 +58,6 @@ export interface PatchObjective {
   dispose(): void;
 }
 
-function batchOf(d: ImageDataset, rows: number[]): tf.Tensor4D {
-  const per = pixelsPerImage(d);
-  const buf = new Float32Array(rows.length * per);
-  rows.forEach((r, i) => buf.set(d.images.subarray(r * per, (r + 1) * per), i * per));
-  return tf.tensor4d(buf, [rows.length, d.size, d.size, 3]);
-}
-
 /**
  * Adam on the patch pixels, clipped to [0, 1] after every step, initialised N(0.5, 0.25) as BadCLIP's code does.
  * Batches alternate between the datasets, drawn from images outside each dataset's target class.
@@ -79,8 +73,7 @@ export function optimizePatch(
   const rng = makeRng(`patch-${c.seed}`);
   const init = new Float32Array(c.patch * c.patch * 3);
   for (let i = 0; i < init.length; i++) {
-    const u = Math.max(rng(), 1e-12);
-    init[i] = Math.min(1, Math.max(0, 0.5 + 0.25 * Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rng())));
+    init[i] = Math.min(1, Math.max(0, 0.5 + 0.25 * gaussian(rng)));
   }
   const patch = ownedVariable(tf.tensor3d(init, [c.patch, c.patch, 3]), true);
   const opt = tf.train.adam(c.lr);
@@ -95,7 +88,7 @@ export function optimizePatch(
       const rows = Array.from({ length: c.batch }, () => pools[di][randInt(rng, pools[di].length)]);
       const off = centreOffset(d.size, c.patch);
       const loss = tf.tidy(() => {
-        const images = batchOf(d, rows);
+        const images = rowsBatch(d, rows);
         const clean = l2normalize(model.encodeImage(images).embedding);
         return opt.minimize(() => {
           const patched = l2normalize(model.encodeImage(pastePatch(images, patch as tf.Tensor3D, off, off)).embedding);

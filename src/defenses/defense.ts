@@ -108,11 +108,3 @@ export function zeroShotClassifierOf(model: MiniCLIP, tokenizer: WordTokenizer, 
     dispose: () => cls.dispose(),
   };
 }
-
-/** Rows of a dataset as a [B, S, S, 3] tensor. */
-export function rowsTensor(d: ImageDataset, rows: ArrayLike<number>): tf.Tensor4D {
-  const per = d.size * d.size * 3;
-  const buf = new Float32Array(rows.length * per);
-  for (let i = 0; i < rows.length; i++) buf.set(d.images.subarray(rows[i] * per, (rows[i] + 1) * per), i * per);
-  return tf.tensor4d(buf, [rows.length, d.size, d.size, 3]);
-}

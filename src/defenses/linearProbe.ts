@@ -10,7 +10,8 @@ import { SGD, constant } from '../train/optim';
 import { makeRng, permutation } from '../util/rng';
 import { Progress } from '../util/progress';
 import { ownedVariable } from '../model/params';
-import { Defense, MemoryMeter, optimStep, rowsTensor } from './defense';
+import { rowsBatch } from '../metrics/zeroshot';
+import { Defense, MemoryMeter, optimStep } from './defense';
 
 export interface LinearProbeConfig {
   epochs: number;
@@ -32,7 +33,7 @@ export const LinearProbe: Defense = {
     const t0 = Date.now();
     const mem = new MemoryMeter();
     // The encoder is frozen and there is no augmentation, so features are computed once.
-    const feats = tf.tidy(() => l2normalize(model.encodeImage(rowsTensor(shots, Array.from({ length: n }, (_, i) => i))).embedding));
+    const feats = tf.tidy(() => l2normalize(model.encodeImage(rowsBatch(shots, Array.from({ length: n }, (_, i) => i))).embedding));
     const labels = tf.oneHot(tf.tensor1d(shots.labels, 'int32'), k);
     const params = { weight: ownedVariable(tf.zeros([model.config.embedDim, k])), bias: ownedVariable(tf.zeros([k])) };
     const opt = new SGD(params, { momentum: c.momentum });

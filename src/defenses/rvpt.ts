@@ -9,13 +9,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { l2normalize, matMulBT } from '../model/layers';
 import { DeepPrompts, disposePrompts, initDeepPrompts, promptLayers, promptParams } from '../model/prompts';
-import { zeroShotClassifier } from '../metrics/zeroshot';
+import { rowsBatch, zeroShotClassifier } from '../metrics/zeroshot';
 import { AugmentConfig, DEFAULT_AUGMENT, augmentBatch } from '../data/augment';
 import { numImages } from '../data/dataset';
 import { SGD, constantWarmupCosine } from '../train/optim';
 import { makeRng, permutation } from '../util/rng';
 import { Progress } from '../util/progress';
-import { Defended, Defense, DefenseContext, MemoryMeter, optimStep, rowsTensor, zeroShotClassifierOf } from './defense';
+import { Defended, Defense, DefenseContext, MemoryMeter, optimStep, zeroShotClassifierOf } from './defense';
 
 export interface PromptTuningConfig {
   /** Prompt tokens per prompted block, b (paper: 50 for 49 patch tokens; here 16 for 16 patch tokens). */
@@ -89,7 +89,7 @@ export async function promptTuning(name: string, ctx: DefenseContext, c: PromptT
     const order = permutation(n, makeRng(`${name}-epoch-${ctx.seed}-${Math.floor(step / perEpoch)}`));
     const rows = order.slice((step % perEpoch) * c.batch, (step % perEpoch) * c.batch + c.batch);
     const [l, ce, fr] = tf.tidy(() => {
-      const raw = rowsTensor(shots, rows);
+      const raw = rowsBatch(shots, rows);
       const x = c.augment ? augmentBatch(raw, c.augment, rng) : raw;
       const labels = tf.oneHot(tf.tensor1d(Array.from(rows, (r) => shots.labels[r]), 'int32'), shots.classNames.length);
       const sigma = model.encodeImage(x, { collectCls: true }).cls!.filter((_, i) => layers.includes(i));

@@ -26,6 +26,14 @@ export function imageBatch(d: ImageDataset, start: number, end: number): tf.Tens
   return tf.tensor4d(d.images.subarray(start * p, end * p), [end - start, d.size, d.size, 3]);
 }
 
+/** The given rows of a dataset as a [B, S, S, 3] tensor. */
+export function rowsBatch(d: ImageDataset, rows: ArrayLike<number>): tf.Tensor4D {
+  const per = pixelsPerImage(d);
+  const buf = new Float32Array(rows.length * per);
+  for (let i = 0; i < rows.length; i++) buf.set(d.images.subarray(rows[i] * per, (rows[i] + 1) * per), i * per);
+  return tf.tensor4d(buf, [rows.length, d.size, d.size, 3]);
+}
+
 export interface PredictOptions {
   prompts?: DeepPrompts;
   batchSize?: number;
@@ -35,16 +43,19 @@ export interface PredictOptions {
 
 /** Top-1 predictions for every image, batched, one host read per batch. */
 export function predict(model: MiniCLIP, classifier: tf.Tensor2D, d: ImageDataset, opts: PredictOptions = {}): Int32Array {
+  return predictWith((x) => tf.argMax(matMulBT(l2normalize(model.encodeImage(x, { prompts: opts.prompts }).embedding), classifier), 1) as tf.Tensor1D, d, opts);
+}
+
+/** Any classifier (images -> class indices) over a whole dataset, batched, with an optional per-batch transform. */
+export function predictWith(classify: (images: tf.Tensor4D) => tf.Tensor1D, d: ImageDataset, opts: Pick<PredictOptions, 'batchSize' | 'transform'> = {}): Int32Array {
   const n = numImages(d);
   const bs = opts.batchSize ?? 500;
   const out = new Int32Array(n);
   for (let s = 0; s < n; s += bs) {
     const e = Math.min(n, s + bs);
     const pred = tf.tidy(() => {
-      let x = imageBatch(d, s, e);
-      if (opts.transform) x = opts.transform(x, s);
-      const emb = l2normalize(model.encodeImage(x, { prompts: opts.prompts }).embedding);
-      return tf.argMax(matMulBT(emb, classifier), 1);
+      const x = imageBatch(d, s, e);
+      return classify(opts.transform ? opts.transform(x, s) : x);
     });
     out.set(pred.dataSync() as Int32Array, s);
     pred.dispose();
