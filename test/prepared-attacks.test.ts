@@ -141,7 +141,9 @@ test('ISSBA: sample-specific, small (every pixel within eps = 0.1, mean |change|
   const rr = r.arraySync() as number[][][][];
   expect(rr[0]).not.toEqual(rr[1]);
   expect(Array.from(secretBits('St', 16))).toEqual([0, 1, 0, 1, 0, 0, 1, 1, 0, 1, 1, 1, 0, 1, 0, 0]);
-  const trained = trainISSBA([data], { ...(t.config as never), steps: 300, batch: 16 }, 'test');
+  // The default 400 steps: at 300 the penalty phase is short and the residual ends near 0.05 (0.047 here, 0.050 on
+  // the CI machine: float results of WASM differ slightly between CPUs), at 400 it ends near 0.040.
+  const trained = trainISSBA([data], { ...(t.config as never), steps: 400, batch: 16 }, 'test');
   expect(trained.bitAccuracy).toBeGreaterThan(70);
   expect(trained.meanAbsResidual).toBeLessThan(0.05);
 });
