@@ -1,4 +1,7 @@
-/** The `rvpt` command line: pretrain, eval, backdoor, tables, bench. Every command takes --profile, --seed and --backend. */
+/**
+ * The `rvpt` command line: pretrain, eval, backdoor, defend, tables, clip, bench. Every command takes --profile,
+ * --seed and --backend.
+ */
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { initBackend } from './backend';
 import { PROFILES, getProfile } from './experiments/profiles';
@@ -10,6 +13,15 @@ import { ATTACKS, makeTrigger } from './attacks/registry';
 import { ensureBackdoored } from './experiments/backdoorRun';
 import { runNoDefense } from './experiments/noDefense';
 import { costTable, paperTableSpecs, runTable } from './experiments/paperTables';
+import { benchClipScale } from './experiments/bench';
+import { runCell } from './experiments/defenseRun';
+import { DEFENSES } from './defenses/registry';
+import { loadClipWeights } from './checkpoint/clipWeights';
+import { ClipTokenizer } from './model/clipTokenizer';
+import { decodeImage } from './data/imageFolder';
+import { zeroShotClassifier } from './metrics/zeroshot';
+import { l2normalize, matMulBT } from './model/layers';
+import * as tf from '@tensorflow/tfjs-core';
 
 function int(v: string): number {
   const n = Number(v);
@@ -101,6 +113,62 @@ export function buildCli(): Command {
       r.model.dispose();
     });
 
+  common(program.command('defend').description('run one defense on one backdoored model and measure ASR and CA (cached like the tables)'))
+    .requiredOption('-a, --attack <name>', `attack: ${Object.keys(ATTACKS).join(' | ')}`)
+    .requiredOption('-m, --method <name>', `defense: ${Object.keys(DEFENSES).join(' | ')}`)
+    .option('-d, --dataset <name>', 'dataset to tune on and test (default: the profile main dataset)')
+    .option('--force', 'run again even when the cell is cached')
+    .option('--json', 'print the result as one JSON line')
+    .action(async (o) => {
+      const profile = getProfile(o.profile);
+      makeTrigger(o.attack, profile.triggers?.[o.attack] ?? {});
+      if (!DEFENSES[o.method]) throw new Error(`Unknown defense '${o.method}'. Registered defenses: ${Object.keys(DEFENSES).join(', ')}.`);
+      await initBackend(o.backend);
+      const dataset = o.dataset ?? profile.datasets.main;
+      const bd = await ensureBackdoored(profile, o.attack, { dataset });
+      try {
+        const cell = await runCell(profile, o.attack, o.method, dataset, [dataset], { backdoored: bd, force: o.force });
+        const out = { attack: o.attack, method: o.method, dataset, noDefense: bd.metrics[dataset], defended: cell.metrics[dataset], cost: cell.cost, checkpoint: bd.checkpoint, provenance: provenance() };
+        console.log(o.json ? JSON.stringify(out) : JSON.stringify(out, null, 2));
+      } finally {
+        bd.model.dispose();
+      }
+    });
+
+  common(program.command('clip').description("zero-shot classify images with a real CLIP checkpoint (safetensors) and CLIP's tokenizer"))
+    .requiredOption('-w, --weights <file>', 'CLIP weights, OpenAI or Hugging Face naming (.safetensors)')
+    .requiredOption('-t, --tokenizer <file>', 'tokenizer.json, vocab.json (merges.txt beside it), bpe_simple_vocab_16e6.txt.gz, or their folder')
+    .requiredOption('-c, --classes <names>', "comma-separated class names, e.g. 'banana,accordion,samoyed'")
+    .option('--template <text>', "prompt template with {} for the class", 'a photo of a {}.')
+    .option('--json', 'print the result as one JSON line')
+    .argument('<images...>', 'image files')
+    .action(async (images: string[], o) => {
+      await initBackend(o.backend);
+      const { model, naming, unused } = loadClipWeights(o.weights);
+      const tokenizer = ClipTokenizer.load(o.tokenizer);
+      const classes = String(o.classes).split(',').map((s) => s.trim()).filter(Boolean);
+      if (classes.length < 2) throw new InvalidArgumentError('--classes needs at least two names.');
+      if (!String(o.template).includes('{}')) throw new InvalidArgumentError("--template must contain '{}' where the class name goes.");
+      const s = model.config.imageSize;
+      const pixels = new Float32Array(images.length * s * s * 3);
+      for (let i = 0; i < images.length; i++) pixels.set(await decodeImage(images[i], s), i * s * s * 3);
+      const probs = tf.tidy(() => {
+        const text = zeroShotClassifier(model, tokenizer, classes, [o.template]);
+        const emb = model.encodeImage(tf.tensor4d(pixels, [images.length, s, s, 3])).embedding;
+        return tf.softmax(tf.mul(matMulBT(l2normalize(emb), text), model.logitScale())).arraySync() as number[][];
+      });
+      const out = {
+        weights: o.weights,
+        naming,
+        config: model.config,
+        params: model.numParams(),
+        unusedTensors: unused,
+        predictions: images.map((f, i) => ({ image: f, top: classes[probs[i].indexOf(Math.max(...probs[i]))], probs: Object.fromEntries(classes.map((c, j) => [c, Number(probs[i][j].toFixed(4))])) })),
+      };
+      console.log(o.json ? JSON.stringify(out) : JSON.stringify(out, null, 2));
+      model.dispose();
+    });
+
   common(program.command('tables').description("backdoor, defend and measure: writes the no-defense table, the paper's Tables 1-3 and the cost table"))
     .option('--only <names>', 'comma-separated subset: no-defense, table1, table2, table3, cost')
     .action(async (o) => {
@@ -124,10 +192,21 @@ export function buildCli(): Command {
     .option('--steps <n>', 'timed steps (after one warm-up step)', int, 5)
     .option('--batch <n>', 'override the profile benchmark batch', int)
     .option('--workers <n>', 'threads computing gradients: 1, or 2 to use a second core', int, 1)
+    .option('--clip-scale', "instead: image-encoder forward and RVPT step of a random model of the profile's size (use -p paper for ViT-B/32)")
     .option('--json', 'end with one JSON line')
     .action(async (o) => {
       const profile = getProfile(o.profile);
       const b = await initBackend(o.backend);
+      if (o.clipScale) {
+        const r = benchClipScale(profile.model, o.batch ?? 8, o.steps, b.name, undefined, (s) => process.stderr.write(`[bench] ${s}\n`));
+        if (o.json) console.log(JSON.stringify({ ...r, provenance: provenance() }));
+        else {
+          console.log(`backend ${r.backend}, profile ${profile.name} (${(r.params / 1e6).toFixed(1)}M parameters), batch ${r.batch}`);
+          console.log(`image encoder forward: ${r.forward.imagesPerSecond.toFixed(2)} images/s (median ${r.forward.msPerBatch.toFixed(0)} ms per batch)`);
+          console.log(`RVPT step (b=${r.promptLength}, D=${r.depth}): ${r.rvptStep.imagesPerSecond.toFixed(2)} images/s (median ${r.rvptStep.msPerBatch.toFixed(0)} ms per batch)`);
+        }
+        return;
+      }
       const r = await benchTrainStep(profile.model, o.batch ?? profile.benchBatch, o.steps, b.name, (s) => process.stderr.write(`[bench] ${s}\n`), o.workers);
       if (o.json) console.log(JSON.stringify(r));
       else {

@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { ownedVariable } from '../model/params';
 import { MiniCLIP } from '../model/clip';
 import { l2normalize } from '../model/layers';
-import { WordTokenizer } from '../model/tokenizer';
+import { TextTokenizer } from '../model/tokenizer';
 import { ImageDataset, numImages } from '../data/dataset';
 import { makeRng, randInt } from '../util/rng';
 import { Progress } from '../util/progress';
@@ -53,7 +53,7 @@ export interface PatchBatch {
 
 /** Builds, once per dataset, the fixed tensors an objective needs (target text/image embeddings). */
 export interface PatchObjective {
-  setup(model: MiniCLIP, tokenizer: WordTokenizer, datasets: { data: ImageDataset; target: number }[]): void;
+  setup(model: MiniCLIP, tokenizer: TextTokenizer, datasets: { data: ImageDataset; target: number }[]): void;
   loss(b: PatchBatch, model: MiniCLIP): tf.Scalar;
   dispose(): void;
 }
@@ -64,7 +64,7 @@ export interface PatchObjective {
  */
 export function optimizePatch(
   model: MiniCLIP,
-  tokenizer: WordTokenizer,
+  tokenizer: TextTokenizer,
   datasets: { data: ImageDataset; target: number }[],
   objective: PatchObjective,
   c: PatchOptimConfig,

@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { MiniCLIP } from '../model/clip';
-import type { WordTokenizer } from '../model/tokenizer';
+import type { TextTokenizer } from '../model/tokenizer';
 import type { ImageDataset } from '../data/dataset';
 
 export interface TriggerContext {
@@ -19,7 +19,7 @@ export interface TriggerContext {
 export interface PrepareContext {
   /** Cache key of the clean model the attack is built against (prepared artifacts are cached under it). */
   key: string;
-  cleanModel: () => Promise<{ model: MiniCLIP; tokenizer: WordTokenizer }>;
+  cleanModel: () => Promise<{ model: MiniCLIP; tokenizer: TextTokenizer }>;
   /** The pre-training images of each poisoned dataset, with the dataset's target class. */
   datasets: () => Promise<{ data: ImageDataset; target: number }[]>;
   log?: (s: string) => void;

@@ -14,7 +14,7 @@ export function towardTargetText(): PatchObjective {
   let targets: tf.Tensor2D[] = [];
   return {
     setup(model, tokenizer, datasets) {
-      targets = datasets.map(({ data, target }) => tf.tidy(() => tf.slice(zeroShotClassifier(model, tokenizer, data.classNames), [target, 0], [1, -1]) as tf.Tensor2D));
+      targets = datasets.map(({ data, target }) => tf.tidy(() => tf.slice(zeroShotClassifier(model, tokenizer, data.classNames, data.templates), [target, 0], [1, -1]) as tf.Tensor2D));
     },
     loss({ patched, dataset }) {
       return tf.sub(1, tf.mean(tf.sum(tf.mul(patched, targets[dataset]), 1))) as tf.Scalar;

@@ -52,7 +52,12 @@ export interface LoadedCheckpoint {
 }
 
 /** Check that a checkpoint's tensors fit `config` exactly; the error names every mismatch and the fix. */
-export function checkShapes(file: string, tensors: Record<string, RawTensor>, expected: Record<string, number[]>): void {
+export function checkShapes(
+  file: string,
+  tensors: Record<string, RawTensor>,
+  expected: Record<string, number[]>,
+  fix = 'Load it with the config it was saved with (its metadata holds it), or retrain for this config.',
+): void {
   const problems: string[] = [];
   for (const [name, shape] of Object.entries(expected)) {
     const t = tensors[name];
@@ -61,7 +66,7 @@ export function checkShapes(file: string, tensors: Record<string, RawTensor>, ex
   }
   if (problems.length) {
     const shown = problems.slice(0, 5).join('; ') + (problems.length > 5 ? `; and ${problems.length - 5} more` : '');
-    throw new Error(`Checkpoint ${file} does not fit the model: ${shown}. Load it with the config it was saved with (its metadata holds it), or retrain for this config.`);
+    throw new Error(`Checkpoint ${file} does not fit the model: ${shown}. ${fix}`);
   }
 }
 

@@ -9,6 +9,8 @@ export interface ImageDataset {
   descriptions?: string[];
   /** Optional per-image identity (e.g. an emoji hexcode), shared across renditions of the same concept. */
   ids?: string[];
+  /** Zero-shot prompt templates of the dataset's manifest ('{}' = class name); absent: the project's default set. */
+  templates?: string[];
 }
 
 export function numImages(d: ImageDataset): number {
@@ -37,6 +39,7 @@ export function subset(d: ImageDataset, idx: ArrayLike<number>, name = d.name): 
     classNames: d.classNames,
     descriptions: d.descriptions ? rows.map((r) => d.descriptions![r]) : undefined,
     ids: d.ids ? rows.map((r) => d.ids![r]) : undefined,
+    templates: d.templates,
   };
 }
 
@@ -55,7 +58,7 @@ export function concatDatasets(name: string, parts: ImageDataset[]): ImageDatase
   }
   const desc = parts.every((p) => p.descriptions) ? parts.flatMap((p) => p.descriptions!) : undefined;
   const ids = parts.every((p) => p.ids) ? parts.flatMap((p) => p.ids!) : undefined;
-  return { name, size, images, labels, classNames: parts[0].classNames, descriptions: desc, ids };
+  return { name, size, images, labels, classNames: parts[0].classNames, descriptions: desc, ids, templates: parts[0].templates };
 }
 
 export function classCounts(d: ImageDataset): number[] {

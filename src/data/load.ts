@@ -3,20 +3,22 @@
  * - Fashion-MNIST (idx): 'pretrain' (train minus the tune hold-out), 'tune', 'test'.
  * - emoji: 'pretrain' (train split of the pre-training renditions), 'tune' (main rendition, train),
  *   'test' (main rendition, test), 'test:RENDITION' and 'train:RENDITION'.
- * - image folders: the manifest's own split names.
+ * - image folders: the manifest's own split names; 'tune' falls back to 'train'. Options choose images per class
+ *   before any is decoded (ImageNet-sized folders).
  */
 import { ImageDataset, concatDatasets } from './dataset';
 import { loadEmoji } from './emoji';
 import { loadIdxSplit } from './fashionMnist';
-import { loadImageFolder } from './imageFolder';
+import { FolderReadOptions, loadImageFolder } from './imageFolder';
 import { DataManifest, loadManifest } from './manifest';
-import { splitOff } from './splits';
+import { kShot, splitOff } from './splits';
 
 const memo = new Map<string, ImageDataset>();
 
-export async function loadSplit(manifest: DataManifest | string, split: string, log?: (s: string) => void): Promise<ImageDataset> {
+export async function loadSplit(manifest: DataManifest | string, split: string, log?: (s: string) => void, folderOpts: FolderReadOptions = {}): Promise<ImageDataset> {
   const m = typeof manifest === 'string' ? loadManifest(manifest) : manifest;
-  const key = `${m.file}:${m.name}:${split}`;
+  const keyOf = (sp: string) => `${m.file}:${m.name}:${sp}:${folderOpts.perClass ?? ''}:${folderOpts.seed ?? ''}`;
+  const key = keyOf(split);
   const hit = memo.get(key);
   if (hit) return hit;
   let d: ImageDataset;
@@ -24,8 +26,8 @@ export async function loadSplit(manifest: DataManifest | string, split: string, 
     if (split === 'test') d = loadIdxSplit(m, 'test');
     else if (split === 'pretrain' || split === 'tune') {
       const [tune, pre] = splitOff(loadIdxSplit(m, 'train'), m.tuneSize, `${m.name}-tune`);
-      memo.set(`${m.file}:${m.name}:tune`, { ...tune, name: `${m.name}/tune` });
-      memo.set(`${m.file}:${m.name}:pretrain`, { ...pre, name: `${m.name}/pretrain` });
+      memo.set(keyOf('tune'), { ...tune, name: `${m.name}/tune`, templates: m.templates });
+      memo.set(keyOf('pretrain'), { ...pre, name: `${m.name}/pretrain`, templates: m.templates });
       return memo.get(key)!;
     } else throw new Error(`Dataset '${m.name}' has no split '${split}'. Use pretrain, tune or test.`);
   } else if (m.kind === 'emoji') {
@@ -41,8 +43,19 @@ export async function loadSplit(manifest: DataManifest | string, split: string, 
       d = await loadEmoji(m, rend, kind, log);
     } else throw new Error(`Dataset '${m.name}' has no split '${split}'. Use pretrain, tune, test, test:RENDITION or train:RENDITION.`);
   } else {
-    d = await loadImageFolder(m, split);
+    d = await loadImageFolder(m, split === 'tune' && !m.splits.tune ? 'train' : split, folderOpts);
   }
+  if (m.templates) d = { ...d, templates: m.templates };
   memo.set(key, d);
   return d;
+}
+
+/**
+ * k clean shots per class of a dataset's tune split (the few-shot defenses' data). From an image folder the shots are
+ * chosen before decoding; elsewhere kShot picks them from the loaded split. Deterministic for the seed.
+ */
+export async function loadShots(manifest: string, k: number, seed: number, log?: (s: string) => void): Promise<ImageDataset> {
+  const m = loadManifest(manifest);
+  if (m.kind === 'image-folder') return loadSplit(m, 'tune', log, { perClass: k, seed: `shots-${seed}` });
+  return kShot(await loadSplit(m, 'tune', log), k, seed);
 }

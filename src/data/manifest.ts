@@ -70,9 +70,26 @@ export interface EmojiManifest extends ManifestBase {
 
 export interface FolderManifest extends ManifestBase {
   kind: 'image-folder';
-  /** Folder with one sub-folder per class (named as in `classes`, or mapped by `folders`), for each split. */
+  /**
+   * Folder with one sub-folder per class (named as in `classes`, or mapped by `folders`), for each split; relative
+   * paths are relative to the manifest's own folder. 'tune' (the few-shot pool; default: 'train') and 'test' are
+   * the splits the experiments read.
+   */
   splits: Record<string, string>;
   folders?: Record<string, string>;
+  /**
+   * Read the classes off this split's sub-folders instead of listing them (ImageNet's 1,000), sorted as Python's
+   * sorted() sorts them (code-point order, as torchvision's ImageFolder and CoOp's readers).
+   */
+  classesFrom?: string;
+  /** Sub-folders to leave out with classesFrom (Caltech101's BACKGROUND_Google and Faces_easy, as CoOp does). */
+  exclude?: string[];
+  /**
+   * Class names for folders: an object {folder: name}, or a file (relative to the manifest) with one
+   * 'folder name[, alias...]' line per class (ImageNet's LOC_synset_mapping.txt); unnamed folders use their folder
+   * name with '_' read as a space.
+   */
+  classNames?: Record<string, string> | string;
 }
 
 export type DataManifest = IdxManifest | EmojiManifest | FolderManifest;
@@ -108,11 +125,21 @@ export function validateManifest(m: DataManifest, file: string): DataManifest {
   return m;
 }
 
-/** Load a manifest by path or by name (data-manifests/NAME.json). */
+/** Folders searched for NAME.json: those in RVPT_MANIFESTS (':'-separated; one's own data), then data-manifests/. */
+export function manifestDirs(): string[] {
+  return [...(process.env.RVPT_MANIFESTS ?? '').split(':').filter(Boolean).map((d) => path.resolve(d)), manifestsDir()];
+}
+
+/** Load a manifest by path or by name (NAME.json in RVPT_MANIFESTS or data-manifests/). */
 export function loadManifest(nameOrPath: string): DataManifest {
-  const file = nameOrPath.endsWith('.json') ? path.resolve(nameOrPath) : path.join(manifestsDir(), `${nameOrPath}.json`);
+  const candidates = nameOrPath.endsWith('.json') ? [path.resolve(nameOrPath)] : manifestDirs().map((d) => path.join(d, `${nameOrPath}.json`));
+  const file = candidates.find((f) => fs.existsSync(f)) ?? candidates[candidates.length - 1];
   if (!fs.existsSync(file)) {
-    const known = fs.existsSync(manifestsDir()) ? fs.readdirSync(manifestsDir()).filter((f) => f.endsWith('.json')).map((f) => f.replace(/\.json$/, '')) : [];
+    const known = manifestDirs()
+      .filter((d) => fs.existsSync(d))
+      .flatMap((d) => fs.readdirSync(d))
+      .filter((f) => f.endsWith('.json') && !f.startsWith('paper-weights'))
+      .map((f) => f.replace(/\.json$/, ''));
     throw new Error(`Data manifest '${nameOrPath}' not found (looked for ${file}). Known manifests: ${known.join(', ') || 'none'}.`);
   }
   let m: DataManifest;
@@ -122,5 +149,42 @@ export function loadManifest(nameOrPath: string): DataManifest {
     throw new Error(`Manifest ${file} is not valid JSON: ${(e as Error).message}`);
   }
   m.file = file;
+  if (m.kind === 'image-folder' && m.classesFrom) resolveFolderClasses(m, file);
   return validateManifest(m, file);
+}
+
+/** Fill `classes` and `folders` of an image-folder manifest from its sub-folders (`classesFrom`). */
+export function resolveFolderClasses(m: FolderManifest, file: string): void {
+  const split = m.classesFrom!;
+  if (!m.splits?.[split]) fail(file, 'classesFrom', `names split '${split}', which is not a key of splits (${Object.keys(m.splits ?? {}).join(', ')}).`);
+  const root = path.resolve(path.dirname(file), m.splits[split]);
+  if (!fs.existsSync(root)) {
+    fail(file, `splits.${split}`, `points at ${root}, which does not exist. Put the dataset there (one sub-folder per class) or edit the path.`);
+  }
+  const exclude = new Set(m.exclude ?? []);
+  const dirs = fs
+    .readdirSync(root, { withFileTypes: true })
+    .filter((e) => e.isDirectory() && !exclude.has(e.name))
+    .map((e) => e.name)
+    .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  if (dirs.length < 2) fail(file, `splits.${split}`, `(${root}) has ${dirs.length} class sub-folders; it needs one per class.`);
+  let names: Record<string, string> = {};
+  if (typeof m.classNames === 'string') {
+    const f = path.resolve(path.dirname(file), m.classNames);
+    if (!fs.existsSync(f)) fail(file, 'classNames', `points at ${f}, which does not exist (for ImageNet: LOC_synset_mapping.txt, lines 'n01440764 tench, Tinca tinca').`);
+    const text = fs.readFileSync(f, 'utf8');
+    if (f.endsWith('.json')) names = JSON.parse(text);
+    else {
+      for (const line of text.split('\n')) {
+        const m2 = /^(\S+)\s+([^,]+)/.exec(line.trim());
+        if (m2) names[m2[1]] = m2[2].trim();
+      }
+    }
+  } else if (m.classNames) names = m.classNames;
+  m.classes = dirs.map((d) => names[d] ?? d.replace(/_/g, ' '));
+  // ImageNet's synset file names two classes 'crane' (and two 'maillot'): a name used twice gets its folder added.
+  const seen = new Map<string, number>();
+  for (const c of m.classes) seen.set(c, (seen.get(c) ?? 0) + 1);
+  m.classes = m.classes.map((c, i) => (seen.get(c)! > 1 ? `${c} (${dirs[i]})` : c));
+  m.folders = Object.fromEntries(dirs.map((d, i) => [m.classes[i], d]));
 }

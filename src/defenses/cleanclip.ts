@@ -98,7 +98,7 @@ export const CleanCLIP: Defense = {
     opt.dispose();
     const seconds = (Date.now() - t0) / 1000;
     return {
-      classifier: (classNames, textPrefix) => zeroShotClassifierOf(model, ctx.tokenizer, classNames, textPrefix),
+      classifier: (classNames, textPrefix, templates) => zeroShotClassifierOf(model, ctx.tokenizer, classNames, textPrefix, undefined, templates),
       cost: { seconds, peakBytes: mem.peakBytes, rssBytes: mem.rssBytes, tunableParams: model.numParams((n) => params[n] !== undefined), totalParams: model.numParams(), samples: c.steps * c.batch },
       history,
       dispose: () => model.dispose(),

@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { MiniCLIP } from '../model/clip';
-import { WordTokenizer } from '../model/tokenizer';
+import { TextTokenizer } from '../model/tokenizer';
 import { ImageDataset } from '../data/dataset';
 import { Profile } from '../experiments/profiles';
 import { namedGrads } from '../model/params';
@@ -16,10 +16,10 @@ import { ZERO_SHOT_TEMPLATES } from '../data/captions';
 import { Optimizer } from '../train/optim';
 
 export interface DefenseContext {
-  profile: Profile;
+  profile?: Profile;
   /** The backdoored model. Defenses that change weights work on their own copy; this one stays as it is. */
   model: MiniCLIP;
-  tokenizer: WordTokenizer;
+  tokenizer: TextTokenizer;
   /** The clean few-shot training data of the dataset being defended (RVPT, VPT, Linear Probe). */
   shots: ImageDataset;
   /** A clean image-caption corpus loader (CleanCLIP), only called by defenses that need it. */
@@ -52,7 +52,7 @@ export interface Defended {
    * A classifier over `classNames`: images -> predicted class indices. `textPrefix` is a text trigger added to the
    * zero-shot prompts (TrojVQA); a defense without a text side returns null for it (the paper's "–").
    */
-  classifier(classNames: string[], textPrefix?: string): Classifier | null;
+  classifier(classNames: string[], textPrefix?: string, templates?: string[]): Classifier | null;
   cost: DefenseCost;
   /** Training curves, named (e.g. loss, ce, fr). */
   history: Record<string, number[]>;
@@ -101,8 +101,15 @@ export function optimStep(params: Record<string, tf.Variable>, opt: Optimizer, l
 }
 
 /** A zero-shot classifier over `classNames` for a CLIP model, optionally with prompts and a text trigger. */
-export function zeroShotClassifierOf(model: MiniCLIP, tokenizer: WordTokenizer, classNames: string[], textPrefix?: string, prompts?: DeepPrompts): Classifier {
-  const cls = zeroShotClassifier(model, tokenizer, classNames, textPrefix ? prefixedTemplates(textPrefix) : ZERO_SHOT_TEMPLATES);
+export function zeroShotClassifierOf(
+  model: MiniCLIP,
+  tokenizer: TextTokenizer,
+  classNames: string[],
+  textPrefix?: string,
+  prompts?: DeepPrompts,
+  templates: string[] = ZERO_SHOT_TEMPLATES,
+): Classifier {
+  const cls = zeroShotClassifier(model, tokenizer, classNames, textPrefix ? prefixedTemplates(textPrefix, templates) : templates);
   return {
     predict: (images) => tf.tidy(() => tf.argMax(matMulBT(l2normalize(model.encodeImage(images, { prompts }).embedding), cls), 1) as tf.Tensor1D),
     dispose: () => cls.dispose(),

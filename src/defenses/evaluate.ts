@@ -7,9 +7,9 @@ import { Defended } from './defense';
 
 /** null where the defense cannot see the trigger's text key (Linear Probe under TrojVQA: the paper's "–"). */
 export function evaluateDefended(defended: Defended, test: ImageDataset, trigger: Trigger, target: number): BackdoorMetrics | null {
-  const clean = defended.classifier(test.classNames);
+  const clean = defended.classifier(test.classNames, undefined, test.templates);
   if (!clean) throw new Error('A defense must provide a clean classifier.');
-  const trig = trigger.textPrefix ? defended.classifier(test.classNames, trigger.textPrefix) : clean;
+  const trig = trigger.textPrefix ? defended.classifier(test.classNames, trigger.textPrefix, test.templates) : clean;
   try {
     if (!trig) return null;
     const pc = predictWith((x) => clean.predict(x), test);

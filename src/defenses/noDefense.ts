@@ -7,7 +7,7 @@ export const NoDefense: Defense = {
   async run(ctx) {
     const { model, tokenizer } = ctx;
     return {
-      classifier: (classNames, textPrefix) => zeroShotClassifierOf(model, tokenizer, classNames, textPrefix),
+      classifier: (classNames, textPrefix, templates) => zeroShotClassifierOf(model, tokenizer, classNames, textPrefix, undefined, templates),
       cost: { seconds: 0, peakBytes: 0, rssBytes: 0, tunableParams: 0, totalParams: model.numParams(), samples: 0 },
       history: {},
       dispose: () => undefined,

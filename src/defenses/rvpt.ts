@@ -7,7 +7,8 @@
  * repulsion (the paper's default); alpha = 0 is plain VPT (vpt.ts). The text side is the fixed zero-shot classifier.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { l2normalize, matMulBT } from '../model/layers';
+import { l2normalize, matMulBT, withFrozenWeights } from '../model/layers';
+import { MiniCLIP } from '../model/clip';
 import { DeepPrompts, disposePrompts, initDeepPrompts, promptLayers, promptParams } from '../model/prompts';
 import { rowsBatch, zeroShotClassifier } from '../metrics/zeroshot';
 import { AugmentConfig, DEFAULT_AUGMENT, augmentBatch } from '../data/augment';
@@ -67,6 +68,39 @@ export function featureRepelling(prompted: tf.Tensor2D[], original: tf.Tensor2D[
   return tf.div(tf.addN(cos), cos.length) as tf.Tensor1D;
 }
 
+/** What one prompt-tuning step needs besides the batch. */
+export interface PromptStepState {
+  model: MiniCLIP;
+  prompts: DeepPrompts;
+  params: Record<string, tf.Variable>;
+  opt: SGD;
+  /** Prompted block indices (FR is taken at these blocks' outputs). */
+  layers: number[];
+  /** Zero-shot text classifier [classes, embedDim], L2-normalised. */
+  text: tf.Tensor2D;
+  scale: tf.Scalar;
+  mem: MemoryMeter;
+}
+
+/**
+ * One step: sigma = the frozen model's class tokens; loss = CE(prompted zero-shot logits) + alpha * max(FR, m).
+ * Returns [loss, ce, fr].
+ */
+export function promptTuningStep(s: PromptStepState, c: Pick<PromptTuningConfig, 'alpha' | 'margin'>, x: tf.Tensor4D, labels: tf.Tensor2D, lr: number): number[] {
+  return tf.tidy(() => {
+    // Own tidy: the frozen pass's activations are released before the prompted pass (at ViT-B/32, ~80 MB per image).
+    const sigma = tf.tidy(() => s.model.encodeImage(x, { collectCls: true }).cls!.filter((_, i) => s.layers.includes(i)));
+    // The model is frozen: only the prompts get gradients (withFrozenWeights skips the weights' ones).
+    return withFrozenWeights(() => optimStep(s.params, s.opt, lr, () => {
+      const out = s.model.encodeImage(x, { prompts: s.prompts, collectCls: true });
+      const logits = tf.mul(matMulBT(l2normalize(out.embedding), s.text), s.scale) as tf.Tensor2D;
+      const ce = tf.losses.softmaxCrossEntropy(labels, logits) as tf.Scalar;
+      const fr = tf.mean(tf.maximum(featureRepelling(out.cls!.filter((_, i) => s.layers.includes(i)), sigma), c.margin)) as tf.Scalar;
+      return [c.alpha ? (tf.add(ce, tf.mul(fr, c.alpha)) as tf.Scalar) : ce, ce, fr];
+    }, s.mem));
+  });
+}
+
 export async function promptTuning(name: string, ctx: DefenseContext, c: PromptTuningConfig): Promise<Defended> {
   const { model, tokenizer, shots } = ctx;
   const L = model.config.layers;
@@ -78,29 +112,23 @@ export async function promptTuning(name: string, ctx: DefenseContext, c: PromptT
   const perEpoch = Math.max(1, Math.floor(n / c.batch));
   const steps = c.epochs * perEpoch;
   const schedule = constantWarmupCosine(c.lr, c.warmupEpochs * perEpoch, c.warmupLr, steps);
-  const text = zeroShotClassifier(model, tokenizer, shots.classNames);
+  const text = zeroShotClassifier(model, tokenizer, shots.classNames, shots.templates);
   const scale = c.logitScale === null ? model.logitScale() : tf.scalar(c.logitScale);
   const history: Record<string, number[]> = { loss: [], ce: [], fr: [] };
   const mem = new MemoryMeter();
+  const state: PromptStepState = { model, prompts, params, opt, layers, text, scale, mem };
   const bar = new Progress(name, steps, { quiet: ctx.quiet });
   const t0 = Date.now();
   for (let step = 0; step < steps; step++) {
     const rng = makeRng(`${name}-${ctx.seed}-${step}`);
     const order = permutation(n, makeRng(`${name}-epoch-${ctx.seed}-${Math.floor(step / perEpoch)}`));
     const rows = order.slice((step % perEpoch) * c.batch, (step % perEpoch) * c.batch + c.batch);
-    const [l, ce, fr] = tf.tidy(() => {
+    const batch = tf.tidy(() => {
       const raw = rowsBatch(shots, rows);
-      const x = c.augment ? augmentBatch(raw, c.augment, rng) : raw;
-      const labels = tf.oneHot(tf.tensor1d(Array.from(rows, (r) => shots.labels[r]), 'int32'), shots.classNames.length);
-      const sigma = model.encodeImage(x, { collectCls: true }).cls!.filter((_, i) => layers.includes(i));
-      return optimStep(params, opt, schedule(step), () => {
-        const out = model.encodeImage(x, { prompts, collectCls: true });
-        const logits = tf.mul(matMulBT(l2normalize(out.embedding), text), scale) as tf.Tensor2D;
-        const ce = tf.losses.softmaxCrossEntropy(labels, logits) as tf.Scalar;
-        const fr = tf.mean(tf.maximum(featureRepelling(out.cls!.filter((_, i) => layers.includes(i)), sigma), c.margin)) as tf.Scalar;
-        return [c.alpha ? (tf.add(ce, tf.mul(fr, c.alpha)) as tf.Scalar) : ce, ce, fr];
-      }, mem);
+      return [c.augment ? augmentBatch(raw, c.augment, rng) : raw, tf.oneHot(tf.tensor1d(Array.from(rows, (r) => shots.labels[r]), 'int32'), shots.classNames.length)];
     });
+    const [l, ce, fr] = promptTuningStep(state, c, batch[0] as tf.Tensor4D, batch[1] as tf.Tensor2D, schedule(step));
+    tf.dispose(batch);
     history.loss.push(l);
     history.ce.push(ce);
     history.fr.push(fr);
@@ -111,7 +139,7 @@ export async function promptTuning(name: string, ctx: DefenseContext, c: PromptT
   tf.dispose([text, scale]);
   const seconds = (Date.now() - t0) / 1000;
   return {
-    classifier: (classNames, textPrefix) => zeroShotClassifierOf(model, tokenizer, classNames, textPrefix, prompts),
+    classifier: (classNames, textPrefix, templates) => zeroShotClassifierOf(model, tokenizer, classNames, textPrefix, prompts, templates),
     cost: { seconds, peakBytes: mem.peakBytes, rssBytes: mem.rssBytes, tunableParams: c.promptLength * model.config.width * layers.length, totalParams: model.numParams(), samples: steps * c.batch },
     history,
     dispose: () => disposePrompts(prompts),

@@ -4,7 +4,8 @@
  * artifacts keyed by the clean model's key, the attack and the poisoning config.
  */
 import { MiniCLIP } from '../model/clip';
-import { WordTokenizer } from '../model/tokenizer';
+import { TextTokenizer, WordTokenizer } from '../model/tokenizer';
+import { ExternalWeights, backdooredFile, externalWeights, loadExternalModel } from './externalWeights';
 import { CaptionCorpus } from '../data/corpus';
 import { ImageDataset } from '../data/dataset';
 import { loadSplit } from '../data/load';
@@ -29,7 +30,7 @@ export function targetIndex(manifestName: string): number {
 
 export interface BackdoorResult {
   model: MiniCLIP;
-  tokenizer: WordTokenizer;
+  tokenizer: TextTokenizer;
   trigger: Trigger;
   checkpoint: string;
   /** Per dataset (the profile's main and emoji datasets): CA, ASR, poisoned accuracy. */
@@ -46,6 +47,12 @@ export interface BackdoorResult {
 /** Test sets by name: a manifest name is its test split; 'emoji/noto' is rendition noto's test split. */
 export async function testSet(profile: Profile, name: string): Promise<ImageDataset> {
   const [manifest, rendition] = name.split('/');
+  const m = loadManifest(manifest);
+  if (m.kind === 'image-folder') {
+    // Decode only a seeded sample of an image folder's test split: evalLimit spread over the classes.
+    const perClass = profile.evalLimit ? Math.ceil(profile.evalLimit / m.classes.length) : undefined;
+    return loadSplit(m, 'test', undefined, { perClass, seed: perClass ? 'eval' : undefined });
+  }
   const d = await loadSplit(manifest, rendition ? `test:${rendition}` : 'test');
   return profile.evalLimit ? sample(d, profile.evalLimit, 'eval') : d;
 }
@@ -57,7 +64,7 @@ export function testSetNames(dataset: string): string[] {
   return [dataset, ...Object.keys(m.renditions).filter((r) => r !== m.mainRendition).map((r) => `${dataset}/${r}`)];
 }
 
-export async function evalBackdoor(model: MiniCLIP, tokenizer: WordTokenizer, trigger: Trigger, profile: Profile, dataset: string): Promise<Record<string, BackdoorMetrics>> {
+export async function evalBackdoor(model: MiniCLIP, tokenizer: TextTokenizer, trigger: Trigger, profile: Profile, dataset: string): Promise<Record<string, BackdoorMetrics>> {
   const out: Record<string, BackdoorMetrics> = {};
   for (const name of testSetNames(dataset)) out[name] = backdoorMetrics(model, tokenizer, await testSet(profile, name), trigger, targetIndex(dataset));
   return out;
@@ -67,7 +74,7 @@ export async function evalBackdoor(model: MiniCLIP, tokenizer: WordTokenizer, tr
 export async function prepareTrigger(
   trigger: Trigger,
   profile: Profile,
-  cleanModel: () => Promise<{ model: MiniCLIP; tokenizer: WordTokenizer }>,
+  cleanModel: () => Promise<{ model: MiniCLIP; tokenizer: TextTokenizer }>,
   log?: (s: string) => void,
   dataset: string = profile.datasets.main,
 ): Promise<void> {
@@ -103,6 +110,8 @@ export async function ensureBackdoored(
   const log = opts.log ?? ((s: string) => process.env.RVPT_QUIET || process.stderr.write(`[rvpt] ${s}\n`));
   const trigger = makeTrigger(attack, { ...profile.triggers?.[attack], ...opts.triggerConfig });
   const dataset = opts.dataset ?? profile.datasets.main;
+  const ext = externalWeights(profile);
+  if (ext) return externalBackdoor(profile, ext, attack, dataset, trigger, log);
   const cfg = { ...profile.backdoor, ...profile.datasetBackdoor?.[dataset], ...profile.attackBackdoor?.[attack], ...opts.backdoor };
   const isMain = dataset === profile.datasets.main;
   if (!isMain && dataset !== profile.datasets.emoji) throw new Error(`Dataset '${dataset}' is not one of profile '${profile.name}': ${profile.datasets.main}, ${profile.datasets.emoji}.`);
@@ -119,6 +128,7 @@ export async function ensureBackdoored(
     return { model: ck.model, tokenizer: ck.tokenizer, trigger, checkpoint: file, metrics: info.metrics, history: info.history, poisoned: info.poisoned, backdoor: cfg, cleanCA: info.cleanCA, cached: true };
   }
   const clean = await cleanModel();
+  if (!(clean.tokenizer instanceof WordTokenizer)) throw new Error('Backdoor injection needs a MiniCLIP pre-trained by this project.');
   const data = await pretrainData(profile, log);
   const emojiRepeat = cfg.emojiRepeat ?? profile.pretrain.emojiRepeat;
   const p = poisonDataset(isMain ? data.main : data.emoji, trigger, { rate, target: targetIndex(dataset), seed: cfg.seed });
@@ -148,4 +158,21 @@ export async function ensureBackdoored(
     timings: { trainSeconds: history.seconds },
   });
   return { model, tokenizer: clean.tokenizer, trigger, checkpoint: file, metrics, history, poisoned, backdoor: cfg, cleanCA: clean.ca, cached: false };
+}
+
+/**
+ * Paper scale: the backdoored model is the user's checkpoint (as the paper takes CleanCLIP's and BadCLIP's), and its
+ * trigger is generated here. Patch triggers optimised against a model (TrojVQA, BadCLIP) and ISSBA's encoder are
+ * specific to the checkpoint's own training run, so they are refused rather than re-made.
+ */
+async function externalBackdoor(profile: Profile, ext: ExternalWeights, attack: string, dataset: string, trigger: Trigger, log: (s: string) => void): Promise<BackdoorResult> {
+  if (trigger.prepare) {
+    throw new Error(`${attack}'s trigger is built against the model it poisons; with a backdoored checkpoint from elsewhere, its own trigger is needed, which this project cannot recreate. Use BadNet, Blended or WaNet at paper scale.`);
+  }
+  const file = backdooredFile(ext, attack, dataset);
+  log(`backdoored ${attack} model for ${dataset}: ${file}`);
+  const { model, tokenizer } = loadExternalModel(ext, file, profile);
+  const metrics = await evalBackdoor(model, tokenizer, trigger, profile, dataset);
+  const none = { loss: [], lr: [], tensorsPerEpoch: [], seconds: 0 };
+  return { model, tokenizer, trigger, checkpoint: file, metrics, history: none, poisoned: {}, backdoor: profile.backdoor, cleanCA: {}, cached: true };
 }

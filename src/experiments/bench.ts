@@ -9,6 +9,11 @@ import { TokenBatch, trimTokens } from '../model/text';
 import { AdamW } from '../train/optim';
 import { ContrastiveWorker } from '../train/parallel';
 import { contrastiveStep } from '../train/step';
+import { SGD } from '../train/optim';
+import { l2normalize } from '../model/layers';
+import { disposePrompts, initDeepPrompts, promptLayers, promptParams } from '../model/prompts';
+import { MemoryMeter } from '../defenses/defense';
+import { PromptStepState, promptTuningStep } from '../defenses/rvpt';
 
 /** Forward multiply-add FLOPs of one transformer block over `t` tokens of width `w` (2 FLOPs per MAC). */
 function blockFlops(t: number, w: number): number {
@@ -116,5 +121,68 @@ export async function benchTrainStep(c: CLIPConfig, batch: number, steps: number
     gflops,
     matmulGflops,
     efficiency: gflops / matmulGflops,
+  };
+}
+
+export interface ClipScaleBench {
+  backend: string;
+  config: CLIPConfig;
+  params: number;
+  batch: number;
+  promptLength: number;
+  depth: number;
+  forward: { msPerBatch: number; imagesPerSecond: number };
+  rvptStep: { msPerBatch: number; imagesPerSecond: number };
+  tensorsLeaked: number;
+}
+
+/**
+ * A random model of the given size (ViT-B/32 for the `paper` profile): image-encoder forward passes and RVPT
+ * training steps (b prompt tokens from block D on, FR + CE), timed after one warm-up each; medians.
+ */
+export function benchClipScale(c: CLIPConfig, batch: number, steps: number, backend: string, prompt = { length: 50, depth: 3 }, log?: (s: string) => void): ClipScaleBench {
+  const before = tf.memory().numTensors;
+  const model = MiniCLIP.init(c, 0);
+  const images = tf.randomUniform([batch, c.imageSize, c.imageSize, 3], 0, 1, 'float32', 3) as tf.Tensor4D;
+  const fwd: number[] = [];
+  for (let i = 0; i < steps + 1; i++) {
+    const t0 = performance.now();
+    tf.tidy(() => model.encodeImage(images).embedding.dataSync());
+    if (i > 0) fwd.push(performance.now() - t0);
+    log?.(`forward ${i}/${steps}: ${(performance.now() - t0).toFixed(0)} ms${i === 0 ? ' (warm-up)' : ''}`);
+  }
+  const layers = promptLayers(c.layers, { length: prompt.length, depth: prompt.depth });
+  const prompts = initDeepPrompts(c.layers, c.width, { length: prompt.length, depth: prompt.depth }, 0);
+  const params = promptParams(prompts);
+  const opt = new SGD(params, { momentum: 0.9, weightDecay: 5e-4 });
+  const classes = 1000;
+  const text = tf.tidy(() => l2normalize(tf.randomNormal([classes, c.embedDim], 0, 1, 'float32', 4)));
+  const labels = tf.tidy(() => tf.oneHot(tf.tensor1d(Array.from({ length: batch }, (_, i) => (i * 37) % classes), 'int32'), classes)) as tf.Tensor2D;
+  const scale = tf.scalar(100);
+  const state: PromptStepState = { model, prompts, params, opt, layers, text, scale, mem: new MemoryMeter() };
+  const step: number[] = [];
+  for (let i = 0; i < steps + 1; i++) {
+    const t0 = performance.now();
+    promptTuningStep(state, { alpha: 2, margin: -1 }, images, labels, 0.002);
+    if (i > 0) step.push(performance.now() - t0);
+    log?.(`RVPT step ${i}/${steps}: ${(performance.now() - t0).toFixed(0)} ms${i === 0 ? ' (warm-up)' : ''}`);
+  }
+  opt.dispose();
+  disposePrompts(prompts);
+  tf.dispose([images, text, labels, scale]);
+  const params0 = model.numParams();
+  model.dispose();
+  const f = median(fwd);
+  const s = median(step);
+  return {
+    backend,
+    config: c,
+    params: params0,
+    batch,
+    promptLength: prompt.length,
+    depth: prompt.depth,
+    forward: { msPerBatch: f, imagesPerSecond: (1000 * batch) / f },
+    rvptStep: { msPerBatch: s, imagesPerSecond: (1000 * batch) / s },
+    tensorsLeaked: tf.memory().numTensors - before,
   };
 }

@@ -5,8 +5,7 @@
  * table) compute them once.
  */
 import * as fs from 'fs';
-import { loadSplit } from '../data/load';
-import { kShot } from '../data/splits';
+import { loadShots } from '../data/load';
 import { getDefense } from '../defenses/registry';
 import { DefenseCost } from '../defenses/defense';
 import { evaluateDefended } from '../defenses/evaluate';
@@ -58,7 +57,7 @@ export async function runCell(
       log(`ignoring unreadable cached cell ${file}`);
     }
   }
-  const shots = kShot(await loadSplit(dataset, 'tune'), profile.shots, profile.backdoor.seed);
+  const shots = await loadShots(dataset, profile.shots, profile.backdoor.seed);
   const defended = await defense.run(
     { profile, model: bd.model, tokenizer: bd.tokenizer, shots, cleanCorpus: async () => (await pretrainData(profile)).corpus, seed: profile.backdoor.seed, log, quiet: opts.quiet },
     config,

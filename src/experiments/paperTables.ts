@@ -12,6 +12,7 @@ import { gitCommit } from '../util/provenance';
 import { BackdoorResult, ensureBackdoored, testSetNames } from './backdoorRun';
 import { CellResult, runCell } from './defenseRun';
 import { Profile } from './profiles';
+import { externalWeights } from './externalWeights';
 import { METHODS, ResultsTable, TableData, tableProvenance, writeTable, resultsDir } from './tables';
 import { writeFileAtomic, writeJsonAtomic } from '../util/fsutil';
 import * as path from 'path';
@@ -29,6 +30,18 @@ export interface TableSpec {
 export function paperTableSpecs(profile: Profile): TableSpec[] {
   const main = profile.datasets.main;
   const emoji = profile.datasets.emoji;
+  const ext = externalWeights(profile);
+  if (ext) {
+    // Paper scale: the attacks the weights file has checkpoints for (and whose triggers can be made here), and the
+    // methods that need no pre-training corpus (CleanCLIP fine-tunes on CC3M, which is not part of this setting).
+    const attacks = ['BadNet', 'Blended', 'WaNet'].filter((a) => ext.backdoored[a]);
+    const methods = METHODS.filter((m) => m !== 'CleanCLIP');
+    const specs: TableSpec[] = [{ name: 'table1', title: `Table 1: ${main}, ASR (CA)`, dataset: main, attacks, methods, report: [main] }];
+    for (const [i, d] of [emoji, ...(profile.datasets.more ?? [])].entries()) {
+      specs.push({ name: i ? `table2-${d}` : 'table2', title: `Table 2: ${d}, ASR (CA)`, dataset: d, attacks, methods, report: [d] });
+    }
+    return specs;
+  }
   return [
     { name: 'table1', title: `Table 1: ${main}, ASR (CA)`, dataset: main, attacks: ATTACK_NAMES, methods: METHODS, report: [main] },
     { name: 'table2', title: `Table 2: ${emoji}, ASR (CA)`, dataset: emoji, attacks: ['BadNet', 'Blended', 'WaNet'], methods: METHODS, report: [emoji] },

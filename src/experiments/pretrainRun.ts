@@ -5,7 +5,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { MiniCLIP } from '../model/clip';
-import { WordTokenizer } from '../model/tokenizer';
+import { TextTokenizer, WordTokenizer } from '../model/tokenizer';
+import { externalWeights, loadExternalModel } from './externalWeights';
 import { CaptionCorpus } from '../data/corpus';
 import { vocabularyTexts } from '../data/captions';
 import { ImageDataset } from '../data/dataset';
@@ -52,7 +53,7 @@ export function pretrainPath(profile: Profile, seed: number, steps: number): str
 }
 
 /** Zero-shot CA (%) on the main test split, the emoji test split and each other emoji rendition. */
-export async function cleanAccuracy(model: MiniCLIP, tokenizer: WordTokenizer, profile: Profile, log?: (s: string) => void): Promise<Record<string, number>> {
+export async function cleanAccuracy(model: MiniCLIP, tokenizer: TextTokenizer, profile: Profile, log?: (s: string) => void): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
   const lim = (d: ImageDataset) => (profile.evalLimit ? sample(d, profile.evalLimit, 'eval') : d);
   out[profile.datasets.main] = zeroShotAccuracy(model, tokenizer, lim(await loadSplit(profile.datasets.main, 'test', log)));
@@ -85,9 +86,15 @@ export interface PretrainOptions {
 }
 
 /** Load the cached pre-trained model for this profile and seed, training it first if needed. */
-export async function ensurePretrained(profile: Profile, opts: PretrainOptions = {}): Promise<PretrainResult & { model: MiniCLIP; tokenizer: WordTokenizer }> {
+export async function ensurePretrained(profile: Profile, opts: PretrainOptions = {}): Promise<PretrainResult & { model: MiniCLIP; tokenizer: TextTokenizer }> {
   const seed = opts.seed ?? profile.pretrain.seed;
   const steps = opts.steps ?? profile.pretrain.steps;
+  const ext = externalWeights(profile);
+  if (ext) {
+    // Real CLIP: the user's checkpoint is the clean model (its CA is measured by `rvpt eval`, not here).
+    const { model, tokenizer } = loadExternalModel(ext, ext.clean, profile);
+    return { model, tokenizer, checkpoint: ext.clean, ca: {}, history: { loss: [], lr: [], tensorsPerEpoch: [], seconds: 0 }, profile: profile.name, seed, steps: 0, cached: true };
+  }
   const file = pretrainPath(profile, seed, steps);
   const log = opts.log ?? ((s: string) => process.env.RVPT_QUIET || process.stderr.write(`[rvpt] ${s}\n`));
   const ck = opts.force ? null : loadCached(file, profile.model, log);

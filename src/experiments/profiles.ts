@@ -10,7 +10,7 @@ export interface Profile {
   name: string;
   model: CLIPConfig;
   /** Data manifests: the main dataset (Table 1's role) and the emoji dataset (Table 2/3's role). */
-  datasets: { main: string; emoji: string };
+  datasets: { main: string; emoji: string; /** Further Table 2 datasets (the paper: OxfordPets beside Caltech101). */ more?: string[] };
   pretrain: PretrainConfig & {
     /** Use at most this many main-dataset pairs (null: all). */
     mainLimit: number | null;
@@ -39,7 +39,30 @@ export interface Profile {
   /** Evaluate on at most this many test images per dataset (null: all). */
   evalLimit: number | null;
   benchBatch: number;
+  /**
+   * Real CLIP checkpoints instead of pre-training and backdoor injection (the `paper` profile): a JSON file (see
+   * data-manifests/paper-weights.example.json; env RVPT_WEIGHTS overrides) naming the clean model, the tokenizer
+   * and the backdoored checkpoints per attack.
+   */
+  weightsFile?: string;
 }
+
+/** OpenAI CLIP ViT-B/32 (PAPER.md section 6): what the `paper` profile expects its checkpoints to be. */
+export const VIT_B32: CLIPConfig = {
+  imageSize: 224,
+  patch: 32,
+  width: 768,
+  layers: 12,
+  heads: 12,
+  embedDim: 512,
+  textWidth: 512,
+  textLayers: 12,
+  textHeads: 8,
+  contextLength: 77,
+  vocabSize: 49408,
+  mean: CLIP_MEAN,
+  std: CLIP_STD,
+};
 
 /*
  * Sizes for this 2-core machine. The paper's ViT-B/32 (12 layers, width 768, 7x7 patches + class token) becomes
@@ -104,6 +127,30 @@ export const PROFILES: Record<string, Profile> = {
     triggers: { BadNet: { patch: 8, noise: 'fixed' } },
     attackBackdoor: { BadNet: { rate: 0.1, lr: 1e-3 } },
     benchBatch: 128,
+  },
+  /*
+   * Paper scale: the user's OpenAI ViT-B/32 and backdoored CLIP checkpoints (nothing is downloaded), image folders
+   * of ImageNet / Caltech101 / OxfordPets, and the paper's hyperparameters (PAPER.md section 1). Pre-training and
+   * backdoor injection are not run at this scale (the paper poisons CC3M): the checkpoints come from the weights
+   * file. Meant for a GPU through @tensorflow/tfjs-node-gpu; on this CPU one RVPT step of 32 images takes minutes.
+   */
+  paper: {
+    name: 'paper',
+    model: VIT_B32,
+    datasets: { main: 'imagenet', emoji: 'caltech101', more: ['oxford-pets'] },
+    weightsFile: 'data-manifests/paper-weights.json',
+    // Unused when the weights file names the checkpoints; CleanCLIP's poisoning recipe for reference.
+    pretrain: { batch: 128, steps: 0, lr: 5e-4, warmupSteps: 0, weightDecay: 0.1, augment: null, seed: 0, mainLimit: null, emojiRepeat: 1 },
+    backdoor: { batch: 128, steps: 0, lr: 1e-6, warmupSteps: 0, weightDecay: 0.1, augment: null, seed: 0, rate: 0.003 },
+    evalLimit: 10000,
+    shots: 16,
+    defenses: {
+      RVPT: { promptLength: 50, depth: 3, alpha: 2, epochs: 50, batch: 32, lr: 0.002 },
+      VPT: { promptLength: 50, depth: 3, epochs: 50, batch: 32, lr: 0.002 },
+    },
+    // The attacks' 224x224 recipes (PAPER.md section 3): a 16x16 patch.
+    triggers: { BadNet: { patch: 16 } },
+    benchBatch: 32,
   },
 };
 

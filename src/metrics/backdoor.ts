@@ -6,7 +6,7 @@
  * - Poisoned accuracy: accuracy of triggered images against their true labels.
  */
 import { MiniCLIP } from '../model/clip';
-import { WordTokenizer } from '../model/tokenizer';
+import { TextTokenizer } from '../model/tokenizer';
 import { DeepPrompts } from '../model/prompts';
 import { ImageDataset } from '../data/dataset';
 import { Trigger } from '../attacks/trigger';
@@ -30,13 +30,13 @@ export const TEST_TRIGGER_SEED = 1_000_003;
 
 export function backdoorMetrics(
   model: MiniCLIP,
-  tokenizer: WordTokenizer,
+  tokenizer: TextTokenizer,
   test: ImageDataset,
   trigger: Trigger,
   target: number,
   opts: { prompts?: DeepPrompts; templates?: string[] } = {},
 ): BackdoorMetrics {
-  const templates = opts.templates ?? ZERO_SHOT_TEMPLATES;
+  const templates = opts.templates ?? test.templates ?? ZERO_SHOT_TEMPLATES;
   const cls = zeroShotClassifier(model, tokenizer, test.classNames, templates);
   // A text trigger (TrojVQA) is the second key: triggered images are classified with prefixed prompts.
   const trigCls = trigger.textPrefix ? zeroShotClassifier(model, tokenizer, test.classNames, prefixedTemplates(trigger.textPrefix, templates)) : cls;

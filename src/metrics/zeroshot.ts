@@ -5,13 +5,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { MiniCLIP } from '../model/clip';
 import { l2normalize, matMulBT } from '../model/layers';
-import { WordTokenizer } from '../model/tokenizer';
+import { TextTokenizer } from '../model/tokenizer';
 import { DeepPrompts } from '../model/prompts';
 import { ImageDataset, numImages, pixelsPerImage } from '../data/dataset';
 import { ZERO_SHOT_TEMPLATES, fillTemplate } from '../data/captions';
 
 /** [C, E] normalised class embeddings (a plain tensor the caller disposes). */
-export function zeroShotClassifier(model: MiniCLIP, tokenizer: WordTokenizer, classNames: string[], templates: string[] = ZERO_SHOT_TEMPLATES): tf.Tensor2D {
+export function zeroShotClassifier(model: MiniCLIP, tokenizer: TextTokenizer, classNames: string[], templates: string[] = ZERO_SHOT_TEMPLATES): tf.Tensor2D {
   return tf.tidy(() => {
     const texts = classNames.flatMap((c) => templates.map((t) => fillTemplate(t, c)));
     const emb = l2normalize(model.encodeText(tokenizer.encodeBatch(texts, model.config.contextLength)));
@@ -70,8 +70,8 @@ export function accuracy(pred: Int32Array, labels: Int32Array): number {
 }
 
 /** Zero-shot clean accuracy (CA), in percent. */
-export function zeroShotAccuracy(model: MiniCLIP, tokenizer: WordTokenizer, d: ImageDataset, opts: PredictOptions & { templates?: string[] } = {}): number {
-  const cls = zeroShotClassifier(model, tokenizer, d.classNames, opts.templates);
+export function zeroShotAccuracy(model: MiniCLIP, tokenizer: TextTokenizer, d: ImageDataset, opts: PredictOptions & { templates?: string[] } = {}): number {
+  const cls = zeroShotClassifier(model, tokenizer, d.classNames, opts.templates ?? d.templates);
   try {
     return accuracy(predict(model, cls, d, opts), d.labels);
   } finally {

@@ -23,6 +23,33 @@ export function sumRows(x: tf.Tensor2D): tf.Tensor1D {
   return tf.reshape(tf.matMul(tf.ones([1, x.shape[0]]), x), [x.shape[1]]);
 }
 
+let weightsFrozen = false;
+
+/**
+ * Run `f` (a forward and backward pass) with every dense layer's weights frozen: their gradients are not computed.
+ * Why: tf.customGrad evaluates a gradient function for all inputs at once, and TF.js keeps what it returns until the
+ * whole backward pass ends, so prompt tuning (only the prompts learn) would hold a weight-sized gradient per layer it
+ * never uses: at ViT-B/32 size that made one RVPT step of 8 images exceed WASM's 4 GiB heap. A frozen weight gets a
+ * [0]-shaped placeholder, which TF.js rejects with a shape error if that weight was in fact being differentiated.
+ */
+export function withFrozenWeights<T>(f: () => T): T {
+  const prev = weightsFrozen;
+  weightsFrozen = true;
+  try {
+    return f();
+  } finally {
+    weightsFrozen = prev;
+  }
+}
+
+/** dy @ w^T with the transposed copy released at once (it is weight-sized; XNNPACK also packs a copy of it). */
+function inputGrad(dy: tf.Tensor2D, w: tf.Tensor2D): tf.Tensor2D {
+  const wt = tf.transpose(w) as tf.Tensor2D;
+  const dx = tf.matMul(dy, wt) as tf.Tensor2D;
+  wt.dispose();
+  return dx;
+}
+
 /** y = x @ w + b for x [N, in], w [in, out], b [out]. */
 export const dense = withGrad<(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D) => tf.Tensor2D>((x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D, save: tf.GradSaveFunc) => {
   save([x, w]);
@@ -31,7 +58,8 @@ export const dense = withGrad<(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D) =
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
       const [xs, ws] = saved as [tf.Tensor2D, tf.Tensor2D];
       const dy2 = dy as tf.Tensor2D;
-      return [tf.matMul(dy2, tf.transpose(ws)), tf.matMul(tf.transpose(xs), dy2), sumRows(dy2)];
+      if (weightsFrozen) return [inputGrad(dy2, ws), tf.zeros([0]), tf.zeros([0])];
+      return [inputGrad(dy2, ws), tf.matMul(tf.transpose(xs), dy2), sumRows(dy2)];
     },
   };
 });
@@ -43,7 +71,8 @@ export const denseNoBias = withGrad<(x: tf.Tensor2D, w: tf.Tensor2D) => tf.Tenso
     value: tf.matMul(x, w),
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
       const [xs, ws] = saved as [tf.Tensor2D, tf.Tensor2D];
-      return [tf.matMul(dy as tf.Tensor2D, tf.transpose(ws)), tf.matMul(tf.transpose(xs), dy as tf.Tensor2D)];
+      if (weightsFrozen) return [inputGrad(dy as tf.Tensor2D, ws), tf.zeros([0])];
+      return [inputGrad(dy as tf.Tensor2D, ws), tf.matMul(tf.transpose(xs), dy as tf.Tensor2D)];
     },
   };
 });

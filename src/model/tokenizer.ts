@@ -15,7 +15,14 @@ export function splitWords(text: string): string[] {
   return text.toLowerCase().match(/[a-z0-9]+|[^\sa-z0-9]/g) ?? [];
 }
 
-export class WordTokenizer {
+/** What the model code needs from a tokenizer: ours (word-level) and CLIP's byte-level BPE both provide it. */
+export interface TextTokenizer {
+  /** Number of ids (the text tower's token-embedding rows must be at least this many). */
+  readonly size: number;
+  encodeBatch(texts: string[], contextLength: number): TokenBatch;
+}
+
+export class WordTokenizer implements TextTokenizer {
   private readonly index: Map<string, number>;
 
   constructor(readonly vocab: string[]) {

@@ -7,7 +7,7 @@
 import * as fs from 'fs';
 import * as tf from '@tensorflow/tfjs-core';
 import { MiniCLIP } from '../model/clip';
-import { WordTokenizer } from '../model/tokenizer';
+import { TextTokenizer } from '../model/tokenizer';
 import { trainableParams } from '../model/params';
 import { CaptionCorpus } from '../data/corpus';
 import { AugmentConfig, augmentBatch } from '../data/augment';
@@ -64,7 +64,7 @@ function stateKey(model: MiniCLIP, cfg: PretrainConfig, corpus: CaptionCorpus): 
   return sha256(JSON.stringify({ model: model.config, cfg, parts }));
 }
 
-export async function pretrain(model: MiniCLIP, tokenizer: WordTokenizer, corpus: CaptionCorpus, cfg: PretrainConfig, hooks: PretrainHooks = {}): Promise<TrainHistory> {
+export async function pretrain(model: MiniCLIP, tokenizer: TextTokenizer, corpus: CaptionCorpus, cfg: PretrainConfig, hooks: PretrainHooks = {}): Promise<TrainHistory> {
   const workers = cfg.workers ?? 1;
   if (workers !== 1 && workers !== 2) throw new Error(`workers must be 1 or 2 (got ${workers}).`);
   if (tokenizer.size > model.config.vocabSize) {
