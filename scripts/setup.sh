@@ -22,6 +22,8 @@ fm=${RVPT_FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}
 if [ "${RVPT_SKIP_JUPYTER:-0}" != 1 ]; then
   "$PY" -c 'import nbclient, nbconvert, ipykernel, jupyter_client' 2>/dev/null || need+=(jupyter-nbconvert python3-nbclient jupyter-client python3-ipykernel)
 fi
+# Figures are rendered to PNG by headless Chromium (src/viz/render.ts).
+if [ -z "${CHROMIUM_PATH:-}" ] && [ ! -x /usr/bin/chromium ] && [ ! -x /usr/bin/chromium-browser ]; then need+=(chromium); fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     say "installing Debian packages: ${need[*]}"
@@ -35,7 +37,8 @@ if [ ${#need[@]} -gt 0 ]; then
     say "missing: ${need[*]}"
     say "Install them as root: apt-get install ${need[*]}"
     say "Without Debian: put the four Fashion-MNIST .gz files in a folder and set RVPT_FASHION_MNIST_DIR to it;"
-    say "install Jupyter with nbconvert/nbclient/ipykernel and set PYTHON to that python."
+    say "install Jupyter with nbconvert/nbclient/ipykernel and set PYTHON to that python;"
+    say "install Chromium and set CHROMIUM_PATH to it (figures are rendered to PNG with it)."
     exit 1
   fi
 fi

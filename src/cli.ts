@@ -1,5 +1,5 @@
 /**
- * The `rvpt` command line: pretrain, eval, backdoor, defend, tables, clip, bench. Every command takes --profile,
+ * The `rvpt` command line: pretrain, eval, backdoor, defend, tables, figures, report, clip, bench. Every command takes --profile,
  * --seed and --backend.
  */
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
@@ -22,6 +22,8 @@ import { decodeImage } from './data/imageFolder';
 import { zeroShotClassifier } from './metrics/zeroshot';
 import { l2normalize, matMulBT } from './model/layers';
 import * as tf from '@tensorflow/tfjs-core';
+import { figureAblations, figureAttention, figureEmbeddings, figurePR } from './experiments/analysis';
+import { writeReproductionReport } from './experiments/report';
 
 function int(v: string): number {
   const n = Number(v);
@@ -133,6 +135,29 @@ export function buildCli(): Command {
       } finally {
         bd.model.dispose();
       }
+    });
+
+  common(program.command('figures').description('the analysis figures: PR across layers, attention maps, t-SNE/UMAP, ablations (HTML, PNG, JSON)'))
+    .option('--only <names>', 'comma-separated subset: pr, attention, embeddings, ablations')
+    .action(async (o) => {
+      const profile = getProfile(o.profile);
+      const all = ['pr', 'attention', 'embeddings', 'ablations'];
+      const only: string[] = o.only ? String(o.only).split(',') : all;
+      const bad = only.filter((n) => !all.includes(n));
+      if (bad.length) throw new Error(`Unknown figure(s) ${bad.join(', ')}; use ${all.join(', ')}.`);
+      await initBackend(o.backend);
+      if (only.includes('pr')) console.log(`fig4-pr: ${(await figurePR(profile)).saved.png}`);
+      if (only.includes('attention')) console.log(`fig6-attention: ${(await figureAttention(profile)).saved.png}`);
+      if (only.includes('embeddings')) {
+        const e = await figureEmbeddings(profile);
+        console.log(`fig7: ${e.saved.tsne.png}, ${e.saved.umap.png}`);
+      }
+      if (only.includes('ablations')) console.log(`ablations: ${(await figureAblations(profile)).saved.png}`);
+    });
+
+  common(program.command('report').description("REPRODUCTION.md: the paper's numbers beside ours, with a verdict per claim, from the result files"))
+    .action(async (o) => {
+      console.log(writeReproductionReport(getProfile(o.profile)));
     });
 
   common(program.command('clip').description("zero-shot classify images with a real CLIP checkpoint (safetensors) and CLIP's tokenizer"))

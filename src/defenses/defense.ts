@@ -54,6 +54,8 @@ export interface Defended {
    */
   classifier(classNames: string[], textPrefix?: string, templates?: string[]): Classifier | null;
   cost: DefenseCost;
+  /** The learned deep prompts (prompt-tuning defenses), alive until dispose(). */
+  prompts?: DeepPrompts;
   /** Training curves, named (e.g. loss, ce, fr). */
   history: Record<string, number[]>;
   dispose(): void;

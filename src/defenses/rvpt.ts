@@ -23,6 +23,8 @@ export interface PromptTuningConfig {
   promptLength: number;
   /** Non-prompted depth D: blocks D..L-1 get prompts (paper: 3 of 12; here 2 of 6). */
   depth: number;
+  /** Or the prompted blocks explicitly (the ablation's depth counted from the input: blocks 0..k-1). */
+  layers?: number[];
   /** Weight of the feature-repelling loss (paper: 2; 0 is VPT). */
   alpha: number;
   /** Per-sample margin on the FR term (paper default: full repulsion, -1; m = 1 makes it plain VPT). */
@@ -104,8 +106,9 @@ export function promptTuningStep(s: PromptStepState, c: Pick<PromptTuningConfig,
 export async function promptTuning(name: string, ctx: DefenseContext, c: PromptTuningConfig): Promise<Defended> {
   const { model, tokenizer, shots } = ctx;
   const L = model.config.layers;
-  const layers = promptLayers(L, { length: c.promptLength, depth: c.depth });
-  const prompts: DeepPrompts = initDeepPrompts(L, model.config.width, { length: c.promptLength, depth: c.depth, initStd: c.initStd }, ctx.seed);
+  const spec = { length: c.promptLength, depth: c.depth, layers: c.layers, initStd: c.initStd };
+  const layers = promptLayers(L, spec);
+  const prompts: DeepPrompts = initDeepPrompts(L, model.config.width, spec, ctx.seed);
   const params = promptParams(prompts);
   const opt = new SGD(params, { momentum: c.momentum, weightDecay: c.weightDecay });
   const n = numImages(shots);
@@ -142,6 +145,7 @@ export async function promptTuning(name: string, ctx: DefenseContext, c: PromptT
     classifier: (classNames, textPrefix, templates) => zeroShotClassifierOf(model, tokenizer, classNames, textPrefix, prompts, templates),
     cost: { seconds, peakBytes: mem.peakBytes, rssBytes: mem.rssBytes, tunableParams: c.promptLength * model.config.width * layers.length, totalParams: model.numParams(), samples: steps * c.batch },
     history,
+    prompts,
     dispose: () => disposePrompts(prompts),
   };
 }

@@ -45,6 +45,10 @@ export interface Profile {
    * and the backdoored checkpoints per attack.
    */
   weightsFile?: string;
+  /** The supervised reference ViT of the PR figure (steps, batch, lr, seed), where the defaults do not fit. */
+  supervised?: Partial<{ steps: number; batch: number; lr: number; seed: number }>;
+  /** Analysis figures: test images per PR/attention/embedding sample, and the ablation runs' settings. */
+  analysis?: { sample?: number; ablationEpochs?: number; ablationEvalLimit?: number; ablationAttacks?: string[]; ablationGrid?: Record<string, number[]> };
 }
 
 /** OpenAI CLIP ViT-B/32 (PAPER.md section 6): what the `paper` profile expects its checkpoints to be. */
@@ -98,6 +102,8 @@ export const PROFILES: Record<string, Profile> = {
     defenses: { RVPT: { epochs: 5 }, VPT: { epochs: 5 }, CleanCLIP: { steps: 10, batch: 32 }, 'Linear Probe': { epochs: 5 } },
     triggers: { ISSBA: { steps: 40 }, TrojVQA: { steps: 10, batch: 32 }, BadCLIP: { steps: 10, batch: 32, pool: 64 } },
     benchBatch: 32,
+    supervised: { steps: 40, batch: 64 },
+    analysis: { sample: 100, ablationEpochs: 2, ablationEvalLimit: 300, ablationAttacks: ['BadNet'], ablationGrid: { shots: [1, 4], alpha: [0, 2], promptLength: [4, 16], 'depth from output': [1, 2], 'depth from input': [1, 2], margin: [-1, 0] } },
   },
   small: {
     name: 'small',
@@ -127,6 +133,10 @@ export const PROFILES: Record<string, Profile> = {
     triggers: { BadNet: { patch: 8, noise: 'fixed' } },
     attackBackdoor: { BadNet: { rate: 0.1, lr: 1e-3 } },
     benchBatch: 128,
+    // Analysis figures: 1,000 test images per PR and attention sample; the ablations' RVPT runs at 10 epochs
+    // (half the tables' 20) on 2,000 test images, to fit ~75 runs into the reproduction's budget.
+    supervised: { steps: 500, batch: 128 },
+    analysis: { sample: 1000, ablationEpochs: 10, ablationEvalLimit: 2000 },
   },
   /*
    * Paper scale: the user's OpenAI ViT-B/32 and backdoored CLIP checkpoints (nothing is downloaded), image folders

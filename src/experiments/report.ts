@@ -1,0 +1,152 @@
+/**
+ * REPRODUCTION.md: every table and figure of the slide deck, the paper's numbers beside ours, the scale
+ * differences, and a one-line verdict per claim. Generated from the result files in the profile's results folder
+ * (figures/ at `small`), so it says only what those files say; a missing result is reported as missing.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { Profile } from './profiles';
+import { resultsDir } from './tables';
+import { PaperCell, PAPER_COST, PAPER_TABLE1, PAPER_TABLE2, PAPER_TABLE3 } from './paperNumbers';
+import { Claim } from './analysis';
+import { numPatches } from '../model/config';
+import { projectRoot, writeFileAtomic } from '../util/fsutil';
+import { gitCommit } from '../util/provenance';
+
+type Ours = Record<string, Record<string, { asr: number; ca: number } | undefined>>;
+type Verdict = 'reproduced' | 'partly' | 'not reproduced' | 'not measured';
+
+function readJson<T>(dir: string, name: string): T | null {
+  const f = path.join(dir, name);
+  if (!fs.existsSync(f)) return null;
+  try {
+    return JSON.parse(fs.readFileSync(f, 'utf8')) as T;
+  } catch {
+    return null;
+  }
+}
+
+const fmt = (x: PaperCell | { asr: number; ca: number } | undefined) => (x ? `${x.asr.toFixed(2)} (${x.ca.toFixed(2)})` : '–');
+
+function verdict(checks: boolean[]): Verdict {
+  if (!checks.length) return 'not measured';
+  const n = checks.filter(Boolean).length;
+  return n === checks.length ? 'reproduced' : n ? 'partly' : 'not reproduced';
+}
+
+function line(v: Verdict, claim: string, numbers: string): string {
+  const mark = { reproduced: '✅ reproduced', partly: '🟡 partly', 'not reproduced': '❌ not reproduced', 'not measured': '⬜ not measured' }[v];
+  return `- **${mark}**: ${claim} (${numbers})`;
+}
+
+function sideBySide(paper: Record<string, Record<string, PaperCell>>, ours: Ours | undefined, attacks: string[], methods: string[]): string[] {
+  const out = [`| Method | ${attacks.map((a) => `${a}: paper | ours`).join(' | ')} |`, `|---|${attacks.map(() => '---|---').join('|')}|`];
+  for (const m of methods) out.push(`| ${m} | ${attacks.map((a) => `${fmt(paper[m]?.[a])} | ${fmt(ours?.[m]?.[a])}`).join(' | ')} |`);
+  return out;
+}
+
+/** Claims of Tables 1 and 2 on one dataset's results. */
+function defenseClaims(ours: Ours | undefined, attacks: string[], paper: Record<string, Record<string, PaperCell>>): string[] {
+  if (!ours) return [line('not measured', 'the table', 'no results file')];
+  const nd = ours['No defense'] ?? {};
+  const rv = ours.RVPT ?? {};
+  const have = attacks.filter((a) => nd[a] && rv[a]);
+  const out: string[] = [];
+  out.push(line(verdict(have.map((a) => nd[a]!.asr >= 60)), 'without defense every attack takes (paper: ASR 60-99.8%)', have.map((a) => `${a} ${nd[a]!.asr.toFixed(1)}`).join(', ')));
+  out.push(line(verdict(have.map((a) => rv[a]!.asr <= 5)), 'RVPT brings every attack to ASR ≤ 5% (paper: at most 2.76%)', have.map((a) => `${a} ${rv[a]!.asr.toFixed(1)}`).join(', ')));
+  out.push(line(verdict(have.map((a) => rv[a]!.ca >= nd[a]!.ca - 2)), "RVPT keeps CA within 2 points of the undefended model's (paper: within 0.6)", have.map((a) => `${a} ${(rv[a]!.ca - nd[a]!.ca).toFixed(1)}`).join(', ')));
+  const cc = ours.CleanCLIP ?? {};
+  const both = have.filter((a) => cc[a]);
+  out.push(line(verdict(both.map((a) => rv[a]!.asr <= cc[a]!.asr)), 'RVPT ends with a lower ASR than CleanCLIP on every attack', both.map((a) => `${a} ${rv[a]!.asr.toFixed(1)} vs ${cc[a]!.asr.toFixed(1)}`).join(', ')));
+  if (paper.VPT?.BadCLIP && ours.VPT?.BadCLIP && rv.BadCLIP) {
+    // Two parts: VPT keeps the backdoor (ASR >= 80%), and RVPT removes it (ASR <= 5%).
+    out.push(line(verdict([ours.VPT.BadCLIP.asr >= 80, rv.BadCLIP.asr <= 5]), 'VPT without the FR loss keeps the BadCLIP backdoor that RVPT removes (paper: 98.14% vs 2.76%)', `VPT ${ours.VPT.BadCLIP.asr.toFixed(1)}%, RVPT ${rv.BadCLIP.asr.toFixed(1)}%`));
+  }
+  return out;
+}
+
+function claimsSection(title: string, claims: Claim[] | undefined, what: string): string[] {
+  if (!claims?.length) return [line('not measured', title, `${what} not generated yet: run its notebook or \`npx rvpt figures\``)];
+  return claims.map((c) => line(c.holds ? 'reproduced' : 'not reproduced', c.claim, c.ours));
+}
+
+export function reproductionReport(profile: Profile): string {
+  const dir = resultsDir(profile);
+  const t1 = readJson<{ datasets: Record<string, Ours>; provenance: { commit: string; date: string } }>(dir, 'table1.json');
+  const t2 = readJson<{ datasets: Record<string, Ours> }>(dir, 'table2.json');
+  const t3 = readJson<{ datasets: Record<string, Ours> }>(dir, 'table3.json');
+  const cost = readJson<{ rows: Record<string, { seconds: number; peakBytes: number; rssBytes: number; tunableParams: number; totalParams: number; samples: number }> }>(dir, 'table-cost.json');
+  const fig = (n: string) => readJson<{ claims?: Claim[]; provenance: { date: string; commit: string } }>(dir, `${n}.json`);
+  const main = profile.datasets.main;
+  const emoji = profile.datasets.emoji;
+  const m = profile.model;
+  const rvptCfg = profile.defenses.RVPT ?? {};
+  const L: string[] = [];
+  L.push(`# Reproduction report: RVPT at laptop scale (profile \`${profile.name}\`)`, '');
+  L.push(`Generated by \`npx rvpt report\` from the result files in \`${path.relative(projectRoot(), dir) || dir}/\` at commit ${gitCommit().slice(0, 10)}.`);
+  L.push('Every number below is read from those files; the paper\'s numbers are the slide deck\'s (`src/experiments/paperNumbers.ts`).', '');
+  L.push('## What differs in scale', '');
+  L.push('| | paper | here |', '|---|---|---|');
+  L.push(`| model | OpenAI CLIP ViT-B/32, 151M parameters, 224×224 images, 7×7 patches, 12 layers of width 768 | MiniCLIP, same structure, ${m.imageSize}×${m.imageSize} images, ${Math.sqrt(numPatches(m))}×${Math.sqrt(numPatches(m))} patches, ${m.layers} layers of width ${m.width} |`);
+  L.push(`| pre-training | OpenAI's (400M pairs) | ${main} + emoji captions, from scratch on this CPU |`);
+  L.push('| poisoning | 1,500 of 500K CC3M pairs (0.3%), lr 1e-6, 5 epochs | see `figures/table-no-defense.md` (rates raised where 0.3% did not take, and said so) |');
+  L.push(`| Table 1 data | ImageNet-1K (1,000 classes, target banana) | ${main} (10 classes, target bag) |`);
+  L.push(`| Tables 2-3 data | Caltech101, OxfordPets; ImageNet-V2/-A/-R/-Sketch | emoji (12 classes) drawn by four artists: the training artist, and three others as the domain shifts |`);
+  L.push(`| RVPT | 16 shots, b = 50, D = 3, α = 2, 50 epochs | ${profile.shots} shots, b = ${rvptCfg.promptLength ?? 16}, D = ${rvptCfg.depth ?? 2}, α = ${rvptCfg.alpha ?? 2}, ${rvptCfg.epochs ?? 50} epochs |`);
+  L.push('');
+
+  L.push(`## Table 1: ImageNet (paper) vs ${main} (ours), ASR (CA) %`, '');
+  const t1o = t1?.datasets[main];
+  L.push(...sideBySide(PAPER_TABLE1, t1o, ['BadNet', 'Blended', 'ISSBA', 'WaNet', 'TrojVQA', 'BadCLIP'], ['No defense', 'CleanCLIP', 'Linear Probe', 'VPT', 'RVPT']), '');
+  L.push(...defenseClaims(t1o, ['BadNet', 'Blended', 'ISSBA', 'WaNet', 'TrojVQA', 'BadCLIP'], PAPER_TABLE1), '');
+
+  L.push(`## Table 2: Caltech101 / OxfordPets (paper) vs ${emoji} (ours), ASR (CA) %`, '');
+  const t2o = t2?.datasets[emoji];
+  for (const [name, paper] of Object.entries(PAPER_TABLE2)) {
+    L.push(`Paper: ${name}; ours: ${emoji}.`, '', ...sideBySide(paper, t2o, ['BadNet', 'Blended', 'WaNet'], ['No defense', 'CleanCLIP', 'Linear Probe', 'RVPT']), '');
+  }
+  L.push(...defenseClaims(t2o, ['BadNet', 'Blended', 'WaNet'], PAPER_TABLE2.Caltech101), '');
+
+  L.push('## Table 3: purified on one domain, tested on shifted ones, ASR (CA) %', '');
+  const shifted = Object.keys(t3?.datasets ?? {}).filter((d) => d !== emoji);
+  const paperShifts = Object.keys(PAPER_TABLE3);
+  shifted.forEach((d, i) => {
+    const p = PAPER_TABLE3[paperShifts[i % paperShifts.length]];
+    L.push(`Paper: ${paperShifts[i % paperShifts.length]}; ours: ${d}.`, '', ...sideBySide(p, t3?.datasets[d], ['BadNet', 'Blended', 'BadCLIP'], ['No defense', 'CleanCLIP', 'RVPT']), '');
+  });
+  const shiftChecks = shifted.flatMap((d) => ['BadNet', 'Blended', 'BadCLIP'].map((a) => t3!.datasets[d].RVPT?.[a]).filter(Boolean).map((c) => c!.asr <= 5));
+  L.push(line(verdict(shiftChecks), "RVPT's protection carries over to the shifted domains (paper: ASR ≤ 12.84%, mostly < 4%)", shifted.map((d) => `${d}: ${['BadNet', 'Blended', 'BadCLIP'].map((a) => t3!.datasets[d].RVPT?.[a]?.asr.toFixed(1) ?? '–').join('/')}`).join('; ') || 'no results'), '');
+
+  L.push('## Efficiency (the slide deck\'s cost table)', '');
+  L.push('| Method | paper: time | paper: memory | paper: tunable | paper: samples | ours: time (s) | ours: peak TF.js memory | ours: tunable | ours: samples |', '|---|---|---|---|---|---|---|---|---|');
+  const pr = PAPER_COST;
+  const row = (k: 'CleanCLIP' | 'RVPT', paperKey: keyof typeof PAPER_COST) => {
+    const o = cost?.rows[k];
+    const p = pr[paperKey];
+    L.push(`| ${paperKey} | ${p.time} | ${p.memory} | ${p.tunable} | ${p.samples} | ${o ? o.seconds.toFixed(1) : '–'} | ${o ? `${(o.peakBytes / 2 ** 20).toFixed(0)} MiB` : '–'} | ${o ? `${o.tunableParams} (${((100 * o.tunableParams) / o.totalParams).toFixed(2)}%)` : '–'} | ${o?.samples ?? '–'} |`);
+  };
+  row('CleanCLIP', 'CleanCLIP');
+  row('RVPT', 'RVPT on ImageNet');
+  L.push('');
+  if (cost?.rows.RVPT && cost.rows.CleanCLIP) {
+    const ratio = cost.rows.RVPT.seconds / cost.rows.CleanCLIP.seconds;
+    L.push(line(verdict([ratio <= 0.2]), "RVPT trains in a small fraction of CleanCLIP's time (paper: 45 min vs 3 h 53 min, 0.19)", `ratio ${ratio.toFixed(3)}`));
+    L.push(line(verdict([cost.rows.RVPT.tunableParams / cost.rows.RVPT.totalParams < 0.01]), 'RVPT tunes under 1% of the parameters (paper: 0.27%)', `${((100 * cost.rows.RVPT.tunableParams) / cost.rows.RVPT.totalParams).toFixed(2)}%`));
+  } else L.push(line('not measured', 'the cost table', 'no results file'));
+  L.push('');
+
+  L.push('## Fig. 4: Perturbation Resistivity across layers', '', '![fig4](figures/fig4-pr.png)', '');
+  L.push(...claimsSection('Fig. 4', fig('fig4-pr')?.claims, 'fig4-pr'), '');
+  L.push('## Fig. 6: attention maps', '', '![fig6](figures/fig6-attention.png)', '');
+  L.push(...claimsSection('Fig. 6', fig('fig6-attention')?.claims, 'fig6-attention'), '');
+  L.push('## Fig. 7: t-SNE (and UMAP) of embeddings', '', '![fig7](figures/fig7-tsne.png)', '');
+  L.push(...claimsSection('Fig. 7', fig('fig7-tsne')?.claims, 'fig7-tsne'), '');
+  L.push('## Fig. 3 (paper): ablations', '', '![ablations](figures/ablations.png)', '');
+  L.push(fig('ablations') ? 'The numbers are in `figures/ablations.points.json`; notebook 08 sets them beside the paper\'s remarks.' : line('not measured', 'ablations', 'not generated yet'), '');
+  return L.join('\n') + '\n';
+}
+
+export function writeReproductionReport(profile: Profile, file = profile.name === 'small' ? path.join(projectRoot(), 'REPRODUCTION.md') : path.join(resultsDir(profile), 'REPRODUCTION.md')): string {
+  writeFileAtomic(file, reproductionReport(profile));
+  return file;
+}
