@@ -26,12 +26,11 @@ notebooks: setup
 pretrain: setup
 	node bin/rvpt.js pretrain --profile $(PROFILE)
 
-# Pre-train, backdoor (six attacks), defend (five methods) and write every table; the notebooks then read the
-# cached results and draw the figures. Each stage is cached, so an interrupted run resumes where it stopped.
-reproduce: setup
-	node bin/rvpt.js pretrain --profile $(PROFILE)
-	node bin/rvpt.js tables --profile $(PROFILE)
-	bash scripts/run-notebooks.sh $(PROFILE)
+# Pre-train, backdoor (six attacks), defend (five methods), every table and figure, the notebooks 00-08 (executed
+# copies in executed-notebooks/), then REPRODUCTION.md. Each stage is cached, so an interrupted run resumes where it
+# stopped; one progress line per stage says which step it is and how long is left (from the last run's timings).
+reproduce:
+	bash scripts/reproduce.sh $(PROFILE)
 
 bench: setup
 	node bin/rvpt.js bench --profile $(PROFILE) --json

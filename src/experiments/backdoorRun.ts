@@ -16,7 +16,7 @@ import { Trigger } from '../attacks/trigger';
 import { poisonDataset } from '../attacks/poison';
 import { BackdoorMetrics, backdoorMetrics } from '../metrics/backdoor';
 import { loadCached, saveCheckpoint } from '../checkpoint/checkpoint';
-import { TrainHistory, pretrain } from '../train/pretrain';
+import { TrainHistory, pretrain, stateInterval } from '../train/pretrain';
 import { cacheDir, sha256 } from '../util/fsutil';
 import { Profile } from './profiles';
 import { ensurePretrained, pretrainData, pretrainKey } from './pretrainRun';
@@ -137,7 +137,7 @@ export async function ensureBackdoored(
   const corpus = new CaptionCorpus(isMain ? [...poisonedParts(1), { data: data.emoji, repeat: emojiRepeat }] : [{ data: data.main, repeat: 1 }, ...poisonedParts(emojiRepeat)]);
   log(`backdoor '${attack}' on ${dataset}: ${p.poisoned.labels.length} poisoned pairs (rate ${rate}, target '${p.poisoned.classNames[targetIndex(dataset)]}'); fine-tuning ${cfg.steps} steps`);
   const model = clean.model;
-  const history = await pretrain(model, clean.tokenizer, corpus, cfg, { quiet: opts.quiet, stateFile: file.replace(/\.safetensors$/, '.state.safetensors'), stateEvery: 100 });
+  const history = await pretrain(model, clean.tokenizer, corpus, cfg, { quiet: opts.quiet, stateFile: file.replace(/\.safetensors$/, '.state.safetensors'), stateEvery: stateInterval(cfg.steps) });
   const metrics = await evalBackdoor(model, clean.tokenizer, trigger, profile, dataset);
   log(`${attack}: ${Object.entries(metrics).map(([k, m]) => `${k} ASR ${m.asr.toFixed(2)}% CA ${m.ca.toFixed(2)}%`).join('; ')}`);
   saveCheckpoint(file, model, clean.tokenizer, {

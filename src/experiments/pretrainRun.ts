@@ -14,7 +14,7 @@ import { loadSplit } from '../data/load';
 import { EmojiManifest, loadManifest } from '../data/manifest';
 import { sample } from '../data/splits';
 import { loadCached, saveCheckpoint } from '../checkpoint/checkpoint';
-import { TrainHistory, pretrain } from '../train/pretrain';
+import { TrainHistory, pretrain, stateInterval } from '../train/pretrain';
 import { zeroShotAccuracy } from '../metrics/zeroshot';
 import { cacheDir, sha256 } from '../util/fsutil';
 import { Profile } from './profiles';
@@ -107,7 +107,7 @@ export async function ensurePretrained(profile: Profile, opts: PretrainOptions =
   const model = MiniCLIP.init(profile.model, seed);
   const history = await pretrain(model, data.tokenizer, data.corpus, { ...profile.pretrain, seed, steps }, {
     stateFile: file.replace(/\.safetensors$/, '.state.safetensors'),
-    stateEvery: 100,
+    stateEvery: stateInterval(steps),
     quiet: opts.quiet,
   });
   const t0 = Date.now();

@@ -146,3 +146,8 @@ function resume(file: string, key: string, model: MiniCLIP, opt: AdamW, hist: Tr
   process.stderr.write(`[rvpt] resuming pre-training from step ${step} (${file})\n`);
   return step;
 }
+
+/** How often a run of `steps` steps saves its resumable state: every 10% of the run, between 5 and 100 steps. */
+export function stateInterval(steps: number): number {
+  return Math.max(5, Math.min(100, Math.round(steps / 10)));
+}

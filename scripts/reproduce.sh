@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The main job: every table and figure of the paper at a profile (default small), then REPRODUCTION.md.
+# Heavy stages run first through the CLI (live progress bars in the terminal); the notebooks 00-08 then run headless
+# on the cached results and write the executed copies. Every stage is cached, so a killed run resumes where it
+# stopped. One progress line per stage: which step, elapsed, and time left estimated from the last run's timings.
+# Usage: scripts/reproduce.sh [PROFILE]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+profile=${1:-small}
+PY=${PYTHON:-/usr/bin/python3}
+times=".cache/reproduce-times-$profile.json"
+mkdir -p .cache
+
+mapfile -t notebooks < <(ls notebooks/[0-9][0-9]-*.ipynb | sort)
+steps=("setup" "pretrain" "tables" "figures" "ablations")
+for nb in "${notebooks[@]}"; do steps+=("notebook $(basename "$nb" .ipynb)"); done
+steps+=("report")
+total=${#steps[@]}
+
+# Seconds each step took last time (the estimate of time left); empty on a first run.
+last() { [ -f "$times" ] && "$PY" -c 'import json,sys; print(json.load(open(sys.argv[1])).get(sys.argv[2], ""))' "$times" "$1" 2>/dev/null || true; }
+record() { "$PY" -c 'import json,os,sys; f=sys.argv[1]; d=json.load(open(f)) if os.path.exists(f) else {}; d[sys.argv[2]]=int(sys.argv[3]); json.dump(d,open(f+".tmp","w")); os.replace(f+".tmp",f)' "$times" "$1" "$2"; }
+hms() { printf '%d:%02d:%02d' $(($1 / 3600)) $(($1 % 3600 / 60)) $(($1 % 60)); }
+
+start=$(date +%s)
+run_step() {
+  local i=$1 name=$2; shift 2
+  local left=0 known=1
+  for ((j = i; j < total; j++)); do
+    local t; t=$(last "${steps[$j]}")
+    if [ -n "$t" ]; then left=$((left + t)); else known=0; fi
+  done
+  local est; if [ $known = 1 ]; then est="about $(hms $left) left"; else est="time left unknown until one full run has been timed"; fi
+  printf '\n[reproduce %d/%d] %s (elapsed %s, %s)\n' $((i + 1)) "$total" "$name" "$(hms $(($(date +%s) - start)))" "$est" >&2
+  local t0; t0=$(date +%s)
+  "$@"
+  record "$name" $(($(date +%s) - t0))
+}
+
+i=0
+run_step $((i++)) setup bash scripts/setup.sh
+run_step $((i++)) pretrain node bin/rvpt.js pretrain --profile "$profile"
+run_step $((i++)) tables node bin/rvpt.js tables --profile "$profile"
+run_step $((i++)) figures node bin/rvpt.js figures --profile "$profile" --only pr,attention,embeddings
+run_step $((i++)) ablations node bin/rvpt.js figures --profile "$profile" --only ablations
+for nb in "${notebooks[@]}"; do
+  run_step $((i++)) "notebook $(basename "$nb" .ipynb)" bash scripts/run-notebooks.sh "$profile" "$nb"
+done
+run_step $((i++)) report node bin/rvpt.js report --profile "$profile"
+printf '\n[reproduce] done in %s: executed notebooks in executed-notebooks/, tables and figures in %s, report %s\n' \
+  "$(hms $(($(date +%s) - start)))" "$([ "$profile" = small ] && echo figures/ || echo ".cache/results/$profile/")" \
+  "$([ "$profile" = small ] && echo REPRODUCTION.md || echo ".cache/results/$profile/REPRODUCTION.md")" >&2
