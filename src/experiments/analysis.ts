@@ -172,6 +172,7 @@ export function prFigure(results: PRResult[]): Figure {
   const layout: Record<string, unknown> = {
     title: { text: 'Perturbation Resistivity across layers (cosine of class tokens, clean vs perturbed; shaded: prompted blocks)' },
     grid: { rows, columns: cols, pattern: 'independent', ygap: 0.35 },
+    margin: { t: 95 },
     annotations,
     shapes,
     legend: { orientation: 'h', y: -0.12 },
@@ -466,10 +467,11 @@ export function embeddingFigure(r: EmbeddingResult, method: 'tsne' | 'umap'): Fi
         });
       }
     });
-    annotations.push({ text: `<b>${m}</b>: triggered images among their own class ${r.ownClassKnn[m].toFixed(0)}%, among the target ${r.targetKnn[m].toFixed(0)}% (10-NN)`, xref: `x${ax} domain`, yref: `y${ax} domain`, x: 0.5, y: 1.04, showarrow: false, font: { size: 11 } });
+    // 10-NN verdicts of the triggered images, computed in the full embedding space.
+    annotations.push({ text: `<b>${m}</b>: triggered → own class ${r.ownClassKnn[m].toFixed(0)}%, target ${r.targetKnn[m].toFixed(0)}%`, xref: `x${ax} domain`, yref: `y${ax} domain`, x: 0.5, y: 1.04, showarrow: false, font: { size: 12 } });
   });
   const layout: Record<string, unknown> = {
-    title: { text: `${method === 'tsne' ? 't-SNE' : 'UMAP'} of image embeddings (${r.attack}; dots clean, stars triggered; target '${r.classNames[r.target]}')`, y: 0.98 },
+    title: { text: `${method === 'tsne' ? 't-SNE' : 'UMAP'} of image embeddings (${r.attack}; dots clean, stars triggered; target '${r.classNames[r.target]}'; shares: 10 nearest clean neighbours)`, y: 0.98 },
     margin: { t: 90, l: 20, r: 20, b: 20 },
     grid: { rows: 1, columns: models.length, pattern: 'independent' },
     annotations,
@@ -576,6 +578,7 @@ export function ablationFigure(points: AblationPoint[]): Figure {
   const layout: Record<string, unknown> = {
     title: { text: 'RVPT ablations: ASR (solid) and CA (dotted), %' },
     grid: { rows: Math.ceil(params.length / cols), columns: cols, pattern: 'independent', ygap: 0.35 },
+    margin: { t: 95 },
     annotations,
     legend: { orientation: 'h', y: -0.12 },
   };
