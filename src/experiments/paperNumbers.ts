@@ -62,3 +62,10 @@ export const PAPER_COST = {
   'RVPT on ImageNet': { time: '45:05', memory: '3382 MB (GPU)', tunable: '0.34 M', samples: '16 K' },
   'RVPT on OxfordPets': { time: '2:19', memory: '1010 MB (GPU)', tunable: '0.34 M', samples: '0.6 K' },
 };
+
+/**
+ * Which of the paper's shifted test sets each of our emoji renditions stands for: OpenMoji colour (another artist's
+ * colour emoji) for ImageNet-V2, Noto (an artist never seen in pre-training) for ImageNet-R (renditions), OpenMoji's
+ * black line art for ImageNet-Sketch. ImageNet-A (natural adversarial photos) has no analogue here.
+ */
+export const SHIFT_ANALOGUE: Record<string, string> = { 'openmoji-color': 'ImageNet-V2', noto: 'ImageNet-R', 'openmoji-black': 'ImageNet-S' };

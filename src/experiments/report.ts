@@ -7,7 +7,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Profile } from './profiles';
 import { resultsDir } from './tables';
-import { PaperCell, PAPER_COST, PAPER_TABLE1, PAPER_TABLE2, PAPER_TABLE3 } from './paperNumbers';
+import { PaperCell, PAPER_COST, PAPER_TABLE1, PAPER_TABLE2, PAPER_TABLE3, SHIFT_ANALOGUE } from './paperNumbers';
 import { Claim } from './analysis';
 import { numPatches } from '../model/config';
 import { projectRoot, writeFileAtomic } from '../util/fsutil';
@@ -109,11 +109,12 @@ export function reproductionReport(profile: Profile): string {
 
   L.push('## Table 3: purified on one domain, tested on shifted ones, ASR (CA) %', '');
   const shifted = Object.keys(t3?.datasets ?? {}).filter((d) => d !== emoji);
-  const paperShifts = Object.keys(PAPER_TABLE3);
-  shifted.forEach((d, i) => {
-    const p = PAPER_TABLE3[paperShifts[i % paperShifts.length]];
-    L.push(`Paper: ${paperShifts[i % paperShifts.length]}; ours: ${d}.`, '', ...sideBySide(p, t3?.datasets[d], ['BadNet', 'Blended', 'BadCLIP'], ['No defense', 'CleanCLIP', 'RVPT']), '');
-  });
+  L.push('Purified on the training artist (the paper: on ImageNet). ImageNet-A has no analogue here.', '');
+  for (const d of shifted) {
+    const analogue = SHIFT_ANALOGUE[d.split('/')[1]];
+    const p = analogue ? PAPER_TABLE3[analogue] : {};
+    L.push(`Paper: ${analogue ?? '(no analogue)'}; ours: ${d}.`, '', ...sideBySide(p, t3?.datasets[d], ['BadNet', 'Blended', 'BadCLIP'], ['No defense', 'CleanCLIP', 'RVPT']), '');
+  }
   const shiftChecks = shifted.flatMap((d) => ['BadNet', 'Blended', 'BadCLIP'].map((a) => t3!.datasets[d].RVPT?.[a]).filter(Boolean).map((c) => c!.asr <= 5));
   L.push(line(verdict(shiftChecks), "RVPT's protection carries over to the shifted domains (paper: ASR ≤ 12.84%, mostly < 4%)", shifted.map((d) => `${d}: ${['BadNet', 'Blended', 'BadCLIP'].map((a) => t3!.datasets[d].RVPT?.[a]?.asr.toFixed(1) ?? '–').join('/')}`).join('; ') || 'no results'), '');
 
