@@ -639,9 +639,10 @@ export async function figureAblations(profile: Profile, log: Log = quietLog) {
   const points = await runAblations(profile, log);
   const fig = ablationFigure(points);
   const config = { grid: profile.analysis?.ablationGrid ?? ABLATION_GRID, attacks: profile.analysis?.ablationAttacks ?? ['BadNet', 'Blended', 'BadCLIP'], epochs: profile.analysis?.ablationEpochs, evalLimit: profile.analysis?.ablationEvalLimit };
-  const saved = await writeAnalysisFigure(profile, 'ablations', fig, 'RVPT ablations', config, (Date.now() - t0) / 1000, { width: 1200, height: 760 });
+  const claims = ablationClaims(points);
+  const saved = await writeAnalysisFigure(profile, 'ablations', fig, 'RVPT ablations', config, (Date.now() - t0) / 1000, { width: 1200, height: 760 }, claims);
   writeJsonAtomic(saved.json.replace(/\.json$/, '.points.json'), points);
-  return { points, fig, saved };
+  return { points, fig, saved, claims };
 }
 
 // --------------------------------------------------------------------------------------------------------------
@@ -699,6 +700,36 @@ export function attentionClaims(r: AttentionResult): Claim[] {
         holds: b.triggered > b.clean && v.triggered - v.clean < b.triggered - b.clean,
       };
     });
+}
+
+/** The paper's remarks on its Fig. 3 (PAPER.md section 1), each checked on every attack's curve. */
+export function ablationClaims(points: AblationPoint[]): Claim[] {
+  const attacks = [...new Set(points.map((p) => p.attack))];
+  const at = (param: string, attack: string) => points.filter((p) => p.parameter === param && p.attack === attack).sort((a, b) => a.value - b.value);
+  const ends = (param: string) =>
+    attacks.map((a) => ({ a, pts: at(param, a) })).filter((x) => x.pts.length >= 2).map(({ a, pts }) => ({ a, lo: pts[0], hi: pts[pts.length - 1], pts }));
+  const fmt = (p: AblationPoint) => `${p.asr.toFixed(1)}/${p.ca.toFixed(1)}`;
+  const out: Claim[] = [];
+  const alpha = ends('alpha');
+  if (alpha.length) out.push({ claim: 'raising α lowers both ASR and CA', ours: alpha.map((x) => `${x.a} α=${x.lo.value}→${x.hi.value}: ${fmt(x.lo)} → ${fmt(x.hi)}`).join('; '), holds: alpha.every((x) => x.hi.asr < x.lo.asr && x.hi.ca < x.lo.ca) });
+  const margin = ends('margin');
+  if (margin.length) out.push({ claim: 'a larger margin m raises both ASR and CA', ours: margin.map((x) => `${x.a} m=${x.lo.value}→${x.hi.value}: ${fmt(x.lo)} → ${fmt(x.hi)}`).join('; '), holds: margin.every((x) => x.hi.asr > x.lo.asr && x.hi.ca > x.lo.ca) });
+  const shots = ends('shots');
+  const oneShot = shots.filter((x) => x.a === 'BadNet' || x.a === 'Blended');
+  if (oneShot.length) out.push({ claim: 'one shot per class already gives near-0 ASR for BadNet and Blended', ours: oneShot.map((x) => `${x.a} ${x.lo.asr.toFixed(1)}%`).join(', '), holds: oneShot.every((x) => x.lo.value === 1 && x.lo.asr <= 5) });
+  const badclip = shots.find((x) => x.a === 'BadCLIP');
+  if (badclip) {
+    const first = badclip.pts.find((p) => p.asr < 5);
+    out.push({ claim: 'BadCLIP needs about 8 shots per class to get below 5% ASR', ours: first ? `below 5% from ${first.value} shots` : `never below 5% (at ${badclip.hi.value} shots: ${badclip.hi.asr.toFixed(1)}%)`, holds: !!first && first.value <= 8 });
+  }
+  const b = ends('promptLength');
+  if (b.length) out.push({ claim: 'a short prompt (b = 5) already gives ASR < 5% for every attack', ours: b.map((x) => `${x.a}: ${x.pts.map((p) => `b=${p.value} ${p.asr.toFixed(1)}%`).join(', ')}`).join('; '), holds: b.every((x) => x.pts.some((p) => p.value <= 5 && p.asr < 5)) });
+  const fromOut = attacks.map((a) => ({ a, o: at('depth from output', a), i: at('depth from input', a) })).filter((x) => x.o.length && x.i.length);
+  if (fromOut.length) {
+    const best = (pts: AblationPoint[]) => Math.min(...pts.map((p) => p.asr));
+    out.push({ claim: 'prompts counted from the input do worse than the same number counted from the output', ours: fromOut.map((x) => `${x.a} best ASR ${best(x.o).toFixed(1)}% (output) vs ${best(x.i).toFixed(1)}% (input)`).join('; '), holds: fromOut.every((x) => best(x.i) > best(x.o)) });
+  }
+  return out;
 }
 
 /** Per parameter and attack: ASR and CA at the smallest and largest value, for the ablation notebook's table. */
