@@ -11,7 +11,7 @@ import { loadManifest, FolderManifest } from '../src/data/manifest';
 import { loadShots, loadSplit } from '../src/data/load';
 import { PROFILES, Profile } from '../src/experiments/profiles';
 import { ensureBackdoored } from '../src/experiments/backdoorRun';
-import { ensurePretrained } from '../src/experiments/pretrainRun';
+import { cleanAccuracy, ensurePretrained } from '../src/experiments/pretrainRun';
 import { runCell } from '../src/experiments/defenseRun';
 import { paperTableSpecs, runTable } from '../src/experiments/paperTables';
 import { externalWeights } from '../src/experiments/externalWeights';
@@ -104,6 +104,11 @@ test('the paper path: the weights file gives the clean and backdoored models, an
   const clean = await ensurePretrained(p);
   expect(clean.tokenizer).toBeInstanceOf(ClipTokenizer);
   expect(clean.checkpoint).toBe(path.join(FIXTURE, 'hf.safetensors'));
+  // Zero-shot CA on image folders: a seeded sample of evalLimit images over the classes (here 2 per class).
+  const ca = await cleanAccuracy(clean.model, clean.tokenizer, p);
+  expect(Object.keys(ca)).toEqual(['toy-pets']);
+  expect(ca['toy-pets']).toBeGreaterThanOrEqual(0);
+  expect(ca['toy-pets']).toBeLessThanOrEqual(100);
   clean.model.dispose();
   const before = tf.memory().numTensors;
   const bd = await ensureBackdoored(p, 'BadNet', { dataset: 'toy-pets' });

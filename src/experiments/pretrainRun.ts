@@ -52,16 +52,26 @@ export function pretrainPath(profile: Profile, seed: number, steps: number): str
   return cacheDir('artifacts', `pretrain-${profile.name}-${pretrainKey(profile, seed, steps)}.safetensors`);
 }
 
-/** Zero-shot CA (%) on the main test split, the emoji test split and each other emoji rendition. */
+/**
+ * Zero-shot CA (%) on each of the profile's datasets' test split, and on every other rendition of an emoji dataset.
+ * An image folder is read as a seeded sample of evalLimit images spread over its classes (ImageNet has 50,000).
+ */
 export async function cleanAccuracy(model: MiniCLIP, tokenizer: TextTokenizer, profile: Profile, log?: (s: string) => void): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
   const lim = (d: ImageDataset) => (profile.evalLimit ? sample(d, profile.evalLimit, 'eval') : d);
-  out[profile.datasets.main] = zeroShotAccuracy(model, tokenizer, lim(await loadSplit(profile.datasets.main, 'test', log)));
-  const em = loadManifest(profile.datasets.emoji) as EmojiManifest;
-  out[em.name] = zeroShotAccuracy(model, tokenizer, lim(await loadSplit(em, 'test', log)));
-  for (const r of Object.keys(em.renditions)) {
-    if (r === em.mainRendition) continue;
-    out[`${em.name}/${r}`] = zeroShotAccuracy(model, tokenizer, lim(await loadSplit(em, `test:${r}`, log)));
+  for (const name of [profile.datasets.main, profile.datasets.emoji, ...(profile.datasets.more ?? [])]) {
+    const m = loadManifest(name);
+    if (m.kind === 'image-folder') {
+      const perClass = profile.evalLimit ? Math.ceil(profile.evalLimit / m.classes.length) : undefined;
+      out[name] = zeroShotAccuracy(model, tokenizer, await loadSplit(m, 'test', log, { perClass, seed: perClass ? 'eval' : undefined }));
+      continue;
+    }
+    out[name] = zeroShotAccuracy(model, tokenizer, lim(await loadSplit(m, 'test', log)));
+    if (m.kind !== 'emoji') continue;
+    for (const r of Object.keys((m as EmojiManifest).renditions)) {
+      if (r === (m as EmojiManifest).mainRendition) continue;
+      out[`${name}/${r}`] = zeroShotAccuracy(model, tokenizer, lim(await loadSplit(m, `test:${r}`, log)));
+    }
   }
   return out;
 }

@@ -152,7 +152,9 @@ export const PROFILES: Record<string, Profile> = {
     // Unused when the weights file names the checkpoints; CleanCLIP's poisoning recipe for reference.
     pretrain: { batch: 128, steps: 0, lr: 5e-4, warmupSteps: 0, weightDecay: 0.1, augment: null, seed: 0, mainLimit: null, emojiRepeat: 1 },
     backdoor: { batch: 128, steps: 0, lr: 1e-6, warmupSteps: 0, weightDecay: 0.1, augment: null, seed: 0, rate: 0.003 },
-    evalLimit: 10000,
+    // Images are held as float32 (602 KB each at 224 px): 2,000 test images are 1.2 GB. ImageNet's 16-shot pool
+    // (16,000 images, 9.6 GB) does not fit this design's memory; Caltech101 (1,600) and OxfordPets (592) do.
+    evalLimit: 2000,
     shots: 16,
     defenses: {
       RVPT: { promptLength: 50, depth: 3, alpha: 2, epochs: 50, batch: 32, lr: 0.002 },
