@@ -139,17 +139,20 @@ export function buildCli(): Command {
 
   common(program.command('figures').description('the analysis figures: PR across layers, attention maps, t-SNE/UMAP, ablations (HTML, PNG, JSON)'))
     .option('--only <names>', 'comma-separated subset: pr, attention, embeddings, ablations')
+    .option('--attacks <names>', 'attacks for PR and attention (default BadNet,BadCLIP); embeddings use the first (default BadCLIP)')
     .action(async (o) => {
       const profile = getProfile(o.profile);
+      const attacks: string[] | undefined = o.attacks ? String(o.attacks).split(',') : undefined;
+      for (const a of attacks ?? []) makeTrigger(a, profile.triggers?.[a] ?? {}); // unknown names fail before any work
       const all = ['pr', 'attention', 'embeddings', 'ablations'];
       const only: string[] = o.only ? String(o.only).split(',') : all;
       const bad = only.filter((n) => !all.includes(n));
       if (bad.length) throw new Error(`Unknown figure(s) ${bad.join(', ')}; use ${all.join(', ')}.`);
       await initBackend(o.backend);
-      if (only.includes('pr')) console.log(`fig4-pr: ${(await figurePR(profile)).saved.png}`);
-      if (only.includes('attention')) console.log(`fig6-attention: ${(await figureAttention(profile)).saved.png}`);
+      if (only.includes('pr')) console.log(`fig4-pr: ${(await figurePR(profile, attacks)).saved.png}`);
+      if (only.includes('attention')) console.log(`fig6-attention: ${(await figureAttention(profile, attacks)).saved.png}`);
       if (only.includes('embeddings')) {
-        const e = await figureEmbeddings(profile);
+        const e = await figureEmbeddings(profile, attacks?.[0]);
         console.log(`fig7: ${e.saved.tsne.png}, ${e.saved.umap.png}`);
       }
       if (only.includes('ablations')) console.log(`ablations: ${(await figureAblations(profile)).saved.png}`);
