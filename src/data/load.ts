@@ -11,7 +11,7 @@ import { loadEmoji } from './emoji';
 import { loadIdxSplit } from './fashionMnist';
 import { FolderReadOptions, loadImageFolder } from './imageFolder';
 import { DataManifest, loadManifest } from './manifest';
-import { kShot, splitOff } from './splits';
+import { kShot, sample, splitOff } from './splits';
 
 const memo = new Map<string, ImageDataset>();
 
@@ -58,4 +58,18 @@ export async function loadShots(manifest: string, k: number, seed: number, log?:
   const m = loadManifest(manifest);
   if (m.kind === 'image-folder') return loadSplit(m, 'tune', log, { perClass: k, seed: `shots-${seed}` });
   return kShot(await loadSplit(m, 'tune', log), k, seed);
+}
+
+/**
+ * A split as every evaluation reads it: at most `evalLimit` images (null: all), a seeded sample of the loaded split,
+ * or, for an image folder, a seeded choice spread over the classes and made before decoding (ImageNet has 50,000).
+ */
+export async function loadEvalSplit(manifest: DataManifest | string, split: string, evalLimit: number | null, log?: (s: string) => void): Promise<ImageDataset> {
+  const m = typeof manifest === 'string' ? loadManifest(manifest) : manifest;
+  if (m.kind === 'image-folder') {
+    const perClass = evalLimit ? Math.ceil(evalLimit / m.classes.length) : undefined;
+    return loadSplit(m, split, log, { perClass, seed: perClass ? 'eval' : undefined });
+  }
+  const d = await loadSplit(m, split, log);
+  return evalLimit ? sample(d, evalLimit, 'eval') : d;
 }

@@ -8,9 +8,8 @@ import { TextTokenizer, WordTokenizer } from '../model/tokenizer';
 import { ExternalWeights, backdooredFile, externalWeights, loadExternalModel } from './externalWeights';
 import { CaptionCorpus } from '../data/corpus';
 import { ImageDataset } from '../data/dataset';
-import { loadSplit } from '../data/load';
+import { loadEvalSplit } from '../data/load';
 import { loadManifest } from '../data/manifest';
-import { sample } from '../data/splits';
 import { makeTrigger } from '../attacks/registry';
 import { Trigger } from '../attacks/trigger';
 import { poisonDataset } from '../attacks/poison';
@@ -47,14 +46,7 @@ export interface BackdoorResult {
 /** Test sets by name: a manifest name is its test split; 'emoji/noto' is rendition noto's test split. */
 export async function testSet(profile: Profile, name: string): Promise<ImageDataset> {
   const [manifest, rendition] = name.split('/');
-  const m = loadManifest(manifest);
-  if (m.kind === 'image-folder') {
-    // Decode only a seeded sample of an image folder's test split: evalLimit spread over the classes.
-    const perClass = profile.evalLimit ? Math.ceil(profile.evalLimit / m.classes.length) : undefined;
-    return loadSplit(m, 'test', undefined, { perClass, seed: perClass ? 'eval' : undefined });
-  }
-  const d = await loadSplit(manifest, rendition ? `test:${rendition}` : 'test');
-  return profile.evalLimit ? sample(d, profile.evalLimit, 'eval') : d;
+  return loadEvalSplit(manifest, rendition ? `test:${rendition}` : 'test', profile.evalLimit);
 }
 
 /** A dataset's test sets: its own, and for the emoji dataset every other artist's rendition (Table 3). */

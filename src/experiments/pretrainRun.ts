@@ -10,8 +10,8 @@ import { externalWeights, loadExternalModel } from './externalWeights';
 import { CaptionCorpus } from '../data/corpus';
 import { vocabularyTexts } from '../data/captions';
 import { ImageDataset } from '../data/dataset';
-import { loadSplit } from '../data/load';
-import { EmojiManifest, loadManifest } from '../data/manifest';
+import { loadEvalSplit, loadSplit } from '../data/load';
+import { loadManifest } from '../data/manifest';
 import { sample } from '../data/splits';
 import { loadCached, saveCheckpoint } from '../checkpoint/checkpoint';
 import { TrainHistory, pretrain, stateInterval } from '../train/pretrain';
@@ -52,25 +52,15 @@ export function pretrainPath(profile: Profile, seed: number, steps: number): str
   return cacheDir('artifacts', `pretrain-${profile.name}-${pretrainKey(profile, seed, steps)}.safetensors`);
 }
 
-/**
- * Zero-shot CA (%) on each of the profile's datasets' test split, and on every other rendition of an emoji dataset.
- * An image folder is read as a seeded sample of evalLimit images spread over its classes (ImageNet has 50,000).
- */
+/** Zero-shot CA (%) on each of the profile's datasets' test split, and on every other rendition of an emoji dataset. */
 export async function cleanAccuracy(model: MiniCLIP, tokenizer: TextTokenizer, profile: Profile, log?: (s: string) => void): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
-  const lim = (d: ImageDataset) => (profile.evalLimit ? sample(d, profile.evalLimit, 'eval') : d);
   for (const name of [profile.datasets.main, profile.datasets.emoji, ...(profile.datasets.more ?? [])]) {
     const m = loadManifest(name);
-    if (m.kind === 'image-folder') {
-      const perClass = profile.evalLimit ? Math.ceil(profile.evalLimit / m.classes.length) : undefined;
-      out[name] = zeroShotAccuracy(model, tokenizer, await loadSplit(m, 'test', log, { perClass, seed: perClass ? 'eval' : undefined }));
-      continue;
-    }
-    out[name] = zeroShotAccuracy(model, tokenizer, lim(await loadSplit(m, 'test', log)));
+    out[name] = zeroShotAccuracy(model, tokenizer, await loadEvalSplit(m, 'test', profile.evalLimit, log));
     if (m.kind !== 'emoji') continue;
-    for (const r of Object.keys((m as EmojiManifest).renditions)) {
-      if (r === (m as EmojiManifest).mainRendition) continue;
-      out[`${name}/${r}`] = zeroShotAccuracy(model, tokenizer, lim(await loadSplit(m, `test:${r}`, log)));
+    for (const r of Object.keys(m.renditions)) {
+      if (r !== m.mainRendition) out[`${name}/${r}`] = zeroShotAccuracy(model, tokenizer, await loadEvalSplit(m, `test:${r}`, profile.evalLimit, log));
     }
   }
   return out;

@@ -7,9 +7,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { MiniCLIP } from '../model/clip';
 import { WordTokenizer } from '../model/tokenizer';
 import { ownedVariable, trainableParams } from '../model/params';
-import { loadSplit } from '../data/load';
+import { loadEvalSplit, loadSplit } from '../data/load';
 import { numImages } from '../data/dataset';
-import { sample } from '../data/splits';
 import { augmentBatch, DEFAULT_AUGMENT } from '../data/augment';
 import { rowsBatch, accuracy, predictWith } from '../metrics/zeroshot';
 import { AdamW, warmupCosine } from '../train/optim';
@@ -69,8 +68,7 @@ export async function ensureSupervisedViT(profile: Profile, log: (s: string) => 
   }
   bar.done();
   opt.dispose();
-  let test = await loadSplit(profile.datasets.main, 'test', log);
-  if (profile.evalLimit) test = sample(test, profile.evalLimit, 'eval');
+  const test = await loadEvalSplit(profile.datasets.main, 'test', profile.evalLimit, log);
   const pred = predictWith((x) => tf.argMax(tf.matMul(model.encodeImage(x).embedding, head), 1) as tf.Tensor1D, test);
   const acc = accuracy(pred, test.labels);
   log(`supervised ViT: test accuracy ${acc.toFixed(2)}% after ${c.steps} steps (${((Date.now() - t0) / 1000).toFixed(0)} s)`);

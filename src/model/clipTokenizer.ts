@@ -78,6 +78,16 @@ function readText(file: string): string {
   return (file.endsWith('.gz') ? zlib.gunzipSync(buf) : buf).toString('utf8');
 }
 
+/** A JSON file; a missing file and invalid JSON are different errors. */
+function readJson<T>(file: string): T {
+  const text = readText(file);
+  try {
+    return JSON.parse(text) as T;
+  } catch (e) {
+    throw new Error(`Tokenizer file ${file} is not valid JSON (${(e as Error).message}).`);
+  }
+}
+
 function parseMerges(text: string, file: string, skipHeader: boolean, limit = Infinity): string[][] {
   const lines = text.split('\n');
   const body = (skipHeader || lines[0].startsWith('#version') ? lines.slice(1) : lines).filter((l) => l.trim().length);
@@ -119,12 +129,7 @@ export class ClipTokenizer implements TextTokenizer {
     }
     const base = path.basename(file);
     if (base.endsWith('.json') && base !== 'vocab.json') {
-      let json: Record<string, unknown>;
-      try {
-        json = JSON.parse(readText(file));
-      } catch (e) {
-        throw new Error(`Tokenizer file ${file} is not valid JSON (${(e as Error).message}).`);
-      }
+      const json = readJson<Record<string, unknown>>(file);
       const model = json.model as { type?: string } | undefined;
       if (model?.type !== 'BPE') throw new Error(`Tokenizer file ${file}: field 'model.type' is ${JSON.stringify(model?.type)}; a CLIP tokenizer.json has a 'BPE' model.`);
       return new ClipTokenizer(new Tokenizer(json, {}), file);
@@ -132,12 +137,7 @@ export class ClipTokenizer implements TextTokenizer {
     if (base === 'vocab.json') {
       const mergesFile = path.join(path.dirname(file), 'merges.txt');
       if (!fs.existsSync(mergesFile)) throw new Error(`Tokenizer ${file} needs merges.txt beside it (${mergesFile} is missing).`);
-      let vocab: Record<string, number>;
-      try {
-        vocab = JSON.parse(readText(file));
-      } catch (e) {
-        throw new Error(`Tokenizer file ${file} is not valid JSON (${(e as Error).message}).`);
-      }
+      const vocab = readJson<Record<string, number>>(file);
       const merges = parseMerges(readText(mergesFile), mergesFile, false);
       return new ClipTokenizer(new Tokenizer(clipTokenizerJson(vocab, merges), {}), file);
     }
