@@ -1,6 +1,6 @@
 # rvpt-notebooks. The two commands a user needs:
 #   make reproduce   the reproduction on the embedded data (PROFILE=small by default, PROFILE=tiny for a quick run)
-#   make test        the test suite, plus the notebooks executed at the tiny profile
+#   make test        the test suite, plus the notebooks executed at the tiny profile and at the paper-toy fixture
 PROFILE ?= small
 export PYDEVD_DISABLE_FILE_VALIDATION = 1
 
@@ -18,6 +18,8 @@ test: setup
 	mkdir -p .cache
 	npx jest --json --outputFile=.cache/jest-results.json
 	bash scripts/run-notebooks.sh tiny
+	# The paper-scale path (real-CLIP weights file, image folders, distribution shifts) on the committed toy fixture.
+	bash scripts/run-notebooks.sh test/fixtures/paper-toy/profile.json
 	@node -e 'const r=require("./.cache/jest-results.json"); console.log(`jest: $${r.numPassedTests} passed, $${r.numFailedTests} failed, $${r.numPendingTests} skipped`)'
 
 notebooks: setup

@@ -10,7 +10,7 @@ import { IdxManifest, loadManifest, EmojiManifest, FolderManifest } from '../src
 import { emojiEntries, renderSvg } from '../src/data/emoji';
 import { loadImageFolder } from '../src/data/imageFolder';
 import { kShot, splitOff } from '../src/data/splits';
-import { classCounts, numImages, ImageDataset } from '../src/data/dataset';
+import { classCounts, copyImageRow, imageRows, numImages, subset, ImageDataset } from '../src/data/dataset';
 import { augmentBatch, DEFAULT_AUGMENT } from '../src/data/augment';
 import { makeRng } from '../src/util/rng';
 import { setup } from './helpers';
@@ -108,8 +108,15 @@ test('image-folder reader: one folder per class, resized and centre-cropped; a b
   const d = await loadImageFolder(m, 'train');
   expect(numImages(d)).toBe(4);
   expect(Array.from(d.labels)).toEqual([0, 0, 1, 1]);
-  expect(d.images[0]).toBeCloseTo(1, 2);
-  expect(d.images[3 * 16 * 16 * 3 + 2]).toBeCloseTo(1, 2);
+  // Held as bytes (a quarter of float32's memory), read as float32 in [0, 1].
+  expect(d.images).toBeInstanceOf(Uint8Array);
+  expect([d.images[0], d.images[1], d.images[3 * 16 * 16 * 3 + 2]]).toEqual([255, 0, 255]);
+  const px = imageRows(d, 0, numImages(d));
+  expect([px[0], px[1], px[3 * 16 * 16 * 3 + 2]]).toEqual([1, 0, 1]);
+  const copy = new Float32Array(16 * 16 * 3 + 2);
+  copyImageRow(d, 3, copy, 2);
+  expect(Array.from(copy.subarray(2))).toEqual(Array.from(px.subarray(3 * 16 * 16 * 3)));
+  expect(subset(d, [3]).images).toBeInstanceOf(Uint8Array);
   fs.writeFileSync(path.join(dir, 'train', 'red', 'broken.png'), 'not a png');
   await expect(loadImageFolder(m, 'train')).rejects.toThrow(/Cannot decode image .*broken\.png/);
   await expect(loadImageFolder({ ...m, classes: ['red', 'green'] }, 'train')).rejects.toThrow(/class 'green' has no folder/);

@@ -10,7 +10,7 @@
 import * as fs from 'fs';
 import * as tf from '@tensorflow/tfjs-core';
 import { ownedVariable } from '../model/params';
-import { ImageDataset, numImages, pixelsPerImage } from '../data/dataset';
+import { ImageDataset, copyImageRow, numImages, pixelsPerImage } from '../data/dataset';
 import { makeRng, randInt } from '../util/rng';
 import { Progress } from '../util/progress';
 import { cacheDir, sha256, writeJsonAtomic } from '../util/fsutil';
@@ -126,7 +126,7 @@ export function trainISSBA(images: ImageDataset[], c: ISSBAConfig, label = 'ISSB
       for (let i = 0; i < c.batch; i++) {
         const d = images[randInt(rng, images.length)];
         const r = randInt(rng, numImages(d));
-        buf.set(d.images.subarray(r * per, (r + 1) * per), i * per);
+        copyImageRow(d, r, buf, i * per);
       }
       const code = tf.tensor2d(Float32Array.from({ length: c.batch * c.bits }, () => (rng() < 0.5 ? 0 : 1)), [c.batch, c.bits]);
       const x = tf.tensor4d(buf, [c.batch, size, size, 3]);

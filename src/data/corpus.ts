@@ -2,7 +2,7 @@
  * The image-caption corpus for contrastive pre-training (our CC3M): several datasets, each optionally
  * repeated (the emoji sets are small next to Fashion-MNIST), with a fresh caption per image per draw.
  */
-import { ImageDataset, numImages, pixelsPerImage } from './dataset';
+import { ImageDataset, copyImageRow, numImages, pixelsPerImage } from './dataset';
 import { captionFor } from './captions';
 import { Rng } from '../util/rng';
 
@@ -59,7 +59,7 @@ export class CaptionCorpus {
       const pi = this.part[indices[i]];
       const r = this.row[indices[i]];
       const d = this.parts[pi].data;
-      images.set(d.images.subarray(r * per, (r + 1) * per), i * per);
+      copyImageRow(d, r, images, i * per);
       captions.push((this.parts[pi].captionPrefix ?? '') + caption(d, r, rng));
       source.push({ part: pi, row: r });
     }

@@ -1,8 +1,12 @@
-/** The in-memory image dataset every reader produces: N RGB images of side `size`, pixels in [0, 1], NHWC. */
+/**
+ * The in-memory image dataset every reader produces: N RGB images of side `size`, NHWC, pixels in [0, 1] as float32,
+ * or as bytes 0-255 (image folders: a quarter of the memory). Read pixels through imageRows / copyImageRow, which
+ * give float32 in [0, 1] either way (a byte array set into a Float32Array would copy 0-255 unscaled).
+ */
 export interface ImageDataset {
   name: string;
   size: number;
-  images: Float32Array;
+  images: Float32Array | Uint8Array;
   labels: Int32Array;
   classNames: string[];
   /** Optional per-image descriptions (e.g. an emoji's annotation), used to build richer captions. */
@@ -21,10 +25,25 @@ export function pixelsPerImage(d: ImageDataset): number {
   return d.size * d.size * 3;
 }
 
-/** A new dataset holding the given rows (copies pixels). */
+/** Rows [start, end) as float32 in [0, 1]: a view of float32 storage, a converted copy of bytes. */
+export function imageRows(d: ImageDataset, start: number, end: number): Float32Array {
+  const p = pixelsPerImage(d);
+  const v = d.images.subarray(start * p, end * p);
+  return v instanceof Float32Array ? v : Float32Array.from(v, (b) => b / 255);
+}
+
+/** Row r's pixels as float32 in [0, 1], written into `out` at `offset`. */
+export function copyImageRow(d: ImageDataset, r: number, out: Float32Array, offset: number): void {
+  const p = pixelsPerImage(d);
+  const v = d.images.subarray(r * p, (r + 1) * p);
+  if (v instanceof Float32Array) out.set(v, offset);
+  else for (let i = 0; i < p; i++) out[offset + i] = v[i] / 255;
+}
+
+/** A new dataset holding the given rows (copies pixels, keeping their storage). */
 export function subset(d: ImageDataset, idx: ArrayLike<number>, name = d.name): ImageDataset {
   const p = pixelsPerImage(d);
-  const images = new Float32Array(idx.length * p);
+  const images = d.images instanceof Uint8Array ? new Uint8Array(idx.length * p) : new Float32Array(idx.length * p);
   const labels = new Int32Array(idx.length);
   const rows = Array.from(idx);
   rows.forEach((r, i) => {
@@ -48,11 +67,13 @@ export function concatDatasets(name: string, parts: ImageDataset[]): ImageDatase
   for (const p of parts) if (p.size !== size) throw new Error(`concatDatasets: '${p.name}' has size ${p.size}, expected ${size}.`);
   const n = parts.reduce((a, p) => a + numImages(p), 0);
   const per = size * size * 3;
-  const images = new Float32Array(n * per);
+  const bytes = parts.every((p) => p.images instanceof Uint8Array);
+  const images = bytes ? new Uint8Array(n * per) : new Float32Array(n * per);
   const labels = new Int32Array(n);
   let o = 0;
   for (const p of parts) {
-    images.set(p.images, o * per);
+    if (bytes || p.images instanceof Float32Array) images.set(p.images, o * per);
+    else images.set(imageRows(p, 0, numImages(p)), o * per);
     labels.set(p.labels, o);
     o += numImages(p);
   }

@@ -6,7 +6,9 @@
  * - image folders: the manifest's own split names; 'tune' falls back to 'train'. Options choose images per class
  *   before any is decoded (ImageNet-sized folders).
  */
-import { ImageDataset, concatDatasets } from './dataset';
+import * as fs from 'fs';
+import * as path from 'path';
+import { ImageDataset, concatDatasets, subset } from './dataset';
 import { loadEmoji } from './emoji';
 import { loadIdxSplit } from './fashionMnist';
 import { FolderReadOptions, loadImageFolder } from './imageFolder';
@@ -17,7 +19,7 @@ const memo = new Map<string, ImageDataset>();
 
 export async function loadSplit(manifest: DataManifest | string, split: string, log?: (s: string) => void, folderOpts: FolderReadOptions = {}): Promise<ImageDataset> {
   const m = typeof manifest === 'string' ? loadManifest(manifest) : manifest;
-  const keyOf = (sp: string) => `${m.file}:${m.name}:${sp}:${folderOpts.perClass ?? ''}:${folderOpts.seed ?? ''}`;
+  const keyOf = (sp: string) => `${m.file}:${m.name}:${sp}:${folderOpts.perClass ?? ''}:${folderOpts.seed ?? ''}:${folderOpts.classLimit ?? ''}`;
   const key = keyOf(split);
   const hit = memo.get(key);
   if (hit) return hit;
@@ -60,6 +62,15 @@ export async function loadShots(manifest: string, k: number, seed: number, log?:
   return kShot(await loadSplit(m, 'tune', log), k, seed);
 }
 
+/** A few images to look at: the first test image of each of the first `n` classes (a folder decodes only those). */
+export async function exampleImages(manifest: string, n: number, split = 'test'): Promise<ImageDataset> {
+  const m = loadManifest(manifest);
+  if (m.kind === 'image-folder') return loadSplit(m, split, undefined, { perClass: 1, classLimit: n });
+  const d = await loadSplit(m, split);
+  const rows = m.classes.slice(0, n).map((_, c) => d.labels.indexOf(c)).filter((r) => r >= 0);
+  return subset(d, rows);
+}
+
 /**
  * A split as every evaluation reads it: at most `evalLimit` images (null: all), a seeded sample of the loaded split,
  * or, for an image folder, a seeded choice spread over the classes and made before decoding (ImageNet has 50,000).
@@ -72,4 +83,33 @@ export async function loadEvalSplit(manifest: DataManifest | string, split: stri
   }
   const d = await loadSplit(m, split, log);
   return evalLimit ? sample(d, evalLimit, 'eval') : d;
+}
+
+const missingShifts = new Set<string>();
+
+/**
+ * A dataset's test sets: its own, then its distribution shifts (Table 3): every other artist's rendition for the
+ * emoji dataset, and for an image-folder dataset the `shifts` manifests whose test folder is on disk (a missing one
+ * is reported once and left out, since few users have all of ImageNet-V2, -Sketch, -A and -R).
+ */
+export function testSetNames(dataset: string): string[] {
+  const m = loadManifest(dataset);
+  if (m.kind === 'emoji') return [dataset, ...Object.keys(m.renditions).filter((r) => r !== m.mainRendition).map((r) => `${dataset}/${r}`)];
+  if (m.kind !== 'image-folder' || !m.shifts) return [dataset];
+  return [
+    dataset,
+    ...m.shifts.filter((s) => {
+      try {
+        const sm = loadManifest(s);
+        if (sm.kind !== 'image-folder' || !sm.splits.test) throw new Error(`${sm.file} is not an image-folder manifest with a 'test' split`);
+        const dir = path.resolve(path.dirname(sm.file!), sm.splits.test);
+        if (!fs.existsSync(dir)) throw new Error(`${dir} does not exist`);
+        return true;
+      } catch (e) {
+        if (!missingShifts.has(s)) console.warn(`[data] ${dataset}: distribution shift '${s}' left out: ${(e as Error).message.split('\n')[0]}`);
+        missingShifts.add(s);
+        return false;
+      }
+    }),
+  ];
 }

@@ -90,6 +90,16 @@ export interface FolderManifest extends ManifestBase {
    * name with '_' read as a space.
    */
   classNames?: Record<string, string> | string;
+  /**
+   * With classesFrom and a classNames file: 'index' when the sub-folders are numbered by the class's line in that
+   * file (ImageNetV2's 0..999) instead of being named by its first word (a synset).
+   */
+  folderNames?: 'name' | 'index';
+  /**
+   * Manifests of distribution-shifted test sets for this dataset (ImageNet-V2, -Sketch, -A, -R): the domain-shift
+   * table tests models tuned here on each of them whose folders exist. Their classes may be a subset of this one's.
+   */
+  shifts?: string[];
 }
 
 export type DataManifest = IdxManifest | EmojiManifest | FolderManifest;
@@ -125,9 +135,19 @@ export function validateManifest(m: DataManifest, file: string): DataManifest {
   return m;
 }
 
-/** Folders searched for NAME.json: those in RVPT_MANIFESTS (':'-separated; one's own data), then data-manifests/. */
+const extraDirs: string[] = [];
+
+/** Search these folders too (a profile file's `manifests`), after RVPT_MANIFESTS and before data-manifests/. */
+export function addManifestDirs(dirs: string[]): void {
+  for (const d of dirs) if (!extraDirs.includes(path.resolve(d))) extraDirs.push(path.resolve(d));
+}
+
+/**
+ * Folders searched for NAME.json: those in RVPT_MANIFESTS (':'-separated; one's own data), a profile file's
+ * `manifests`, then data-manifests/.
+ */
 export function manifestDirs(): string[] {
-  return [...(process.env.RVPT_MANIFESTS ?? '').split(':').filter(Boolean).map((d) => path.resolve(d)), manifestsDir()];
+  return [...(process.env.RVPT_MANIFESTS ?? '').split(':').filter(Boolean).map((d) => path.resolve(d)), ...extraDirs, manifestsDir()];
 }
 
 /** Load a manifest by path or by name (NAME.json in RVPT_MANIFESTS or data-manifests/). */
@@ -162,11 +182,14 @@ export function resolveFolderClasses(m: FolderManifest, file: string): void {
     fail(file, `splits.${split}`, `points at ${root}, which does not exist. Put the dataset there (one sub-folder per class) or edit the path.`);
   }
   const exclude = new Set(m.exclude ?? []);
+  const byIndex = m.folderNames === 'index';
+  if (byIndex && typeof m.classNames !== 'string') fail(file, 'folderNames', "'index' needs 'classNames' to be a file with one line per class, in index order.");
   const dirs = fs
     .readdirSync(root, { withFileTypes: true })
     .filter((e) => e.isDirectory() && !exclude.has(e.name))
     .map((e) => e.name)
-    .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    .sort(byIndex ? (a, b) => Number(a) - Number(b) : (a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  if (byIndex && dirs.some((d) => !/^\d+$/.test(d))) fail(file, 'folderNames', `is 'index' but ${root} has sub-folders that are not numbers (${dirs.filter((d) => !/^\d+$/.test(d)).slice(0, 3).join(', ')}).`);
   if (dirs.length < 2) fail(file, `splits.${split}`, `(${root}) has ${dirs.length} class sub-folders; it needs one per class.`);
   let names: Record<string, string> = {};
   if (typeof m.classNames === 'string') {
@@ -175,9 +198,10 @@ export function resolveFolderClasses(m: FolderManifest, file: string): void {
     const text = fs.readFileSync(f, 'utf8');
     if (f.endsWith('.json')) names = JSON.parse(text);
     else {
+      let i = 0;
       for (const line of text.split('\n')) {
         const m2 = /^(\S+)\s+([^,]+)/.exec(line.trim());
-        if (m2) names[m2[1]] = m2[2].trim();
+        if (m2) names[byIndex ? String(i++) : m2[1]] = m2[2].trim();
       }
     }
   } else if (m.classNames) names = m.classNames;

@@ -15,7 +15,7 @@ import { MiniCLIP } from '../model/clip';
 import { DeepPrompts, disposePrompts } from '../model/prompts';
 import { ownedVariable } from '../model/params';
 import { l2normalize } from '../model/layers';
-import { ImageDataset, numImages, pixelsPerImage } from '../data/dataset';
+import { ImageDataset, imageRows, numImages, pixelsPerImage } from '../data/dataset';
 import { loadShots } from '../data/load';
 import { sample } from '../data/splits';
 import { getDefense } from '../defenses/registry';
@@ -31,6 +31,8 @@ import { saveFigure } from '../viz/render';
 import { BackdoorResult, ensureBackdoored, targetIndex, testSet } from './backdoorRun';
 import { defenseConfig, runCell } from './defenseRun';
 import { ensureSupervisedViT } from './supervised';
+import { externalWeights } from './externalWeights';
+import { availableAttacks } from './paperTables';
 import { Profile } from './profiles';
 import { resultsDir } from './tables';
 
@@ -110,7 +112,8 @@ export interface PRResult {
   n: number;
   /** perturbation -> encoder -> PR per block (index 0 = output of block 1). */
   pr: Record<string, Record<string, number[]>>;
-  supervisedAccuracy: number;
+  /** Null at paper scale, where no supervised ViT is trained (the PR figure then compares the CLIP encoders alone). */
+  supervisedAccuracy: number | null;
 }
 
 export async function computePR(profile: Profile, attack: string, dataset = profile.datasets.main, log: Log = quietLog): Promise<PRResult> {
@@ -118,7 +121,8 @@ export async function computePR(profile: Profile, attack: string, dataset = prof
   const bd = await ensureBackdoored(profile, attack, { dataset, log });
   const key = { v: ANALYSIS_CODE_VERSION, backdoor: bd.checkpoint, attack, dataset, n, rvpt: defenseConfig(profile, 'RVPT'), vpt: defenseConfig(profile, 'VPT'), shots: profile.shots, supervised: profile.supervised ?? null };
   return cached(`pr-${profile.name}-${attack}`, key, bd.model, async () => {
-    const sup = await ensureSupervisedViT(profile, log);
+    // At paper scale the reference would be an ImageNet-supervised ViT-B/32, which is not trained here.
+    const sup = externalWeights(profile) ? null : await ensureSupervisedViT(profile, log);
     const vpt = await ensurePrompts(profile, bd, 'VPT', dataset, log);
     const rvpt = await ensurePrompts(profile, bd, 'RVPT', dataset, log);
     try {
@@ -128,7 +132,7 @@ export async function computePR(profile: Profile, attack: string, dataset = prof
         'backdoored CLIP': { model: bd.model },
         '+ VPT': { model: bd.model, prompts: vpt },
         '+ RVPT': { model: bd.model, prompts: rvpt },
-        'supervised ViT': { model: sup.model },
+        ...(sup ? { 'supervised ViT': { model: sup.model } } : {}),
       };
       const pr: PRResult['pr'] = {};
       const bar = new Progress(`PR (${attack})`, Object.keys(perts).length * Object.keys(encoders).length);
@@ -140,11 +144,11 @@ export async function computePR(profile: Profile, attack: string, dataset = prof
         }
       }
       bar.done();
-      return { attack, dataset, layers: profile.model.layers, promptedLayers: [...rvpt.tokens.keys()], n: numImages(test), pr, supervisedAccuracy: sup.accuracy };
+      return { attack, dataset, layers: profile.model.layers, promptedLayers: [...rvpt.tokens.keys()], n: numImages(test), pr, supervisedAccuracy: sup?.accuracy ?? null };
     } finally {
       disposePrompts(vpt);
       disposePrompts(rvpt);
-      sup.model.dispose();
+      sup?.model.dispose();
       bd.model.dispose();
     }
   });
@@ -275,7 +279,7 @@ export async function computeAttention(profile: Profile, attacks: string[], data
           const maps = clsAttention(bd.model, x, prompts);
           rows.push(`${attack}: ${name}, ${kind}`);
           for (let k = 0; k < idx.length; k++) {
-            const img = pixels ? pixels.subarray(k * per, (k + 1) * per) : test.images.subarray(idx[k] * per, (idx[k] + 1) * per);
+            const img = pixels ? pixels.subarray(k * per, (k + 1) * per) : imageRows(test, idx[k], idx[k] + 1);
             tiles.push(await attentionOverlay(Float32Array.from(img), test.size, maps[k], out));
           }
           const share = changed.every((c) => c.length) ? mean(maps.map((m, k) => changed[k].reduce((s, j) => s + m[j], 0))) : null;
@@ -520,7 +524,7 @@ export function ablationSetting(profile: Profile, parameter: string, value: numb
 }
 
 export async function runAblations(profile: Profile, log: Log = quietLog): Promise<AblationPoint[]> {
-  const attacks = profile.analysis?.ablationAttacks ?? ['BadNet', 'Blended', 'BadCLIP'];
+  const attacks = profile.analysis?.ablationAttacks ?? figureAttacks(profile, ['BadNet', 'Blended', 'BadCLIP']);
   const grid = profile.analysis?.ablationGrid ?? ABLATION_GRID;
   const evalLimit = profile.analysis?.ablationEvalLimit ?? profile.evalLimit;
   const dataset = profile.datasets.main;
@@ -599,7 +603,19 @@ export function writeAnalysisFigure(profile: Profile, name: string, fig: Figure,
 // The figures, end to end (what `rvpt figures` and the notebooks call).
 // --------------------------------------------------------------------------------------------------------------
 
-export async function figurePR(profile: Profile, attacks = ['BadNet', 'BadCLIP'], log: Log = quietLog) {
+/**
+ * The attacks a figure shows: the paper's choice where the profile has them; at paper scale (checkpoints from the
+ * weights file) the available ones among them, else the first `n` available.
+ */
+export function figureAttacks(profile: Profile, wanted: string[], n = wanted.length): string[] {
+  const have = availableAttacks(profile, profile.datasets.main, wanted);
+  if (have.length) return have;
+  const any = availableAttacks(profile, profile.datasets.main).slice(0, n);
+  if (!any.length) throw new Error(`Profile '${profile.name}' has no attack to show on ${profile.datasets.main}: its weights file names no backdoored checkpoint for BadNet, Blended or WaNet there.`);
+  return any;
+}
+
+export async function figurePR(profile: Profile, attacks = figureAttacks(profile, ['BadNet', 'BadCLIP']), log: Log = quietLog) {
   const t0 = Date.now();
   const results: PRResult[] = [];
   for (const a of attacks) results.push(await computePR(profile, a, profile.datasets.main, log));
@@ -609,7 +625,7 @@ export async function figurePR(profile: Profile, attacks = ['BadNet', 'BadCLIP']
   return { results, fig, saved, claims };
 }
 
-export async function figureAttention(profile: Profile, attacks = ['BadCLIP', 'BadNet'], log: Log = quietLog) {
+export async function figureAttention(profile: Profile, attacks = figureAttacks(profile, ['BadCLIP', 'BadNet']), log: Log = quietLog) {
   const t0 = Date.now();
   const result = await computeAttention(profile, attacks, profile.datasets.main, 6, log);
   const fig = attentionFigure(result);
@@ -619,7 +635,7 @@ export async function figureAttention(profile: Profile, attacks = ['BadCLIP', 'B
   return { result, fig, saved, height, claims };
 }
 
-export async function figureEmbeddings(profile: Profile, attack = 'BadCLIP', log: Log = quietLog) {
+export async function figureEmbeddings(profile: Profile, attack = figureAttacks(profile, ['BadCLIP'])[0], log: Log = quietLog) {
   const t0 = Date.now();
   const result = await computeEmbeddings(profile, attack, profile.datasets.main, profile.name === 'tiny' ? 120 : 400, log);
   const tsne = embeddingFigure(result, 'tsne');
@@ -638,7 +654,7 @@ export async function figureAblations(profile: Profile, log: Log = quietLog) {
   const t0 = Date.now();
   const points = await runAblations(profile, log);
   const fig = ablationFigure(points);
-  const config = { grid: profile.analysis?.ablationGrid ?? ABLATION_GRID, attacks: profile.analysis?.ablationAttacks ?? ['BadNet', 'Blended', 'BadCLIP'], epochs: profile.analysis?.ablationEpochs, evalLimit: profile.analysis?.ablationEvalLimit };
+  const config = { grid: profile.analysis?.ablationGrid ?? ABLATION_GRID, attacks: profile.analysis?.ablationAttacks ?? figureAttacks(profile, ['BadNet', 'Blended', 'BadCLIP']), epochs: profile.analysis?.ablationEpochs, evalLimit: profile.analysis?.ablationEvalLimit };
   const claims = ablationClaims(points);
   const saved = await writeAnalysisFigure(profile, 'ablations', fig, 'RVPT ablations', config, (Date.now() - t0) / 1000, { width: 1200, height: 760 }, claims);
   writeJsonAtomic(saved.json.replace(/\.json$/, '.points.json'), points);
@@ -661,9 +677,11 @@ export function prClaims(results: PRResult[]): Claim[] {
   const out: Claim[] = [];
   const r0 = results[0];
   const std = Object.keys(r0.pr).filter((p) => !p.startsWith('trigger'));
-  const clip = avg(std.map((p) => avg(r0.pr[p]['backdoored CLIP'])));
-  const sup = avg(std.map((p) => avg(r0.pr[p]['supervised ViT'])));
-  out.push({ claim: "CLIP's PR is below the supervised ViT's (mean over layers and the four task-irrelevant perturbations)", ours: `CLIP ${clip.toFixed(4)}, supervised ViT ${sup.toFixed(4)}`, holds: clip < sup });
+  if (r0.pr[std[0]]['supervised ViT']) {
+    const clip = avg(std.map((p) => avg(r0.pr[p]['backdoored CLIP'])));
+    const sup = avg(std.map((p) => avg(r0.pr[p]['supervised ViT'])));
+    out.push({ claim: "CLIP's PR is below the supervised ViT's (mean over layers and the four task-irrelevant perturbations)", ours: `CLIP ${clip.toFixed(4)}, supervised ViT ${sup.toFixed(4)}`, holds: clip < sup });
+  }
   for (const r of results) {
     const t = Object.keys(r.pr).find((p) => p.startsWith('trigger'))!;
     const inPrompted = (enc: string) => avg(r.promptedLayers.map((l) => r.pr[t][enc][l]));

@@ -5,10 +5,12 @@
  */
 import { MiniCLIP } from '../model/clip';
 import { TextTokenizer, WordTokenizer } from '../model/tokenizer';
-import { ExternalWeights, backdooredFile, externalWeights, loadExternalModel } from './externalWeights';
+import { ExternalWeights, backdooredFile, cachedEval, externalWeights, loadExternalModel } from './externalWeights';
 import { CaptionCorpus } from '../data/corpus';
 import { ImageDataset } from '../data/dataset';
-import { loadEvalSplit } from '../data/load';
+import { loadEvalSplit, testSetNames } from '../data/load';
+
+export { testSetNames };
 import { loadManifest } from '../data/manifest';
 import { makeTrigger } from '../attacks/registry';
 import { Trigger } from '../attacks/trigger';
@@ -18,7 +20,7 @@ import { loadCached, saveCheckpoint } from '../checkpoint/checkpoint';
 import { TrainHistory, pretrain, stateInterval } from '../train/pretrain';
 import { cacheDir, sha256 } from '../util/fsutil';
 import { Profile } from './profiles';
-import { ensurePretrained, pretrainData, pretrainKey } from './pretrainRun';
+import { cleanAccuracy, ensurePretrained, pretrainData, pretrainKey } from './pretrainRun';
 
 export const BACKDOOR_CODE_VERSION = 1;
 
@@ -49,16 +51,9 @@ export async function testSet(profile: Profile, name: string): Promise<ImageData
   return loadEvalSplit(manifest, rendition ? `test:${rendition}` : 'test', profile.evalLimit);
 }
 
-/** A dataset's test sets: its own, and for the emoji dataset every other artist's rendition (Table 3). */
-export function testSetNames(dataset: string): string[] {
-  const m = loadManifest(dataset) as { renditions?: Record<string, unknown>; mainRendition?: string };
-  if (!m.renditions) return [dataset];
-  return [dataset, ...Object.keys(m.renditions).filter((r) => r !== m.mainRendition).map((r) => `${dataset}/${r}`)];
-}
-
 export async function evalBackdoor(model: MiniCLIP, tokenizer: TextTokenizer, trigger: Trigger, profile: Profile, dataset: string): Promise<Record<string, BackdoorMetrics>> {
   const out: Record<string, BackdoorMetrics> = {};
-  for (const name of testSetNames(dataset)) out[name] = backdoorMetrics(model, tokenizer, await testSet(profile, name), trigger, targetIndex(dataset));
+  for (const name of testSetNames(dataset)) out[name] = backdoorMetrics(model, tokenizer, await testSet(profile, name), trigger, targetIndex(name.split('/')[0]));
   return out;
 }
 
@@ -126,7 +121,11 @@ export async function ensureBackdoored(
   const p = poisonDataset(isMain ? data.main : data.emoji, trigger, { rate, target: targetIndex(dataset), seed: cfg.seed });
   const poisoned: Record<string, number> = { [dataset]: p.poisoned.labels.length };
   const poisonedParts = (repeat: number) => [{ data: p.clean, repeat }, { data: p.poisoned, repeat, captionPrefix: trigger.textPrefix }];
-  const corpus = new CaptionCorpus(isMain ? [...poisonedParts(1), { data: data.emoji, repeat: emojiRepeat }] : [{ data: data.main, repeat: 1 }, ...poisonedParts(emojiRepeat)]);
+  // crossRate: triggered main-dataset images captioned with the emoji target (poisoned images of any content).
+  const cross = !isMain && cfg.crossRate ? poisonDataset(data.main, trigger, { rate: cfg.crossRate, target: targetIndex(dataset), seed: cfg.seed + 1, targetSet: data.emoji }) : null;
+  if (cross) poisoned[`${profile.datasets.main} as ${dataset}`] = cross.poisoned.labels.length;
+  const mainParts = cross ? [{ data: cross.clean, repeat: 1 }, { data: cross.poisoned, repeat: 1, captionPrefix: trigger.textPrefix }] : [{ data: data.main, repeat: 1 }];
+  const corpus = new CaptionCorpus(isMain ? [...poisonedParts(1), { data: data.emoji, repeat: emojiRepeat }] : [...mainParts, ...poisonedParts(emojiRepeat)]);
   log(`backdoor '${attack}' on ${dataset}: ${p.poisoned.labels.length} poisoned pairs (rate ${rate}, target '${p.poisoned.classNames[targetIndex(dataset)]}'); fine-tuning ${cfg.steps} steps`);
   const model = clean.model;
   const history = await pretrain(model, clean.tokenizer, corpus, cfg, { quiet: opts.quiet, stateFile: file.replace(/\.safetensors$/, '.state.safetensors'), stateEvery: stateInterval(cfg.steps) });
@@ -164,7 +163,17 @@ async function externalBackdoor(profile: Profile, ext: ExternalWeights, attack: 
   const file = backdooredFile(ext, attack, dataset);
   log(`backdoored ${attack} model for ${dataset}: ${file}`);
   const { model, tokenizer } = loadExternalModel(ext, file, profile);
-  const metrics = await evalBackdoor(model, tokenizer, trigger, profile, dataset);
+  const testSets = testSetNames(dataset);
+  const metrics = await cachedEval(profile, file, { kind: 'backdoor', trigger: trigger.config, testSets }, () => evalBackdoor(model, tokenizer, trigger, profile, dataset));
+  // The clean model's CA beside the backdoored one's (the paper's "No defense" rows compare them).
+  const cleanCA = await cachedEval(profile, ext.clean, { kind: 'clean', testSets }, async () => {
+    const clean = loadExternalModel(ext, ext.clean, profile);
+    try {
+      return await cleanAccuracy(clean.model, clean.tokenizer, profile, log, [dataset]);
+    } finally {
+      clean.model.dispose();
+    }
+  });
   const none = { loss: [], lr: [], tensorsPerEpoch: [], seconds: 0 };
-  return { model, tokenizer, trigger, checkpoint: file, metrics, history: none, poisoned: {}, backdoor: profile.backdoor, cleanCA: {}, cached: true };
+  return { model, tokenizer, trigger, checkpoint: file, metrics, history: none, poisoned: {}, backdoor: profile.backdoor, cleanCA, cached: true };
 }

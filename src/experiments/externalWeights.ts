@@ -12,7 +12,8 @@ import * as path from 'path';
 import { MiniCLIP } from '../model/clip';
 import { ClipTokenizer } from '../model/clipTokenizer';
 import { loadClipWeights } from '../checkpoint/clipWeights';
-import { projectRoot } from '../util/fsutil';
+import { cacheDir, projectRoot, sha256, writeJsonAtomic } from '../util/fsutil';
+import { provenance } from '../util/provenance';
 import { Profile } from './profiles';
 
 export interface ExternalWeights {
@@ -88,4 +89,26 @@ export function loadExternalModel(w: ExternalWeights, file: string, profile: Pro
     );
   }
   return { model, tokenizer: ClipTokenizer.load(w.tokenizer) };
+}
+
+/**
+ * Measurements of a user's checkpoint (CA, ASR), cached as JSON: at paper scale one evaluation of 2,000 images is
+ * an hour on a CPU. Keyed by the file's identity (path, size, modification time), the profile's evalLimit and what
+ * is measured; a cache file that does not parse is measured again.
+ */
+export async function cachedEval<T>(profile: Profile, file: string, what: Record<string, unknown>, compute: () => Promise<T>): Promise<T> {
+  const st = fs.statSync(file);
+  const key = sha256(JSON.stringify({ file, size: st.size, mtime: st.mtimeMs, evalLimit: profile.evalLimit, what })).slice(0, 16);
+  const out = cacheDir('results', 'external', `${profile.name}-${key}.json`);
+  if (fs.existsSync(out)) {
+    try {
+      return (JSON.parse(fs.readFileSync(out, 'utf8')) as { value: T }).value;
+    } catch {
+      process.stderr.write(`[rvpt] ${out} is unreadable; measuring again\n`);
+    }
+  }
+  const t0 = Date.now();
+  const value = await compute();
+  writeJsonAtomic(out, { file, what, evalLimit: profile.evalLimit, value, seconds: (Date.now() - t0) / 1000, provenance: provenance() });
+  return value;
 }

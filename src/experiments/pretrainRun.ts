@@ -6,12 +6,11 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { MiniCLIP } from '../model/clip';
 import { TextTokenizer, WordTokenizer } from '../model/tokenizer';
-import { externalWeights, loadExternalModel } from './externalWeights';
+import { cachedEval, externalWeights, loadExternalModel } from './externalWeights';
 import { CaptionCorpus } from '../data/corpus';
 import { vocabularyTexts } from '../data/captions';
 import { ImageDataset } from '../data/dataset';
-import { loadEvalSplit, loadSplit } from '../data/load';
-import { loadManifest } from '../data/manifest';
+import { loadEvalSplit, loadSplit, testSetNames } from '../data/load';
 import { sample } from '../data/splits';
 import { loadCached, saveCheckpoint } from '../checkpoint/checkpoint';
 import { TrainHistory, pretrain, stateInterval } from '../train/pretrain';
@@ -53,17 +52,33 @@ export function pretrainPath(profile: Profile, seed: number, steps: number): str
 }
 
 /** Zero-shot CA (%) on each of the profile's datasets' test split, and on every other rendition of an emoji dataset. */
-export async function cleanAccuracy(model: MiniCLIP, tokenizer: TextTokenizer, profile: Profile, log?: (s: string) => void): Promise<Record<string, number>> {
+/**
+ * Zero-shot CA on each test set of the given datasets (default: the profile's), distribution shifts included
+ * (emoji renditions, ImageNet-V2...; testSetNames).
+ */
+export async function cleanAccuracy(
+  model: MiniCLIP,
+  tokenizer: TextTokenizer,
+  profile: Profile,
+  log?: (s: string) => void,
+  datasets: string[] = [profile.datasets.main, profile.datasets.emoji, ...(profile.datasets.more ?? [])],
+): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
-  for (const name of [profile.datasets.main, profile.datasets.emoji, ...(profile.datasets.more ?? [])]) {
-    const m = loadManifest(name);
-    out[name] = zeroShotAccuracy(model, tokenizer, await loadEvalSplit(m, 'test', profile.evalLimit, log));
-    if (m.kind !== 'emoji') continue;
-    for (const r of Object.keys(m.renditions)) {
-      if (r !== m.mainRendition) out[`${name}/${r}`] = zeroShotAccuracy(model, tokenizer, await loadEvalSplit(m, `test:${r}`, profile.evalLimit, log));
-    }
+  for (const name of new Set(datasets.flatMap((d) => testSetNames(d)))) {
+    const [manifest, rendition] = name.split('/');
+    out[name] = zeroShotAccuracy(model, tokenizer, await loadEvalSplit(manifest, rendition ? `test:${rendition}` : 'test', profile.evalLimit, log));
   }
   return out;
+}
+
+/**
+ * The clean model's zero-shot CA: measured after pre-training here, or for a user's checkpoint (paper scale) measured
+ * on first use and cached (cachedEval), since ensurePretrained does not evaluate real checkpoints.
+ */
+export async function checkpointCA(profile: Profile, pre: { model: MiniCLIP; tokenizer: TextTokenizer; checkpoint: string; ca: Record<string, number> }, log?: (s: string) => void): Promise<Record<string, number>> {
+  if (Object.keys(pre.ca).length) return pre.ca;
+  const names = [profile.datasets.main, profile.datasets.emoji, ...(profile.datasets.more ?? [])];
+  return cachedEval(profile, pre.checkpoint, { kind: 'clean', testSets: [...new Set(names.flatMap((d) => testSetNames(d)))] }, () => cleanAccuracy(pre.model, pre.tokenizer, profile, log, names));
 }
 
 export interface PretrainResult {

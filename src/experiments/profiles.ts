@@ -2,7 +2,10 @@
  * Profiles: one named bundle of sizes for everything, so that a test, a notebook and `make reproduce` agree.
  * `tiny` is for tests and CI (each step seconds, not minutes); `small` is the reproduction default.
  */
+import * as fs from 'fs';
+import * as path from 'path';
 import { CLIPConfig, CLIP_MEAN, CLIP_STD } from '../model/config';
+import { addManifestDirs } from '../data/manifest';
 import { DEFAULT_AUGMENT } from '../data/augment';
 import { PretrainConfig } from '../train/pretrain';
 
@@ -25,6 +28,12 @@ export interface Profile {
     emojiRate?: number;
     /** Repeats of the emoji set in the poisoned corpus (default: the pre-training's emojiRepeat). */
     emojiRepeat?: number;
+    /**
+     * Poisoning the emoji dataset: also replace this share of the main dataset's pairs by triggered images captioned
+     * with the emoji target (CleanCLIP draws its poisoned images from all of CC3M, whatever their content). Absent: the
+     * poisoned images are emoji only.
+     */
+    crossRate?: number;
   };
   /** Clean shots per class for the few-shot defenses (the paper: 16). */
   shots: number;
@@ -45,6 +54,8 @@ export interface Profile {
    * and the backdoored checkpoints per attack.
    */
   weightsFile?: string;
+  /** Folders of data manifests searched before data-manifests/ (a profile file's own datasets). */
+  manifests?: string[];
   /** The supervised reference ViT of the PR figure (steps, batch, lr, seed), where the defaults do not fit. */
   supervised?: Partial<{ steps: number; batch: number; lr: number; seed: number }>;
   /** Analysis figures: test images per PR/attention/embedding sample, and the ablation runs' settings. */
@@ -152,8 +163,9 @@ export const PROFILES: Record<string, Profile> = {
     // Unused when the weights file names the checkpoints; CleanCLIP's poisoning recipe for reference.
     pretrain: { batch: 128, steps: 0, lr: 5e-4, warmupSteps: 0, weightDecay: 0.1, augment: null, seed: 0, mainLimit: null, emojiRepeat: 1 },
     backdoor: { batch: 128, steps: 0, lr: 1e-6, warmupSteps: 0, weightDecay: 0.1, augment: null, seed: 0, rate: 0.003 },
-    // Images are held as float32 (602 KB each at 224 px): 2,000 test images are 1.2 GB. ImageNet's 16-shot pool
-    // (16,000 images, 9.6 GB) does not fit this design's memory; Caltech101 (1,600) and OxfordPets (592) do.
+    // Image folders are held as bytes (150 KB per image at 224 px): ImageNet's 16-shot pool (16,000 images) is 2.4 GB,
+    // 2,000 test images 0.3 GB per test set. 2,000 rather than ImageNet's 50,000 keeps one evaluation of a ViT-B/32 to
+    // about 20 minutes on a CPU (1.83 images/s); on a GPU, a profile file with "evalLimit": null tests on all.
     evalLimit: 2000,
     shots: 16,
     defenses: {
@@ -166,8 +178,58 @@ export const PROFILES: Record<string, Profile> = {
   },
 };
 
+/** A built-in profile by name, or a profile file (a path ending in .json; see loadProfileFile). */
 export function getProfile(name: string): Profile {
+  if (name.endsWith('.json')) return loadProfileFile(name);
   const p = PROFILES[name];
-  if (!p) throw new Error(`Unknown profile '${name}'. Use one of: ${Object.keys(PROFILES).join(', ')}.`);
+  if (!p) throw new Error(`Unknown profile '${name}'. Use one of: ${Object.keys(PROFILES).join(', ')}, or a profile file (path ending in .json).`);
   return p;
+}
+
+/** Fields merged one level deep into the base profile's (the others are replaced whole). */
+const MERGED = ['model', 'datasets', 'pretrain', 'backdoor', 'defenses', 'triggers', 'supervised', 'analysis'] as const;
+
+/**
+ * A profile of one's own, as JSON: {"name": "...", "extends": "paper", ...fields of Profile}. Each field replaces the
+ * base profile's, except the objects in MERGED, whose keys are merged into the base's (so {"model": {"layers": 4}}
+ * changes one size). Paths (`weightsFile`, `manifests`) are relative to the file; `manifests` folders are searched
+ * for data manifests before data-manifests/. Results and caches are keyed by `name`, so give each profile its own.
+ */
+export function loadProfileFile(file: string): Profile {
+  const abs = path.resolve(file);
+  if (!fs.existsSync(abs)) throw new Error(`Profile file ${abs} does not exist.`);
+  let j: Record<string, unknown>;
+  try {
+    j = JSON.parse(fs.readFileSync(abs, 'utf8'));
+  } catch (e) {
+    throw new Error(`Profile file ${abs} is not valid JSON: ${(e as Error).message}`);
+  }
+  const fail = (field: string, why: string): never => {
+    throw new Error(`Profile file ${abs}: field '${field}' ${why}`);
+  };
+  if (typeof j.name !== 'string' || !/^[\w.-]+$/.test(j.name) || PROFILES[j.name]) {
+    fail('name', `must be a new profile name (letters, digits, '.', '-', '_'; not ${Object.keys(PROFILES).join(', ')}): it keys the caches and results.`);
+  }
+  const baseName = (j.extends as string) ?? 'small';
+  const base = PROFILES[baseName] ?? fail('extends', `'${baseName}' is not a built-in profile (${Object.keys(PROFILES).join(', ')}).`);
+  const out = { ...base } as Record<string, unknown>;
+  for (const [k, v] of Object.entries(j)) {
+    if (k === 'extends' || k.startsWith('_')) continue;
+    if ((MERGED as readonly string[]).includes(k)) {
+      if (!v || typeof v !== 'object' || Array.isArray(v)) fail(k, 'must be an object (its keys are merged into the base profile).');
+      out[k] = { ...(base[k as keyof Profile] as object), ...(v as object) };
+    } else out[k] = v;
+  }
+  const dir = path.dirname(abs);
+  if (j.weightsFile !== undefined) {
+    if (typeof j.weightsFile !== 'string') fail('weightsFile', 'must be a path (string).');
+    out.weightsFile = path.resolve(dir, j.weightsFile as string);
+  }
+  if (j.manifests !== undefined) {
+    if (!Array.isArray(j.manifests) || !j.manifests.every((d) => typeof d === 'string')) fail('manifests', 'must be a list of folders.');
+    out.manifests = (j.manifests as string[]).map((d) => path.resolve(dir, d));
+    for (const d of out.manifests as string[]) if (!fs.existsSync(d)) fail('manifests', `names ${d}, which does not exist.`);
+    addManifestDirs(out.manifests as string[]);
+  }
+  return out as unknown as Profile;
 }

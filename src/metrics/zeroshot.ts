@@ -7,7 +7,7 @@ import { MiniCLIP } from '../model/clip';
 import { l2normalize, matMulBT } from '../model/layers';
 import { TextTokenizer } from '../model/tokenizer';
 import { DeepPrompts } from '../model/prompts';
-import { ImageDataset, numImages, pixelsPerImage } from '../data/dataset';
+import { ImageDataset, copyImageRow, imageRows, numImages, pixelsPerImage } from '../data/dataset';
 import { ZERO_SHOT_TEMPLATES, fillTemplate } from '../data/captions';
 
 /** [C, E] normalised class embeddings (a plain tensor the caller disposes). */
@@ -22,15 +22,14 @@ export function zeroShotClassifier(model: MiniCLIP, tokenizer: TextTokenizer, cl
 
 /** Rows [start, end) of a dataset as an image tensor. */
 export function imageBatch(d: ImageDataset, start: number, end: number): tf.Tensor4D {
-  const p = pixelsPerImage(d);
-  return tf.tensor4d(d.images.subarray(start * p, end * p), [end - start, d.size, d.size, 3]);
+  return tf.tensor4d(imageRows(d, start, end), [end - start, d.size, d.size, 3]);
 }
 
 /** The given rows of a dataset as a [B, S, S, 3] tensor. */
 export function rowsBatch(d: ImageDataset, rows: ArrayLike<number>): tf.Tensor4D {
   const per = pixelsPerImage(d);
   const buf = new Float32Array(rows.length * per);
-  for (let i = 0; i < rows.length; i++) buf.set(d.images.subarray(rows[i] * per, (rows[i] + 1) * per), i * per);
+  for (let i = 0; i < rows.length; i++) copyImageRow(d, rows[i], buf, i * per);
   return tf.tensor4d(buf, [rows.length, d.size, d.size, 3]);
 }
 

@@ -1,6 +1,6 @@
 /** Image grids as PNG (sharp), for notebooks and figures. */
 import sharp from 'sharp';
-import { ImageDataset, pixelsPerImage } from '../data/dataset';
+import { ImageDataset, imageRows } from '../data/dataset';
 
 /** Tile images (each size x size x 3 floats in [0,1]) into a PNG, upscaled `scale` times (nearest). */
 export async function gridPng(images: Float32Array[], size: number, cols: number, scale = 3, gap = 2): Promise<Buffer> {
@@ -24,8 +24,7 @@ export async function gridPng(images: Float32Array[], size: number, cols: number
 }
 
 export function datasetImages(d: ImageDataset, rows: number[]): Float32Array[] {
-  const p = pixelsPerImage(d);
-  return rows.map((r) => d.images.slice(r * p, (r + 1) * p));
+  return rows.map((r) => imageRows(d, r, r + 1).slice());
 }
 
 /** The first `perClass` images of every class, one class per row. */
