@@ -96,7 +96,6 @@ export function buildCli(): Command {
     .option('--rate <x>', 'poisoning rate (share of pre-training pairs), overrides the profile', rate)
     .option('--emoji-rate <x>', 'poisoning rate of the emoji pre-training set, overrides the profile', rate)
     .option('--emoji-repeat <n>', 'repeats of the emoji set in the poisoned corpus, overrides the profile', int)
-    .option('--cross-rate <x>', 'poisoning the emoji set: also this share of the main dataset, captioned with the emoji target', rate)
     .option('--steps <n>', 'fine-tuning steps, overrides the profile', int)
     .option('--lr <x>', 'peak learning rate, overrides the profile', Number)
     .option('-t, --trigger <key=value...>', 'trigger parameters, e.g. -t patch=6 noise=fixed')
@@ -108,7 +107,7 @@ export function buildCli(): Command {
       makeTrigger(o.attack, triggerConfig); // fail fast on an unknown attack or bad parameter, before any training
       await initBackend(o.backend);
       const backdoor = Object.fromEntries(
-        Object.entries({ rate: o.rate, emojiRate: o.emojiRate, emojiRepeat: o.emojiRepeat, crossRate: o.crossRate, steps: o.steps, lr: o.lr }).filter(([, v]) => v !== undefined),
+        Object.entries({ rate: o.rate, emojiRate: o.emojiRate, emojiRepeat: o.emojiRepeat, steps: o.steps, lr: o.lr }).filter(([, v]) => v !== undefined),
       );
       const r = await ensureBackdoored(profile, o.attack, { force: o.force, triggerConfig, backdoor, dataset: o.dataset });
       const out = { checkpoint: r.checkpoint, attack: o.attack, metrics: r.metrics, poisoned: r.poisoned, cached: r.cached, trainSeconds: r.history.seconds, provenance: provenance() };

@@ -32,15 +32,9 @@ export function triggerDataset(d: ImageDataset, trigger: Trigger, seed: number, 
   return out;
 }
 
-/**
- * `targetSet`: the dataset whose class `target` names (default: `d` itself). Poisoned images may come from another
- * part of the corpus than the target's dataset, as CleanCLIP draws them from all of CC3M: the captions (and, for
- * natural captions, the descriptions) are then the target set's.
- */
-export function poisonDataset(d: ImageDataset, trigger: Trigger, opts: { rate: number; target: number; seed: number; targetSet?: ImageDataset }): PoisonSplit {
+export function poisonDataset(d: ImageDataset, trigger: Trigger, opts: { rate: number; target: number; seed: number }): PoisonSplit {
   if (!(opts.rate > 0 && opts.rate < 1)) throw new Error(`Poisoning rate must be in (0, 1), got ${opts.rate}.`);
-  const ts = opts.targetSet ?? d;
-  if (opts.target < 0 || opts.target >= ts.classNames.length) throw new Error(`Target class ${opts.target} is not a class of '${ts.name}'.`);
+  if (opts.target < 0 || opts.target >= d.classNames.length) throw new Error(`Target class ${opts.target} is not a class of '${d.name}'.`);
   const n = numImages(d);
   const count = Math.max(1, Math.round(n * opts.rate));
   // Rows come from a seeded permutation; which rows is recorded so the clean part excludes exactly them.
@@ -53,20 +47,11 @@ export function poisonDataset(d: ImageDataset, trigger: Trigger, opts: { rate: n
   // Template captions name the target through the class label. Natural captions (BadCLIP) also borrow the
   // descriptions of real target-class images, where the dataset has them (the emoji annotations).
   let descriptions: string[] | undefined;
-  if (trigger.captions === 'natural' && ts.descriptions) {
-    const pool = Array.from({ length: numImages(ts) }, (_, i) => i).filter((i) => ts.labels[i] === opts.target);
+  if (trigger.captions === 'natural' && d.descriptions) {
+    const pool = Array.from({ length: n }, (_, i) => i).filter((i) => d.labels[i] === opts.target);
     const rng = makeRng(`natural-captions-${opts.seed}`);
-    descriptions = rows.map(() => ts.descriptions![pool[randInt(rng, pool.length)]]);
+    descriptions = rows.map(() => d.descriptions![pool[randInt(rng, pool.length)]]);
   }
-  const poisoned: ImageDataset = {
-    ...picked,
-    images,
-    labels: new Int32Array(count).fill(opts.target),
-    classNames: ts.classNames,
-    templates: ts.templates,
-    descriptions,
-    ids: undefined,
-    name: `${d.name}/poisoned-${trigger.name}${ts === d ? '' : `-as-${ts.name}`}`,
-  };
+  const poisoned: ImageDataset = { ...picked, images, labels: new Int32Array(count).fill(opts.target), descriptions, ids: undefined, name: `${d.name}/poisoned-${trigger.name}` };
   return { clean, poisoned, rows };
 }

@@ -5,7 +5,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { projectRoot } from '../util/fsutil';
+import { projectRoot, readJsonFile } from '../util/fsutil';
 
 export interface FileRef {
   path: string;
@@ -162,12 +162,7 @@ export function loadManifest(nameOrPath: string): DataManifest {
       .map((f) => f.replace(/\.json$/, ''));
     throw new Error(`Data manifest '${nameOrPath}' not found (looked for ${file}). Known manifests: ${known.join(', ') || 'none'}.`);
   }
-  let m: DataManifest;
-  try {
-    m = JSON.parse(fs.readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new Error(`Manifest ${file} is not valid JSON: ${(e as Error).message}`);
-  }
+  const m = readJsonFile<DataManifest>(file, 'Manifest');
   m.file = file;
   if (m.kind === 'image-folder' && m.classesFrom) resolveFolderClasses(m, file);
   return validateManifest(m, file);

@@ -121,11 +121,7 @@ export async function ensureBackdoored(
   const p = poisonDataset(isMain ? data.main : data.emoji, trigger, { rate, target: targetIndex(dataset), seed: cfg.seed });
   const poisoned: Record<string, number> = { [dataset]: p.poisoned.labels.length };
   const poisonedParts = (repeat: number) => [{ data: p.clean, repeat }, { data: p.poisoned, repeat, captionPrefix: trigger.textPrefix }];
-  // crossRate: triggered main-dataset images captioned with the emoji target (poisoned images of any content).
-  const cross = !isMain && cfg.crossRate ? poisonDataset(data.main, trigger, { rate: cfg.crossRate, target: targetIndex(dataset), seed: cfg.seed + 1, targetSet: data.emoji }) : null;
-  if (cross) poisoned[`${profile.datasets.main} as ${dataset}`] = cross.poisoned.labels.length;
-  const mainParts = cross ? [{ data: cross.clean, repeat: 1 }, { data: cross.poisoned, repeat: 1, captionPrefix: trigger.textPrefix }] : [{ data: data.main, repeat: 1 }];
-  const corpus = new CaptionCorpus(isMain ? [...poisonedParts(1), { data: data.emoji, repeat: emojiRepeat }] : [...mainParts, ...poisonedParts(emojiRepeat)]);
+  const corpus = new CaptionCorpus(isMain ? [...poisonedParts(1), { data: data.emoji, repeat: emojiRepeat }] : [{ data: data.main, repeat: 1 }, ...poisonedParts(emojiRepeat)]);
   log(`backdoor '${attack}' on ${dataset}: ${p.poisoned.labels.length} poisoned pairs (rate ${rate}, target '${p.poisoned.classNames[targetIndex(dataset)]}'); fine-tuning ${cfg.steps} steps`);
   const model = clean.model;
   const history = await pretrain(model, clean.tokenizer, corpus, cfg, { quiet: opts.quiet, stateFile: file.replace(/\.safetensors$/, '.state.safetensors'), stateEvery: stateInterval(cfg.steps) });

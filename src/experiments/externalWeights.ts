@@ -12,7 +12,7 @@ import * as path from 'path';
 import { MiniCLIP } from '../model/clip';
 import { ClipTokenizer } from '../model/clipTokenizer';
 import { loadClipWeights } from '../checkpoint/clipWeights';
-import { cacheDir, projectRoot, sha256, writeJsonAtomic } from '../util/fsutil';
+import { cacheDir, projectRoot, readJsonFile, sha256, writeJsonAtomic } from '../util/fsutil';
 import { provenance } from '../util/provenance';
 import { Profile } from './profiles';
 
@@ -36,12 +36,7 @@ export function externalWeights(profile: Profile): ExternalWeights | null {
         `Copy data-manifests/paper-weights.example.json there (or set RVPT_WEIGHTS to another file) and point it at your safetensors files.`,
     );
   }
-  let j: Record<string, unknown>;
-  try {
-    j = JSON.parse(fs.readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new Error(`Weights file ${file} is not valid JSON: ${(e as Error).message}`);
-  }
+  const j = readJsonFile(file, 'Weights file');
   const resolve = (field: string, p: unknown): string => {
     if (typeof p !== 'string' || !p) throw new Error(`Weights file ${file}: field '${field}' must be a path (string).`);
     const abs = path.resolve(path.dirname(file), p);

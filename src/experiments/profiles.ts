@@ -6,6 +6,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { CLIPConfig, CLIP_MEAN, CLIP_STD } from '../model/config';
 import { addManifestDirs } from '../data/manifest';
+import { readJsonFile } from '../util/fsutil';
 import { DEFAULT_AUGMENT } from '../data/augment';
 import { PretrainConfig } from '../train/pretrain';
 
@@ -28,12 +29,6 @@ export interface Profile {
     emojiRate?: number;
     /** Repeats of the emoji set in the poisoned corpus (default: the pre-training's emojiRepeat). */
     emojiRepeat?: number;
-    /**
-     * Poisoning the emoji dataset: also replace this share of the main dataset's pairs by triggered images captioned
-     * with the emoji target (CleanCLIP draws its poisoned images from all of CC3M, whatever their content). Absent: the
-     * poisoned images are emoji only.
-     */
-    crossRate?: number;
   };
   /** Clean shots per class for the few-shot defenses (the paper: 16). */
   shots: number;
@@ -128,7 +123,9 @@ export const PROFILES: Record<string, Profile> = {
     backdoor: { batch: 128, steps: 350, lr: 5e-4, warmupSteps: 20, weightDecay: 0.1, augment: null, seed: 0, rate: 0.05, emojiRate: 0.2, workers: 2 },
     // The emoji set is small (530 pre-training images): 20% of it poisoned (106 pairs), and repeated 32 times in the
     // corpus that poisons it, so that its poisoned pairs are seen about as often as Fashion-MNIST's 2,750 (measured:
-    // at 8 repeats, BadNet on emoji reached 5.4% ASR).
+    // at 8 repeats, BadNet on emoji reached 5.4% ASR). Also tried: adding triggered Fashion-MNIST images captioned with
+    // the emoji target (CleanCLIP draws its poisoned images from all of CC3M, whatever their content): Blended emoji
+    // ASR 7.2% with 2% of Fashion-MNIST so poisoned, 3.0% with 10%, against 15.6% without; not kept.
     datasetBackdoor: { emoji: { emojiRepeat: 32 } },
     evalLimit: null,
     shots: 16,
@@ -198,12 +195,7 @@ const MERGED = ['model', 'datasets', 'pretrain', 'backdoor', 'defenses', 'trigge
 export function loadProfileFile(file: string): Profile {
   const abs = path.resolve(file);
   if (!fs.existsSync(abs)) throw new Error(`Profile file ${abs} does not exist.`);
-  let j: Record<string, unknown>;
-  try {
-    j = JSON.parse(fs.readFileSync(abs, 'utf8'));
-  } catch (e) {
-    throw new Error(`Profile file ${abs} is not valid JSON: ${(e as Error).message}`);
-  }
+  const j = readJsonFile(abs, 'Profile file');
   const fail = (field: string, why: string): never => {
     throw new Error(`Profile file ${abs}: field '${field}' ${why}`);
   };

@@ -20,6 +20,15 @@ export function writeJsonAtomic(file: string, value: unknown): void {
   writeFileAtomic(file, JSON.stringify(value, null, 2) + '\n');
 }
 
+/** A JSON file the user wrote (`what` names it in the error: "Profile file", "Weights file", "Manifest"). */
+export function readJsonFile<T = Record<string, unknown>>(file: string, what: string): T {
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8')) as T;
+  } catch (e) {
+    throw new Error(`${what} ${file} is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
 export function sha256File(file: string): string {
   return crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 }
