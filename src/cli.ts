@@ -4,7 +4,7 @@
  */
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { initBackend } from './backend';
-import { PROFILES, getProfile } from './experiments/profiles';
+import { PROFILES, Profile, getProfile } from './experiments/profiles';
 import { cleanAccuracy, ensurePretrained } from './experiments/pretrainRun';
 import { benchTrainStep } from './experiments/bench';
 import { loadCheckpoint } from './checkpoint/checkpoint';
@@ -12,7 +12,8 @@ import { provenance } from './util/provenance';
 import { ATTACKS, makeTrigger } from './attacks/registry';
 import { ensureBackdoored } from './experiments/backdoorRun';
 import { runNoDefense } from './experiments/noDefense';
-import { costTable, paperTableSpecs, runTable } from './experiments/paperTables';
+import { costTable, paperTableSpecs, runTable, tableJobs } from './experiments/paperTables';
+import { runCellsInParallel } from './experiments/cellPool';
 import { benchClipScale } from './experiments/bench';
 import { runCell } from './experiments/defenseRun';
 import { DEFENSES } from './defenses/registry';
@@ -24,6 +25,11 @@ import { l2normalize, matMulBT } from './model/layers';
 import * as tf from '@tensorflow/tfjs-core';
 import { figureAblations, figureAttention, figureEmbeddings, figurePR } from './experiments/analysis';
 import { writeReproductionReport } from './experiments/report';
+
+/** A profile with --jobs applied (cell processes are not part of any cache key: the numbers do not depend on them). */
+function withJobs(profile: Profile, jobs: number | undefined): Profile {
+  return jobs === undefined ? profile : { ...profile, jobs };
+}
 
 function int(v: string): number {
   const n = Number(v);
@@ -140,8 +146,9 @@ export function buildCli(): Command {
   common(program.command('figures').description('the analysis figures: PR across layers, attention maps, t-SNE/UMAP, ablations (HTML, PNG, JSON)'))
     .option('--only <names>', 'comma-separated subset: pr, attention, embeddings, ablations')
     .option('--attacks <names>', 'attacks for PR and attention (default BadNet,BadCLIP); embeddings use the first (default BadCLIP)')
+    .option('--jobs <n>', 'processes computing the ablation runs side by side (default: the profile, small 2)', int)
     .action(async (o) => {
-      const profile = getProfile(o.profile);
+      const profile = withJobs(getProfile(o.profile), o.jobs);
       const attacks: string[] | undefined = o.attacks ? String(o.attacks).split(',') : undefined;
       for (const a of attacks ?? []) makeTrigger(a, profile.triggers?.[a] ?? {}); // unknown names fail before any work
       const all = ['pr', 'attention', 'embeddings', 'ablations'];
@@ -199,8 +206,9 @@ export function buildCli(): Command {
 
   common(program.command('tables').description("backdoor, defend and measure: writes the no-defense table, the paper's Tables 1-3 and the cost table"))
     .option('--only <names>', 'comma-separated subset: no-defense, table1, table2, table3, cost')
+    .option('--jobs <n>', 'processes computing defense cells side by side (default: the profile, small 2)', int)
     .action(async (o) => {
-      const profile = getProfile(o.profile);
+      const profile = withJobs(getProfile(o.profile), o.jobs);
       const specs = paperTableSpecs(profile);
       const all = ['no-defense', ...specs.map((s) => s.name), 'cost'];
       const only: string[] = o.only ? String(o.only).split(',') : all;
@@ -208,6 +216,8 @@ export function buildCli(): Command {
       if (bad.length) throw new Error(`Unknown table(s) ${bad.join(', ')}; use ${all.join(', ')}.`);
       await initBackend(o.backend);
       if (only.includes('no-defense')) console.log(`no-defense: ${(await runNoDefense(profile)).path}`);
+      const chosen = specs.filter((s) => only.includes(s.name) || (s.name === 'table1' && only.includes('cost')));
+      await runCellsInParallel(chosen.flatMap((s) => tableJobs(profile, s)), profile.jobs ?? 1, (s) => process.stderr.write(`[rvpt] ${s}\n`));
       for (const spec of specs) {
         if (!only.includes(spec.name) && !(spec.name === 'table1' && only.includes('cost'))) continue;
         const r = await runTable(profile, spec, { write: only.includes(spec.name) });

@@ -69,3 +69,4 @@ export * from './defenses/linearProbe';
 export * from './defenses/noDefense';
 export * from './experiments/defenseRun';
 export * from './experiments/paperTables';
+export * from './experiments/cellPool';

@@ -33,6 +33,7 @@ import { defenseConfig, runCell } from './defenseRun';
 import { ensureSupervisedViT } from './supervised';
 import { externalWeights } from './externalWeights';
 import { availableAttacks } from './paperTables';
+import { runCellsInParallel } from './cellPool';
 import { Profile } from './profiles';
 import { resultsDir } from './tables';
 
@@ -529,15 +530,26 @@ export async function runAblations(profile: Profile, log: Log = quietLog): Promi
   const evalLimit = profile.analysis?.ablationEvalLimit ?? profile.evalLimit;
   const dataset = profile.datasets.main;
   const out: AblationPoint[] = [];
+  const settings = (parameter: string, values: number[]) =>
+    values
+      .filter((v) => parameter !== 'depth from output' && parameter !== 'depth from input' ? true : v <= profile.model.layers)
+      .map((value) => {
+        const s = ablationSetting(profile, parameter, value);
+        return { value, profile: { ...profile, shots: s.shots, evalLimit, defenses: { ...profile.defenses, RVPT: s.config } } as Profile };
+      });
+  // Both cores: the runs are cells, computed side by side first, then read back below.
+  await runCellsInParallel(
+    attacks.flatMap((attack) => Object.entries(grid).flatMap(([parameter, values]) => settings(parameter, values).map((s) => ({ profile: s.profile, attack, method: 'RVPT', dataset, testSets: [dataset] })))),
+    profile.jobs ?? 1,
+    log,
+  );
   const total = attacks.length * Object.values(grid).reduce((s, v) => s + v.length, 0);
   const bar = new Progress('ablations', total);
   for (const attack of attacks) {
     const bd = await ensureBackdoored(profile, attack, { dataset, log });
     try {
       for (const [parameter, values] of Object.entries(grid)) {
-        for (const value of values.filter((v) => parameter !== 'depth from output' && parameter !== 'depth from input' ? true : v <= profile.model.layers)) {
-          const s = ablationSetting(profile, parameter, value);
-          const p: Profile = { ...profile, shots: s.shots, evalLimit, defenses: { ...profile.defenses, RVPT: s.config } };
+        for (const { value, profile: p } of settings(parameter, values)) {
           const cell = await runCell(p, attack, 'RVPT', dataset, [dataset], { backdoored: bd, log: () => {}, quiet: true });
           const m = cell.metrics[dataset]!;
           out.push({ parameter, value, attack, asr: m.asr, ca: m.ca, seconds: cell.cost.seconds });

@@ -35,6 +35,14 @@ export function defenseConfig(profile: Profile, method: string): Record<string, 
   return { ...(profile.defenses[method] ?? {}) };
 }
 
+/** Where a cell is cached: a key of everything it depends on (the backdoored checkpoint, the method's config...). */
+export function cellFile(profile: Profile, attack: string, method: string, dataset: string, testSets: string[], backdoorCheckpoint: string): string {
+  const tuneOn = getDefense(method).perDataset ? dataset : '*';
+  const config = defenseConfig(profile, method);
+  const key = sha256(JSON.stringify({ v: DEFENSE_CODE_VERSION, backdoor: backdoorCheckpoint, method, config, shots: profile.shots, tuneOn, testSets, evalLimit: profile.evalLimit })).slice(0, 16);
+  return cacheDir('results', 'cells', `${profile.name}-${attack}-${method.replace(/\s+/g, '_')}-${key}.json`);
+}
+
 export async function runCell(
   profile: Profile,
   attack: string,
@@ -47,9 +55,7 @@ export async function runCell(
   const defense = getDefense(method);
   const config = defenseConfig(profile, method);
   const bd = opts.backdoored ?? (await ensureBackdoored(profile, attack, { log, dataset }));
-  const tuneOn = defense.perDataset ? dataset : '*';
-  const key = sha256(JSON.stringify({ v: DEFENSE_CODE_VERSION, backdoor: bd.checkpoint, method, config, shots: profile.shots, tuneOn, testSets, evalLimit: profile.evalLimit })).slice(0, 16);
-  const file = cacheDir('results', 'cells', `${profile.name}-${attack}-${method.replace(/\s+/g, '_')}-${key}.json`);
+  const file = cellFile(profile, attack, method, dataset, testSets, bd.checkpoint);
   if (!opts.force && fs.existsSync(file)) {
     try {
       return JSON.parse(fs.readFileSync(file, 'utf8')) as CellResult;

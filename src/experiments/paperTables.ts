@@ -11,6 +11,7 @@ import { DefenseCost } from '../defenses/defense';
 import { gitCommit } from '../util/provenance';
 import { BackdoorResult, ensureBackdoored, testSetNames } from './backdoorRun';
 import { CellResult, runCell } from './defenseRun';
+import { CellJob } from './cellPool';
 import { Profile } from './profiles';
 import { externalWeights } from './externalWeights';
 import { METHODS, ResultsTable, TableData, tableProvenance, writeTable, resultsDir } from './tables';
@@ -60,6 +61,12 @@ export function paperTableSpecs(profile: Profile): TableSpec[] {
     { name: 'table2', title: `Table 2: ${emoji}, ASR (CA)`, dataset: emoji, attacks: ['BadNet', 'Blended', 'WaNet'], methods: METHODS, report: [emoji] },
     { name: 'table3', title: `Table 3: purified on ${emoji} (Twemoji), tested on other artists, ASR (CA)`, dataset: emoji, attacks: ['BadNet', 'Blended', 'BadCLIP'], methods: ['No defense', 'CleanCLIP', 'RVPT'], report: testSetNames(emoji) },
   ];
+}
+
+/** The cells of a table, for the cell pool (cellPool.ts). */
+export function tableJobs(profile: Profile, spec: TableSpec): CellJob[] {
+  const testSets = testSetNames(spec.dataset);
+  return spec.attacks.flatMap((attack) => spec.methods.map((method) => ({ profile, attack, method, dataset: spec.dataset, testSets })));
 }
 
 /** Run (or load) every cell of a table, then write it. Cells are evaluated on all of the dataset's test sets. */

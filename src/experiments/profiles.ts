@@ -49,6 +49,11 @@ export interface Profile {
    * and the backdoored checkpoints per attack.
    */
   weightsFile?: string;
+  /**
+   * Processes computing defense cells side by side (tables and ablations; cellPool.ts). Each cell trains on one
+   * thread, so 2 uses both cores of a 2-core machine. Default 1.
+   */
+  jobs?: number;
   /** Folders of data manifests searched before data-manifests/ (a profile file's own datasets). */
   manifests?: string[];
   /** The supervised reference ViT of the PR figure (steps, batch, lr, seed), where the defaults do not fit. */
@@ -141,6 +146,7 @@ export const PROFILES: Record<string, Profile> = {
     triggers: { BadNet: { patch: 8, noise: 'fixed' } },
     attackBackdoor: { BadNet: { rate: 0.1, lr: 1e-3 } },
     benchBatch: 128,
+    jobs: 2,
     // Analysis figures: 1,000 test images per PR and attention sample; the ablations' RVPT runs at 10 epochs
     // (half the tables' 20) on 2,000 test images, to fit ~75 runs into the reproduction's budget.
     supervised: { steps: 500, batch: 128 },

@@ -15,8 +15,7 @@
  * The optimiser lives on the main thread; updated parameters are copied to the worker each step. Summation order
  * is fixed (main + worker), so a run is deterministic for a given seed and worker count.
  */
-import * as path from 'path';
-import * as fs from 'fs';
+import { compiledScript } from '../util/fsutil';
 import { Worker } from 'worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
 import { CLIPConfig } from '../model/config';
@@ -150,15 +149,6 @@ export function readTokens(buf: Int32Array, count: number, contextLength: number
   return { ids: buf.slice(0, count * contextLength), eot: buf.slice(count * contextLength, count * (contextLength + 1)), batch: count, contextLength };
 }
 
-function workerScript(): string {
-  // The worker runs compiled JavaScript; from sources (ts-jest) use the build in dist/.
-  const here = path.join(__dirname, 'worker.js');
-  if (fs.existsSync(here)) return here;
-  const built = path.join(__dirname, '..', '..', 'dist', 'train', 'worker.js');
-  if (fs.existsSync(built)) return built;
-  throw new Error(`Two-core training needs the built worker (${built}). Run \`npm run build\` first.`);
-}
-
 /** The main side's handle on the worker. */
 export class ContrastiveWorker {
   readonly ctrl: Int32Array;
@@ -189,7 +179,7 @@ export class ContrastiveWorker {
       this.offsets[n] = o;
       o += layout.sizes[i];
     });
-    this.worker = new Worker(workerScript(), { workerData: { layout, bufs, config, backend } });
+    this.worker = new Worker(compiledScript(__dirname, 'train/worker.js'), { workerData: { layout, bufs, config, backend } });
     this.worker.on('error', (e) => {
       this.failure = e;
       Atomics.store(this.ctrl, CTRL.ERROR, 1);

@@ -54,3 +54,15 @@ export function cacheDir(...parts: string[]): string {
   const base = process.env.RVPT_CACHE ?? path.join(projectRoot(), '.cache');
   return path.join(base, ...parts);
 }
+
+/**
+ * A compiled script to start in another thread or process (workers run JavaScript): beside the caller when it runs
+ * from dist/, else the build in dist/ (from sources under ts-jest). `rel` is relative to src/ and dist/.
+ */
+export function compiledScript(callerDir: string, rel: string): string {
+  const here = path.join(callerDir, path.basename(rel));
+  if (here.endsWith('.js') && fs.existsSync(here)) return here;
+  const built = path.join(projectRoot(), 'dist', rel);
+  if (fs.existsSync(built)) return built;
+  throw new Error(`${rel} must be built first (${built} is missing): run \`npm run build\`.`);
+}
