@@ -3,12 +3,14 @@
 # Heavy stages run first through the CLI (live progress bars in the terminal); the notebooks 00-08 then run headless
 # on the cached results and write the executed copies. Every stage is cached, so a killed run resumes where it
 # stopped. One progress line per stage: which step, elapsed, and time left estimated from the last run's timings.
-# Usage: scripts/reproduce.sh [PROFILE]
+# Usage: scripts/reproduce.sh [PROFILE]   (a profile name, or a profile file: a path ending in .json)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 profile=${1:-small}
 PY=${PYTHON:-/usr/bin/python3}
-times=".cache/reproduce-times-$profile.json"
+tag=$profile
+if [[ $profile == *.json ]]; then [ -f "$profile" ] || { echo "reproduce: profile file $profile not found" >&2; exit 1; }; profile=$(realpath "$profile"); tag=$(node -p "require(process.argv[1]).name" "$profile"); fi
+times=".cache/reproduce-times-$tag.json"
 mkdir -p .cache
 
 mapfile -t notebooks < <(ls notebooks/[0-9][0-9]-*.ipynb | sort)
@@ -48,5 +50,5 @@ for nb in "${notebooks[@]}"; do
 done
 run_step $((i++)) report node bin/rvpt.js report --profile "$profile"
 printf '\n[reproduce] done in %s: executed notebooks in executed-notebooks/, tables and figures in %s, report %s\n' \
-  "$(hms $(($(date +%s) - start)))" "$([ "$profile" = small ] && echo figures/ || echo ".cache/results/$profile/")" \
-  "$([ "$profile" = small ] && echo REPRODUCTION.md || echo ".cache/results/$profile/REPRODUCTION.md")" >&2
+  "$(hms $(($(date +%s) - start)))" "$([ "$tag" = small ] && echo figures/ || echo ".cache/results/$tag/")" \
+  "$([ "$tag" = small ] && echo REPRODUCTION.md || echo ".cache/results/$tag/REPRODUCTION.md")" >&2

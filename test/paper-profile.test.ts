@@ -16,6 +16,7 @@ import { availableAttacks, paperTableSpecs, runTable } from '../src/experiments/
 import { noDefenseSpec } from '../src/experiments/noDefense';
 import { cachedEval, externalWeights } from '../src/experiments/externalWeights';
 import { ClipTokenizer } from '../src/model/clipTokenizer';
+import { reproductionReport } from '../src/experiments/report';
 import { cacheDir } from '../src/util/fsutil';
 import { setup } from './helpers';
 
@@ -182,6 +183,14 @@ test('measurements of a user checkpoint are cached by the file and what is measu
   const dir = cacheDir('results', 'external');
   for (const f of fs.readdirSync(dir)) if (f.startsWith('paper-test-') && fs.readFileSync(path.join(dir, f), 'utf8').includes('cache-test')) fs.writeFileSync(path.join(dir, f), '{"val');
   expect(await cachedEval(p, path.join(FIXTURE, 'openai.safetensors'), { kind: 'cache-test', n: 1 }, measure)).toBe(3);
+});
+
+test("the reproduction report describes a paper-scale profile's own data and checkpoints", () => {
+  const r = reproductionReport(profile());
+  expect(r).toContain("| pre-training | OpenAI's (400M pairs) | the weights file's clean checkpoint (not trained here) |");
+  expect(r).toContain('| Table 1 data | ImageNet-1K (1,000 classes, target banana) | toy-pets (3 classes, target samoyed) |');
+  expect(r).toContain('toy-objects (3 classes, target accordion); shifts of toy-pets: toy-pets-sketch');
+  expect(r).toContain('![fig4](fig4-pr.png)'); // beside the figures, in the profile's results folder
 });
 
 test('paper-path errors name the file and the fix', async () => {

@@ -68,4 +68,13 @@ export const PAPER_COST = {
  * colour emoji) for ImageNet-V2, Noto (an artist never seen in pre-training) for ImageNet-R (renditions), OpenMoji's
  * black line art for ImageNet-Sketch. ImageNet-A (natural adversarial photos) has no analogue here.
  */
-export const SHIFT_ANALOGUE: Record<string, string> = { 'openmoji-color': 'ImageNet-V2', noto: 'ImageNet-R', 'openmoji-black': 'ImageNet-S' };
+/** Our test set (emoji rendition, or at paper scale the shift's manifest) -> the paper's domain-shift column. */
+export const SHIFT_ANALOGUE: Record<string, string> = {
+  'openmoji-color': 'ImageNet-V2',
+  noto: 'ImageNet-R',
+  'openmoji-black': 'ImageNet-S',
+  'imagenet-v2': 'ImageNet-V2',
+  'imagenet-a': 'ImageNet-A',
+  'imagenet-r': 'ImageNet-R',
+  'imagenet-sketch': 'ImageNet-S',
+};
