@@ -83,8 +83,11 @@ export async function runCellsInParallel(jobs: CellJob[], processes: number, log
           if (++finished === pending.length) resolve();
           else feed(c);
         });
-        c.on('exit', (code) => {
-          if (code && finished < pending.length) reject(new Error(`A defense-cell process exited with code ${code}; cells done so far are cached, so running again resumes.`));
+        c.on('exit', (code, signal) => {
+          // A process killed by a signal (out of memory) has no exit code: it must fail the pool, not hang it.
+          if ((code || signal) && finished < pending.length) {
+            reject(new Error(`A defense-cell process ended (${signal ?? `exit code ${code}`}); the cells done so far are cached, so running again resumes.`));
+          }
         });
       }
     });
