@@ -23,7 +23,7 @@ import { imageBatch } from '../metrics/zeroshot';
 import { TEST_TRIGGER_SEED } from '../metrics/backdoor';
 import { Perturbation, perturbationResistivity, standardPerturbations, triggerPerturbation } from '../metrics/pr';
 import { readSafetensors, writeSafetensors } from '../checkpoint/safetensors';
-import { cacheDir, sha256, writeJsonAtomic } from '../util/fsutil';
+import { adoptLegacy, cacheDir, cacheKey, writeJsonAtomic } from '../util/fsutil';
 import { makeRng } from '../util/rng';
 import { Progress } from '../util/progress';
 import { Figure } from '../viz/plotly';
@@ -53,8 +53,9 @@ export function analysisSample(profile: Profile): number {
 /** The deep prompts VPT or RVPT learns on a backdoored model (trained once, then read from .cache/artifacts). */
 export async function ensurePrompts(profile: Profile, bd: BackdoorResult, method: 'VPT' | 'RVPT', dataset: string, log: Log = quietLog): Promise<DeepPrompts> {
   const config = defenseConfig(profile, method);
-  const key = sha256(JSON.stringify({ v: ANALYSIS_CODE_VERSION, backdoor: bd.checkpoint, method, config, shots: profile.shots, dataset })).slice(0, 12);
-  const file = cacheDir('artifacts', `prompts-${profile.name}-${bd.trigger.name}-${method}-${key}.safetensors`);
+  const { key, legacy } = cacheKey({ v: ANALYSIS_CODE_VERSION, backdoor: bd.checkpoint, method, config, shots: profile.shots, dataset }, 12);
+  const name = (k: string) => cacheDir('artifacts', `prompts-${profile.name}-${bd.trigger.name}-${method}-${k}.safetensors`);
+  const file = adoptLegacy(name(key), name(legacy));
   if (fs.existsSync(file)) {
     try {
       const st = readSafetensors(file);
@@ -86,7 +87,8 @@ async function analysisTest(profile: Profile, dataset: string, n: number): Promi
 
 /** A cached analysis result (JSON under .cache/results/analysis); `model` is disposed when the cache answers. */
 async function cached<T>(name: string, key: unknown, model: MiniCLIP, compute: () => Promise<T>): Promise<T> {
-  const file = cacheDir('results', 'analysis', `${name}-${sha256(JSON.stringify(key)).slice(0, 16)}.json`);
+  const k = cacheKey(key, 16);
+  const file = adoptLegacy(cacheDir('results', 'analysis', `${name}-${k.key}.json`), cacheDir('results', 'analysis', `${name}-${k.legacy}.json`));
   if (fs.existsSync(file)) {
     try {
       const r = JSON.parse(fs.readFileSync(file, 'utf8')) as T;

@@ -10,7 +10,7 @@ import { getDefense } from '../defenses/registry';
 import { DefenseCost } from '../defenses/defense';
 import { evaluateDefended } from '../defenses/evaluate';
 import { BackdoorMetrics } from '../metrics/backdoor';
-import { cacheDir, sha256, writeJsonAtomic } from '../util/fsutil';
+import { adoptLegacy, cacheDir, cacheKey, writeJsonAtomic } from '../util/fsutil';
 import { BackdoorResult, ensureBackdoored, targetIndex, testSet } from './backdoorRun';
 import { pretrainData } from './pretrainRun';
 import { Profile } from './profiles';
@@ -39,8 +39,9 @@ export function defenseConfig(profile: Profile, method: string): Record<string, 
 export function cellFile(profile: Profile, attack: string, method: string, dataset: string, testSets: string[], backdoorCheckpoint: string): string {
   const tuneOn = getDefense(method).perDataset ? dataset : '*';
   const config = defenseConfig(profile, method);
-  const key = sha256(JSON.stringify({ v: DEFENSE_CODE_VERSION, backdoor: backdoorCheckpoint, method, config, shots: profile.shots, tuneOn, testSets, evalLimit: profile.evalLimit })).slice(0, 16);
-  return cacheDir('results', 'cells', `${profile.name}-${attack}-${method.replace(/\s+/g, '_')}-${key}.json`);
+  const { key, legacy } = cacheKey({ v: DEFENSE_CODE_VERSION, backdoor: backdoorCheckpoint, method, config, shots: profile.shots, tuneOn, testSets, evalLimit: profile.evalLimit }, 16);
+  const name = (k: string) => cacheDir('results', 'cells', `${profile.name}-${attack}-${method.replace(/\s+/g, '_')}-${k}.json`);
+  return adoptLegacy(name(key), name(legacy));
 }
 
 export async function runCell(

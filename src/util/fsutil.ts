@@ -66,3 +66,24 @@ export function compiledScript(callerDir: string, rel: string): string {
   if (fs.existsSync(built)) return built;
   throw new Error(`${rel} must be built first (${built} is missing): run \`npm run build\`.`);
 }
+
+/** A path as it enters a cache key: relative to the cache for files inside it, so that a moved cache keeps its keys. */
+function relocatable(v: unknown): unknown {
+  if (typeof v !== 'string' || !path.isAbsolute(v)) return v;
+  const rel = path.relative(cacheDir(), v);
+  return rel.startsWith('..') || path.isAbsolute(rel) ? v : `<cache>/${rel}`;
+}
+
+/**
+ * The hash that names a cached result: of its inputs as JSON, with paths inside the cache made relative to it.
+ * `legacy` is the hash with absolute paths, as keys were made before (see adoptLegacy).
+ */
+export function cacheKey(value: unknown, length: number): { key: string; legacy: string } {
+  return { key: sha256(JSON.stringify(value, (_, v) => relocatable(v))).slice(0, length), legacy: sha256(JSON.stringify(value)).slice(0, length) };
+}
+
+/** A result cached under its legacy (absolute-path) key is renamed to its current key, not computed again. */
+export function adoptLegacy(file: string, legacyFile: string): string {
+  if (legacyFile !== file && !fs.existsSync(file) && fs.existsSync(legacyFile)) fs.renameSync(legacyFile, file);
+  return file;
+}
