@@ -31,9 +31,14 @@ export interface ISSBAConfig {
   hidden: number;
   seed: number;
   secret: string;
+  /**
+   * Version of the encoder's training, part of the trigger's config so that cached encoders and the models poisoned
+   * with them are rebuilt when it changes. 2: every initial weight seeded (in 1, seed 0 left the first unseeded).
+   */
+  encoderVersion: number;
 }
 
-export const ISSBA_DEFAULTS: ISSBAConfig = { bits: 32, eps: 0.1, l2Weight: 30, steps: 400, batch: 32, lr: 5e-3, hidden: 64, seed: 0, secret: 'Stega!!' };
+export const ISSBA_DEFAULTS: ISSBAConfig = { bits: 32, eps: 0.1, l2Weight: 30, steps: 400, batch: 32, lr: 5e-3, hidden: 64, seed: 0, secret: 'Stega!!', encoderVersion: 2 };
 
 type Weights = Record<string, tf.Variable>;
 
@@ -62,7 +67,8 @@ function initWeights(size: number, c: ISSBAConfig): Weights {
   const w: Weights = {};
   let k = 0;
   for (const [name, shape] of Object.entries(shapes)) {
-    w[name] = ownedVariable(tf.randomNormal(shape, 0, Math.sqrt(2 / shape[0]), 'float32', c.seed * 100 + k++), true);
+    // TF.js reads a seed of 0 as "no seed" (Math.random): every seed here is at least 1.
+    w[name] = ownedVariable(tf.randomNormal(shape, 0, Math.sqrt(2 / shape[0]), 'float32', c.seed * 100 + ++k), true);
   }
   return w;
 }

@@ -25,7 +25,8 @@ export function nameSeed(seed: number, name: string): number {
     h ^= name.charCodeAt(i);
     h = Math.imul(h, 0x01000193) >>> 0;
   }
-  return h % 2147483647;
+  // TF.js treats a seed of 0 as unseeded (Math.random), so 0 never comes out.
+  return h % 2147483647 || 1;
 }
 
 /** A variable from an initial tensor that is then released (tf.variable keeps its own reference to the data). */
