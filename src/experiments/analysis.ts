@@ -526,8 +526,13 @@ export function ablationSetting(profile: Profile, parameter: string, value: numb
   return { shots, config };
 }
 
+/** The attacks the ablations run on: the profile's choice, else the paper's Fig. 3 three (those the profile has). */
+function ablationAttacks(profile: Profile): string[] {
+  return profile.analysis?.ablationAttacks ?? figureAttacks(profile, ['BadNet', 'Blended', 'BadCLIP']);
+}
+
 export async function runAblations(profile: Profile, log: Log = quietLog): Promise<AblationPoint[]> {
-  const attacks = profile.analysis?.ablationAttacks ?? figureAttacks(profile, ['BadNet', 'Blended', 'BadCLIP']);
+  const attacks = ablationAttacks(profile);
   const grid = profile.analysis?.ablationGrid ?? ABLATION_GRID;
   const evalLimit = profile.analysis?.ablationEvalLimit ?? profile.evalLimit;
   const dataset = profile.datasets.main;
@@ -668,7 +673,7 @@ export async function figureAblations(profile: Profile, log: Log = quietLog) {
   const t0 = Date.now();
   const points = await runAblations(profile, log);
   const fig = ablationFigure(points);
-  const config = { grid: profile.analysis?.ablationGrid ?? ABLATION_GRID, attacks: profile.analysis?.ablationAttacks ?? figureAttacks(profile, ['BadNet', 'Blended', 'BadCLIP']), epochs: profile.analysis?.ablationEpochs, evalLimit: profile.analysis?.ablationEvalLimit };
+  const config = { grid: profile.analysis?.ablationGrid ?? ABLATION_GRID, attacks: ablationAttacks(profile), epochs: profile.analysis?.ablationEpochs, evalLimit: profile.analysis?.ablationEvalLimit };
   const claims = ablationClaims(points);
   const saved = await writeAnalysisFigure(profile, 'ablations', fig, 'RVPT ablations', config, (Date.now() - t0) / 1000, { width: 1200, height: 760 }, claims);
   writeJsonAtomic(saved.json.replace(/\.json$/, '.points.json'), points);

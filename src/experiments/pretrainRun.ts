@@ -16,7 +16,7 @@ import { loadCached, saveCheckpoint } from '../checkpoint/checkpoint';
 import { TrainHistory, pretrain, stateInterval } from '../train/pretrain';
 import { zeroShotAccuracy } from '../metrics/zeroshot';
 import { cacheDir, sha256 } from '../util/fsutil';
-import { Profile } from './profiles';
+import { Profile, profileDatasets } from './profiles';
 
 /** Bump when a code change alters what pre-training produces, so stale cached checkpoints are not reused. */
 export const PRETRAIN_CODE_VERSION = 2;
@@ -51,7 +51,6 @@ export function pretrainPath(profile: Profile, seed: number, steps: number): str
   return cacheDir('artifacts', `pretrain-${profile.name}-${pretrainKey(profile, seed, steps)}.safetensors`);
 }
 
-/** Zero-shot CA (%) on each of the profile's datasets' test split, and on every other rendition of an emoji dataset. */
 /**
  * Zero-shot CA on each test set of the given datasets (default: the profile's), distribution shifts included
  * (emoji renditions, ImageNet-V2...; testSetNames).
@@ -61,7 +60,7 @@ export async function cleanAccuracy(
   tokenizer: TextTokenizer,
   profile: Profile,
   log?: (s: string) => void,
-  datasets: string[] = [profile.datasets.main, profile.datasets.emoji, ...(profile.datasets.more ?? [])],
+  datasets: string[] = profileDatasets(profile),
 ): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
   for (const name of new Set(datasets.flatMap((d) => testSetNames(d)))) {
@@ -77,7 +76,7 @@ export async function cleanAccuracy(
  */
 export async function checkpointCA(profile: Profile, pre: { model: MiniCLIP; tokenizer: TextTokenizer; checkpoint: string; ca: Record<string, number> }, log?: (s: string) => void): Promise<Record<string, number>> {
   if (Object.keys(pre.ca).length) return pre.ca;
-  const names = [profile.datasets.main, profile.datasets.emoji, ...(profile.datasets.more ?? [])];
+  const names = profileDatasets(profile);
   return cachedEval(profile, pre.checkpoint, { kind: 'clean', testSets: [...new Set(names.flatMap((d) => testSetNames(d)))] }, () => cleanAccuracy(pre.model, pre.tokenizer, profile, log, names));
 }
 

@@ -181,6 +181,11 @@ export const PROFILES: Record<string, Profile> = {
   },
 };
 
+/** Every dataset a profile evaluates on: the main one, the emoji one (Caltech101's role) and any further ones. */
+export function profileDatasets(profile: Profile): string[] {
+  return [profile.datasets.main, profile.datasets.emoji, ...(profile.datasets.more ?? [])];
+}
+
 /** A built-in profile by name, or a profile file (a path ending in .json; see loadProfileFile). */
 export function getProfile(name: string): Profile {
   if (name.endsWith('.json')) return loadProfileFile(name);

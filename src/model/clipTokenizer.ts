@@ -15,6 +15,7 @@ import * as path from 'path';
 import * as zlib from 'zlib';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { decodeHTML } from 'entities';
+import { readJsonFile } from '../util/fsutil';
 import { TextTokenizer } from './tokenizer';
 import { TokenBatch } from './text';
 
@@ -80,12 +81,8 @@ function readText(file: string): string {
 
 /** A JSON file; a missing file and invalid JSON are different errors. */
 function readJson<T>(file: string): T {
-  const text = readText(file);
-  try {
-    return JSON.parse(text) as T;
-  } catch (e) {
-    throw new Error(`Tokenizer file ${file} is not valid JSON (${(e as Error).message}).`);
-  }
+  if (!fs.existsSync(file)) throw new Error(`Tokenizer file ${file} does not exist.`);
+  return readJsonFile<T>(file, 'Tokenizer file');
 }
 
 function parseMerges(text: string, file: string, skipHeader: boolean, limit = Infinity): string[][] {
