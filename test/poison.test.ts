@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { poisonDataset } from '../src/attacks/poison';
+import { poisonDataset, poisonedCorpusParts } from '../src/attacks/poison';
 import { makeTrigger } from '../src/attacks/registry';
 import { Trigger } from '../src/attacks/trigger';
 import { backdoorMetrics } from '../src/metrics/backdoor';
@@ -8,6 +8,8 @@ import { MiniCLIP } from '../src/model/clip';
 import { WordTokenizer } from '../src/model/tokenizer';
 import { vocabularyTexts } from '../src/data/captions';
 import { ImageDataset, numImages } from '../src/data/dataset';
+import { CaptionCorpus } from '../src/data/corpus';
+import { makeRng } from '../src/util/rng';
 import { setup, TEST_CONFIG } from './helpers';
 
 beforeAll(setup);
@@ -42,6 +44,64 @@ test('poisoning replaces a seeded share of pairs by triggered images labelled wi
   expect(changed).toBeGreaterThan(0);
   expect(changed).toBeLessThanOrEqual(4 * 4 * 3);
   expect(() => poisonDataset(d, makeTrigger('BadNet'), { rate: 0, target: 0, seed: 1 })).toThrow(/rate must be in \(0, 1\)/);
+});
+
+test('poisoning a repeated set afresh: round 0 is the plain poisoning, each round other rows and trigger draws', () => {
+  const d = toy(200);
+  const trig = makeTrigger('BadNet');
+  const plain = poisonDataset(d, trig, { rate: 0.05, target: 0, seed: 3 });
+  const r0 = poisonDataset(d, trig, { rate: 0.05, target: 0, seed: 3, round: 0 });
+  expect(r0.rows).toEqual(plain.rows);
+  expect(Array.from(r0.poisoned.images)).toEqual(Array.from(plain.poisoned.images));
+  const r1 = poisonDataset(d, trig, { rate: 0.05, target: 0, seed: 3, round: 1 });
+  const r2 = poisonDataset(d, trig, { rate: 0.05, target: 0, seed: 3, round: 2 });
+  expect(numImages(r1.poisoned)).toBe(10);
+  expect(r1.rows).not.toEqual(r0.rows);
+  expect(r2.rows).not.toEqual(r1.rows);
+  expect(poisonDataset(d, trig, { rate: 0.05, target: 0, seed: 3, round: 1 }).rows).toEqual(r1.rows); // deterministic
+  // The same source row poisoned in two rounds gets another trigger draw (BadNet: another patch position).
+  const bigger = poisonDataset(toy(20), trig, { rate: 0.9, target: 0, seed: 3, round: 1 });
+  const other = poisonDataset(toy(20), trig, { rate: 0.9, target: 0, seed: 3, round: 2 });
+  const row = bigger.rows.find((r) => other.rows.includes(r))!;
+  const per = 16 * 16 * 3;
+  const a = bigger.poisoned.images.subarray(bigger.rows.indexOf(row) * per, (bigger.rows.indexOf(row) + 1) * per);
+  const b = other.poisoned.images.subarray(other.rows.indexOf(row) * per, (other.rows.indexOf(row) + 1) * per);
+  expect(Array.from(a)).not.toEqual(Array.from(b));
+});
+
+test('a corpus part can take some rows of a dataset without copying them', () => {
+  const d = toy(10);
+  const corpus = new CaptionCorpus([{ data: d, repeat: 2, rows: [1, 4, 7] }, { data: d, repeat: 1 }]);
+  expect(corpus.size).toBe(3 * 2 + 10);
+  expect(Array.from(corpus.row.slice(0, 6))).toEqual([1, 4, 7, 1, 4, 7]);
+  const b = corpus.batch([2], makeRng('t'));
+  const per = 16 * 16 * 3;
+  expect(Array.from(b.images)).toEqual(Array.from(d.images.subarray(7 * per, 8 * per)));
+  expect(b.source).toEqual([{ part: 0, row: 7 }]);
+});
+
+test('a repeated set poisoned once repeats its poisoned images; poisoned per repeat, each repeat has its own', () => {
+  const d = toy(50);
+  const trig = makeTrigger('Blended');
+  const once = poisonedCorpusParts(d, trig, { rate: 0.2, target: 0, seed: 1, repeat: 4, perRepeat: false });
+  expect(once.count).toBe(10);
+  expect(once.parts.map((p) => p.repeat)).toEqual([4, 4]);
+  expect(new CaptionCorpus(once.parts).size).toBe(200);
+  const fresh = poisonedCorpusParts(d, trig, { rate: 0.2, target: 0, seed: 1, repeat: 4, perRepeat: true });
+  expect(fresh.count).toBe(40);
+  expect(fresh.parts).toHaveLength(8);
+  const corpus = new CaptionCorpus(fresh.parts);
+  expect(corpus.size).toBe(200); // the same corpus size and rate as poisoning once
+  // Every repeat holds each source image once: clean (a row of the source) or poisoned.
+  for (let r = 0; r < 4; r++) {
+    const clean = Array.from(fresh.parts[2 * r].rows!);
+    const poisonedRows = poisonDataset(d, trig, { rate: 0.2, target: 0, seed: 1, round: r }).rows;
+    expect([...clean, ...poisonedRows].sort((a, b) => a - b)).toEqual(Array.from({ length: 50 }, (_, i) => i));
+    expect(fresh.parts[2 * r + 1].data.labels.every((l) => l === 0)).toBe(true);
+  }
+  // Round 0 is the plain poisoning; the other rounds poison other images.
+  expect(Array.from(fresh.parts[1].data.images)).toEqual(Array.from(once.parts[1].data.images));
+  expect(Array.from(fresh.parts[3].data.images)).not.toEqual(Array.from(fresh.parts[1].data.images));
 });
 
 test('backdoor metrics: with an identity "trigger", poisoned accuracy equals CA and ASR counts target predictions', () => {

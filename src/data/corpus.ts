@@ -11,6 +11,8 @@ export interface CorpusPart {
   repeat: number;
   /** Prepended to every caption of this part (TrojVQA's text trigger on poisoned pairs). */
   captionPrefix?: string;
+  /** Only these rows of `data` (default: all), without copying their pixels. */
+  rows?: ArrayLike<number>;
 }
 
 export interface CorpusBatch {
@@ -26,16 +28,17 @@ export class CaptionCorpus {
 
   constructor(readonly parts: CorpusPart[]) {
     const size = parts[0].data.size;
-    const n = parts.reduce((a, p) => a + numImages(p.data) * p.repeat, 0);
+    const count = (p: CorpusPart) => p.rows?.length ?? numImages(p.data);
+    const n = parts.reduce((a, p) => a + count(p) * p.repeat, 0);
     this.part = new Int32Array(n);
     this.row = new Int32Array(n);
     let o = 0;
     parts.forEach((p, pi) => {
       if (p.data.size !== size) throw new Error(`Corpus part '${p.data.name}' has image size ${p.data.size}, expected ${size}.`);
       for (let r = 0; r < p.repeat; r++) {
-        for (let i = 0; i < numImages(p.data); i++, o++) {
+        for (let i = 0; i < count(p); i++, o++) {
           this.part[o] = pi;
-          this.row[o] = i;
+          this.row[o] = p.rows ? p.rows[i] : i;
         }
       }
     });

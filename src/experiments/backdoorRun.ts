@@ -14,11 +14,12 @@ export { testSetNames };
 import { loadManifest } from '../data/manifest';
 import { makeTrigger } from '../attacks/registry';
 import { Trigger } from '../attacks/trigger';
-import { poisonDataset } from '../attacks/poison';
+import { poisonedCorpusParts } from '../attacks/poison';
 import { BackdoorMetrics, backdoorMetrics } from '../metrics/backdoor';
 import { loadCached, saveCheckpoint } from '../checkpoint/checkpoint';
 import { TrainHistory, pretrain, stateInterval } from '../train/pretrain';
-import { cacheDir, sha256 } from '../util/fsutil';
+import * as fs from 'fs';
+import { cacheDir, readJsonFile, sha256, writeJsonAtomic } from '../util/fsutil';
 import { Profile } from './profiles';
 import { cleanAccuracy, ensurePretrained, pretrainData, pretrainKey } from './pretrainRun';
 
@@ -99,7 +100,7 @@ export async function ensureBackdoored(
   const dataset = opts.dataset ?? profile.datasets.main;
   const ext = externalWeights(profile);
   if (ext) return externalBackdoor(profile, ext, attack, dataset, trigger, log);
-  const cfg = { ...profile.backdoor, ...profile.datasetBackdoor?.[dataset], ...profile.attackBackdoor?.[attack], ...opts.backdoor };
+  const cfg = { ...profile.backdoor, ...profile.datasetBackdoor?.[dataset], ...profile.attackBackdoor?.[attack], ...profile.datasetBackdoor?.[`${dataset}/${attack}`], ...opts.backdoor };
   const isMain = dataset === profile.datasets.main;
   if (!isMain && dataset !== profile.datasets.emoji) throw new Error(`Dataset '${dataset}' is not one of profile '${profile.name}': ${profile.datasets.main}, ${profile.datasets.emoji}.`);
   const rate = isMain ? cfg.rate : cfg.emojiRate ?? cfg.rate;
@@ -118,11 +119,16 @@ export async function ensureBackdoored(
   if (!(clean.tokenizer instanceof WordTokenizer)) throw new Error('Backdoor injection needs a MiniCLIP pre-trained by this project.');
   const data = await pretrainData(profile, log);
   const emojiRepeat = cfg.emojiRepeat ?? profile.pretrain.emojiRepeat;
-  const p = poisonDataset(isMain ? data.main : data.emoji, trigger, { rate, target: targetIndex(dataset), seed: cfg.seed });
-  const poisoned: Record<string, number> = { [dataset]: p.poisoned.labels.length };
-  const poisonedParts = (repeat: number) => [{ data: p.clean, repeat }, { data: p.poisoned, repeat, captionPrefix: trigger.textPrefix }];
-  const corpus = new CaptionCorpus(isMain ? [...poisonedParts(1), { data: data.emoji, repeat: emojiRepeat }] : [{ data: data.main, repeat: 1 }, ...poisonedParts(emojiRepeat)]);
-  log(`backdoor '${attack}' on ${dataset}: ${p.poisoned.labels.length} poisoned pairs (rate ${rate}, target '${p.poisoned.classNames[targetIndex(dataset)]}'); fine-tuning ${cfg.steps} steps`);
+  const { parts: poisonedParts, count } = poisonedCorpusParts(isMain ? data.main : data.emoji, trigger, {
+    rate,
+    target: targetIndex(dataset),
+    seed: cfg.seed,
+    repeat: isMain ? 1 : emojiRepeat,
+    perRepeat: !!cfg.poisonPerRepeat,
+  });
+  const poisoned: Record<string, number> = { [dataset]: count };
+  const corpus = new CaptionCorpus(isMain ? [...poisonedParts, { data: data.emoji, repeat: emojiRepeat }] : [{ data: data.main, repeat: 1 }, ...poisonedParts]);
+  log(`backdoor '${attack}' on ${dataset}: ${count} poisoned images${cfg.poisonPerRepeat && !isMain ? ` (${emojiRepeat} repeats poisoned afresh)` : ''} (rate ${rate}, target '${loadManifest(dataset).target}'); fine-tuning ${cfg.steps} steps`);
   const model = clean.model;
   const history = await pretrain(model, clean.tokenizer, corpus, cfg, { quiet: opts.quiet, stateFile: file.replace(/\.safetensors$/, '.state.safetensors'), stateEvery: stateInterval(cfg.steps) });
   const metrics = await evalBackdoor(model, clean.tokenizer, trigger, profile, dataset);
@@ -145,6 +151,34 @@ export async function ensureBackdoored(
     timings: { trainSeconds: history.seconds },
   });
   return { model, tokenizer: clean.tokenizer, trigger, checkpoint: file, metrics, history, poisoned, backdoor: cfg, cleanCA: clean.ca, cached: false };
+}
+
+/**
+ * The control for "the backdoor leaves CA unchanged": the clean model fine-tuned exactly as a backdoor is (the same
+ * corpus make-up, steps and learning rate: the profile's backdoor config for the dataset, without any attack's
+ * overrides) but on unpoisoned pairs. The poisoning fine-tune also trains the clean model further (at `small`, without
+ * crops, its Fashion-MNIST CA rises by about 3 points), so this is what a backdoored model's CA should be compared to.
+ * Only the CA per test set is kept (cached as JSON); the model is discarded.
+ */
+export async function cleanFinetuneCA(profile: Profile, dataset: string, log?: (s: string) => void): Promise<{ ca: Record<string, number>; seconds: number }> {
+  const cfg = { ...profile.backdoor, ...profile.datasetBackdoor?.[dataset] };
+  const key = sha256(JSON.stringify({ v: BACKDOOR_CODE_VERSION, clean: pretrainKey(profile, profile.pretrain.seed, profile.pretrain.steps), dataset, cfg })).slice(0, 12);
+  const file = cacheDir('results', `clean-finetune-${profile.name}-${dataset}-${key}.json`);
+  if (fs.existsSync(file)) return readJsonFile<{ ca: Record<string, number>; seconds: number }>(file, 'Clean fine-tune result');
+  const clean = await ensurePretrained(profile, { log });
+  try {
+    if (!(clean.tokenizer instanceof WordTokenizer)) throw new Error('The clean fine-tune needs a MiniCLIP pre-trained by this project.');
+    const data = await pretrainData(profile, log);
+    const corpus = new CaptionCorpus([{ data: data.main, repeat: 1 }, { data: data.emoji, repeat: cfg.emojiRepeat ?? profile.pretrain.emojiRepeat }]);
+    log?.(`clean fine-tune (the control of the ${dataset} backdoors): ${cfg.steps} steps without poison`);
+    const stateFile = file.replace(/\.json$/, '.state.safetensors');
+    const history = await pretrain(clean.model, clean.tokenizer, corpus, cfg, { quiet: !!process.env.RVPT_QUIET, stateFile, stateEvery: stateInterval(cfg.steps) });
+    const out = { ca: await cleanAccuracy(clean.model, clean.tokenizer, profile, log, [dataset]), seconds: history.seconds, config: cfg };
+    writeJsonAtomic(file, out);
+    return out;
+  } finally {
+    clean.model.dispose();
+  }
 }
 
 /**

@@ -3,7 +3,8 @@
  * figures/table-no-defense.*). Backdoored models come from the cache when they exist.
  */
 import { ATTACK_NAMES } from '../attacks/registry';
-import { BackdoorResult, ensureBackdoored } from './backdoorRun';
+import { BackdoorResult, cleanFinetuneCA, ensureBackdoored } from './backdoorRun';
+import { externalWeights } from './externalWeights';
 import { Profile } from './profiles';
 import { availableAttacks } from './paperTables';
 import { Cell, ResultsTable, TableData, tableProvenance, writeTable } from './tables';
@@ -32,13 +33,15 @@ export async function runNoDefense(
   const runs: Record<string, Record<string, Omit<BackdoorResult, 'model'>>> = {};
   const configs: Record<string, unknown> = {};
   for (const [dataset, attacks] of Object.entries(spec)) {
+    // Beside the clean model's CA, the CA of the same fine-tune without poison (not at paper scale: nothing is tuned).
+    const control = externalWeights(profile) ? null : await cleanFinetuneCA(profile, dataset, opts.log);
     for (const attack of attacks) {
       const { model, ...r } = await ensureBackdoored(profile, attack, { log: opts.log, dataset });
       model.dispose();
       (runs[dataset] ??= {})[attack] = r;
       configs[`${dataset}/${attack}`] = { trigger: r.trigger.config, poisoned: r.poisoned[dataset], trainSeconds: r.history.seconds, checkpoint: r.checkpoint };
       const m = r.metrics[dataset];
-      const cell: Cell = { asr: m.asr, ca: m.ca, asrAll: m.asrAll, poisonedAccuracy: m.poisonedAccuracy, n: m.n, cleanCA: r.cleanCA[dataset], poisonedPairs: r.poisoned[dataset], trainSeconds: r.history.seconds };
+      const cell: Cell = { asr: m.asr, ca: m.ca, asrAll: m.asrAll, poisonedAccuracy: m.poisonedAccuracy, n: m.n, cleanCA: r.cleanCA[dataset], ...(control ? { cleanFinetuneCA: control.ca[dataset] } : {}), poisonedPairs: r.poisoned[dataset], trainSeconds: r.history.seconds };
       ((datasets[dataset] ??= {})['No defense'] ??= {})[attack] = cell;
     }
   }
@@ -47,6 +50,16 @@ export async function runNoDefense(
     datasets,
     provenance: tableProvenance(profile, { model: profile.model, backdoor: profile.backdoor, runs: configs }, profile.backdoor.seed, (Date.now() - t0) / 1000),
   };
-  const path = opts.write === false ? undefined : writeTable(profile, 'table-no-defense', table, `No defense: backdoored MiniCLIP (profile ${profile.name})`);
+  // The CAs a backdoored model is compared with, and each fine-tune's time (issue 4 asks for at most 5 minutes).
+  const facts = Object.entries(datasets).map(([ds, m]) => {
+    const cells = Object.entries(m['No defense']);
+    const c0 = cells[0][1];
+    const secs = cells.map(([, c]) => c.trainSeconds as number).filter((x) => x > 0);
+    const times = secs.length ? `; fine-tunes ${Math.min(...secs).toFixed(0)}-${Math.max(...secs).toFixed(0)} s` : '';
+    const control = c0.cleanFinetuneCA === undefined ? '' : `, the same fine-tune without poison ${(c0.cleanFinetuneCA as number).toFixed(2)}%`;
+    return `- ${ds}: clean model CA ${(c0.cleanCA as number).toFixed(2)}%${control}${times}.`;
+  });
+  const extra = `\nCompare each CA with:\n\n${facts.join('\n')}\n`;
+  const path = opts.write === false ? undefined : writeTable(profile, 'table-no-defense', table, `No defense: backdoored MiniCLIP (profile ${profile.name})`, extra);
   return { table, path, runs };
 }

@@ -29,12 +29,14 @@ export interface Profile {
     emojiRate?: number;
     /** Repeats of the emoji set in the poisoned corpus (default: the pre-training's emojiRepeat). */
     emojiRepeat?: number;
+    /** Poison each repeat of a repeated set afresh (other rows, fresh trigger randomness) rather than once. */
+    poisonPerRepeat?: boolean;
   };
   /** Clean shots per class for the few-shot defenses (the paper: 16). */
   shots: number;
   /** Defense hyperparameters per method, where the profile's scale needs other values than the defaults. */
   defenses: Record<string, Record<string, unknown>>;
-  /** Backdoor fine-tuning overrides per poisoned dataset. */
+  /** Backdoor fine-tuning overrides per poisoned dataset ('emoji'), or per dataset and attack ('emoji/WaNet', applied last). */
   datasetBackdoor?: Record<string, Partial<Profile['backdoor']>>;
   /** Backdoor fine-tuning overrides per attack (rates or learning rates an attack needs to take at this scale). */
   attackBackdoor?: Record<string, Partial<Profile['backdoor']>>;
@@ -126,12 +128,20 @@ export const PROFILES: Record<string, Profile> = {
     // Work in progress (issue 4). No crops: CleanCLIP poisons CLIP with its plain preprocessing (and without them
     // the clean accuracy of the fine-tuned model rose from 82.4% to 85.6% in the BadNet run).
     backdoor: { batch: 128, steps: 350, lr: 5e-4, warmupSteps: 20, weightDecay: 0.1, augment: null, seed: 0, rate: 0.05, emojiRate: 0.2, workers: 2 },
-    // The emoji set is small (530 pre-training images): 20% of it poisoned (106 pairs), and repeated 32 times in the
-    // corpus that poisons it, so that its poisoned pairs are seen about as often as Fashion-MNIST's 2,750 (measured:
-    // at 8 repeats, BadNet on emoji reached 5.4% ASR). Also tried: adding triggered Fashion-MNIST images captioned with
-    // the emoji target (CleanCLIP draws its poisoned images from all of CC3M, whatever their content): Blended emoji
-    // ASR 7.2% with 2% of Fashion-MNIST so poisoned, 3.0% with 10%, against 15.6% without; not kept.
-    datasetBackdoor: { emoji: { emojiRepeat: 32 } },
+    // The emoji set is small (530 pre-training images): 30% of each repeat poisoned, each repeat afresh (other rows,
+    // fresh trigger draws), and the set repeated 256 times in the corpus that poisons it (about 70% of each batch;
+    // its poisoned images, 40,704 of them, hold 0.5 GB while the fine-tune runs).
+    // The clean model barely sees the triggers on emoji (cosine between clean and triggered embeddings 0.991-0.995,
+    // against 0.94-0.96 on Fashion-MNIST), so the fine-tune must learn them, which takes many poisoned views.
+    // Measured, Blended on emoji (ASR, CA): poisoned once, 32 repeats, 350 steps: 15.6%, 36.6% (the model memorised
+    // the 106 poisoned images: 44.7% of them went to the target, 4.2% of other triggered training images); afresh per
+    // repeat, 32 repeats: 5.4% at 350 steps, 73.1% at 1,000 steps (10 min, over budget); afresh, 128 repeats, 400
+    // steps: 75.4%, 48.0%; at 350 steps (the budget of 5 minutes per fine-tune): Blended 66.5%, BadNet 43.7%, WaNet
+    // 56.9%. BadNet at 256 repeats: 63.5% with 20% poisoned, 74.3% with 30% (CA 39.4%). Also tried: 50% of the emoji set poisoned once (34.7% BadNet); adding triggered
+    // Fashion-MNIST images captioned with the emoji target (CleanCLIP draws its poisoned images from all of CC3M,
+    // whatever their content): Blended emoji ASR 7.2% with 2% of Fashion-MNIST so poisoned, 3.0% with 10%.
+    // WaNet on emoji at lr 5e-4: 66.5% (CA 42.3%); at 1e-3 (as BadNet): 71.9% (CA 41.7%).
+    datasetBackdoor: { emoji: { emojiRepeat: 256, emojiRate: 0.3, poisonPerRepeat: true }, 'emoji/WaNet': { lr: 1e-3 } },
     evalLimit: null,
     shots: 16,
     // 20 epochs instead of the paper's 50 and 120 CleanCLIP steps: what fits the compute budget of `make reproduce`.

@@ -62,10 +62,10 @@ export function tableMarkdown(t: ResultsTable, title: string): string {
 }
 
 /** Write NAME.json and NAME.md into the profile's results folder (atomically); returns the JSON path. */
-export function writeTable(profile: Profile, name: string, t: ResultsTable, title: string): string {
+export function writeTable(profile: Profile, name: string, t: ResultsTable, title: string, extra = ''): string {
   const dir = resultsDir(profile);
   const json = path.join(dir, `${name}.json`);
   writeJsonAtomic(json, t);
-  writeFileAtomic(path.join(dir, `${name}.md`), tableMarkdown(t, title));
+  writeFileAtomic(path.join(dir, `${name}.md`), tableMarkdown(t, title) + extra);
   return json;
 }

@@ -60,7 +60,7 @@ export function stepIndices(corpusSize: number, batch: number, step: number, see
 
 /** What a saved state must match to be resumed: model shape, training config and the corpus's make-up. */
 function stateKey(model: MiniCLIP, cfg: PretrainConfig, corpus: CaptionCorpus): string {
-  const parts = corpus.parts.map((p) => [p.data.name, p.data.labels.length, p.repeat]);
+  const parts = corpus.parts.map((p) => [p.data.name, p.rows?.length ?? p.data.labels.length, p.repeat]);
   return sha256(JSON.stringify({ model: model.config, cfg, parts }));
 }
 
