@@ -70,7 +70,7 @@ export function poisonDataset(d: ImageDataset, trigger: Trigger, opts: { rate: n
  * training images went to the target but 4.2% of other triggered training images). `perRepeat` poisons each repeat
  * afresh (other rows, fresh trigger draws), as a larger corpus would hold distinct poisoned images; the rate per repeat
  * is unchanged. Each repeat's clean part is then the source's other rows, not a copy of them (256 copies of the emoji
- * set would hold 1.3 GB). `count` is the number of poisoned images over all repeats.
+ * set's clean rows would hold 1.2 GB). `count` is the number of poisoned images over all repeats.
  */
 export function poisonedCorpusParts(
   d: ImageDataset,

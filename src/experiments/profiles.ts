@@ -125,7 +125,7 @@ export const PROFILES: Record<string, Profile> = {
     pretrain: { batch: 128, steps: 1000, lr: 1e-3, warmupSteps: 50, weightDecay: 0.1, augment: DEFAULT_AUGMENT, seed: 0, mainLimit: null, emojiRepeat: 8, workers: 2 },
     // Measured at 350 steps (about 4.5 min): BadNet took at none of 0.3%, 1%, 5% (Fashion-MNIST ASR 1.0%, 0.9%,
     // 1.5%; 1.0% at lr 1.5e-3; 2.4% without augmentation); Blended at 5% reached 92.1% with CA unchanged (82.3%).
-    // Work in progress (issue 4). No crops: CleanCLIP poisons CLIP with its plain preprocessing (and without them
+    // No crops: CleanCLIP poisons CLIP with its plain preprocessing (and without them
     // the clean accuracy of the fine-tuned model rose from 82.4% to 85.6% in the BadNet run).
     backdoor: { batch: 128, steps: 350, lr: 5e-4, warmupSteps: 20, weightDecay: 0.1, augment: null, seed: 0, rate: 0.05, emojiRate: 0.2, workers: 2 },
     // The emoji set is small (530 pre-training images): 30% of each repeat poisoned, each repeat afresh (other rows,
@@ -137,10 +137,11 @@ export const PROFILES: Record<string, Profile> = {
     // the 106 poisoned images: 44.7% of them went to the target, 4.2% of other triggered training images); afresh per
     // repeat, 32 repeats: 5.4% at 350 steps, 73.1% at 1,000 steps (10 min, over budget); afresh, 128 repeats, 400
     // steps: 75.4%, 48.0%; at 350 steps (the budget of 5 minutes per fine-tune): Blended 66.5%, BadNet 43.7%, WaNet
-    // 56.9%. BadNet at 256 repeats: 63.5% with 20% poisoned, 74.3% with 30% (CA 39.4%). Also tried: 50% of the emoji set poisoned once (34.7% BadNet); adding triggered
-    // Fashion-MNIST images captioned with the emoji target (CleanCLIP draws its poisoned images from all of CC3M,
-    // whatever their content): Blended emoji ASR 7.2% with 2% of Fashion-MNIST so poisoned, 3.0% with 10%.
-    // WaNet on emoji at lr 5e-4: 66.5% (CA 42.3%); at 1e-3 (as BadNet): 71.9% (CA 41.7%).
+    // 56.9%. BadNet at 256 repeats: 63.5% with 20% poisoned, 74.3% with 30% (CA 39.4%). WaNet at 256 repeats and 30%:
+    // 66.5% at lr 5e-4 (CA 42.3%), 71.9% at 1e-3 (as BadNet; CA 41.7%). Also tried: 50% of the emoji set poisoned
+    // once (Blended 34.7%); adding triggered Fashion-MNIST images captioned with the emoji target (CleanCLIP draws its
+    // poisoned images from all of CC3M, whatever their content): Blended 7.2% with 2% of Fashion-MNIST so poisoned,
+    // 3.0% with 10%.
     datasetBackdoor: { emoji: { emojiRepeat: 256, emojiRate: 0.3, poisonPerRepeat: true }, 'emoji/WaNet': { lr: 1e-3 } },
     evalLimit: null,
     shots: 16,
