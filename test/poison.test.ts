@@ -99,6 +99,12 @@ test('a repeated set poisoned once repeats its poisoned images; poisoned per rep
     expect([...clean, ...poisonedRows].sort((a, b) => a - b)).toEqual(Array.from({ length: 50 }, (_, i) => i));
     expect(fresh.parts[2 * r + 1].data.labels.every((l) => l === 0)).toBe(true);
   }
+  // A clean part of source rows gives the same pairs as the clean copy it replaces.
+  const p0 = poisonDataset(d, trig, { rate: 0.2, target: 0, seed: 1 });
+  const viaCopy = new CaptionCorpus([{ data: p0.clean, repeat: 1 }]).batch([0, 5, 39], makeRng('c'));
+  const viaRows = new CaptionCorpus([once.parts[0]]).batch([0, 5, 39], makeRng('c'));
+  expect(Array.from(viaRows.images)).toEqual(Array.from(viaCopy.images));
+  expect(viaRows.captions).toEqual(viaCopy.captions);
   // Round 0 is the plain poisoning; the other rounds poison other images.
   expect(Array.from(fresh.parts[1].data.images)).toEqual(Array.from(once.parts[1].data.images));
   expect(Array.from(fresh.parts[3].data.images)).not.toEqual(Array.from(fresh.parts[1].data.images));

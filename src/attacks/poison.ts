@@ -11,8 +11,10 @@ import { CorpusPart } from '../data/corpus';
 import { makeRng, randInt } from '../util/rng';
 
 export interface PoisonSplit {
-  /** The pairs left clean. */
-  clean: ImageDataset;
+  /** The pairs left clean (a copy of their pixels, made on first use). */
+  readonly clean: ImageDataset;
+  /** Rows of the source dataset left clean (a corpus can take them without copying). */
+  cleanRows: number[];
   /** Triggered images, labelled with the target class (so every caption names it). */
   poisoned: ImageDataset;
   /** Row of each poisoned image in the source dataset. */
@@ -49,7 +51,7 @@ export function poisonDataset(d: ImageDataset, trigger: Trigger, opts: { rate: n
   const rows = Array.from(chosen.labels);
   const picked = subset(d, rows, `${d.name}/poison`);
   const keep = new Set(rows);
-  const clean = subset(d, Array.from({ length: n }, (_, i) => i).filter((i) => !keep.has(i)), `${d.name}/clean`);
+  const cleanRows = Array.from({ length: n }, (_, i) => i).filter((i) => !keep.has(i));
   const images = triggerDataset(picked, trigger, opts.seed, round * n);
   // Template captions name the target through the class label. Natural captions (BadCLIP) also borrow the
   // descriptions of real target-class images, where the dataset has them (the emoji annotations).
@@ -60,7 +62,15 @@ export function poisonDataset(d: ImageDataset, trigger: Trigger, opts: { rate: n
     descriptions = rows.map(() => d.descriptions![pool[randInt(rng, pool.length)]]);
   }
   const poisoned: ImageDataset = { ...picked, images, labels: new Int32Array(count).fill(opts.target), descriptions, ids: undefined, name: `${d.name}/poisoned-${trigger.name}${round ? `-r${round}` : ''}` };
-  return { clean, poisoned, rows };
+  let clean: ImageDataset | undefined;
+  return {
+    get clean() {
+      return (clean ??= subset(d, cleanRows, `${d.name}/clean`));
+    },
+    cleanRows,
+    poisoned,
+    rows,
+  };
 }
 
 /**
@@ -69,8 +79,8 @@ export function poisonDataset(d: ImageDataset, trigger: Trigger, opts: { rate: n
  * and again, and the model memorises them instead of the trigger (measured on emoji, Blended: 44.7% of the poisoned
  * training images went to the target but 4.2% of other triggered training images). `perRepeat` poisons each repeat
  * afresh (other rows, fresh trigger draws), as a larger corpus would hold distinct poisoned images; the rate per repeat
- * is unchanged. Each repeat's clean part is then the source's other rows, not a copy of them (256 copies of the emoji
- * set's clean rows would hold 1.2 GB). `count` is the number of poisoned images over all repeats.
+ * is unchanged. Clean parts are the source's other rows, not copies of them (Fashion-MNIST's would be 0.6 GB, 256
+ * copies of the emoji set's 1.2 GB). `count` is the number of poisoned images over all repeats.
  */
 export function poisonedCorpusParts(
   d: ImageDataset,
@@ -83,11 +93,7 @@ export function poisonedCorpusParts(
   let count = 0;
   for (let round = 0; round < rounds; round++) {
     const p = poisonDataset(d, trigger, { rate: opts.rate, target: opts.target, seed: opts.seed, round });
-    if (rounds === 1) parts.push({ data: p.clean, repeat: each });
-    else {
-      const taken = new Set(p.rows);
-      parts.push({ data: d, repeat: each, rows: Array.from({ length: numImages(d) }, (_, i) => i).filter((i) => !taken.has(i)) });
-    }
+    parts.push({ data: d, repeat: each, rows: p.cleanRows });
     parts.push({ data: p.poisoned, repeat: each, captionPrefix: trigger.textPrefix });
     count += numImages(p.poisoned);
   }
