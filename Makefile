@@ -4,7 +4,7 @@
 PROFILE ?= small
 export PYDEVD_DISABLE_FILE_VALIDATION = 1
 
-.PHONY: setup build test unit notebooks reproduce pretrain bench clean
+.PHONY: setup build test unit notebooks reproduce pretrain bench kernels clean
 
 setup:
 	@bash scripts/setup.sh
@@ -36,6 +36,10 @@ reproduce:
 
 bench: setup
 	node bin/rvpt.js bench --profile $(PROFILE) --json
+
+# Rebuild the hand-written WASM kernels (src/kernels/*.c -> src/kernels/*Wasm.ts, committed) after editing them.
+kernels:
+	bash scripts/build-kernels.sh
 
 clean:
 	rm -rf dist executed-notebooks
