@@ -13,8 +13,8 @@ fi
 for src in src/kernels/*.c; do
   name=$(basename "$src" .c)
   out=$(mktemp)
-  # -fno-builtin: no memset/memcpy calls; --import-memory: the module works in TF.js's own memory.
-  "$CLANG" --target=wasm32 -O3 -msimd128 -nostdlib -fno-builtin -Wl,--no-entry -Wl,--import-memory -Wl,--strip-all -o "$out" "$src"
+  # -fno-builtin: no memset/memcpy calls (-mbulk-memory turns __builtin_memcpy into memory.copy); --import-memory: the module works in TF.js's own memory.
+  "$CLANG" --target=wasm32 -O3 -msimd128 -mbulk-memory -nostdlib -fno-builtin -Wl,--no-entry -Wl,--import-memory -Wl,--strip-all -o "$out" "$src"
   node -e '
     const fs = require("fs"), crypto = require("crypto");
     const [src, wasm, dest, name] = process.argv.slice(1);

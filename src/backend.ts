@@ -8,7 +8,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 // tfjs-core's CommonJS bundle registers no gradients; the union package's bundle does (as a side effect).
 import '@tensorflow/tfjs';
-import { installFastBatchMatMul } from './kernels/batchMatMul';
+import { installWasmKernels } from './kernels';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
 export const BACKENDS: BackendName[] = ['tensorflow', 'wasm', 'cpu'];
@@ -62,8 +62,8 @@ export async function initBackend(forced?: string, opts: { quiet?: boolean } = {
     const pkg = await activate(name);
     if (pkg) {
       await tf.ready();
-      // TF.js's batched and transposed products run a scalar loop on WASM; ours gives the same bits, faster.
-      if (name === 'wasm' && process.env.RVPT_FAST_BMM !== '0') installFastBatchMatMul();
+      // Some of TF.js's WASM kernels run scalar loops or JS row copies; ours give the same bits, faster.
+      if (name === 'wasm' && process.env.RVPT_WASM_KERNELS !== '0') installWasmKernels();
       chosen = { name, package: pkg, tfjsVersion: tf.version_core };
       if (!opts.quiet && !process.env.RVPT_QUIET) console.error(`[rvpt] TF.js backend: ${name} (${pkg}, tfjs-core ${tf.version_core})`);
       return chosen;

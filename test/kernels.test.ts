@@ -1,14 +1,16 @@
 /**
- * The WASM BatchMatMul kernel (src/kernels/bmm.c) must give exactly TF.js's numbers: bit for bit against TF.js's
- * own kernel and against a scalar emulation of it, for every transpose and for shared dimensions past its 48-block.
+ * Our WASM kernels (src/kernels/) must give exactly TF.js's numbers: the batched matmul bit for bit against TF.js's
+ * own kernel and against a scalar emulation of it (every transpose, shared dimensions past its 48-block), and the
+ * row copies (SplitV, Concat, 2-D Slice) the same values and shapes as TF.js's.
  */
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { setup, TEST_CONFIG } from './helpers';
-import { fastBatchMatMulInstalled, installFastBatchMatMul, uninstallFastBatchMatMul } from '../src/kernels/batchMatMul';
+import { installWasmKernels, uninstallWasmKernels, wasmKernelsInstalled } from '../src/kernels';
 import { BMM_WASM_SOURCE_SHA256 } from '../src/kernels/bmmWasm';
+import { COPY_WASM_SOURCE_SHA256 } from '../src/kernels/copyWasm';
 import { MiniCLIP } from '../src/model/clip';
 import { AdamW } from '../src/train/optim';
 import { contrastiveStep } from '../src/train/step';
@@ -50,15 +52,54 @@ function mismatches(x: ArrayLike<number>, y: ArrayLike<number>): number {
   return n;
 }
 
-test('the embedded kernel was built from the committed C source', () => {
-  const src = fs.readFileSync(path.join(__dirname, '..', 'src', 'kernels', 'bmm.c'));
-  // If this fails, bmm.c changed without a rebuild: run scripts/build-kernels.sh (needs clang-14 and lld-14).
-  expect(crypto.createHash('sha256').update(src).digest('hex')).toBe(BMM_WASM_SOURCE_SHA256);
+test('the embedded kernels were built from the committed C sources', () => {
+  // If this fails, a .c file changed without a rebuild: run `make kernels` (needs clang-14 and lld-14).
+  for (const [name, sha] of [['bmm.c', BMM_WASM_SOURCE_SHA256], ['copy.c', COPY_WASM_SOURCE_SHA256]]) {
+    const src = fs.readFileSync(path.join(__dirname, '..', 'src', 'kernels', name));
+    expect({ name, sha: crypto.createHash('sha256').update(src).digest('hex') }).toEqual({ name, sha });
+  }
+});
+
+test('SplitV, Concat and Slice give TF.js kernel outputs exactly', () => {
+  if (!onWasm()) return;
+  installWasmKernels();
+  // Each case returns a list of tensors; run it with our kernels and with TF.js's, compare shapes and values.
+  const x2 = tf.randomNormal([37, 30], 0, 1, 'float32', 21);
+  const x3 = tf.randomNormal([5, 6, 7], 0, 1, 'float32', 22);
+  const i2 = tf.tensor2d([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], [3, 4], 'int32');
+  const empty = tf.zeros([37, 0]);
+  const cases: Record<string, () => tf.Tensor[]> = {
+    'split 2-D axis 1 (q, k, v)': () => tf.split(x2, 3, 1),
+    'split 2-D axis 1 uneven': () => tf.split(x2, [7, 20, 3], 1),
+    'split 2-D axis 0': () => tf.split(x2, [10, 27], 0),
+    'split 3-D axis 1': () => tf.split(x3, [2, 4], 1),
+    'split 3-D axis 2': () => tf.split(x3, [1, 5, 1], 2),
+    'split int32': () => tf.split(i2, 2, 1),
+    'concat 2-D axis 1': () => [tf.concat(tf.split(x2, [7, 20, 3], 1), 1)],
+    'concat 2-D axis 0': () => [tf.concat([x2, x2], 0)],
+    'concat 3-D axis 2 with an empty input': () => [tf.concat([x3, tf.zeros([5, 6, 0]), x3], 2)],
+    'concat with an empty 2-D input': () => [tf.concat([x2, empty, x2], 1)],
+    'concat int32': () => [tf.concat([i2, i2], 1)],
+    'slice 2-D strided': () => [tf.slice(x2, [3, 5], [20, 11])],
+    'slice 2-D contiguous': () => [tf.slice(x2, [3, 0], [20, 30])],
+    'slice 3-D': () => [tf.slice(x3, [1, 2, 3], [2, 3, 4])],
+    'slice int32': () => [tf.slice(i2, [1, 1], [2, 2])],
+  };
+  for (const [name, f] of Object.entries(cases)) {
+    const ours = f();
+    uninstallWasmKernels();
+    const theirs = f();
+    installWasmKernels();
+    expect({ name, shapes: ours.map((t) => t.shape), dtypes: ours.map((t) => t.dtype) }).toEqual({ name, shapes: theirs.map((t) => t.shape), dtypes: theirs.map((t) => t.dtype) });
+    ours.forEach((t, i) => expect({ name, i, values: Array.from(t.dataSync()) }).toEqual({ name, i, values: Array.from(theirs[i].dataSync()) }));
+    tf.dispose([...ours, ...theirs]);
+  }
+  tf.dispose([x2, x3, i2, empty]);
 });
 
 test('batched and transposed products equal TF.js kernel and its emulation bit for bit', () => {
   if (!onWasm()) return;
-  expect(installFastBatchMatMul()).toBe(true);
+  expect(installWasmKernels()).toBe(true);
   // [a shape, b shape, transposeA, transposeB]: attention's shapes, odd sizes (SIMD tails), k past one 48-block,
   // a batch of one with a transpose, and 4-D batch dimensions.
   const cases: [number[], number[], boolean, boolean][] = [
@@ -76,9 +117,9 @@ test('batched and transposed products equal TF.js kernel and its emulation bit f
     const a = tf.randomNormal(as, 0, 1, 'float32', 11);
     const b = tf.randomNormal(bs, 0, 1, 'float32', 12);
     const fast = tf.matMul(a, b, ta, tb);
-    uninstallFastBatchMatMul();
+    uninstallWasmKernels();
     const ref = tf.matMul(a, b, ta, tb);
-    installFastBatchMatMul();
+    installWasmKernels();
     expect(fast.shape).toEqual(ref.shape);
     const flat = (s: number[]) => [s.slice(0, -2).reduce((x, y) => x * y, 1), s[s.length - 2], s[s.length - 1]];
     const emu = emulate(a.dataSync() as Float32Array, flat(as), b.dataSync() as Float32Array, flat(bs), ta, tb);
@@ -87,7 +128,7 @@ test('batched and transposed products equal TF.js kernel and its emulation bit f
   }
 });
 
-test('a training step gives the same loss and weights with either kernel, and the fast one leaks nothing', () => {
+test('a training step gives the same loss and weights with either set of kernels, and ours leak nothing', () => {
   if (!onWasm()) return;
   const run = () => {
     const model = MiniCLIP.init(TEST_CONFIG, 3);
@@ -105,15 +146,15 @@ test('a training step gives the same loss and weights with either kernel, and th
     model.dispose();
     return { losses, w };
   };
-  installFastBatchMatMul();
+  installWasmKernels();
   run();
   const before = tf.memory().numTensors;
   const fast = run();
   expect(tf.memory().numTensors).toBe(before);
-  expect(fastBatchMatMulInstalled()).toBe(true);
-  uninstallFastBatchMatMul();
+  expect(wasmKernelsInstalled()).toBe(true);
+  uninstallWasmKernels();
   const ref = run();
-  installFastBatchMatMul();
+  installWasmKernels();
   expect(fast.losses).toEqual(ref.losses);
   expect(fast.w).toEqual(ref.w);
 });

@@ -14,7 +14,7 @@ import { l2normalize } from '../model/layers';
 import { disposePrompts, initDeepPrompts, promptLayers, promptParams } from '../model/prompts';
 import { MemoryMeter } from '../defenses/defense';
 import { PromptStepState, promptTuningStep } from '../defenses/rvpt';
-import { fastBatchMatMulInstalled } from '../kernels/batchMatMul';
+import { wasmKernelsInstalled } from '../kernels';
 
 /** Forward multiply-add FLOPs of one transformer block over `t` tokens of width `w` (2 FLOPs per MAC). */
 function blockFlops(t: number, w: number): number {
@@ -33,8 +33,8 @@ export function pairForwardFlops(c: CLIPConfig, promptTokens = 0, textTokens = c
 export interface BenchResult {
   backend: string;
   workers: number;
-  /** Which BatchMatMul ran: ours (src/kernels/bmm.c) or TF.js's own (RVPT_FAST_BMM=0). */
-  batchMatMul: 'rvpt-wasm-simd' | 'tfjs';
+  /** Whether our WASM kernels (src/kernels/) replaced TF.js's BatchMatMul, SplitV, Concat, Slice (RVPT_WASM_KERNELS=0: no). */
+  wasmKernels: boolean;
   config: Record<string, number>;
   msPerStep: { median: number; min: number; max: number };
   stepGflop: number;
@@ -105,7 +105,7 @@ export async function benchTrainStep(c: CLIPConfig, batch: number, steps: number
   return {
     backend,
     workers,
-    batchMatMul: fastBatchMatMulInstalled() ? 'rvpt-wasm-simd' : 'tfjs',
+    wasmKernels: wasmKernelsInstalled(),
     config: {
       batch,
       imageSize: c.imageSize,

@@ -1,0 +1,43 @@
+/** What our WASM kernels need of TF.js's WASM backend: its memory, its allocator and where each tensor lives. */
+import * as tf from '@tensorflow/tfjs-core';
+
+export interface WasmBackendLike {
+  wasm: { asm: { memory: WebAssembly.Memory }; _malloc(bytes: number): number; _free(ptr: number): void };
+  dataIdMap: { get(dataId: object): { memoryOffset: number } };
+  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+}
+
+/** Instantiate a kernel module (base64 wasm built by scripts/build-kernels.sh) inside TF.js's own memory. */
+export function instantiate(backend: WasmBackendLike, base64: string): WebAssembly.Exports {
+  const module = new WebAssembly.Module(Buffer.from(base64, 'base64'));
+  return new WebAssembly.Instance(module, { env: { memory: backend.wasm.asm.memory } }).exports;
+}
+
+/** Byte offset of a tensor's data in the WASM heap. */
+export function heapOffset(backend: WasmBackendLike, t: tf.TensorInfo): number {
+  return backend.dataIdMap.get(t.dataId).memoryOffset;
+}
+
+/** Replace a kernel of the WASM backend, keeping TF.js's own to fall back on and to restore. */
+export class KernelOverride {
+  private original: tf.KernelConfig | null = null;
+  constructor(readonly kernelName: string) {}
+
+  get tfjs(): tf.KernelConfig {
+    if (!this.original) throw new Error(`${this.kernelName}: TF.js's WASM kernel was not found`);
+    return this.original;
+  }
+
+  install(kernelFunc: tf.KernelFunc): void {
+    this.original = this.original ?? tf.getKernel(this.kernelName, 'wasm') ?? null;
+    if (!this.original) throw new Error(`${this.kernelName}: TF.js's WASM kernel was not found`);
+    tf.unregisterKernel(this.kernelName, 'wasm');
+    tf.registerKernel({ kernelName: this.kernelName, backendName: 'wasm', kernelFunc });
+  }
+
+  restore(): void {
+    if (!this.original) return;
+    tf.unregisterKernel(this.kernelName, 'wasm');
+    tf.registerKernel(this.original);
+  }
+}
