@@ -11,6 +11,7 @@ import { setup, TEST_CONFIG } from './helpers';
 import { installWasmKernels, uninstallWasmKernels, wasmKernelsInstalled } from '../src/kernels';
 import { BMM_WASM_SOURCE_SHA256 } from '../src/kernels/bmmWasm';
 import { COPY_WASM_SOURCE_SHA256 } from '../src/kernels/copyWasm';
+import { BROADCAST_WASM_SOURCE_SHA256 } from '../src/kernels/broadcastWasm';
 import { MiniCLIP } from '../src/model/clip';
 import { AdamW } from '../src/train/optim';
 import { contrastiveStep } from '../src/train/step';
@@ -54,13 +55,13 @@ function mismatches(x: ArrayLike<number>, y: ArrayLike<number>): number {
 
 test('the embedded kernels were built from the committed C sources', () => {
   // If this fails, a .c file changed without a rebuild: run `make kernels` (needs clang-14 and lld-14).
-  for (const [name, sha] of [['bmm.c', BMM_WASM_SOURCE_SHA256], ['copy.c', COPY_WASM_SOURCE_SHA256]]) {
+  for (const [name, sha] of [['bmm.c', BMM_WASM_SOURCE_SHA256], ['copy.c', COPY_WASM_SOURCE_SHA256], ['broadcast.c', BROADCAST_WASM_SOURCE_SHA256]]) {
     const src = fs.readFileSync(path.join(__dirname, '..', 'src', 'kernels', name));
     expect({ name, sha: crypto.createHash('sha256').update(src).digest('hex') }).toEqual({ name, sha });
   }
 });
 
-test('SplitV, Concat and Slice give TF.js kernel outputs exactly', () => {
+test('SplitV, Concat, Slice, and Sub and RealDiv by a channel vector give TF.js kernel outputs exactly', () => {
   if (!onWasm()) return;
   installWasmKernels();
   // Each case returns a list of tensors; run it with our kernels and with TF.js's, compare shapes and values.
@@ -84,6 +85,16 @@ test('SplitV, Concat and Slice give TF.js kernel outputs exactly', () => {
     'slice 2-D contiguous': () => [tf.slice(x2, [3, 0], [20, 30])],
     'slice 3-D': () => [tf.slice(x3, [1, 2, 3], [2, 3, 4])],
     'slice int32': () => [tf.slice(i2, [1, 1], [2, 2])],
+    'image normalisation': () => {
+      const img = tf.randomUniform([4, 5, 6, 3], 0, 1, 'float32', 23);
+      return [tf.div(tf.sub(img, tf.tensor1d([0.48, 0.46, 0.41])), tf.tensor1d([0.27, 0.26, 0.28]))];
+    },
+    'sub and div by a vector of 7, of 64 (TF.js), by a scalar (TF.js)': () => {
+      const a7 = tf.randomNormal([9, 7], 0, 1, 'float32', 24);
+      const v7 = tf.randomUniform([7], -1, 1, 'float32', 25);
+      const v30 = tf.randomUniform([30], 0.1, 1, 'float32', 26);
+      return [tf.sub(a7, v7), tf.div(a7, v7), tf.sub(x2, v30), tf.div(x2, v30), tf.div(x2, 3), tf.sub(v7, a7), tf.div(a7, tf.zeros([7]))];
+    },
   };
   for (const [name, f] of Object.entries(cases)) {
     const ours = f();

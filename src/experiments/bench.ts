@@ -33,7 +33,7 @@ export function pairForwardFlops(c: CLIPConfig, promptTokens = 0, textTokens = c
 export interface BenchResult {
   backend: string;
   workers: number;
-  /** Whether our WASM kernels (src/kernels/) replaced TF.js's BatchMatMul, SplitV, Concat, Slice (RVPT_WASM_KERNELS=0: no). */
+  /** Whether our WASM kernels (src/kernels/) replaced some of TF.js's (src/kernels/index.ts; RVPT_WASM_KERNELS=0: no). */
   wasmKernels: boolean;
   config: Record<string, number>;
   msPerStep: { median: number; min: number; max: number };
