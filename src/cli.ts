@@ -251,6 +251,7 @@ export function buildCli(): Command {
         console.log(`backend ${r.backend}, profile ${profile.name}, batch ${r.config.batch}, workers ${r.workers}`);
         console.log(`step: median ${r.msPerStep.median.toFixed(0)} ms (min ${r.msPerStep.min.toFixed(0)}, max ${r.msPerStep.max.toFixed(0)}), ${r.stepGflop.toFixed(2)} GFLOP`);
         console.log(`training ${r.gflops.toFixed(2)} GFLOP/s; plain matmul ${r.matmulGflops.toFixed(2)} GFLOP/s; efficiency ${r.efficiency.toFixed(3)}`);
+        console.log(`this model's dense products alone ${r.denseGflops.toFixed(2)} GFLOP/s (ceiling on efficiency about ${r.efficiencyCeiling.toFixed(2)})`);
       }
     });
   return program;

@@ -34,10 +34,13 @@ test('bench --json ends with one JSON object of the documented shape', () => {
   const r = rvpt('bench', '--profile', 'tiny', '--steps', '1', '--json');
   expect(r.status).toBe(0);
   const last = JSON.parse(r.stdout.trim().split('\n').pop()!);
-  expect(Object.keys(last).sort()).toEqual(['backend', 'config', 'efficiency', 'gflops', 'matmulGflops', 'msPerStep', 'stepGflop', 'workers'].sort());
+  expect(Object.keys(last).sort()).toEqual(['backend', 'config', 'denseGflops', 'efficiency', 'efficiencyCeiling', 'gflops', 'matmulGflops', 'msPerStep', 'stepGflop', 'wasmKernels', 'workers'].sort());
   expect(Object.keys(last.config).sort()).toEqual(['batch', 'contextLength', 'embedDim', 'heads', 'imageSize', 'layers', 'patch', 'textHeads', 'textLayers', 'textWidth', 'vocabSize', 'width'].sort());
   expect(last.efficiency).toBeCloseTo(last.gflops / last.matmulGflops, 6);
+  expect(last.efficiencyCeiling).toBeCloseTo(last.denseGflops / last.matmulGflops, 6);
+  expect(last.denseGflops).toBeGreaterThan(0);
   expect(last.backend).toBe('wasm');
+  expect(last.wasmKernels).toBe(true);
 });
 
 test('eval of a missing or foreign checkpoint says what is wrong', () => {

@@ -41,12 +41,52 @@ export interface BenchResult {
   gflops: number;
   matmulGflops: number;
   efficiency: number;
+  /**
+   * The step's own dense products (forward x @ W, and the weight gradients' x^T @ dy with their transpose) timed
+   * alone, FLOP-weighted: how fast the backend multiplies matrices of this model's shapes.
+   */
+  denseGflops: number;
+  /** denseGflops / matmulGflops: about the best `efficiency` a step made of these products could reach. */
+  efficiencyCeiling: number;
 }
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const n = s.length;
   return n % 2 ? s[(n - 1) / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+}
+
+/**
+ * The dense products of one training step at batch `batch`, each timed alone (median of `reps`): forward
+ * [rows, in] @ [in, out] and the weight gradient transpose([rows, in]) @ [rows, out], for every layer shape of
+ * both towers. Returns their FLOP-weighted GFLOP/s.
+ */
+export function benchDenseShapes(c: CLIPConfig, batch: number, reps = 5): number {
+  const imageRows = batch * (numPatches(c) + 1);
+  const textRows = batch * c.contextLength;
+  const shapes: [number, number, number][] = [];
+  for (const [rows, w] of [[imageRows, c.width], [textRows, c.textWidth]]) {
+    for (const [i, o] of [[w, 3 * w], [w, w], [w, 4 * w], [4 * w, w]]) shapes.push([rows, i, o]);
+  }
+  let flop = 0;
+  let ms = 0;
+  for (const [rows, i, o] of shapes) {
+    const x = tf.randomNormal([rows, i], 0, 1, 'float32', 1);
+    const w = tf.randomNormal([i, o], 0, 1, 'float32', 2);
+    const dy = tf.randomNormal([rows, o], 0, 1, 'float32', 3);
+    for (const f of [() => tf.matMul(x, w), () => tf.matMul(tf.transpose(x), dy)]) {
+      const times: number[] = [];
+      for (let r = 0; r < reps + 1; r++) {
+        const t0 = performance.now();
+        tf.tidy(() => f().dataSync());
+        if (r > 0) times.push(performance.now() - t0);
+      }
+      flop += 2 * rows * i * o;
+      ms += median(times);
+    }
+    tf.dispose([x, w, dy]);
+  }
+  return flop / (ms * 1e6);
 }
 
 export function benchMatmul(n = 1024, reps = 5): number {
@@ -98,6 +138,7 @@ export async function benchTrainStep(c: CLIPConfig, batch: number, steps: number
   opt.dispose();
   model.dispose();
   const matmulGflops = benchMatmul();
+  const denseGflops = benchDenseShapes(c, batch);
   // Count the text tokens the step really processes (the batch is cut to its longest caption).
   const stepGflop = (3 * batch * pairForwardFlops(c, 0, trimTokens(tokens).contextLength) + 3 * 2 * batch * batch * c.embedDim) / 1e9;
   const med = median(times);
@@ -125,6 +166,8 @@ export async function benchTrainStep(c: CLIPConfig, batch: number, steps: number
     gflops,
     matmulGflops,
     efficiency: gflops / matmulGflops,
+    denseGflops,
+    efficiencyCeiling: denseGflops / matmulGflops,
   };
 }
 
