@@ -57,6 +57,35 @@ test('deep prompts: blocks from D on are prompted, change the output, and the at
   m.dispose();
 });
 
+test('a prompted pass resumed from an unprompted pass at the first prompted block gives the same bits and prompt gradients', () => {
+  const m = MiniCLIP.init(C, 1);
+  const p = initDeepPrompts(C.layers, C.width, { length: 4, depth: 1, initStd: 0.5 }, 3);
+  const vars = [...p.tokens.values()];
+  tf.tidy(() => {
+    const x = images();
+    const hidden = m.encodeImage(x, { collectCls: true, keepInputOf: 1 }).hidden!;
+    expect(hidden.shape).toEqual([3 * ((C.imageSize / C.patch) ** 2 + 1), C.width]);
+    const run = (resume: boolean) => {
+      const f = () => {
+        const o = m.encodeImage(x, { prompts: p, collectCls: true, resume: resume ? { block: 1, x: hidden } : undefined });
+        return tf.add(tf.sum(tf.square(o.embedding)), tf.sum(o.cls![2])) as tf.Scalar;
+      };
+      const { value, grads } = tf.variableGrads(f, vars);
+      const o = m.encodeImage(x, { prompts: p, collectCls: true, resume: resume ? { block: 1, x: hidden } : undefined });
+      return { value: value.dataSync()[0], grads: vars.map((v) => Array.from(grads[v.name].dataSync())), emb: Array.from(o.embedding.dataSync()), cls: [1, 2].map((i) => Array.from(o.cls![i].dataSync())), has0: 0 in o.cls! };
+    };
+    const full = run(false);
+    const resumed = run(true);
+    expect(full.has0).toBe(true);
+    expect(resumed.has0).toBe(false);
+    expect({ ...resumed, has0: true }).toEqual(full);
+    // Resuming past a prompted block would skip its prompt: refused.
+    expect(() => m.encodeImage(x, { prompts: p, resume: { block: 2, x: hidden } })).toThrow(/block 1 is prompted/);
+  });
+  disposePrompts(p);
+  m.dispose();
+});
+
 test('text tower is causal: tokens after the end-of-text token do not change the embedding', () => {
   const m = MiniCLIP.init(C, 2);
   const tok = WordTokenizer.fromCorpus(['a photo of a dog', 'a cat']);

@@ -16,6 +16,14 @@ export interface VisionOptions {
   collectCls?: boolean;
   /** Return the last block's attention weights [B, heads, T, T]. */
   collectAttention?: boolean;
+  /** Also return the residual stream entering this block (`hidden`), to resume from it with `resume`. */
+  keepInputOf?: number;
+  /**
+   * Start at block `block` from a residual stream `x` a pass without prompts before that block returned
+   * (`hidden`), instead of from the pixels: RVPT's prompted and frozen passes share their unprompted blocks.
+   * `cls` then has no entries below `block`.
+   */
+  resume?: { block: number; x: tf.Tensor2D };
 }
 
 export interface VisionOut {
@@ -24,6 +32,8 @@ export interface VisionOut {
   /** Per block, the class token [B, width]; index i = output of block i. */
   cls?: tf.Tensor2D[];
   attention?: tf.Tensor4D;
+  /** The residual stream entering block `keepInputOf`, [B * tokens, width]. */
+  hidden?: tf.Tensor2D;
 }
 
 export function initVision(params: ParamMap, c: CLIPConfig, seed: number): void {
@@ -78,28 +88,44 @@ export function encodeImage(params: ParamMap, c: CLIPConfig, images: tf.Tensor4D
   }
   const m = numPatches(c);
   const base = m + 1;
-  const patches = denseNoBias(patchify(normalizePixels(images, c), c.patch), params['visual.conv1.weight'] as tf.Tensor2D);
-  const cls = tf.tile(tf.reshape(params['visual.class_embedding'], [1, 1, c.width]), [batch, 1, 1]);
-  let x3 = tf.concat([cls, tf.reshape(patches, [batch, m, c.width])], 1);
-  x3 = tf.add(x3, params['visual.positional_embedding']);
-  let x = layerNorm(tf.reshape(x3, [-1, c.width]) as tf.Tensor2D, params['visual.ln_pre.weight'] as tf.Tensor1D, params['visual.ln_pre.bias'] as tf.Tensor1D);
+  const start = opts.resume?.block ?? 0;
+  let x = opts.resume ? opts.resume.x : embedPatches(params, c, images);
+  if (opts.resume) {
+    for (let i = 0; i < start; i++) {
+      if (opts.prompts?.tokens.has(i)) throw new Error(`encodeImage: cannot resume at block ${start}: block ${i} is prompted.`);
+    }
+    if (x.shape[0] !== batch * base) throw new Error(`encodeImage: the resumed stream has ${x.shape[0]} rows, expected ${batch * base}.`);
+  }
 
   let tokens = base;
-  const clsPerLayer: tf.Tensor2D[] = [];
+  const clsPerLayer: tf.Tensor2D[] = new Array(start);
   let attention: tf.Tensor4D | undefined;
-  for (let i = 0; i < c.layers; i++) {
+  let hidden: tf.Tensor2D | undefined;
+  for (let i = start; i < c.layers; i++) {
     const prompt = opts.prompts?.tokens.get(i);
     if (prompt || tokens > base) {
       x = withPrompts(x, batch, tokens, base, prompt as tf.Tensor2D | undefined);
       tokens = base + (prompt ? prompt.shape[0] : 0);
     }
+    if (i === opts.keepInputOf) hidden = x;
     const last = i === c.layers - 1;
     const r = residualBlock(params, `visual.transformer.resblocks.${i}`, x, { batch, tokens, heads: c.heads }, null, last && !!opts.collectAttention);
     x = r.out;
     if (r.weights) attention = r.weights;
-    if (opts.collectCls) clsPerLayer.push(clsToken(x, batch, tokens));
+    if (opts.collectCls) clsPerLayer[i] = clsToken(x, batch, tokens);
   }
   const pooled = layerNorm(clsToken(x, batch, tokens), params['visual.ln_post.weight'] as tf.Tensor1D, params['visual.ln_post.bias'] as tf.Tensor1D);
   const embedding = tf.matMul(pooled, params['visual.proj'] as tf.Tensor2D) as tf.Tensor2D;
-  return { embedding, cls: opts.collectCls ? clsPerLayer : undefined, attention };
+  return { embedding, cls: opts.collectCls ? clsPerLayer : undefined, attention, hidden };
+}
+
+/** Pixels to the residual stream entering block 0: patch embedding, class token, positions, ln_pre. */
+function embedPatches(params: ParamMap, c: CLIPConfig, images: tf.Tensor4D): tf.Tensor2D {
+  const batch = images.shape[0];
+  const m = numPatches(c);
+  const patches = denseNoBias(patchify(normalizePixels(images, c), c.patch), params['visual.conv1.weight'] as tf.Tensor2D);
+  const cls = tf.tile(tf.reshape(params['visual.class_embedding'], [1, 1, c.width]), [batch, 1, 1]);
+  let x3 = tf.concat([cls, tf.reshape(patches, [batch, m, c.width])], 1);
+  x3 = tf.add(x3, params['visual.positional_embedding']);
+  return layerNorm(tf.reshape(x3, [-1, c.width]) as tf.Tensor2D, params['visual.ln_pre.weight'] as tf.Tensor1D, params['visual.ln_pre.bias'] as tf.Tensor1D);
 }
