@@ -9,6 +9,7 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { setup, TEST_CONFIG } from './helpers';
 import { installWasmKernels, uninstallWasmKernels, wasmKernelsInstalled } from '../src/kernels';
+import { asBlockTranspose } from '../src/kernels/copy';
 import { BMM_WASM_SOURCE_SHA256 } from '../src/kernels/bmmWasm';
 import { COPY_WASM_SOURCE_SHA256 } from '../src/kernels/copyWasm';
 import { BROADCAST_WASM_SOURCE_SHA256 } from '../src/kernels/broadcastWasm';
@@ -61,7 +62,18 @@ test('the embedded kernels were built from the committed C sources', () => {
   }
 });
 
-test('SplitV, Concat, Slice, and Sub and RealDiv by a channel vector give TF.js kernel outputs exactly', () => {
+test('permutations that swap two adjacent groups of axes are recognised, others are not', () => {
+  expect(asBlockTranspose([5, 7], [1, 0])).toEqual({ batch: 1, rows: 5, cols: 7, item: 1 });
+  expect(asBlockTranspose([2, 3, 4, 5], [0, 2, 1, 3])).toEqual({ batch: 2, rows: 3, cols: 4, item: 5 });
+  expect(asBlockTranspose([2, 3, 4, 5], [0, 2, 3, 1])).toEqual({ batch: 2, rows: 3, cols: 20, item: 1 });
+  expect(asBlockTranspose([2, 3, 4], [2, 0, 1])).toEqual({ batch: 1, rows: 6, cols: 4, item: 1 });
+  expect(asBlockTranspose([2, 1, 4, 5], [0, 2, 1, 3])).toBeNull(); // only a size-1 axis moves: no transpose
+  expect(asBlockTranspose([2, 1, 4, 5], [2, 1, 0, 3])).toEqual({ batch: 1, rows: 2, cols: 4, item: 5 });
+  expect(asBlockTranspose([2, 3, 4], [2, 1, 0])).toBeNull();
+  expect(asBlockTranspose([2, 3, 4], [0, 1, 2])).toBeNull();
+});
+
+test('SplitV, Concat, Slice, GatherV2, Transpose, and Sub and RealDiv by a channel vector give TF.js kernel outputs exactly', () => {
   if (!onWasm()) return;
   installWasmKernels();
   // Each case returns a list of tensors; run it with our kernels and with TF.js's, compare shapes and values.
@@ -85,6 +97,16 @@ test('SplitV, Concat, Slice, and Sub and RealDiv by a channel vector give TF.js 
     'slice 2-D contiguous': () => [tf.slice(x2, [3, 0], [20, 30])],
     'slice 3-D': () => [tf.slice(x3, [1, 2, 3], [2, 3, 4])],
     'slice int32': () => [tf.slice(i2, [1, 1], [2, 2])],
+    'gather rows (token embeddings)': () => [tf.gather(x2, tf.tensor1d([3, 0, 36, 3, 7], 'int32'))],
+    'gather with 2-D indices': () => [tf.gather(x2, tf.tensor2d([[1, 2], [2, 1], [0, 0]], [3, 2], 'int32'))],
+    'gather along axis 1 and 2': () => [tf.gather(x2, tf.tensor1d([29, 0, 5], 'int32'), 1), tf.gather(x3, tf.tensor1d([6, 1], 'int32'), 2)],
+    'gather int32 table': () => [tf.gather(i2, tf.tensor1d([2, 0], 'int32'))],
+    'transpose 2-D across tiles': () => [tf.transpose(x2), tf.transpose(tf.randomNormal([70, 33], 0, 1, 'float32', 27))],
+    'transpose attention heads': () => {
+      const h = tf.randomNormal([3, 17, 4, 16], 0, 1, 'float32', 28);
+      return [tf.transpose(h, [0, 2, 1, 3]), tf.transpose(h, [0, 2, 3, 1]), tf.transpose(h, [2, 0, 1, 3])];
+    },
+    'transpose others (TF.js)': () => [tf.transpose(x3, [2, 1, 0]), tf.transpose(tf.zeros([2, 1, 3]), [1, 0, 2]), tf.transpose(i2)],
     'image normalisation': () => {
       const img = tf.randomUniform([4, 5, 6, 3], 0, 1, 'float32', 23);
       return [tf.div(tf.sub(img, tf.tensor1d([0.48, 0.46, 0.41])), tf.tensor1d([0.27, 0.26, 0.28]))];
@@ -105,6 +127,8 @@ test('SplitV, Concat, Slice, and Sub and RealDiv by a channel vector give TF.js 
     ours.forEach((t, i) => expect({ name, i, values: Array.from(t.dataSync()) }).toEqual({ name, i, values: Array.from(theirs[i].dataSync()) }));
     tf.dispose([...ours, ...theirs]);
   }
+  // A bad index is still TF.js's error.
+  expect(() => tf.gather(x2, tf.tensor1d([37], 'int32'))).toThrow(/GatherV2: the index value 37 is not in \[0, 36\]/);
   tf.dispose([x2, x3, i2, empty]);
 });
 

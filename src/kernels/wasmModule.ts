@@ -5,6 +5,7 @@ export interface WasmBackendLike {
   wasm: { asm: { memory: WebAssembly.Memory }; _malloc(bytes: number): number; _free(ptr: number): void };
   dataIdMap: { get(dataId: object): { memoryOffset: number } };
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  readSync(dataId: object): tf.backend_util.BackendValues;
 }
 
 /** Instantiate a kernel module (base64 wasm built by scripts/build-kernels.sh) inside TF.js's own memory. */
