@@ -127,6 +127,21 @@ test('SplitV, Concat, Slice, GatherV2, Transpose, and Sub and RealDiv by a chann
     ours.forEach((t, i) => expect({ name, i, values: Array.from(t.dataSync()) }).toEqual({ name, i, values: Array.from(theirs[i].dataSync()) }));
     tf.dispose([...ours, ...theirs]);
   }
+  // A clone shares the buffer and outlives its source; a variable assigned after a clone leaves the clone alone.
+  const before = tf.memory().numTensors;
+  const src = tf.randomNormal([4, 5], 0, 1, 'float32', 29);
+  const copy = tf.clone(src);
+  const values = Array.from(src.dataSync());
+  src.dispose();
+  expect(Array.from(copy.dataSync())).toEqual(values);
+  const [one, zero] = [tf.ones([3]), tf.zeros([3])];
+  const v = tf.variable(one);
+  const snap = tf.clone(v);
+  v.assign(zero);
+  expect(Array.from(snap.dataSync())).toEqual([1, 1, 1]);
+  expect(Array.from(v.dataSync())).toEqual([0, 0, 0]);
+  tf.dispose([copy, snap, v, one, zero]);
+  expect(tf.memory().numTensors).toBe(before);
   // A bad index is still TF.js's error.
   expect(() => tf.gather(x2, tf.tensor1d([37], 'int32'))).toThrow(/GatherV2: the index value 37 is not in \[0, 36\]/);
   tf.dispose([x2, x3, i2, empty]);

@@ -1,7 +1,7 @@
 /**
  * SplitV, Concat, 2-D Slice, GatherV2 and Transpose for TF.js's WASM backend as copies in WASM (see copy.c for
- * why). Pure data movement: outputs are the same bits as TF.js's. Other dtypes, and the cases listed at each
- * kernel, go to TF.js's own kernels.
+ * why), and Identity as no copy at all. Pure data movement: outputs are the same bits as TF.js's. Other dtypes,
+ * and the cases listed at each kernel, go to TF.js's own kernels.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { COPY_WASM_BASE64 } from './copyWasm';
@@ -14,7 +14,7 @@ type TransposeItems = (src: number, dst: number, batch: number, rows: number, co
 const FOUR_BYTES = new Set<tf.DataType>(['float32', 'int32']);
 const prod = (xs: number[]) => xs.reduce((a, b) => a * b, 1);
 
-export const copyOverrides = [new KernelOverride(tf.SplitV), new KernelOverride(tf.Concat), new KernelOverride(tf.Slice), new KernelOverride(tf.GatherV2), new KernelOverride(tf.Transpose)];
+export const copyOverrides = [new KernelOverride(tf.SplitV), new KernelOverride(tf.Concat), new KernelOverride(tf.Slice), new KernelOverride(tf.GatherV2), new KernelOverride(tf.Transpose), new KernelOverride(tf.Identity)];
 
 /**
  * A permutation that swaps two adjacent groups of axes, once size-1 axes are dropped, as a batch of 2-D transposes
@@ -45,7 +45,7 @@ export function installCopyKernels(backend: WasmBackendLike): void {
   const gatherRows = ex.gather_rows as GatherRows;
   const transposeItems = ex.transpose_items as TransposeItems;
   const at = (t: tf.TensorInfo, elements: number) => heapOffset(backend, t) + 4 * elements;
-  const [splitV, concat, slice, gather, transpose] = copyOverrides;
+  const [splitV, concat, slice, gather, transpose, identity] = copyOverrides;
 
   splitV.install((args) => {
     const x = (args.inputs as unknown as { x: tf.TensorInfo }).x;
@@ -122,6 +122,16 @@ export function installCopyKernels(backend: WasmBackendLike): void {
     const out = backend.makeOutput(perm.map((a) => x.shape[a]), x.dtype);
     transposeItems(at(x, 0), at(out, 0), plan.batch, plan.rows, plan.cols, plan.item);
     return out;
+  });
+
+  // tf.clone, and every tensor a custom gradient saves (each dense layer's input and weight, every step), ran
+  // TF.js's Identity, which copies the data. Tensor data is immutable in TF.js (a variable's assign swaps its
+  // dataId), so the clone shares the buffer and counts a reference, as TF.js's own Reshape does.
+  identity.install((args) => {
+    const x = (args.inputs as unknown as { x: tf.TensorInfo }).x;
+    if (x.dtype === 'string') return identity.tfjs.kernelFunc(args);
+    backend.incRef(x.dataId);
+    return { dataId: x.dataId, shape: x.shape.slice(), dtype: x.dtype };
   });
 }
 

@@ -6,6 +6,7 @@ export interface WasmBackendLike {
   dataIdMap: { get(dataId: object): { memoryOffset: number } };
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
   readSync(dataId: object): tf.backend_util.BackendValues;
+  incRef(dataId: object): void;
 }
 
 /** Instantiate a kernel module (base64 wasm built by scripts/build-kernels.sh) inside TF.js's own memory. */
