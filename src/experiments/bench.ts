@@ -78,7 +78,10 @@ export function benchDenseShapes(c: CLIPConfig, batch: number, reps = 5): number
       const times: number[] = [];
       for (let r = 0; r < reps + 1; r++) {
         const t0 = performance.now();
-        tf.tidy(() => f().dataSync());
+        // Braces: a typed array returned from tf.tidy is walked element by element as a tensor container.
+        tf.tidy(() => {
+          f().dataSync();
+        });
         if (r > 0) times.push(performance.now() - t0);
       }
       flop += 2 * rows * i * o;
@@ -194,7 +197,9 @@ export function benchClipScale(c: CLIPConfig, batch: number, steps: number, back
   const fwd: number[] = [];
   for (let i = 0; i < steps + 1; i++) {
     const t0 = performance.now();
-    tf.tidy(() => model.encodeImage(images).embedding.dataSync());
+    tf.tidy(() => {
+      model.encodeImage(images).embedding.dataSync();
+    });
     if (i > 0) fwd.push(performance.now() - t0);
     log?.(`forward ${i}/${steps}: ${(performance.now() - t0).toFixed(0)} ms${i === 0 ? ' (warm-up)' : ''}`);
   }
