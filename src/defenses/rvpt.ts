@@ -92,7 +92,7 @@ export function promptTuningStep(s: PromptStepState, c: Pick<PromptTuningConfig,
   return tf.tidy(() => {
     // Own tidy: the frozen pass's activations are released before the prompted pass (at ViT-B/32, ~80 MB per image).
     // The blocks before the first prompted one compute the same thing in both passes: the prompted pass resumes from
-    // the frozen pass's residual stream there (the same bits, a third fewer blocks at the small profile's D = 2).
+    // the frozen pass's residual stream there (the same bits; at the small profile's D = 2, two of its six blocks fewer).
     const first = Math.min(...s.layers);
     const frozen = tf.tidy(() => {
       const o = s.model.encodeImage(x, { collectCls: true, keepInputOf: first });

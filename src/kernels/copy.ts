@@ -134,7 +134,3 @@ export function installCopyKernels(backend: WasmBackendLike): void {
     return { dataId: x.dataId, shape: x.shape.slice(), dtype: x.dtype };
   });
 }
-
-export function uninstallCopyKernels(): void {
-  for (const o of copyOverrides) o.restore();
-}
