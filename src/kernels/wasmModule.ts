@@ -20,9 +20,13 @@ export function heapOffset(backend: WasmBackendLike, t: tf.TensorInfo): number {
   return backend.dataIdMap.get(t.dataId).memoryOffset;
 }
 
-/** Replace a kernel of the WASM backend, keeping TF.js's own to fall back on and to restore. */
+/**
+ * Replace a kernel of the WASM backend, keeping TF.js's own to fall back on and to restore. `install` registers
+ * ours (built once per backend); `restore` and `reinstate` swap the two registrations without rebuilding anything.
+ */
 export class KernelOverride {
   private original: tf.KernelConfig | null = null;
+  private ours: tf.KernelFunc | null = null;
   constructor(readonly kernelName: string) {}
 
   get tfjs(): tf.KernelConfig {
@@ -33,8 +37,15 @@ export class KernelOverride {
   install(kernelFunc: tf.KernelFunc): void {
     this.original = this.original ?? tf.getKernel(this.kernelName, 'wasm') ?? null;
     if (!this.original) throw new Error(`${this.kernelName}: TF.js's WASM kernel was not found`);
+    this.ours = kernelFunc;
+    this.reinstate();
+  }
+
+  /** Register ours again after a `restore`. */
+  reinstate(): void {
+    if (!this.ours) return;
     tf.unregisterKernel(this.kernelName, 'wasm');
-    tf.registerKernel({ kernelName: this.kernelName, backendName: 'wasm', kernelFunc });
+    tf.registerKernel({ kernelName: this.kernelName, backendName: 'wasm', kernelFunc: this.ours });
   }
 
   restore(): void {
