@@ -11,7 +11,7 @@ import { loadCheckpoint } from './checkpoint/checkpoint';
 import { provenance } from './util/provenance';
 import { ATTACKS, makeTrigger } from './attacks/registry';
 import { ensureBackdoored } from './experiments/backdoorRun';
-import { runNoDefense } from './experiments/noDefense';
+import { noDefenseSpec, runNoDefense } from './experiments/noDefense';
 import { costTable, paperTableSpecs, runTable, tableJobs } from './experiments/paperTables';
 import { runCellsInParallel } from './experiments/cellPool';
 import { benchClipScale } from './experiments/bench';
@@ -206,7 +206,7 @@ export function buildCli(): Command {
 
   common(program.command('tables').description("backdoor, defend and measure: writes the no-defense table, the paper's Tables 1-3 and the cost table"))
     .option('--only <names>', 'comma-separated subset: no-defense, table1, table2, table3, cost')
-    .option('--jobs <n>', 'processes computing defense cells side by side (default: the profile, small 2)', int)
+    .option('--jobs <n>', 'processes training side by side: backdoor fine-tunes, controls, defense cells (default: the profile, small 2)', int)
     .action(async (o) => {
       const profile = withJobs(getProfile(o.profile), o.jobs);
       const specs = paperTableSpecs(profile);
@@ -215,9 +215,14 @@ export function buildCli(): Command {
       const bad = only.filter((n) => !all.includes(n));
       if (bad.length) throw new Error(`Unknown table(s) ${bad.join(', ')}; use ${all.join(', ')}.`);
       await initBackend(o.backend);
-      if (only.includes('no-defense')) console.log(`no-defense: ${(await runNoDefense(profile)).path}`);
       const chosen = specs.filter((s) => only.includes(s.name) || (s.name === 'table1' && only.includes('cost')));
-      await runCellsInParallel(chosen.flatMap((s) => tableJobs(profile, s)), profile.jobs ?? 1, (s) => process.stderr.write(`[rvpt] ${s}\n`));
+      // Every backdoor fine-tune, control and defense cell first, side by side when the profile has two jobs.
+      const noDefense = only.includes('no-defense') ? Object.entries(noDefenseSpec(profile)) : [];
+      await runCellsInParallel(chosen.flatMap((s) => tableJobs(profile, s)), profile.jobs ?? 1, (s) => process.stderr.write(`[rvpt] ${s}\n`), {
+        backdoors: noDefense.flatMap(([dataset, attacks]) => attacks.map((attack) => ({ profile, attack, dataset }))),
+        controls: noDefense.map(([dataset]) => ({ profile, dataset })),
+      });
+      if (only.includes('no-defense')) console.log(`no-defense: ${(await runNoDefense(profile)).path}`);
       for (const spec of specs) {
         if (!only.includes(spec.name) && !(spec.name === 'table1' && only.includes('cost'))) continue;
         const r = await runTable(profile, spec, { write: only.includes(spec.name) });

@@ -1,7 +1,8 @@
 /**
- * Defense cells in two processes (cellPool.ts): the same numbers as one after another, each cell computed once,
- * nothing computed again once cached. On the paper-toy fixture (a real-CLIP weights file), so no training is needed
- * before the cells. Needs the build in dist/ (the worker processes run JavaScript): `make test` builds first.
+ * Training runs in two processes (cellPool.ts): the same numbers as one after another, each run computed once,
+ * nothing computed again once cached. Defense cells on the paper-toy fixture (a real-CLIP weights file, so no
+ * training is needed before them); backdoored models, controls and the cells on them at a cut-down tiny profile.
+ * Needs the build in dist/ (the worker processes run JavaScript): `make test` builds first.
  */
 import * as fs from 'fs';
 import * as os from 'os';
@@ -9,6 +10,7 @@ import * as path from 'path';
 import { getProfile, Profile } from '../src/experiments/profiles';
 import { CellJob, runCellsInParallel } from '../src/experiments/cellPool';
 import { runCell } from '../src/experiments/defenseRun';
+import { cleanFinetuneCA, ensureBackdoored } from '../src/experiments/backdoorRun';
 import { setup } from './helpers';
 
 const TOY = path.join(__dirname, 'fixtures', 'paper-toy');
@@ -53,3 +55,34 @@ test('a job whose backdoored model cannot be had fails before any process starts
     /names no backdoored checkpoint for Blended on toy-objects/,
   );
 });
+
+test('the pool makes backdoored models and controls too, the cells on them wait for them, and the numbers are those made alone', async () => {
+  // A few steps of the tiny profile: what is tested is the scheduling and that a run is the same in either place.
+  const tiny = getProfile('tiny');
+  const profile: Profile = { ...tiny, name: 'pool-bd-test', pretrain: { ...tiny.pretrain, steps: 6, mainLimit: 600 }, backdoor: { ...tiny.backdoor, steps: 3 }, evalLimit: 100, defenses: { ...tiny.defenses, RVPT: { epochs: 1 } }, shots: 2 };
+  const backdoors = ['BadNet', 'Blended'].map((attack) => ({ profile, attack, dataset: 'fashion-mnist' }));
+  const jobs: CellJob[] = backdoors.map(({ attack }) => ({ profile, attack, method: 'RVPT', dataset: 'fashion-mnist', testSets: ['fashion-mnist'] }));
+  const pooled = fs.mkdtempSync(path.join(os.tmpdir(), 'rvpt-pool-bd-'));
+  process.env.RVPT_CACHE = pooled;
+  // 2 backdoors, 1 control, 2 cells; the cells are listed first but must wait for their backdoored models.
+  expect(await runCellsInParallel(jobs, 2, () => {}, { backdoors, controls: [{ profile, dataset: 'fashion-mnist' }] })).toBe(5);
+  expect(await runCellsInParallel(jobs, 2, () => {}, { backdoors, controls: [{ profile, dataset: 'fashion-mnist' }] })).toBe(0);
+  const fromPool = [];
+  for (const b of backdoors) {
+    const r = await ensureBackdoored(profile, b.attack, { dataset: b.dataset, quiet: true });
+    r.model.dispose();
+    expect(r.cached).toBe(true);
+    fromPool.push({ metrics: r.metrics, loss: r.history.loss, cell: (await runCell(profile, b.attack, 'RVPT', b.dataset, ['fashion-mnist'], { quiet: true })).metrics });
+  }
+  const control = await cleanFinetuneCA(profile, 'fashion-mnist');
+
+  process.env.RVPT_CACHE = fs.mkdtempSync(path.join(os.tmpdir(), 'rvpt-serial-bd-'));
+  fs.symlinkSync(path.join(pooled, 'data'), path.join(process.env.RVPT_CACHE, 'data')); // rendered images only
+  for (const [i, b] of backdoors.entries()) {
+    const r = await ensureBackdoored(profile, b.attack, { dataset: b.dataset, quiet: true });
+    r.model.dispose();
+    expect(r.cached).toBe(false);
+    expect({ metrics: r.metrics, loss: r.history.loss, cell: (await runCell(profile, b.attack, 'RVPT', b.dataset, ['fashion-mnist'], { quiet: true })).metrics }).toEqual(fromPool[i]);
+  }
+  expect((await cleanFinetuneCA(profile, 'fashion-mnist')).ca).toEqual(control.ca);
+}, 300000);

@@ -1,18 +1,21 @@
 /**
- * Our WASM kernels (src/kernels/) must give exactly TF.js's numbers: the batched matmul bit for bit against TF.js's
- * own kernel and against a scalar emulation of it (every transpose, shared dimensions past its 48-block), and the
- * row copies (SplitV, Concat, 2-D Slice) the same values and shapes as TF.js's.
+ * Our WASM kernels (src/kernels/) that replace TF.js's must give exactly TF.js's numbers: the batched matmul bit for
+ * bit against TF.js's own kernel and against a scalar emulation of it (every transpose, shared dimensions past its
+ * 48-block), and the row copies (SplitV, Concat, 2-D Slice) the same values and shapes as TF.js's. The fused layers
+ * (fused.c) agree with the TF.js-op formulas to float rounding: here on whole training steps, and layer by layer,
+ * with gradients, in test/layers.test.ts.
  */
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { setup, TEST_CONFIG } from './helpers';
-import { installWasmKernels, uninstallWasmKernels, wasmKernelsInstalled } from '../src/kernels';
+import { fusedLayers, installWasmKernels, uninstallWasmKernels, useFusedLayers, wasmKernelsInstalled } from '../src/kernels';
 import { asBlockTranspose } from '../src/kernels/copy';
 import { BMM_WASM_SOURCE_SHA256 } from '../src/kernels/bmmWasm';
 import { COPY_WASM_SOURCE_SHA256 } from '../src/kernels/copyWasm';
 import { BROADCAST_WASM_SOURCE_SHA256 } from '../src/kernels/broadcastWasm';
+import { FUSED_WASM_SOURCE_SHA256 } from '../src/kernels/fusedWasm';
 import { MiniCLIP } from '../src/model/clip';
 import { AdamW } from '../src/train/optim';
 import { contrastiveStep } from '../src/train/step';
@@ -56,7 +59,7 @@ function mismatches(x: ArrayLike<number>, y: ArrayLike<number>): number {
 
 test('the embedded kernels were built from the committed C sources', () => {
   // If this fails, a .c file changed without a rebuild: run `make kernels` (needs clang-14 and lld-14).
-  for (const [name, sha] of [['bmm.c', BMM_WASM_SOURCE_SHA256], ['copy.c', COPY_WASM_SOURCE_SHA256], ['broadcast.c', BROADCAST_WASM_SOURCE_SHA256]]) {
+  for (const [name, sha] of [['bmm.c', BMM_WASM_SOURCE_SHA256], ['copy.c', COPY_WASM_SOURCE_SHA256], ['broadcast.c', BROADCAST_WASM_SOURCE_SHA256], ['fused.c', FUSED_WASM_SOURCE_SHA256]]) {
     const src = fs.readFileSync(path.join(__dirname, '..', 'src', 'kernels', name));
     expect({ name, sha: crypto.createHash('sha256').update(src).digest('hex') }).toEqual({ name, sha });
   }
@@ -178,33 +181,59 @@ test('batched and transposed products equal TF.js kernel and its emulation bit f
   }
 });
 
-test('a training step gives the same loss and weights with either set of kernels, and ours leak nothing', () => {
+/** Three contrastive steps of a small model from a fixed seed: the losses and the final weights. */
+function threeSteps(): { losses: number[]; w: number[][] } {
+  const model = MiniCLIP.init(TEST_CONFIG, 3);
+  const opt = new AdamW(model.params);
+  const { images, tokens } = syntheticBatch(TEST_CONFIG, 8, 1);
+  const losses: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const l = contrastiveStep(model, model.params, opt, images, tokens, 1e-3, null, i);
+    losses.push(l.dataSync()[0]);
+    l.dispose();
+  }
+  const w = Object.keys(model.params).sort().map((k) => Array.from(model.params[k].dataSync()));
+  images.dispose();
+  opt.dispose();
+  model.dispose();
+  return { losses, w };
+}
+
+test('a training step gives the same loss and weights with either set of exact kernels, and ours leak nothing', () => {
   if (!onWasm()) return;
-  const run = () => {
-    const model = MiniCLIP.init(TEST_CONFIG, 3);
-    const opt = new AdamW(model.params);
-    const { images, tokens } = syntheticBatch(TEST_CONFIG, 8, 1);
-    const losses: number[] = [];
-    for (let i = 0; i < 3; i++) {
-      const l = contrastiveStep(model, model.params, opt, images, tokens, 1e-3, null, i);
-      losses.push(l.dataSync()[0]);
-      l.dispose();
-    }
-    const w = Object.keys(model.params).sort().map((k) => Array.from(model.params[k].dataSync()));
-    images.dispose();
-    opt.dispose();
-    model.dispose();
-    return { losses, w };
-  };
+  const prev = useFusedLayers(false); // the fused layers change the arithmetic: compared below, to tolerance
+  try {
+    installWasmKernels();
+    threeSteps();
+    const before = tf.memory().numTensors;
+    const fast = threeSteps();
+    expect(tf.memory().numTensors).toBe(before);
+    expect(wasmKernelsInstalled()).toBe(true);
+    expect(fusedLayers()).toBe(false);
+    uninstallWasmKernels();
+    const ref = threeSteps();
+    installWasmKernels();
+    expect(fast.losses).toEqual(ref.losses);
+    expect(fast.w).toEqual(ref.w);
+  } finally {
+    useFusedLayers(prev);
+  }
+});
+
+test('training steps with the fused layers agree with TF.js ops to float rounding, and leak nothing', () => {
+  if (!onWasm()) return;
   installWasmKernels();
-  run();
+  expect(fusedLayers()).toBe(true);
+  threeSteps();
   const before = tf.memory().numTensors;
-  const fast = run();
+  const fused = threeSteps();
   expect(tf.memory().numTensors).toBe(before);
-  expect(wasmKernelsInstalled()).toBe(true);
-  uninstallWasmKernels();
-  const ref = run();
-  installWasmKernels();
-  expect(fast.losses).toEqual(ref.losses);
-  expect(fast.w).toEqual(ref.w);
+  useFusedLayers(false);
+  const ops = threeSteps();
+  useFusedLayers(true);
+  fused.losses.forEach((l, i) => expect(Math.abs(l - ops.losses[i])).toBeLessThan(1e-4));
+  let worst = 0;
+  fused.w.forEach((w, i) => w.forEach((v, j) => (worst = Math.max(worst, Math.abs(v - ops.w[i][j])))));
+  expect(worst).toBeLessThan(1e-4);
+  expect(fused.losses).not.toEqual(ops.losses); // a different code path was in fact taken
 });

@@ -37,7 +37,8 @@ import { runCellsInParallel } from './cellPool';
 import { Profile } from './profiles';
 import { resultsDir } from './tables';
 
-export const ANALYSIS_CODE_VERSION = 1;
+/** 2: the fused LayerNorm/QuickGELU kernels (src/kernels/fused.c) change training at float rounding. */
+export const ANALYSIS_CODE_VERSION = 2;
 type Log = (s: string) => void;
 const quietLog: Log = (s) => process.env.RVPT_QUIET || process.stderr.write(`[rvpt] ${s}\n`);
 

@@ -78,6 +78,25 @@ export async function prepareTrigger(
   });
 }
 
+/**
+ * Where a backdoored model of this profile, attack and dataset is cached, and the config that keys it: known without
+ * training, so a scheduler (cellPool.ts) can tell what is missing and what depends on it.
+ */
+export function backdoorPlan(
+  profile: Profile,
+  attack: string,
+  opts: { triggerConfig?: Record<string, unknown>; backdoor?: Partial<Profile['backdoor']>; dataset?: string } = {},
+): { trigger: Trigger; dataset: string; cfg: Profile['backdoor']; isMain: boolean; rate: number; file: string } {
+  const trigger = makeTrigger(attack, { ...profile.triggers?.[attack], ...opts.triggerConfig });
+  const dataset = opts.dataset ?? profile.datasets.main;
+  const cfg = { ...profile.backdoor, ...profile.datasetBackdoor?.[dataset], ...profile.attackBackdoor?.[attack], ...profile.datasetBackdoor?.[`${dataset}/${attack}`], ...opts.backdoor };
+  const isMain = dataset === profile.datasets.main;
+  if (!isMain && dataset !== profile.datasets.emoji) throw new Error(`Dataset '${dataset}' is not one of profile '${profile.name}': ${profile.datasets.main}, ${profile.datasets.emoji}.`);
+  const rate = isMain ? cfg.rate : cfg.emojiRate ?? cfg.rate;
+  const key = sha256(JSON.stringify({ v: BACKDOOR_CODE_VERSION, clean: pretrainKey(profile, profile.pretrain.seed, profile.pretrain.steps), attack, dataset, trigger: trigger.config, cfg })).slice(0, 12);
+  return { trigger, dataset, cfg, isMain, rate, file: cacheDir('artifacts', `backdoor-${profile.name}-${attack}-${dataset}-${key}.safetensors`) };
+}
+
 export async function ensureBackdoored(
   profile: Profile,
   attack: string,
@@ -96,16 +115,10 @@ export async function ensureBackdoored(
   } = {},
 ): Promise<BackdoorResult> {
   const log = opts.log ?? ((s: string) => process.env.RVPT_QUIET || process.stderr.write(`[rvpt] ${s}\n`));
-  const trigger = makeTrigger(attack, { ...profile.triggers?.[attack], ...opts.triggerConfig });
   const dataset = opts.dataset ?? profile.datasets.main;
   const ext = externalWeights(profile);
-  if (ext) return externalBackdoor(profile, ext, attack, dataset, trigger, log);
-  const cfg = { ...profile.backdoor, ...profile.datasetBackdoor?.[dataset], ...profile.attackBackdoor?.[attack], ...profile.datasetBackdoor?.[`${dataset}/${attack}`], ...opts.backdoor };
-  const isMain = dataset === profile.datasets.main;
-  if (!isMain && dataset !== profile.datasets.emoji) throw new Error(`Dataset '${dataset}' is not one of profile '${profile.name}': ${profile.datasets.main}, ${profile.datasets.emoji}.`);
-  const rate = isMain ? cfg.rate : cfg.emojiRate ?? cfg.rate;
-  const key = sha256(JSON.stringify({ v: BACKDOOR_CODE_VERSION, clean: pretrainKey(profile, profile.pretrain.seed, profile.pretrain.steps), attack, dataset, trigger: trigger.config, cfg })).slice(0, 12);
-  const file = cacheDir('artifacts', `backdoor-${profile.name}-${attack}-${dataset}-${key}.safetensors`);
+  if (ext) return externalBackdoor(profile, ext, attack, dataset, makeTrigger(attack, { ...profile.triggers?.[attack], ...opts.triggerConfig }), log);
+  const { trigger, cfg, isMain, rate, file } = backdoorPlan(profile, attack, opts);
   const held: { clean?: Awaited<ReturnType<typeof ensurePretrained>> } = {};
   const cleanModel = async () => (held.clean ??= await ensurePretrained(profile, { log }));
   await prepareTrigger(trigger, profile, cleanModel, log, dataset);
@@ -160,10 +173,15 @@ export async function ensureBackdoored(
  * crops, its Fashion-MNIST CA rises by about 3 points), so this is what a backdoored model's CA should be compared to.
  * Only the CA per test set is kept (cached as JSON); the model is discarded.
  */
-export async function cleanFinetuneCA(profile: Profile, dataset: string, log?: (s: string) => void): Promise<{ ca: Record<string, number>; seconds: number }> {
+/** Where the clean fine-tune control of a dataset is cached, and its config (see cleanFinetuneCA). */
+export function controlPlan(profile: Profile, dataset: string): { cfg: Profile['backdoor']; file: string } {
   const cfg = { ...profile.backdoor, ...profile.datasetBackdoor?.[dataset] };
   const key = sha256(JSON.stringify({ v: BACKDOOR_CODE_VERSION, clean: pretrainKey(profile, profile.pretrain.seed, profile.pretrain.steps), dataset, cfg })).slice(0, 12);
-  const file = cacheDir('results', `clean-finetune-${profile.name}-${dataset}-${key}.json`);
+  return { cfg, file: cacheDir('results', `clean-finetune-${profile.name}-${dataset}-${key}.json`) };
+}
+
+export async function cleanFinetuneCA(profile: Profile, dataset: string, log?: (s: string) => void): Promise<{ ca: Record<string, number>; seconds: number }> {
+  const { cfg, file } = controlPlan(profile, dataset);
   if (fs.existsSync(file)) return readJsonFile<{ ca: Record<string, number>; seconds: number }>(file, 'Clean fine-tune result');
   const clean = await ensurePretrained(profile, { log });
   try {

@@ -1,19 +1,23 @@
 /**
- * Defense cells side by side, one process per core. A cell (defenseRun.ts) trains on one thread: WASM runs single-
- * threaded in Node, so a second process is what uses the second core. Cells are independent and deterministic for
- * their seed, so running them in any order or process gives the same numbers; each is cached by runCell, and the
- * caller then assembles its table or figure from the cache as before.
+ * Training runs side by side, one process per core: backdoor fine-tunes, the clean fine-tune controls, and defense
+ * cells. Each trains on one thread (WASM runs single-threaded in Node), so a second process is what uses the second
+ * core, and two single-core runs side by side get more from two cores than one run split over both (measured: a
+ * two-thread step is 1.6x a one-thread step, two processes 2x). Every run is deterministic for its seed and cached
+ * where it would be made alone, so any order or process gives the same numbers; the caller then assembles its table
+ * or figure from the cache as before.
  *
- * The backdoored models are made (or loaded) here first, one after another: backdoor fine-tuning already uses both
- * cores, and two processes must never train the same cached model at once.
+ * A cell waits for the backdoored model it defends; the clean pre-trained model is made (or loaded) here first, so
+ * two processes never train the same cached model at once.
  */
 import * as fs from 'fs';
 import { fork, ChildProcess } from 'child_process';
 import { backendInfo } from '../backend';
 import { compiledScript } from '../util/fsutil';
 import { Progress } from '../util/progress';
-import { ensureBackdoored } from './backdoorRun';
+import { backdoorPlan, controlPlan, ensureBackdoored } from './backdoorRun';
 import { cellFile } from './defenseRun';
+import { externalWeights } from './externalWeights';
+import { ensurePretrained } from './pretrainRun';
 import { Profile } from './profiles';
 
 export interface CellJob {
@@ -24,69 +28,118 @@ export interface CellJob {
   testSets: string[];
 }
 
+/** A backdoored model to make: the profile's attack on a dataset. */
+export interface BackdoorJob {
+  profile: Profile;
+  attack: string;
+  dataset: string;
+}
+
+/** One unit of work for a pool process (cellWorker.ts). */
+export type Task = { backdoor: BackdoorJob } | { control: { profile: Profile; dataset: string } } | { cell: CellJob };
+
 /** The backdoored model a job needs (one per profile backdoor config, trigger, attack and dataset). */
-export function backdoorKey(j: CellJob): string {
+export function backdoorKey(j: BackdoorJob): string {
   return JSON.stringify([j.profile.name, j.profile.backdoor, j.profile.triggers?.[j.attack], j.attack, j.dataset]);
 }
 
 /** Messages between the pool and its processes (cellWorker.ts). */
-export type ToWorker = { job: CellJob; index: number } | { exit: true };
+export type ToWorker = { task: Task; index: number } | { exit: true };
 export type FromWorker = { ready: true } | { done: number } | { failed: number; error: string };
 
-// Rough seconds per cell at the small profile, to start the longest first (a long cell last would leave a core idle).
+// Rough seconds per run at the small profile, to start the longest first (a long run last would leave a core idle).
 const COST: Record<string, number> = { CleanCLIP: 125, VPT: 40, RVPT: 40, 'Linear Probe': 1, 'No defense': 0 };
 
+function describe(t: Task): string {
+  if ('backdoor' in t) return `backdoor ${t.backdoor.attack} (${t.backdoor.dataset})`;
+  if ('control' in t) return `clean fine-tune (${t.control.dataset})`;
+  return `${t.cell.method} vs ${t.cell.attack} (${t.cell.dataset})`;
+}
+
 /**
- * Compute the uncached cells of `jobs` in `processes` child processes (1: nothing to do, the caller computes them
- * itself). Returns how many were computed.
+ * Compute what is not cached of `jobs` (defense cells) and of `extra` (backdoored models, and the clean fine-tune
+ * controls of some datasets) in `processes` child processes. With one process nothing is done here: the caller
+ * computes them itself, in order. Returns how many runs were computed.
  */
-export async function runCellsInParallel(jobs: CellJob[], processes: number, log: (s: string) => void = () => {}): Promise<number> {
-  if (processes <= 1 || !jobs.length) return 0;
-  const pending: CellJob[] = [];
+export async function runCellsInParallel(
+  jobs: CellJob[],
+  processes: number,
+  log: (s: string) => void = () => {},
+  extra: { backdoors?: BackdoorJob[]; controls?: { profile: Profile; dataset: string }[] } = {},
+): Promise<number> {
+  if (processes <= 1) return 0;
+  const pending: { task: Task; after?: string; cost: number }[] = [];
   const checkpoints = new Map<string, string>();
+  const making = new Set<string>(); // backdoored models made in the pool: the cells on them wait
   const seen = new Set<string>(); // tables share cells (Tables 2 and 3 on emoji): each is computed once
-  for (const j of jobs) {
-    const bdKey = backdoorKey(j);
-    if (!checkpoints.has(bdKey)) {
-      const bd = await ensureBackdoored(j.profile, j.attack, { dataset: j.dataset, log });
-      bd.model.dispose();
-      checkpoints.set(bdKey, bd.checkpoint);
+  const backdoorFile = async (j: BackdoorJob): Promise<string> => {
+    const key = backdoorKey(j);
+    if (!checkpoints.has(key)) {
+      const file = externalWeights(j.profile) ? null : backdoorPlan(j.profile, j.attack, { dataset: j.dataset }).file;
+      if (file && !fs.existsSync(file)) {
+        await ensurePretrained(j.profile, { log }).then((c) => c.model.dispose()); // made once, before the processes start
+        pending.push({ task: { backdoor: { profile: j.profile, attack: j.attack, dataset: j.dataset } }, cost: 1e4 });
+        making.add(file);
+        checkpoints.set(key, file);
+      } else {
+        // Cached (or the user's checkpoint): loading it checks it, and rebuilds it here if it is damaged.
+        const bd = await ensureBackdoored(j.profile, j.attack, { dataset: j.dataset, log });
+        bd.model.dispose();
+        checkpoints.set(key, bd.checkpoint);
+      }
     }
-    const file = cellFile(j.profile, j.attack, j.method, j.dataset, j.testSets, checkpoints.get(bdKey)!);
-    if (!seen.has(file) && !fs.existsSync(file)) pending.push(j);
+    return checkpoints.get(key)!;
+  };
+  for (const j of extra.backdoors ?? []) await backdoorFile(j);
+  for (const c of extra.controls ?? []) {
+    if (externalWeights(c.profile) || fs.existsSync(controlPlan(c.profile, c.dataset).file)) continue;
+    await ensurePretrained(c.profile, { log }).then((m) => m.model.dispose());
+    pending.push({ task: { control: c }, cost: 5e3 });
+  }
+  for (const j of jobs) {
+    const checkpoint = await backdoorFile(j);
+    const file = cellFile(j.profile, j.attack, j.method, j.dataset, j.testSets, checkpoint);
+    if (!seen.has(file) && !fs.existsSync(file)) pending.push({ task: { cell: j }, after: making.has(checkpoint) ? checkpoint : undefined, cost: COST[j.method] ?? 40 });
     seen.add(file);
   }
   if (!pending.length) return 0;
-  pending.sort((a, b) => (COST[b.method] ?? 40) - (COST[a.method] ?? 40));
+  pending.sort((a, b) => b.cost - a.cost);
   const n = Math.min(processes, pending.length);
-  log(`${pending.length} defense cells in ${n} processes`);
-  const bar = new Progress('defense cells', pending.length);
+  log(`${pending.length} training runs in ${n} processes`);
+  const bar = new Progress('training runs', pending.length);
   const children: ChildProcess[] = [];
   try {
     await new Promise<void>((resolve, reject) => {
-      let next = 0;
+      const started = new Set<number>();
+      const made = new Set<string>();
+      const idle: ChildProcess[] = [];
       let finished = 0;
+      // The longest ready run; a process with nothing ready waits for a backdoored model to be finished.
       const feed = (c: ChildProcess) => {
-        if (next < pending.length) {
-          const index = next++;
-          c.send({ job: pending[index], index } satisfies ToWorker);
-        } else c.send({ exit: true } satisfies ToWorker);
+        const index = pending.findIndex((p, i) => !started.has(i) && (!p.after || made.has(p.after)));
+        if (index >= 0) {
+          started.add(index);
+          c.send({ task: pending[index].task, index } satisfies ToWorker);
+        } else if (started.size < pending.length) idle.push(c);
+        else c.send({ exit: true } satisfies ToWorker);
       };
       for (let k = 0; k < n; k++) {
         const c = fork(compiledScript(__dirname, 'experiments/cellWorker.js'), [], { env: { ...process.env, RVPT_BACKEND: backendInfo().name } });
         children.push(c);
         c.on('message', (m: FromWorker) => {
           if ('ready' in m) return feed(c);
-          if ('failed' in m) return reject(new Error(`Defense cell ${pending[m.failed].method} vs ${pending[m.failed].attack} (${pending[m.failed].dataset}) failed in a worker process: ${m.error}`));
-          const j = pending[m.done];
-          bar.tick(1, `${j.method} vs ${j.attack} (${j.dataset})`);
-          if (++finished === pending.length) resolve();
-          else feed(c);
+          if ('failed' in m) return reject(new Error(`${describe(pending[m.failed].task)} failed in a worker process: ${m.error}`));
+          const t = pending[m.done].task;
+          if ('backdoor' in t) made.add(backdoorPlan(t.backdoor.profile, t.backdoor.attack, { dataset: t.backdoor.dataset }).file);
+          bar.tick(1, describe(t));
+          if (++finished === pending.length) return resolve();
+          feed(c);
+          for (const w of idle.splice(0)) feed(w);
         });
         c.on('exit', (code, signal) => {
           // A process killed by a signal (out of memory) has no exit code: it must fail the pool, not hang it.
           if ((code || signal) && finished < pending.length) {
-            reject(new Error(`A defense-cell process ended (${signal ?? `exit code ${code}`}); the cells done so far are cached, so running again resumes.`));
+            reject(new Error(`A training process ended (${signal ?? `exit code ${code}`}); the runs done so far are cached, so running again resumes.`));
           }
         });
       }

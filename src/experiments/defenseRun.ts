@@ -15,7 +15,8 @@ import { BackdoorResult, ensureBackdoored, targetIndex, testSet } from './backdo
 import { pretrainData } from './pretrainRun';
 import { Profile } from './profiles';
 
-export const DEFENSE_CODE_VERSION = 1;
+/** 2: the fused LayerNorm/QuickGELU kernels (src/kernels/fused.c) change training at float rounding. */
+export const DEFENSE_CODE_VERSION = 2;
 
 export interface CellResult {
   attack: string;

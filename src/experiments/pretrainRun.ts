@@ -18,8 +18,11 @@ import { zeroShotAccuracy } from '../metrics/zeroshot';
 import { cacheDir, sha256 } from '../util/fsutil';
 import { Profile, profileDatasets } from './profiles';
 
-/** Bump when a code change alters what pre-training produces, so stale cached checkpoints are not reused. */
-export const PRETRAIN_CODE_VERSION = 2;
+/**
+ * Bump when a code change alters what pre-training produces, so stale cached checkpoints are not reused (backdoored
+ * models and controls are keyed by it too). 3: the fused LayerNorm/QuickGELU kernels (src/kernels/fused.c).
+ */
+export const PRETRAIN_CODE_VERSION = 3;
 
 export interface PretrainData {
   corpus: CaptionCorpus;

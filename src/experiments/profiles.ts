@@ -52,8 +52,9 @@ export interface Profile {
    */
   weightsFile?: string;
   /**
-   * Processes computing defense cells side by side (tables and ablations; cellPool.ts). Each cell trains on one
-   * thread, so 2 uses both cores of a 2-core machine. Default 1.
+   * Processes training side by side (cellPool.ts): the backdoor fine-tunes, their clean controls and the defense
+   * cells of the tables, and the ablations' cells. Each run trains on one thread, so 2 uses both cores of a 2-core
+   * machine. Default 1.
    */
   jobs?: number;
   /** Folders of data manifests searched before data-manifests/ (a profile file's own datasets). */
@@ -127,7 +128,10 @@ export const PROFILES: Record<string, Profile> = {
     // 1.5%; 1.0% at lr 1.5e-3; 2.4% without augmentation); Blended at 5% reached 92.1% with CA unchanged (82.3%).
     // No crops: CleanCLIP poisons CLIP with its plain preprocessing (and without them
     // the clean accuracy of the fine-tuned model rose from 82.4% to 85.6% in the BadNet run).
-    backdoor: { batch: 128, steps: 350, lr: 5e-4, warmupSteps: 20, weightDecay: 0.1, augment: null, seed: 0, rate: 0.05, emojiRate: 0.2, workers: 2 },
+    // One thread per fine-tune: `rvpt tables` runs two of them side by side (jobs: 2), which finishes the ten
+    // backdoors and two controls sooner than one after another on two threads each (a step on two threads is only
+    // 1.6x one on one). The numbers depend on the thread count (the gradient sums split differently), not on jobs.
+    backdoor: { batch: 128, steps: 350, lr: 5e-4, warmupSteps: 20, weightDecay: 0.1, augment: null, seed: 0, rate: 0.05, emojiRate: 0.2, workers: 1 },
     // The emoji set is small (530 pre-training images): 30% of each repeat poisoned, each repeat afresh (other rows,
     // fresh trigger draws), and the set repeated 256 times in the corpus that poisons it (about 70% of each batch;
     // its poisoned images, 40,704 of them, hold 0.5 GB while the fine-tune runs).

@@ -26,7 +26,8 @@ export interface SupervisedConfig {
   seed: number;
 }
 
-export const SUPERVISED_CODE_VERSION = 1;
+/** 2: the fused LayerNorm/QuickGELU kernels (src/kernels/fused.c) change training at float rounding. */
+export const SUPERVISED_CODE_VERSION = 2;
 
 export function supervisedConfig(profile: Profile): SupervisedConfig {
   return { steps: profile.name === 'tiny' ? 40 : 500, batch: profile.name === 'tiny' ? 64 : 128, lr: 1e-3, seed: 0, ...(profile.supervised ?? {}) };

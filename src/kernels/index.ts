@@ -1,19 +1,24 @@
 /**
- * Our WASM kernels for TF.js's WASM backend (src/kernels/*.c): the batched matmul; the copies behind SplitV,
- * Concat, 2-D Slice, GatherV2 and Transpose, and a zero-copy Identity; Sub / RealDiv by a per-channel vector. Each
- * gives the same bits as the TF.js kernel it replaces (test/kernels.test.ts), only faster. initBackend() installs
- * them on WASM; RVPT_WASM_KERNELS=0 keeps TF.js's own.
+ * Our WASM kernels for TF.js's WASM backend (src/kernels/*.c). Two kinds:
+ * - replacements of TF.js kernels that give the same bits, only faster (test/kernels.test.ts): the batched matmul;
+ *   the copies behind SplitV, Concat, 2-D Slice, GatherV2 and Transpose, and a zero-copy Identity; Sub / RealDiv
+ *   by a per-channel vector;
+ * - fused layers of our own (fused.c: LayerNorm, QuickGELU, column sums, with their gradients), which src/model/
+ *   layers.ts calls instead of composing TF.js ops; they agree with those to float rounding, not bit for bit.
+ * initBackend() installs both on WASM; RVPT_WASM_KERNELS=0 keeps TF.js's kernels and ops throughout.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { batchMatMulOverride, installBatchMatMul } from './batchMatMul';
 import { broadcastOverrides, installBroadcastKernels } from './broadcast';
 import { copyOverrides, installCopyKernels } from './copy';
+import { buildFusedKernels, registerFusedKernels, unregisterFusedKernels } from './fused';
 import { WasmBackendLike } from './wasmModule';
 
 const overrides = () => [batchMatMulOverride, ...copyOverrides, ...broadcastOverrides];
 /** The backend our modules were instantiated in (they live in its memory), and whether ours are registered. */
 let builtFor: WasmBackendLike | null = null;
 let active = false;
+let fused = true;
 
 /** Install on the current backend when it is WASM; returns whether they are in use. */
 export function installWasmKernels(): boolean {
@@ -25,8 +30,10 @@ export function installWasmKernels(): boolean {
     installBatchMatMul(backend);
     installCopyKernels(backend);
     installBroadcastKernels(backend);
+    buildFusedKernels(backend);
     builtFor = backend;
   }
+  registerFusedKernels();
   active = true;
   return true;
 }
@@ -34,7 +41,23 @@ export function installWasmKernels(): boolean {
 /** Put TF.js's own kernels back (tests and benchmarks compare both); installWasmKernels() brings ours back. */
 export function uninstallWasmKernels(): void {
   for (const o of overrides()) o.restore();
+  unregisterFusedKernels();
   active = false;
+}
+
+/** Whether layers.ts uses the fused layers (our kernels installed, and not switched off by `useFusedLayers`). */
+export function fusedLayers(): boolean {
+  return fused && wasmKernelsInstalled();
+}
+
+/**
+ * Switch the fused layers off (or back on) while keeping the exact replacements: tests compare TF.js's kernels with
+ * ours bit for bit on the same composed ops. Returns the previous setting.
+ */
+export function useFusedLayers(on: boolean): boolean {
+  const prev = fused;
+  fused = on;
+  return prev;
 }
 
 export function wasmKernelsInstalled(): boolean {

@@ -4,9 +4,12 @@
  * Why hand-written gradients: TF.js differentiates matMul with transposeA/transposeB flags, which the WASM
  * backend runs 10-20x slower than a plain 2-D product (DESIGN.md section 5). An explicit transpose plus a plain
  * matMul is cheap, so dense layers carry their own gradient. LayerNorm and QuickGELU get closed-form gradients
- * because autodiff would record half a dozen elementwise kernels for each.
+ * because autodiff would record half a dozen elementwise kernels for each; on WASM each is one fused kernel of ours
+ * (src/kernels/fused.c), elsewhere the same formulas in TF.js ops.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { fusedLayers } from '../kernels';
+import { COLUMN_SUM, LAYER_NORM, LAYER_NORM_GRAD, QUICK_GELU, QUICK_GELU_GRAD } from '../kernels/fused';
 
 type GradResult = { value: tf.Tensor; gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor | tf.Tensor[] };
 /** tf.customGrad with the caller's signature (TF.js types its inputs as an untyped rest list). */
@@ -16,10 +19,11 @@ function withGrad<F>(f: (...args: any[]) => GradResult): F {
 }
 
 /**
- * Column sums of a 2-D tensor as a [1, N] @ [N, C] product: WASM's Sum over axis 0 transposes first and runs
- * ~5x slower than this GEMV.
+ * Column sums of a 2-D tensor: our fused kernel on WASM, else a [1, N] @ [N, C] product (WASM's Sum over axis 0
+ * transposes first and runs ~5x slower than this GEMV).
  */
 export function sumRows(x: tf.Tensor2D): tf.Tensor1D {
+  if (fusedLayers()) return tf.engine().runKernel(COLUMN_SUM, { x }) as tf.Tensor1D;
   return tf.reshape(tf.matMul(tf.ones([1, x.shape[0]]), x), [x.shape[1]]);
 }
 
@@ -80,6 +84,17 @@ export const denseNoBias = withGrad<(x: tf.Tensor2D, w: tf.Tensor2D) => tf.Tenso
 /** LayerNorm over the last axis of x [N, C] (torch eps 1e-5). */
 export const layerNorm = withGrad<(x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tensor1D) => tf.Tensor2D>((x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tensor1D, save: tf.GradSaveFunc) => {
   const eps = 1e-5;
+  if (fusedLayers()) {
+    const [y, xhat, rstd] = tf.engine().runKernel(LAYER_NORM, { x, gamma, beta }, { eps } as unknown as tf.NamedAttrMap) as tf.Tensor[];
+    save([xhat, rstd, gamma]);
+    return {
+      value: y,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [xh, rs, g] = saved;
+        return tf.engine().runKernel(LAYER_NORM_GRAD, { dy, xhat: xh, rstd: rs, gamma: g }) as tf.Tensor[];
+      },
+    };
+  }
   const mean = tf.mean(x, 1, true);
   const xc = tf.sub(x, mean);
   const rstd = tf.rsqrt(tf.add(tf.mean(tf.square(xc), 1, true), eps));
@@ -99,6 +114,11 @@ export const layerNorm = withGrad<(x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.
 
 /** CLIP's QuickGELU, x * sigmoid(1.702 x). */
 export const quickGelu = withGrad<(x: tf.Tensor) => tf.Tensor>((x: tf.Tensor, save: tf.GradSaveFunc) => {
+  if (fusedLayers()) {
+    const [y, s] = tf.engine().runKernel(QUICK_GELU, { x }) as tf.Tensor[];
+    save([x, s]);
+    return { value: y, gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [tf.engine().runKernel(QUICK_GELU_GRAD, { dy, x: saved[0], s: saved[1] }) as tf.Tensor] };
+  }
   const s = tf.sigmoid(tf.mul(x, 1.702));
   save([x, s]);
   return {
