@@ -9,6 +9,10 @@ import { cleanAccuracy, ensurePretrained } from './experiments/pretrainRun';
 import { benchTrainStep } from './experiments/bench';
 import { loadCheckpoint } from './checkpoint/checkpoint';
 import { provenance } from './util/provenance';
+import * as fs from 'fs';
+import * as path from 'path';
+import { readJsonFile, writeJsonAtomic } from './util/fsutil';
+import { resultsDir } from './experiments/tables';
 import { ATTACKS, makeTrigger } from './attacks/registry';
 import { ensureBackdoored } from './experiments/backdoorRun';
 import { noDefenseSpec, runNoDefense } from './experiments/noDefense';
@@ -79,6 +83,12 @@ export function buildCli(): Command {
       await initBackend(o.backend);
       const r = await ensurePretrained(o.workers ? { ...profile, pretrain: { ...profile.pretrain, workers: o.workers } } : profile, { seed: o.seed, steps: o.steps, force: o.force });
       const out = { checkpoint: r.checkpoint, ca: r.ca, cached: r.cached, trainSeconds: r.history.seconds, finalLoss: r.history.loss.at(-1), provenance: provenance() };
+      // The profile's own model (not a variant): its record goes beside the tables (figures/ at small), where
+      // notebook 00 and the report read it, so that it cannot lag behind the checkpoint the tables were made from.
+      const sidecar = r.checkpoint.replace(/\.safetensors$/, '.json');
+      if (o.steps === undefined && o.seed === undefined && o.workers === undefined && fs.existsSync(sidecar)) {
+        writeJsonAtomic(path.join(resultsDir(profile), `pretrain-${profile.name}.json`), { ...readJsonFile<object>(sidecar, 'Checkpoint sidecar'), file: path.basename(r.checkpoint) });
+      }
       console.log(o.json ? JSON.stringify(out) : JSON.stringify(out, null, 2));
       r.model.dispose();
     });

@@ -36,7 +36,10 @@ test('bench --json ends with one JSON object of the documented shape', () => {
   const last = JSON.parse(r.stdout.trim().split('\n').pop()!);
   expect(Object.keys(last).sort()).toEqual(['backend', 'config', 'denseGflops', 'efficiency', 'efficiencyCeiling', 'gflops', 'matmulGflops', 'msPerStep', 'stepGflop', 'wasmKernels', 'workers'].sort());
   expect(Object.keys(last.config).sort()).toEqual(['batch', 'contextLength', 'embedDim', 'heads', 'imageSize', 'layers', 'patch', 'textHeads', 'textLayers', 'textWidth', 'vocabSize', 'width'].sort());
-  expect(last.efficiency).toBeCloseTo(last.gflops / last.matmulGflops, 6);
+  // A median of per-step ratios (the yardstick is timed after each step), so near, not equal to, the ratio of medians.
+  const ratio = last.gflops / last.matmulGflops;
+  expect(last.efficiency).toBeGreaterThan(ratio / 1.5);
+  expect(last.efficiency).toBeLessThan(ratio * 1.5);
   expect(last.efficiencyCeiling).toBeCloseTo(last.denseGflops / last.matmulGflops, 6);
   expect(last.denseGflops).toBeGreaterThan(0);
   expect(last.backend).toBe('wasm');

@@ -166,13 +166,6 @@ export async function ensureBackdoored(
   return { model, tokenizer: clean.tokenizer, trigger, checkpoint: file, metrics, history, poisoned, backdoor: cfg, cleanCA: clean.ca, cached: false };
 }
 
-/**
- * The control for "the backdoor leaves CA unchanged": the clean model fine-tuned exactly as a backdoor is (the same
- * corpus make-up, steps and learning rate: the profile's backdoor config for the dataset, without any attack's
- * overrides) but on unpoisoned pairs. The poisoning fine-tune also trains the clean model further (at `small`, without
- * crops, its Fashion-MNIST CA rises by about 3 points), so this is what a backdoored model's CA should be compared to.
- * Only the CA per test set is kept (cached as JSON); the model is discarded.
- */
 /** Where the clean fine-tune control of a dataset is cached, and its config (see cleanFinetuneCA). */
 export function controlPlan(profile: Profile, dataset: string): { cfg: Profile['backdoor']; file: string } {
   const cfg = { ...profile.backdoor, ...profile.datasetBackdoor?.[dataset] };
@@ -180,6 +173,13 @@ export function controlPlan(profile: Profile, dataset: string): { cfg: Profile['
   return { cfg, file: cacheDir('results', `clean-finetune-${profile.name}-${dataset}-${key}.json`) };
 }
 
+/**
+ * The control for "the backdoor leaves CA unchanged": the clean model fine-tuned exactly as a backdoor is (the same
+ * corpus make-up, steps and learning rate: the profile's backdoor config for the dataset, without any attack's
+ * overrides) but on unpoisoned pairs. The poisoning fine-tune also trains the clean model further (at `small`, without
+ * crops, its Fashion-MNIST CA rises by about 3 points), so this is what a backdoored model's CA should be compared to.
+ * Only the CA per test set is kept (cached as JSON); the model is discarded.
+ */
 export async function cleanFinetuneCA(profile: Profile, dataset: string, log?: (s: string) => void): Promise<{ ca: Record<string, number>; seconds: number }> {
   const { cfg, file } = controlPlan(profile, dataset);
   if (fs.existsSync(file)) return readJsonFile<{ ca: Record<string, number>; seconds: number }>(file, 'Clean fine-tune result');

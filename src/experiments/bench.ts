@@ -39,7 +39,9 @@ export interface BenchResult {
   msPerStep: { median: number; min: number; max: number };
   stepGflop: number;
   gflops: number;
+  /** The plain 1024^3 product, timed once after each step (median). */
   matmulGflops: number;
+  /** Median over the steps of (step GFLOP/s) / (the product's GFLOP/s just after it). */
   efficiency: number;
   /**
    * The step's own dense products (forward x @ W, and the weight gradients' x^T @ dy with their transpose) timed
@@ -92,7 +94,8 @@ export function benchDenseShapes(c: CLIPConfig, batch: number, reps = 5): number
   return flop / (ms * 1e6);
 }
 
-export function benchMatmul(n = 1024, reps = 5): number {
+/** Milliseconds of each of `reps` plain [n, n] @ [n, n] products (after one warm-up). */
+function matmulTimes(n: number, reps: number): number[] {
   const a = tf.randomNormal([n, n], 0, 1, 'float32', 1);
   const b = tf.randomNormal([n, n], 0, 1, 'float32', 2);
   const times: number[] = [];
@@ -105,7 +108,11 @@ export function benchMatmul(n = 1024, reps = 5): number {
   }
   a.dispose();
   b.dispose();
-  return (2 * n ** 3) / (median(times) * 1e6);
+  return times;
+}
+
+export function benchMatmul(n = 1024, reps = 5): number {
+  return (2 * n ** 3) / (median(matmulTimes(n, reps)) * 1e6);
 }
 
 /** A random but well-formed batch (the step's cost does not depend on the pixel or token values). */
@@ -129,23 +136,29 @@ export async function benchTrainStep(c: CLIPConfig, batch: number, steps: number
   const { images, tokens } = syntheticBatch(c, batch);
   const helper = workers === 2 ? await ContrastiveWorker.start(model, batch, backend) : null;
   const times: number[] = [];
+  // The yardstick is timed between the steps, one product after each, so that a drift of the machine's speed (10-30%
+  // within minutes on a shared VM) hits both alike: efficiency is the median of the per-step ratios.
+  const yard: number[] = [];
   for (let i = 0; i < steps + 1; i++) {
     const t0 = performance.now();
     contrastiveStep(model, model.params, opt, images, tokens, 1e-4, helper, i).dispose();
     const ms = performance.now() - t0;
     if (i > 0) times.push(ms); // the first step pays for kernel set-up and allocations
+    if (i > 0) yard.push(matmulTimes(1024, 1)[0]);
     log?.(`step ${i}/${steps}: ${ms.toFixed(0)} ms${i === 0 ? ' (warm-up, not counted)' : ''}`);
   }
   await helper?.stop();
   images.dispose();
   opt.dispose();
   model.dispose();
-  const matmulGflops = benchMatmul();
+  const yardGflop = (2 * 1024 ** 3) / 1e9;
+  const matmulGflops = yardGflop / (median(yard) / 1000);
   const denseGflops = benchDenseShapes(c, batch);
   // Count the text tokens the step really processes (the batch is cut to its longest caption).
   const stepGflop = (3 * batch * pairForwardFlops(c, 0, trimTokens(tokens).contextLength) + 3 * 2 * batch * batch * c.embedDim) / 1e9;
   const med = median(times);
   const gflops = stepGflop / (med / 1000);
+  const efficiency = median(times.map((ms, i) => stepGflop / ms / (yardGflop / yard[i])));
   return {
     backend,
     workers,
@@ -168,7 +181,7 @@ export async function benchTrainStep(c: CLIPConfig, batch: number, steps: number
     stepGflop,
     gflops,
     matmulGflops,
-    efficiency: gflops / matmulGflops,
+    efficiency,
     denseGflops,
     efficiencyCeiling: denseGflops / matmulGflops,
   };

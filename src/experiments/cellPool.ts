@@ -47,8 +47,9 @@ export function backdoorKey(j: BackdoorJob): string {
 export type ToWorker = { task: Task; index: number } | { exit: true };
 export type FromWorker = { ready: true } | { done: number } | { failed: number; error: string };
 
-// Rough seconds per run at the small profile, to start the longest first (a long run last would leave a core idle).
-const COST: Record<string, number> = { CleanCLIP: 125, VPT: 40, RVPT: 40, 'Linear Probe': 1, 'No defense': 0 };
+// Rough seconds per run at the small profile, to start the longest first (a long run last would leave a core idle)
+// and to weigh the progress bar, whose time left would otherwise be read off a count of very unequal runs.
+const COST: Record<string, number> = { backdoor: 250, control: 240, CleanCLIP: 125, VPT: 40, RVPT: 40, 'Linear Probe': 1, 'No defense': 1 };
 
 function describe(t: Task): string {
   if ('backdoor' in t) return `backdoor ${t.backdoor.attack} (${t.backdoor.dataset})`;
@@ -78,7 +79,7 @@ export async function runCellsInParallel(
       const file = externalWeights(j.profile) ? null : backdoorPlan(j.profile, j.attack, { dataset: j.dataset }).file;
       if (file && !fs.existsSync(file)) {
         await ensurePretrained(j.profile, { log }).then((c) => c.model.dispose()); // made once, before the processes start
-        pending.push({ task: { backdoor: { profile: j.profile, attack: j.attack, dataset: j.dataset } }, cost: 1e4 });
+        pending.push({ task: { backdoor: { profile: j.profile, attack: j.attack, dataset: j.dataset } }, cost: COST.backdoor });
         making.add(file);
         checkpoints.set(key, file);
       } else {
@@ -94,7 +95,7 @@ export async function runCellsInParallel(
   for (const c of extra.controls ?? []) {
     if (externalWeights(c.profile) || fs.existsSync(controlPlan(c.profile, c.dataset).file)) continue;
     await ensurePretrained(c.profile, { log }).then((m) => m.model.dispose());
-    pending.push({ task: { control: c }, cost: 5e3 });
+    pending.push({ task: { control: c }, cost: COST.control });
   }
   for (const j of jobs) {
     const checkpoint = await backdoorFile(j);
@@ -106,7 +107,7 @@ export async function runCellsInParallel(
   pending.sort((a, b) => b.cost - a.cost);
   const n = Math.min(processes, pending.length);
   log(`${pending.length} training runs in ${n} processes`);
-  const bar = new Progress('training runs', pending.length);
+  const bar = new Progress('training runs (weighted by expected time)', pending.reduce((a, p) => a + p.cost, 0));
   const children: ChildProcess[] = [];
   try {
     await new Promise<void>((resolve, reject) => {
@@ -131,7 +132,7 @@ export async function runCellsInParallel(
           if ('failed' in m) return reject(new Error(`${describe(pending[m.failed].task)} failed in a worker process: ${m.error}`));
           const t = pending[m.done].task;
           if ('backdoor' in t) made.add(backdoorPlan(t.backdoor.profile, t.backdoor.attack, { dataset: t.backdoor.dataset }).file);
-          bar.tick(1, describe(t));
+          bar.tick(pending[m.done].cost, `${finished + 1}/${pending.length} runs: ${describe(t)}`);
           if (++finished === pending.length) return resolve();
           feed(c);
           for (const w of idle.splice(0)) feed(w);
