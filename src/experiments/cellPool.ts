@@ -2,7 +2,7 @@
  * Training runs side by side, one process per core: backdoor fine-tunes, the clean fine-tune controls, and defense
  * cells. Each trains on one thread (WASM runs single-threaded in Node), so a second process is what uses the second
  * core, and two single-core runs side by side get more from two cores than one run split over both (measured: a
- * two-thread step is 1.6x a one-thread step, two processes 2x). Every run is deterministic for its seed and cached
+ * two-thread step is 1.7x a one-thread step; Table 2's cells in two processes 1.84x one). Every run is deterministic for its seed and cached
  * where it would be made alone, so any order or process gives the same numbers; the caller then assembles its table
  * or figure from the cache as before.
  *
@@ -73,12 +73,19 @@ export async function runCellsInParallel(
   const checkpoints = new Map<string, string>();
   const making = new Set<string>(); // backdoored models made in the pool: the cells on them wait
   const seen = new Set<string>(); // tables share cells (Tables 2 and 3 on emoji): each is computed once
+  // The clean model the pool's fine-tunes start from: made (or checked) once, before the processes start.
+  const pretrained = new Set<string>();
+  const needPretrained = async (profile: Profile) => {
+    if (pretrained.has(profile.name)) return;
+    (await ensurePretrained(profile, { log })).model.dispose();
+    pretrained.add(profile.name);
+  };
   const backdoorFile = async (j: BackdoorJob): Promise<string> => {
     const key = backdoorKey(j);
     if (!checkpoints.has(key)) {
       const file = externalWeights(j.profile) ? null : backdoorPlan(j.profile, j.attack, { dataset: j.dataset }).file;
       if (file && !fs.existsSync(file)) {
-        await ensurePretrained(j.profile, { log }).then((c) => c.model.dispose()); // made once, before the processes start
+        await needPretrained(j.profile);
         pending.push({ task: { backdoor: { profile: j.profile, attack: j.attack, dataset: j.dataset } }, cost: COST.backdoor });
         making.add(file);
         checkpoints.set(key, file);
@@ -94,7 +101,7 @@ export async function runCellsInParallel(
   for (const j of extra.backdoors ?? []) await backdoorFile(j);
   for (const c of extra.controls ?? []) {
     if (externalWeights(c.profile) || fs.existsSync(controlPlan(c.profile, c.dataset).file)) continue;
-    await ensurePretrained(c.profile, { log }).then((m) => m.model.dispose());
+    await needPretrained(c.profile);
     pending.push({ task: { control: c }, cost: COST.control });
   }
   for (const j of jobs) {
