@@ -19,7 +19,7 @@ async function main(): Promise<void> {
     const key = backdoorKey(j);
     if (held?.key !== key) {
       held?.bd.model.dispose();
-      held = null;
+      held = null; // should the next one fail, no disposed model is left held
       held = { key, bd: await ensureBackdoored(j.profile, j.attack, { dataset: j.dataset, quiet: true }) };
     }
     return held.bd;
