@@ -94,25 +94,29 @@ export function benchDenseShapes(c: CLIPConfig, batch: number, reps = 5): number
   return flop / (ms * 1e6);
 }
 
-/** Milliseconds of each of `reps` plain [n, n] @ [n, n] products (after one warm-up). */
-function matmulTimes(n: number, reps: number): number[] {
+/** The plain [n, n] @ [n, n] product, its operands made once: `time()` runs it once and returns milliseconds. */
+function yardstick(n = 1024): { gflop: number; time(): number; dispose(): void } {
   const a = tf.randomNormal([n, n], 0, 1, 'float32', 1);
   const b = tf.randomNormal([n, n], 0, 1, 'float32', 2);
-  const times: number[] = [];
-  for (let i = 0; i < reps + 1; i++) {
-    const t0 = performance.now();
-    const c = tf.matMul(a, b);
-    c.dataSync();
-    c.dispose();
-    if (i > 0) times.push(performance.now() - t0);
-  }
-  a.dispose();
-  b.dispose();
-  return times;
+  return {
+    gflop: (2 * n ** 3) / 1e9,
+    time() {
+      const t0 = performance.now();
+      const c = tf.matMul(a, b);
+      c.dataSync();
+      c.dispose();
+      return performance.now() - t0;
+    },
+    dispose: () => tf.dispose([a, b]),
+  };
 }
 
 export function benchMatmul(n = 1024, reps = 5): number {
-  return (2 * n ** 3) / (median(matmulTimes(n, reps)) * 1e6);
+  const y = yardstick(n);
+  y.time(); // warm-up
+  const times = Array.from({ length: reps }, () => y.time());
+  y.dispose();
+  return y.gflop / (median(times) / 1000);
 }
 
 /** A random but well-formed batch (the step's cost does not depend on the pixel or token values). */
@@ -138,27 +142,29 @@ export async function benchTrainStep(c: CLIPConfig, batch: number, steps: number
   const times: number[] = [];
   // The yardstick is timed between the steps, one product after each, so that a drift of the machine's speed (10-30%
   // within minutes on a shared VM) hits both alike: efficiency is the median of the per-step ratios.
-  const yard: number[] = [];
+  const yard = yardstick();
+  yard.time(); // warm-up
+  const yardMs: number[] = [];
   for (let i = 0; i < steps + 1; i++) {
     const t0 = performance.now();
     contrastiveStep(model, model.params, opt, images, tokens, 1e-4, helper, i).dispose();
     const ms = performance.now() - t0;
     if (i > 0) times.push(ms); // the first step pays for kernel set-up and allocations
-    if (i > 0) yard.push(matmulTimes(1024, 1)[0]);
+    if (i > 0) yardMs.push(yard.time());
     log?.(`step ${i}/${steps}: ${ms.toFixed(0)} ms${i === 0 ? ' (warm-up, not counted)' : ''}`);
   }
   await helper?.stop();
   images.dispose();
   opt.dispose();
   model.dispose();
-  const yardGflop = (2 * 1024 ** 3) / 1e9;
-  const matmulGflops = yardGflop / (median(yard) / 1000);
+  yard.dispose();
+  const matmulGflops = yard.gflop / (median(yardMs) / 1000);
   const denseGflops = benchDenseShapes(c, batch);
   // Count the text tokens the step really processes (the batch is cut to its longest caption).
   const stepGflop = (3 * batch * pairForwardFlops(c, 0, trimTokens(tokens).contextLength) + 3 * 2 * batch * batch * c.embedDim) / 1e9;
   const med = median(times);
   const gflops = stepGflop / (med / 1000);
-  const efficiency = median(times.map((ms, i) => stepGflop / ms / (yardGflop / yard[i])));
+  const efficiency = median(times.map((ms, i) => stepGflop / ms / (yard.gflop / yardMs[i])));
   return {
     backend,
     workers,

@@ -69,7 +69,8 @@ export async function runCellsInParallel(
   extra: { backdoors?: BackdoorJob[]; controls?: { profile: Profile; dataset: string }[] } = {},
 ): Promise<number> {
   if (processes <= 1) return 0;
-  const pending: { task: Task; after?: string; cost: number }[] = [];
+  // `makes`: the backdoored model's file a backdoor run writes; `after`: the one a cell must wait for.
+  const pending: { task: Task; makes?: string; after?: string; cost: number }[] = [];
   const checkpoints = new Map<string, string>();
   const making = new Set<string>(); // backdoored models made in the pool: the cells on them wait
   const seen = new Set<string>(); // tables share cells (Tables 2 and 3 on emoji): each is computed once
@@ -86,7 +87,7 @@ export async function runCellsInParallel(
       const file = externalWeights(j.profile) ? null : backdoorPlan(j.profile, j.attack, { dataset: j.dataset }).file;
       if (file && !fs.existsSync(file)) {
         await needPretrained(j.profile);
-        pending.push({ task: { backdoor: { profile: j.profile, attack: j.attack, dataset: j.dataset } }, cost: COST.backdoor });
+        pending.push({ task: { backdoor: { profile: j.profile, attack: j.attack, dataset: j.dataset } }, makes: file, cost: COST.backdoor });
         making.add(file);
         checkpoints.set(key, file);
       } else {
@@ -137,8 +138,8 @@ export async function runCellsInParallel(
         c.on('message', (m: FromWorker) => {
           if ('ready' in m) return feed(c);
           if ('failed' in m) return reject(new Error(`${describe(pending[m.failed].task)} failed in a worker process: ${m.error}`));
-          const t = pending[m.done].task;
-          if ('backdoor' in t) made.add(backdoorPlan(t.backdoor.profile, t.backdoor.attack, { dataset: t.backdoor.dataset }).file);
+          const { task: t, makes } = pending[m.done];
+          if (makes) made.add(makes);
           bar.tick(pending[m.done].cost, `${finished + 1}/${pending.length} runs: ${describe(t)}`);
           if (++finished === pending.length) return resolve();
           feed(c);

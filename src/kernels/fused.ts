@@ -14,82 +14,57 @@ export const QUICK_GELU_GRAD = 'RvptQuickGeluGrad';
 export const COLUMN_SUM = 'RvptColumnSum';
 const NAMES = [LAYER_NORM, LAYER_NORM_GRAD, QUICK_GELU, QUICK_GELU_GRAD, COLUMN_SUM];
 
-type Ptr = number;
+type Inputs = Record<string, tf.TensorInfo>;
 let configs: tf.KernelConfig[] = [];
 
-function check(name: string, ts: tf.TensorInfo[]): void {
-  for (const t of ts) if (t.dtype !== 'float32') throw new Error(`${name}: float32 inputs only (got ${t.dtype}).`);
+/** A WASM kernel of ours over float32 inputs (anything else is refused by name). */
+function kernel(kernelName: string, body: (inputs: Inputs, attrs: tf.NamedAttrMap) => tf.TensorInfo | tf.TensorInfo[]): tf.KernelConfig {
+  return {
+    kernelName,
+    backendName: 'wasm',
+    kernelFunc: ({ inputs, attrs }) => {
+      for (const t of Object.values(inputs as unknown as Inputs)) if (t.dtype !== 'float32') throw new Error(`${kernelName}: float32 inputs only (got ${t.dtype}).`);
+      return body(inputs as unknown as Inputs, attrs ?? {});
+    },
+  };
 }
 
 /** Build the module in the backend's memory and describe its kernels (registered by `registerFusedKernels`). */
 export function buildFusedKernels(backend: WasmBackendLike): void {
   const ex = instantiate(backend, FUSED_WASM_BASE64);
-  const at = (t: tf.TensorInfo): Ptr => heapOffset(backend, t);
+  const fn = (name: string) => ex[name] as (...args: number[]) => void;
+  const at = (t: tf.TensorInfo): number => heapOffset(backend, t);
+  const out = (shape: number[]) => backend.makeOutput(shape.slice(), 'float32');
   const rowsCols = (x: tf.TensorInfo) => [tf.util.sizeFromShape(x.shape.slice(0, -1)), x.shape[x.shape.length - 1]];
   configs = [
-    {
-      kernelName: LAYER_NORM,
-      backendName: 'wasm',
-      kernelFunc: ({ inputs, attrs }) => {
-        const { x, gamma, beta } = inputs as unknown as Record<string, tf.TensorInfo>;
-        check(LAYER_NORM, [x, gamma, beta]);
-        const [n, c] = rowsCols(x);
-        const y = backend.makeOutput(x.shape.slice(), 'float32');
-        const xhat = backend.makeOutput(x.shape.slice(), 'float32');
-        const rstd = backend.makeOutput([n], 'float32');
-        if (n * c > 0) (ex.layernorm_fwd as (...a: number[]) => void)(at(x), at(gamma), at(beta), at(y), at(xhat), at(rstd), n, c, (attrs as { eps: number }).eps);
-        return [y, xhat, rstd];
-      },
-    },
-    {
-      kernelName: LAYER_NORM_GRAD,
-      backendName: 'wasm',
-      kernelFunc: ({ inputs }) => {
-        const { dy, xhat, rstd, gamma } = inputs as unknown as Record<string, tf.TensorInfo>;
-        check(LAYER_NORM_GRAD, [dy, xhat, rstd, gamma]);
-        const [n, c] = rowsCols(dy);
-        const dx = backend.makeOutput(dy.shape.slice(), 'float32');
-        const dgamma = backend.makeOutput([c], 'float32');
-        const dbeta = backend.makeOutput([c], 'float32');
-        (ex.layernorm_bwd as (...a: number[]) => void)(at(dy), at(xhat), at(rstd), at(gamma), at(dx), at(dgamma), at(dbeta), n, c);
-        return [dx, dgamma, dbeta];
-      },
-    },
-    {
-      kernelName: QUICK_GELU,
-      backendName: 'wasm',
-      kernelFunc: ({ inputs }) => {
-        const { x } = inputs as unknown as Record<string, tf.TensorInfo>;
-        check(QUICK_GELU, [x]);
-        const y = backend.makeOutput(x.shape.slice(), 'float32');
-        const s = backend.makeOutput(x.shape.slice(), 'float32');
-        (ex.quickgelu_fwd as (...a: number[]) => void)(at(x), at(y), at(s), tf.util.sizeFromShape(x.shape));
-        return [y, s];
-      },
-    },
-    {
-      kernelName: QUICK_GELU_GRAD,
-      backendName: 'wasm',
-      kernelFunc: ({ inputs }) => {
-        const { dy, x, s } = inputs as unknown as Record<string, tf.TensorInfo>;
-        check(QUICK_GELU_GRAD, [dy, x, s]);
-        const dx = backend.makeOutput(dy.shape.slice(), 'float32');
-        (ex.quickgelu_bwd as (...a: number[]) => void)(at(dy), at(x), at(s), at(dx), tf.util.sizeFromShape(dy.shape));
-        return dx;
-      },
-    },
-    {
-      kernelName: COLUMN_SUM,
-      backendName: 'wasm',
-      kernelFunc: ({ inputs }) => {
-        const { x } = inputs as unknown as Record<string, tf.TensorInfo>;
-        check(COLUMN_SUM, [x]);
-        const [n, c] = rowsCols(x);
-        const out = backend.makeOutput([c], 'float32');
-        (ex.column_sum as (...a: number[]) => void)(at(x), at(out), n, c);
-        return out;
-      },
-    },
+    kernel(LAYER_NORM, ({ x, gamma, beta }, attrs) => {
+      const [n, c] = rowsCols(x);
+      const [y, xhat, rstd] = [out(x.shape), out(x.shape), out([n])];
+      if (n * c > 0) fn('layernorm_fwd')(at(x), at(gamma), at(beta), at(y), at(xhat), at(rstd), n, c, (attrs as unknown as { eps: number }).eps);
+      return [y, xhat, rstd];
+    }),
+    kernel(LAYER_NORM_GRAD, ({ dy, xhat, rstd, gamma }) => {
+      const [n, c] = rowsCols(dy);
+      const [dx, dgamma, dbeta] = [out(dy.shape), out([c]), out([c])];
+      fn('layernorm_bwd')(at(dy), at(xhat), at(rstd), at(gamma), at(dx), at(dgamma), at(dbeta), n, c);
+      return [dx, dgamma, dbeta];
+    }),
+    kernel(QUICK_GELU, ({ x }) => {
+      const [y, s] = [out(x.shape), out(x.shape)];
+      fn('quickgelu_fwd')(at(x), at(y), at(s), tf.util.sizeFromShape(x.shape));
+      return [y, s];
+    }),
+    kernel(QUICK_GELU_GRAD, ({ dy, x, s }) => {
+      const dx = out(dy.shape);
+      fn('quickgelu_bwd')(at(dy), at(x), at(s), at(dx), tf.util.sizeFromShape(dy.shape));
+      return dx;
+    }),
+    kernel(COLUMN_SUM, ({ x }) => {
+      const [n, c] = rowsCols(x);
+      const sums = out([c]);
+      fn('column_sum')(at(x), at(sums), n, c);
+      return sums;
+    }),
   ];
 }
 
