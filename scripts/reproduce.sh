@@ -43,21 +43,32 @@ i=0
 run_step $((i++)) setup bash scripts/setup.sh
 run_step $((i++)) pretrain node bin/rvpt.js pretrain --profile "$profile"
 run_step $((i++)) tables node bin/rvpt.js tables --profile "$profile"
-# The figures each run on one core: with two jobs (small's default), the PR figure (which first trains the
-# supervised ViT, about four minutes) runs beside the attention and embedding figures (which train the prompts the PR
-# figure then finds cached). Measured on the 2-core machine: 9 min 25 s in one process.
+# The figures each run on one core. With two jobs (small's default), the PR figure (which first trains the supervised
+# ViT, about four minutes) runs in the background from the figures step through the ablations step, beside the
+# attention and embedding figures (which train the prompts the PR figure then finds cached) and then the ablations'
+# two processes: run after the other figures, it left one core idle for minutes. Its output goes to a log file, so
+# that the foreground keeps one progress view. Measured on the 2-core machine: 9 min 25 s for the figures in one process.
+jobs=$(node -p "require('./dist/index.js').getProfile(process.argv[1]).jobs || 1" "$profile")
+prlog=".cache/reproduce-pr-$tag.log"
+pr_pid=""
+trap '[ -z "$pr_pid" ] || kill "$pr_pid" 2>/dev/null || true' EXIT
 figures() {
-  local jobs; jobs=$(node -p "require('./dist/index.js').getProfile(process.argv[1]).jobs || 1" "$profile")
   if [ "$jobs" -lt 2 ]; then node bin/rvpt.js figures --profile "$profile" --only pr,attention,embeddings; return; fi
-  node bin/rvpt.js figures --profile "$profile" --only pr & local a=$!
-  node bin/rvpt.js figures --profile "$profile" --only attention,embeddings & local b=$!
-  local ra=0 rb=0
-  wait $a || ra=$?
-  wait $b || rb=$?
-  [ $ra = 0 ] && [ $rb = 0 ]
+  echo "[reproduce] the PR figure runs in the background until the end of the ablations (log: $prlog)" >&2
+  node bin/rvpt.js figures --profile "$profile" --only pr > "$prlog" 2>&1 & pr_pid=$!
+  node bin/rvpt.js figures --profile "$profile" --only attention,embeddings
+}
+ablations() {
+  node bin/rvpt.js figures --profile "$profile" --only ablations
+  [ -n "$pr_pid" ] || return 0
+  echo "[reproduce] waiting for the PR figure (log: $prlog)" >&2
+  local rc=0; wait "$pr_pid" || rc=$?
+  pr_pid=""
+  if [ $rc != 0 ]; then tail -n 30 "$prlog" >&2; echo "reproduce: the PR figure failed (exit $rc); its log: $prlog" >&2; return $rc; fi
+  grep '^fig' "$prlog" >&2 || true
 }
 run_step $((i++)) figures figures
-run_step $((i++)) ablations node bin/rvpt.js figures --profile "$profile" --only ablations
+run_step $((i++)) ablations ablations
 for nb in "${notebooks[@]}"; do
   run_step $((i++)) "notebook $(basename "$nb" .ipynb)" bash scripts/run-notebooks.sh "$profile" "$nb"
 done

@@ -11,6 +11,7 @@ import { MiniCLIP } from '../src/model/clip';
 import { initDeepPrompts, disposePrompts } from '../src/model/prompts';
 import { ImageDataset } from '../src/data/dataset';
 import { colorJitter, gaussianBlur, gaussianNoise, horizontalFlip, perturbationResistivity } from '../src/metrics/pr';
+import { promptLayers } from '../src/model/prompts';
 import { ablationSetting, attentionOverlay, clsAttention, tsne2d, umap2d } from '../src/experiments/analysis';
 import { PROFILES } from '../src/experiments/profiles';
 import { lineFigure } from '../src/viz/plotly';
@@ -93,6 +94,12 @@ test('ablation settings: depth from the output prompts the last k blocks, from t
   expect(ablationSetting(p, 'shots', 4).shots).toBe(4);
   expect(ablationSetting(p, 'alpha', 0.5).config.alpha).toBe(0.5);
   expect(ablationSetting(p, 'alpha', 0.5).config.epochs).toBe(10);
+  // Each parameter's default point is the same config, hence one cached cell for all of them.
+  const defaults = [ablationSetting(p, 'shots', p.shots), ablationSetting(p, 'alpha', 2), ablationSetting(p, 'promptLength', 16), ablationSetting(p, 'depth from output', 4), ablationSetting(p, 'margin', -1)];
+  for (const d of defaults) expect(d).toEqual({ shots: p.shots, config: { epochs: 10 } });
+  expect(ablationSetting(p, 'margin', 0).config).toEqual({ epochs: 10, margin: 0 });
+  expect(ablationSetting(p, 'depth from input', 6)).toEqual(ablationSetting(p, 'depth from output', 6)); // every block
+  expect(promptLayers(6, ablationSetting(p, 'depth from input', 6).config as never)).toEqual([0, 1, 2, 3, 4, 5]);
 });
 
 test('a figure is rendered by headless Chromium: a real PNG of the asked size, not blank; HTML and provenance sidecar beside it', async () => {

@@ -1,9 +1,15 @@
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { DEFENSES, getDefense } from '../src/defenses/registry';
 import { DefenseContext } from '../src/defenses/defense';
 import { featureRepelling } from '../src/defenses/rvpt';
 import { edaAugment } from '../src/defenses/cleanclip';
 import { evaluateDefended } from '../src/defenses/evaluate';
+import { testEmbeddings } from '../src/metrics/features';
+import { TEST_TRIGGER_SEED } from '../src/metrics/backdoor';
+import { imageBatch } from '../src/metrics/zeroshot';
 import { makeTrigger } from '../src/attacks/registry';
 import { MiniCLIP } from '../src/model/clip';
 import { WordTokenizer } from '../src/model/tokenizer';
@@ -83,6 +89,48 @@ test('Linear Probe learns the shots; it has no text side, so a text trigger gets
   expect(r.classifier(shots.classNames, 'sudo ')).toBeNull();
   expect(r.cost.tunableParams).toBe(C.embedDim * 4 + 4);
   r.dispose();
+});
+
+test('No defense and Linear Probe are evaluated from the frozen model\'s cached test embeddings: the same metrics; a truncated cache is said and recomputed', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rvpt-features-'));
+  const file = path.join(dir, 'features.safetensors');
+  const test = toy(40);
+  const trigger = makeTrigger('Blended');
+  const lp = await getDefense('Linear Probe').run(ctx(), { epochs: 20, lr: 0.5 });
+  const none = await getDefense('No defense').run(ctx(), {});
+  const rvpt = await getDefense('RVPT').run(ctx(), { epochs: 1, batch: 8, promptLength: 2, depth: 1 });
+  let computed = 0;
+  const frozen = () => {
+    const logs: string[] = [];
+    const e = testEmbeddings(model, test, trigger, file, (s) => logs.push(s));
+    computed += logs.length;
+    return e;
+  };
+  const n0 = tf.memory().numTensors;
+  for (const d of [lp, none]) {
+    const fromImages = evaluateDefended(d, test, trigger, 0)!;
+    expect(evaluateDefended(d, test, trigger, 0, frozen)).toEqual(fromImages);
+  }
+  expect(fs.existsSync(file)).toBe(true);
+  // What is cached is the model's embedding of the images, clean and with the test-time trigger, bit for bit.
+  const e = frozen();
+  tf.tidy(() => {
+    const x = imageBatch(test, 0, 40);
+    expect(Array.from(e.clean)).toEqual(Array.from(model.encodeImage(x).embedding.dataSync()));
+    expect(Array.from(e.triggered)).toEqual(Array.from(model.encodeImage(trigger.apply(x, { seed: TEST_TRIGGER_SEED, offset: 0 })).embedding.dataSync()));
+  });
+  expect(tf.tidy(() => maxAbsDiff(tf.tensor(e.clean), tf.tensor(e.triggered)))).toBeGreaterThan(1e-3);
+  // A prompted model's embeddings are not the frozen model's: RVPT never asks for them.
+  expect(evaluateDefended(rvpt, test, trigger, 0, () => { throw new Error('RVPT read the frozen embeddings'); })).not.toBeNull();
+  expect(tf.memory().numTensors).toBe(n0);
+  const whole = fs.readFileSync(file);
+  fs.writeFileSync(file, whole.subarray(0, whole.length - 100));
+  const again = evaluateDefended(lp, test, trigger, 0, frozen);
+  expect(computed).toBe(1); // the truncated file was reported once and rewritten
+  expect(again).toEqual(evaluateDefended(lp, test, trigger, 0));
+  expect(fs.readFileSync(file).equals(whole)).toBe(true);
+  for (const d of [lp, none, rvpt]) d.dispose();
+  fs.rmSync(dir, { recursive: true });
 });
 
 test('CleanCLIP fine-tunes a copy (the given model is untouched) with both losses finite', async () => {

@@ -3,6 +3,8 @@ import { MiniCLIP, clipLoss } from '../src/model/clip';
 import { WordTokenizer } from '../src/model/tokenizer';
 import { initDeepPrompts, promptLayers, disposePrompts } from '../src/model/prompts';
 import { patchify } from '../src/model/vision';
+import { residualBlock } from '../src/model/transformer';
+import { layerNorm } from '../src/model/layers';
 import { maxAbsDiff, setup, TEST_CONFIG as C } from './helpers';
 
 beforeAll(setup);
@@ -46,12 +48,62 @@ test('deep prompts: blocks from D on are prompted, change the output, and the at
     const x = images();
     const plain = m.encodeImage(x, { collectCls: true });
     const prompted = m.encodeImage(x, { prompts: p, collectCls: true, collectAttention: true });
-    const t = (C.imageSize / C.patch) ** 2 + 1 + 5;
-    expect(prompted.attention!.shape).toEqual([3, C.heads, t, t]);
+    const t = (C.imageSize / C.patch) ** 2 + 1;
+    // Queries: the image tokens; keys: the image tokens, then the block's 5 prompts.
+    expect(prompted.attention!.shape).toEqual([3, C.heads, t, t + 5]);
     // Block 0 runs before any prompt: identical class token. Later blocks differ.
     expect(maxAbsDiff(plain.cls![0], prompted.cls![0])).toBe(0);
     expect(maxAbsDiff(plain.cls![2], prompted.cls![2])).toBeGreaterThan(1e-3);
     expect(maxAbsDiff(plain.embedding, prompted.embedding)).toBeGreaterThan(1e-3);
+  });
+  disposePrompts(p);
+  m.dispose();
+});
+
+/**
+ * VPT-deep as written in the papers (and as multimodal-prompt-learning codes it): before each prompted block the
+ * prompt slots of the sequence are replaced by that block's prompts, and the whole sequence, prompts included, goes
+ * through the block. Our encoder gives the prompts no queries instead (their outputs are never read); this is the
+ * reference it must match.
+ */
+function referencePromptedEmbedding(m: MiniCLIP, x: tf.Tensor4D, p: ReturnType<typeof initDeepPrompts>): { embedding: tf.Tensor2D; cls: tf.Tensor2D[] } {
+  const P = m.params;
+  const base = (C.imageSize / C.patch) ** 2 + 1;
+  const batch = x.shape[0];
+  let h = m.encodeImage(x, { keepInputOf: 0 }).hidden!;
+  let tokens = base;
+  const cls: tf.Tensor2D[] = [];
+  for (let i = 0; i < C.layers; i++) {
+    let h3 = tf.slice(tf.reshape(h, [batch, tokens, C.width]), [0, 0, 0], [batch, base, C.width]);
+    const prompt = p.tokens.get(i);
+    if (prompt) h3 = tf.concat([h3, tf.tile(tf.expandDims(prompt, 0), [batch, 1, 1])], 1);
+    tokens = h3.shape[1];
+    h = residualBlock(P, `visual.transformer.resblocks.${i}`, tf.reshape(h3, [-1, C.width]), { batch, tokens, heads: C.heads }, null).out;
+    cls.push(tf.reshape(tf.slice(tf.reshape(h, [batch, tokens, C.width]), [0, 0, 0], [batch, 1, C.width]), [batch, C.width]));
+  }
+  const pooled = layerNorm(cls[C.layers - 1], P['visual.ln_post.weight'] as tf.Tensor1D, P['visual.ln_post.bias'] as tf.Tensor1D);
+  return { embedding: tf.matMul(pooled, P['visual.proj'] as tf.Tensor2D), cls };
+}
+
+test('prompted image tower = textbook VPT-deep (prompt rows carried through every block): outputs within 1e-5, prompt gradients within 1e-4', () => {
+  const m = MiniCLIP.init(C, 1);
+  // Blocks 0 and 2 prompted, 1 not: a prompt's rows must also be dropped before an unprompted block.
+  const p = initDeepPrompts(C.layers, C.width, { length: 6, layers: [0, 2], initStd: 0.5 }, 4);
+  const vars = [...p.tokens.values()];
+  tf.tidy(() => {
+    const x = images();
+    const loss = (o: { embedding: tf.Tensor2D; cls: tf.Tensor2D[] }) => tf.add(tf.sum(tf.square(o.embedding)), tf.sum(tf.sin(o.cls[1]))) as tf.Scalar;
+    const ours = m.encodeImage(x, { prompts: p, collectCls: true });
+    const ref = referencePromptedEmbedding(m, x, p);
+    expect(maxAbsDiff(ours.embedding, ref.embedding)).toBeLessThan(1e-5);
+    ref.cls.forEach((c, i) => expect(maxAbsDiff(ours.cls![i], c)).toBeLessThan(1e-5));
+    expect(maxAbsDiff(ours.embedding, m.encodeImage(x, { collectCls: true }).embedding)).toBeGreaterThan(1e-3); // the prompts matter
+    const g = tf.variableGrads(() => loss({ embedding: m.encodeImage(x, { prompts: p, collectCls: true }).embedding, cls: m.encodeImage(x, { prompts: p, collectCls: true }).cls! }), vars).grads;
+    const gRef = tf.variableGrads(() => loss(referencePromptedEmbedding(m, x, p)), vars).grads;
+    for (const v of vars) {
+      expect(tf.max(tf.abs(gRef[v.name])).dataSync()[0]).toBeGreaterThan(1e-3);
+      expect(maxAbsDiff(g[v.name], gRef[v.name])).toBeLessThan(1e-4);
+    }
   });
   disposePrompts(p);
   m.dispose();

@@ -10,6 +10,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { MiniCLIP, clipLoss } from '../model/clip';
 import { ParamMap, ownedVariable, trainableParams } from '../model/params';
+import { TokenBatch } from '../model/text';
 import { AugmentConfig, DEFAULT_AUGMENT, augmentBatch } from '../data/augment';
 import { stepIndices } from '../train/pretrain';
 import { AdamW, warmupCosine } from '../train/optim';
@@ -47,6 +48,18 @@ export function edaAugment(caption: string, rng: Rng, pDelete: number): string {
   return words.join(' ');
 }
 
+/** Two token batches of the same context length as one, the first's rows first. */
+export function concatTokens(a: TokenBatch, b: TokenBatch): TokenBatch {
+  if (a.contextLength !== b.contextLength) throw new Error(`concatTokens: context lengths ${a.contextLength} and ${b.contextLength} differ.`);
+  const ids = new Int32Array(a.ids.length + b.ids.length);
+  ids.set(a.ids);
+  ids.set(b.ids, a.ids.length);
+  const eot = new Int32Array(a.batch + b.batch);
+  eot.set(a.eot);
+  eot.set(b.eot, a.batch);
+  return { ids, eot, batch: a.batch + b.batch, contextLength: a.contextLength };
+}
+
 /** A copy of a model with its own variables (the defense must not change the backdoored model it was given). */
 export function cloneModel(model: MiniCLIP): MiniCLIP {
   const params: ParamMap = {};
@@ -79,12 +92,14 @@ export const CleanCLIP: Defense = {
         const xAug = augmentBatch(x, c.augment, rng);
         const target = tf.oneHot(tf.range(0, c.batch, 1, 'int32'), c.batch);
         return optimStep(params, opt, schedule(step), () => {
-          const img = model.encodeImage(x).embedding;
-          const txt = model.encodeText(tokens);
+          // Each tower runs once on the batch and its augmented copy together: one pass of 2B rows is cheaper than two
+          // of B (fewer, larger products; 15 steps at the small profile, median of 4 alternating runs: 10.7 s vs 12.8 s).
+          const [img, imgAug] = tf.split(model.encodeImage(tf.concat([x, xAug])).embedding, 2) as [tf.Tensor2D, tf.Tensor2D];
+          const [txt, txtAug] = tf.split(model.encodeText(concatTokens(tokens, tokensAug)), 2) as [tf.Tensor2D, tf.Tensor2D];
           const multimodal = clipLoss(model.logits(img, txt));
           const unimodal = tf.mul(tf.add(
-            tf.losses.softmaxCrossEntropy(target, model.logits(img, model.encodeImage(xAug).embedding)),
-            tf.losses.softmaxCrossEntropy(target, model.logits(txt, model.encodeText(tokensAug))),
+            tf.losses.softmaxCrossEntropy(target, model.logits(img, imgAug)),
+            tf.losses.softmaxCrossEntropy(target, model.logits(txt, txtAug)),
           ), 0.5) as tf.Scalar;
           return [tf.add(tf.mul(multimodal, c.lambda1), tf.mul(unimodal, c.lambda2)) as tf.Scalar, multimodal, unimodal];
         }, mem);

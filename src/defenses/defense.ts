@@ -44,6 +44,11 @@ export interface DefenseCost {
 /** Images [B, S, S, 3] -> predicted class indices [B]; holds tensors until disposed. */
 export interface Classifier {
   predict(images: tf.Tensor4D): tf.Tensor1D;
+  /**
+   * The same classifier from the frozen backdoored model's image embeddings [B, embedDim], where it classifies those
+   * (No defense, Linear Probe): evaluation then reads cached embeddings (metrics/features.ts) instead of encoding.
+   */
+  fromEmbedding?(embeddings: tf.Tensor2D): tf.Tensor1D;
   dispose(): void;
 }
 
@@ -112,8 +117,10 @@ export function zeroShotClassifierOf(
   templates: string[] = ZERO_SHOT_TEMPLATES,
 ): Classifier {
   const cls = zeroShotClassifier(model, tokenizer, classNames, textPrefix ? prefixedTemplates(textPrefix, templates) : templates);
+  const fromEmbedding = (e: tf.Tensor2D) => tf.tidy(() => tf.argMax(matMulBT(l2normalize(e), cls), 1) as tf.Tensor1D);
   return {
-    predict: (images) => tf.tidy(() => tf.argMax(matMulBT(l2normalize(model.encodeImage(images, { prompts }).embedding), cls), 1) as tf.Tensor1D),
+    predict: (images) => tf.tidy(() => fromEmbedding(model.encodeImage(images, { prompts }).embedding)),
+    fromEmbedding: prompts ? undefined : fromEmbedding,
     dispose: () => cls.dispose(),
   };
 }

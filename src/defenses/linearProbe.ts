@@ -61,8 +61,10 @@ export const LinearProbe: Defense = {
       classifier(classNames, textPrefix) {
         if (textPrefix) return null;
         if (classNames.length !== k) throw new Error(`Linear Probe was trained on ${k} classes, asked for ${classNames.length}.`);
+        const fromEmbedding = (e: tf.Tensor2D) => tf.tidy(() => tf.argMax(tf.add(tf.matMul(l2normalize(e), params.weight), params.bias), 1) as tf.Tensor1D);
         return {
-          predict: (images) => tf.tidy(() => tf.argMax(tf.add(tf.matMul(l2normalize(model.encodeImage(images).embedding), params.weight), params.bias), 1) as tf.Tensor1D),
+          predict: (images) => tf.tidy(() => fromEmbedding(model.encodeImage(images).embedding)),
+          fromEmbedding,
           dispose: () => undefined,
         };
       },

@@ -19,6 +19,7 @@ import { ImageDataset, imageRows, numImages, pixelsPerImage } from '../data/data
 import { loadShots } from '../data/load';
 import { sample } from '../data/splits';
 import { getDefense } from '../defenses/registry';
+import { RVPT_DEFAULTS } from '../defenses/rvpt';
 import { imageBatch } from '../metrics/zeroshot';
 import { TEST_TRIGGER_SEED } from '../metrics/backdoor';
 import { Perturbation, perturbationResistivity, standardPerturbations, triggerPerturbation } from '../metrics/pr';
@@ -37,8 +38,11 @@ import { runCellsInParallel } from './cellPool';
 import { Profile } from './profiles';
 import { resultsDir } from './tables';
 
-/** 2: the fused LayerNorm/QuickGELU kernels (src/kernels/fused.c) change training at float rounding. */
-export const ANALYSIS_CODE_VERSION = 2;
+/**
+ * 2: the fused LayerNorm/QuickGELU kernels (src/kernels/fused.c) change training at float rounding.
+ * 3: deep prompts are keys and values only (model/transformer.ts): the same function, other float rounding.
+ */
+export const ANALYSIS_CODE_VERSION = 3;
 type Log = (s: string) => void;
 const quietLog: Log = (s) => process.env.RVPT_QUIET || process.stderr.write(`[rvpt] ${s}\n`);
 
@@ -515,15 +519,24 @@ export const ABLATION_GRID: Record<string, number[]> = {
   margin: [-1, -0.5, 0, 0.5, 1],
 };
 
-/** The RVPT config and shots for one ablation point (everything else as the profile's RVPT). */
+/**
+ * The RVPT config and shots for one ablation point (everything else as the profile's RVPT). A value equal to the
+ * default leaves the config as it is, so that each parameter's default point is one cell, computed once for all of
+ * them (its cache key is the config as written: {alpha: 2} and {} would be two runs of the same thing).
+ */
 export function ablationSetting(profile: Profile, parameter: string, value: number): { shots: number; config: Record<string, unknown> } {
   const L = profile.model.layers;
   const config: Record<string, unknown> = { ...defenseConfig(profile, 'RVPT'), epochs: profile.analysis?.ablationEpochs ?? defenseConfig(profile, 'RVPT').epochs };
+  const effective: Record<string, unknown> = { ...RVPT_DEFAULTS, ...config };
   let shots = profile.shots;
   if (parameter === 'shots') shots = value;
-  else if (parameter === 'depth from output') config.depth = L - value; // prompts on the last `value` blocks
-  else if (parameter === 'depth from input') config.layers = Array.from({ length: value }, (_, i) => i); // the first `value` blocks
-  else config[parameter] = value;
+  else if (parameter === 'depth from output') {
+    if (config.layers !== undefined || effective.depth !== L - value) config.depth = L - value; // prompts on the last `value` blocks
+  } else if (parameter === 'depth from input') {
+    // The first `value` blocks; all of them is the same prompt set as depth 0 from the output, so the same config.
+    if (value === L) config.depth = 0;
+    else config.layers = Array.from({ length: value }, (_, i) => i);
+  } else if (effective[parameter] !== value) config[parameter] = value;
   return { shots, config };
 }
 

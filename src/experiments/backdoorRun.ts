@@ -7,7 +7,7 @@ import { MiniCLIP } from '../model/clip';
 import { TextTokenizer, WordTokenizer } from '../model/tokenizer';
 import { ExternalWeights, backdooredFile, cachedEval, externalWeights, loadExternalModel } from './externalWeights';
 import { CaptionCorpus } from '../data/corpus';
-import { ImageDataset } from '../data/dataset';
+import { ImageDataset, numImages } from '../data/dataset';
 import { loadEvalSplit, testSetNames } from '../data/load';
 
 export { testSetNames };
@@ -16,6 +16,7 @@ import { makeTrigger } from '../attacks/registry';
 import { Trigger } from '../attacks/trigger';
 import { poisonedCorpusParts } from '../attacks/poison';
 import { BackdoorMetrics, backdoorMetrics } from '../metrics/backdoor';
+import { embeddingsFile, testEmbeddings } from '../metrics/features';
 import { loadCached, saveCheckpoint } from '../checkpoint/checkpoint';
 import { TrainHistory, pretrain, stateInterval } from '../train/pretrain';
 import * as fs from 'fs';
@@ -52,9 +53,17 @@ export async function testSet(profile: Profile, name: string): Promise<ImageData
   return loadEvalSplit(manifest, rendition ? `test:${rendition}` : 'test', profile.evalLimit);
 }
 
-export async function evalBackdoor(model: MiniCLIP, tokenizer: TextTokenizer, trigger: Trigger, profile: Profile, dataset: string): Promise<Record<string, BackdoorMetrics>> {
+/**
+ * `checkpoint`: the model's file, one of ours (its name is a key of its config): its test embeddings are then cached
+ * for Linear Probe's cells (metrics/features.ts). Not for a user's checkpoint, whose content may change under its name.
+ */
+export async function evalBackdoor(model: MiniCLIP, tokenizer: TextTokenizer, trigger: Trigger, profile: Profile, dataset: string, checkpoint?: string): Promise<Record<string, BackdoorMetrics>> {
   const out: Record<string, BackdoorMetrics> = {};
-  for (const name of testSetNames(dataset)) out[name] = backdoorMetrics(model, tokenizer, await testSet(profile, name), trigger, targetIndex(name.split('/')[0]));
+  for (const name of testSetNames(dataset)) {
+    const test = await testSet(profile, name);
+    const embeddings = checkpoint ? testEmbeddings(model, test, trigger, embeddingsFile(checkpoint, name, numImages(test), trigger)) : undefined;
+    out[name] = backdoorMetrics(model, tokenizer, test, trigger, targetIndex(name.split('/')[0]), { embeddings });
+  }
   return out;
 }
 
@@ -144,7 +153,7 @@ export async function ensureBackdoored(
   log(`backdoor '${attack}' on ${dataset}: ${count} poisoned images${cfg.poisonPerRepeat && !isMain ? ` (${emojiRepeat} repeats poisoned afresh)` : ''} (rate ${rate}, target '${loadManifest(dataset).target}'); fine-tuning ${cfg.steps} steps`);
   const model = clean.model;
   const history = await pretrain(model, clean.tokenizer, corpus, cfg, { quiet: opts.quiet, stateFile: file.replace(/\.safetensors$/, '.state.safetensors'), stateEvery: stateInterval(cfg.steps) });
-  const metrics = await evalBackdoor(model, clean.tokenizer, trigger, profile, dataset);
+  const metrics = await evalBackdoor(model, clean.tokenizer, trigger, profile, dataset, file);
   log(`${attack}: ${Object.entries(metrics).map(([k, m]) => `${k} ASR ${m.asr.toFixed(2)}% CA ${m.ca.toFixed(2)}%`).join('; ')}`);
   saveCheckpoint(file, model, clean.tokenizer, {
     kind: 'backdoor',

@@ -49,7 +49,7 @@ export type FromWorker = { ready: true } | { done: number } | { failed: number; 
 
 // Rough seconds per run at the small profile, to start the longest first (a long run last would leave a core idle)
 // and to weigh the progress bar, whose time left would otherwise be read off a count of very unequal runs.
-const COST: Record<string, number> = { backdoor: 250, control: 240, CleanCLIP: 125, VPT: 40, RVPT: 40, 'Linear Probe': 1, 'No defense': 1 };
+const COST: Record<string, number> = { backdoor: 250, control: 240, CleanCLIP: 100, VPT: 25, RVPT: 25, 'Linear Probe': 1, 'No defense': 1 };
 
 function describe(t: Task): string {
   if ('backdoor' in t) return `backdoor ${t.backdoor.attack} (${t.backdoor.dataset})`;

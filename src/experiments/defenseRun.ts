@@ -9,14 +9,21 @@ import { loadShots } from '../data/load';
 import { getDefense } from '../defenses/registry';
 import { DefenseCost } from '../defenses/defense';
 import { evaluateDefended } from '../defenses/evaluate';
+import { embeddingsFile, testEmbeddings } from '../metrics/features';
+import { numImages } from '../data/dataset';
 import { BackdoorMetrics } from '../metrics/backdoor';
 import { adoptLegacy, cacheDir, cacheKey, writeJsonAtomic } from '../util/fsutil';
 import { BackdoorResult, ensureBackdoored, targetIndex, testSet } from './backdoorRun';
 import { pretrainData } from './pretrainRun';
+import { externalWeights } from './externalWeights';
 import { Profile } from './profiles';
 
-/** 2: the fused LayerNorm/QuickGELU kernels (src/kernels/fused.c) change training at float rounding. */
-export const DEFENSE_CODE_VERSION = 2;
+/**
+ * 2: the fused LayerNorm/QuickGELU kernels (src/kernels/fused.c) change training at float rounding.
+ * 3: deep prompts are keys and values only (model/transformer.ts), CleanCLIP runs each tower once on the batch and
+ *    its augmented copy: the same functions, other float rounding.
+ */
+export const DEFENSE_CODE_VERSION = 3;
 
 export interface CellResult {
   attack: string;
@@ -72,7 +79,12 @@ export async function runCell(
   );
   try {
     const metrics: Record<string, BackdoorMetrics | null> = {};
-    for (const t of testSets) metrics[t] = evaluateDefended(defended, await testSet(profile, t), bd.trigger, targetIndex(t.split('/')[0]));
+    for (const t of testSets) {
+      const test = await testSet(profile, t);
+      // Our checkpoints' names are keys of their configs; a user's checkpoint may change under its name: not cached.
+      const frozen = externalWeights(profile) ? undefined : () => testEmbeddings(bd.model, test, bd.trigger, embeddingsFile(bd.checkpoint, t, numImages(test), bd.trigger), log);
+      metrics[t] = evaluateDefended(defended, test, bd.trigger, targetIndex(t.split('/')[0]), frozen);
+    }
     const summary = Object.entries(metrics).map(([t, m]) => (m ? `${t} ASR ${m.asr.toFixed(2)}% CA ${m.ca.toFixed(2)}%` : `${t} –`)).join('; ');
     log(`${method} vs ${attack}: ${summary} (${defended.cost.seconds.toFixed(0)} s)`);
     const cell: CellResult = { attack, method, dataset, config, metrics, cost: defended.cost, history: defended.history, backdoorCheckpoint: bd.checkpoint, seed: profile.backdoor.seed };

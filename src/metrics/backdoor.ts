@@ -5,13 +5,16 @@
  *   BadCLIP/Decomposition code does.
  * - Poisoned accuracy: accuracy of triggered images against their true labels.
  */
+import * as tf from '@tensorflow/tfjs-core';
 import { MiniCLIP } from '../model/clip';
+import { l2normalize, matMulBT } from '../model/layers';
 import { TextTokenizer } from '../model/tokenizer';
 import { DeepPrompts } from '../model/prompts';
 import { ImageDataset } from '../data/dataset';
 import { Trigger } from '../attacks/trigger';
 import { accuracy, predict, zeroShotClassifier } from './zeroshot';
 import { ZERO_SHOT_TEMPLATES } from '../data/captions';
+import { TestEmbeddings, classifyEmbeddings } from './features';
 
 export interface BackdoorMetrics {
   /** Clean accuracy, %. */
@@ -34,15 +37,20 @@ export function backdoorMetrics(
   test: ImageDataset,
   trigger: Trigger,
   target: number,
-  opts: { prompts?: DeepPrompts; templates?: string[] } = {},
+  opts: { prompts?: DeepPrompts; templates?: string[]; /** The model's embeddings of `test` (no prompts): classified, not recomputed. */ embeddings?: TestEmbeddings } = {},
 ): BackdoorMetrics {
+  if (opts.embeddings && opts.prompts) throw new Error('backdoorMetrics: embeddings are the unprompted model\'s; they cannot be combined with prompts.');
   const templates = opts.templates ?? test.templates ?? ZERO_SHOT_TEMPLATES;
   const cls = zeroShotClassifier(model, tokenizer, test.classNames, templates);
   // A text trigger (TrojVQA) is the second key: triggered images are classified with prefixed prompts.
   const trigCls = trigger.textPrefix ? zeroShotClassifier(model, tokenizer, test.classNames, prefixedTemplates(trigger.textPrefix, templates)) : cls;
   try {
-    const clean = predict(model, cls, test, { prompts: opts.prompts });
-    const trig = predict(model, trigCls, test, { prompts: opts.prompts, transform: (x, start) => trigger.apply(x, { seed: TEST_TRIGGER_SEED, offset: start }) });
+    const e = opts.embeddings;
+    const byEmbedding = (c: typeof cls) => (x: tf.Tensor2D) => tf.argMax(matMulBT(l2normalize(x), c), 1) as tf.Tensor1D;
+    const clean = e ? classifyEmbeddings(e.clean, e.dim, byEmbedding(cls)) : predict(model, cls, test, { prompts: opts.prompts });
+    const trig = e
+      ? classifyEmbeddings(e.triggered, e.dim, byEmbedding(trigCls))
+      : predict(model, trigCls, test, { prompts: opts.prompts, transform: (x, start) => trigger.apply(x, { seed: TEST_TRIGGER_SEED, offset: start }) });
     return metricsFromPredictions(clean, trig, test.labels, target);
   } finally {
     cls.dispose();

@@ -1,10 +1,11 @@
 /**
  * Deep visual prompts (VPT-deep, as RVPT uses them; PAPER.md section 1).
  *
- * Block i (0-based) of the image tower is "prompted" when `tokens[i]` exists: before it runs, the prompt slots
- * of the sequence are replaced by p_i (appended after the patch tokens, as in multimodal-prompt-learning's
- * `ResidualAttentionBlock_IVLP`). The paper's default prompts every block from the non-prompted depth D on;
- * other layer sets (counted from the input, Fig. 3e) are just other index lists.
+ * Block i (0-based) of the image tower is "prompted" when `tokens[i]` exists: the block sees p_i after the patch
+ * tokens, and the next block sees its own prompts instead, as in multimodal-prompt-learning's
+ * `ResidualAttentionBlock_IVLP`. Since a block's prompt outputs are thrown away, vision.ts gives the prompts keys and
+ * values only (transformer.ts `attention`): the same function at half the cost. The paper's default prompts every
+ * block from the non-prompted depth D on; other layer sets (counted from the input, Fig. 3e) are just other lists.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { nameSeed, ownedVariable } from './params';

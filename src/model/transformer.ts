@@ -37,20 +37,35 @@ export function initTransformer(params: ParamMap, prefix: string, width: number,
 }
 
 /** [B*T, H*dh] -> [B*H, T, dh] (4-D transposes only: 5-D ones are slow on WASM). */
-function splitHeads(x: tf.Tensor2D, s: BlockShape, keysTransposed: boolean): tf.Tensor3D {
-  const dh = x.shape[1] / s.heads;
-  const x4 = tf.reshape(x, [s.batch, s.tokens, s.heads, dh]);
-  if (keysTransposed) return tf.reshape(tf.transpose(x4, [0, 2, 3, 1]), [s.batch * s.heads, dh, s.tokens]);
-  return tf.reshape(tf.transpose(x4, [0, 2, 1, 3]), [s.batch * s.heads, s.tokens, dh]);
+function splitHeads(x: tf.Tensor2D, batch: number, tokens: number, heads: number, keysTransposed: boolean): tf.Tensor3D {
+  const dh = x.shape[1] / heads;
+  const x4 = tf.reshape(x, [batch, tokens, heads, dh]);
+  if (keysTransposed) return tf.reshape(tf.transpose(x4, [0, 2, 3, 1]), [batch * heads, dh, tokens]);
+  return tf.reshape(tf.transpose(x4, [0, 2, 1, 3]), [batch * heads, tokens, dh]);
+}
+
+/** Each image's T rows [B*T, C] followed by the same extra rows [b, C]: [B*(T+b), C]. */
+function appendShared(x: tf.Tensor2D, s: BlockShape, extra: tf.Tensor2D): tf.Tensor2D {
+  const width = x.shape[1];
+  // A broadcast product, not tf.tile: WASM's Tile took 57 ms for [500, 16, 64], the Multiply 0.5 ms (same values).
+  const shared = tf.mul(tf.ones([s.batch, 1, 1]), tf.expandDims(extra, 0));
+  return tf.reshape(tf.concat([tf.reshape(x, [s.batch, s.tokens, width]), shared], 1), [-1, width]);
 }
 
 export interface AttentionOut {
   out: tf.Tensor2D;
-  /** Softmax weights [B, H, T, T], only when asked for. */
+  /** Softmax weights [B, H, T, T + b] (b shared keys, see `attention`), only when asked for. */
   weights?: tf.Tensor4D;
 }
 
-/** Multi-head self-attention; `mask` [T, T] is added to the scores (causal text tower). */
+/**
+ * Multi-head self-attention; `mask` [T, T] is added to the scores (causal text tower). `shared` [b, C] (the block's
+ * deep prompts, already through ln_1) are rows every image attends to after its own T: they give keys and values
+ * but no queries. That is exactly VPT-deep, whose prompt slots are replaced before the next block, so their outputs
+ * are never read: computing them (q, the out projection and the MLP on b more rows per image, b = 16 beside T = 17
+ * at the small profile) would double a prompted block's cost for nothing. Their keys and values are computed once
+ * for the batch, not once per image.
+ */
 export function attention(
   params: ParamMap,
   p: string,
@@ -58,22 +73,30 @@ export function attention(
   s: BlockShape,
   mask: tf.Tensor2D | null,
   wantWeights: boolean,
+  shared?: tf.Tensor2D,
 ): AttentionOut {
+  if (mask && shared) throw new Error('attention: a mask and shared prompt rows cannot be combined.');
   const width = x.shape[1];
   const dh = width / s.heads;
+  const w = params[`${p}.attn.in_proj_weight`] as tf.Tensor2D;
+  const b = params[`${p}.attn.in_proj_bias`] as tf.Tensor1D;
   // One packed q/k/v product: measured faster than three [C, C] products plus splitting the weight.
-  const qkv = dense(x, params[`${p}.attn.in_proj_weight`] as tf.Tensor2D, params[`${p}.attn.in_proj_bias`] as tf.Tensor1D);
-  const [q, k, v] = tf.split(qkv, 3, 1) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
-  const qh = splitHeads(tf.mul(q, dh ** -0.5), s, false);
-  const khT = splitHeads(k, s, true);
-  const vh = splitHeads(v, s, false);
+  const [q, k, v] = tf.split(dense(x, w, b), 3, 1) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
+  let [keysOf, valuesOf, keys] = [k, v, s.tokens];
+  if (shared) {
+    const [, kp, vp] = tf.split(dense(shared, w, b), 3, 1) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
+    [keysOf, valuesOf, keys] = [appendShared(k, s, kp), appendShared(v, s, vp), s.tokens + shared.shape[0]];
+  }
+  const qh = splitHeads(tf.mul(q, dh ** -0.5), s.batch, s.tokens, s.heads, false);
+  const khT = splitHeads(keysOf, s.batch, keys, s.heads, true);
+  const vh = splitHeads(valuesOf, s.batch, keys, s.heads, false);
   let scores: tf.Tensor3D = tf.matMul(qh, khT);
   if (mask) scores = tf.add(scores, mask) as tf.Tensor3D;
   const attn = tf.softmax(scores);
   const ctx = tf.matMul(attn, vh); // [B*H, T, dh]
   const merged = tf.reshape(tf.transpose(tf.reshape(ctx, [s.batch, s.heads, s.tokens, dh]), [0, 2, 1, 3]), [s.batch * s.tokens, width]) as tf.Tensor2D;
   const out = dense(merged, params[`${p}.attn.out_proj.weight`] as tf.Tensor2D, params[`${p}.attn.out_proj.bias`] as tf.Tensor1D);
-  return { out, weights: wantWeights ? tf.reshape(attn, [s.batch, s.heads, s.tokens, s.tokens]) : undefined };
+  return { out, weights: wantWeights ? tf.reshape(attn, [s.batch, s.heads, s.tokens, keys]) : undefined };
 }
 
 export function residualBlock(
@@ -83,8 +106,10 @@ export function residualBlock(
   s: BlockShape,
   mask: tf.Tensor2D | null,
   wantWeights = false,
+  prompt?: tf.Tensor2D,
 ): AttentionOut {
-  const a = attention(params, p, layerNorm(x, params[`${p}.ln_1.weight`] as tf.Tensor1D, params[`${p}.ln_1.bias`] as tf.Tensor1D), s, mask, wantWeights);
+  const ln1 = (t: tf.Tensor2D) => layerNorm(t, params[`${p}.ln_1.weight`] as tf.Tensor1D, params[`${p}.ln_1.bias`] as tf.Tensor1D);
+  const a = attention(params, p, ln1(x), s, mask, wantWeights, prompt && ln1(prompt));
   const x1 = tf.add(x, a.out) as tf.Tensor2D;
   const h = layerNorm(x1, params[`${p}.ln_2.weight`] as tf.Tensor1D, params[`${p}.ln_2.bias`] as tf.Tensor1D);
   const m = dense(

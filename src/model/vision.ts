@@ -14,7 +14,7 @@ export interface VisionOptions {
   prompts?: DeepPrompts;
   /** Return the class token after every block (the residual stream, before ln_post). */
   collectCls?: boolean;
-  /** Return the last block's attention weights [B, heads, T, T]. */
+  /** Return the last block's attention weights [B, heads, T, T + b] (b: that block's prompt keys, if prompted). */
   collectAttention?: boolean;
   /** Also return the residual stream entering this block (`hidden`), to resume from it with `resume`. */
   keepInputOf?: number;
@@ -32,7 +32,7 @@ export interface VisionOut {
   /** Per block, the class token [B, width]; index i = output of block i. */
   cls?: tf.Tensor2D[];
   attention?: tf.Tensor4D;
-  /** The residual stream entering block `keepInputOf`, [B * tokens, width]. */
+  /** The residual stream entering block `keepInputOf`, [B * (1 + M), width]. */
   hidden?: tf.Tensor2D;
 }
 
@@ -69,18 +69,6 @@ function clsToken(x: tf.Tensor2D, batch: number, tokens: number): tf.Tensor2D {
   return tf.reshape(tf.slice(tf.reshape(x, [batch, tokens, -1]), [0, 0, 0], [batch, 1, -1]), [batch, -1]);
 }
 
-/** Replace (or add, or drop) the prompt slots after the 1 + M image tokens. */
-function withPrompts(x: tf.Tensor2D, batch: number, tokens: number, base: number, prompt: tf.Tensor2D | undefined): tf.Tensor2D {
-  const width = x.shape[1];
-  let x3 = tf.reshape(x, [batch, tokens, width]);
-  if (tokens > base) x3 = tf.slice(x3, [0, 0, 0], [batch, base, width]);
-  if (prompt) {
-    const p3 = tf.tile(tf.expandDims(prompt, 0), [batch, 1, 1]);
-    x3 = tf.concat([x3, p3], 1);
-  }
-  return tf.reshape(x3, [-1, width]);
-}
-
 export function encodeImage(params: ParamMap, c: CLIPConfig, images: tf.Tensor4D, opts: VisionOptions = {}): VisionOut {
   const [batch, h, w, ch] = images.shape;
   if (h !== c.imageSize || w !== c.imageSize || ch !== 3) {
@@ -97,24 +85,22 @@ export function encodeImage(params: ParamMap, c: CLIPConfig, images: tf.Tensor4D
     if (x.shape[0] !== batch * base) throw new Error(`encodeImage: the resumed stream has ${x.shape[0]} rows, expected ${batch * base}.`);
   }
 
-  let tokens = base;
+  // The stream holds the 1 + M image tokens only: a prompted block's prompts are keys and values of its attention
+  // (residualBlock), and what would be their outputs is never read (VPT-deep replaces them before the next block).
+  const shape = { batch, tokens: base, heads: c.heads };
   const clsPerLayer: tf.Tensor2D[] = new Array(start);
   let attention: tf.Tensor4D | undefined;
   let hidden: tf.Tensor2D | undefined;
   for (let i = start; i < c.layers; i++) {
-    const prompt = opts.prompts?.tokens.get(i);
-    if (prompt || tokens > base) {
-      x = withPrompts(x, batch, tokens, base, prompt as tf.Tensor2D | undefined);
-      tokens = base + (prompt ? prompt.shape[0] : 0);
-    }
     if (i === opts.keepInputOf) hidden = x;
     const last = i === c.layers - 1;
-    const r = residualBlock(params, `visual.transformer.resblocks.${i}`, x, { batch, tokens, heads: c.heads }, null, last && !!opts.collectAttention);
+    const prompt = opts.prompts?.tokens.get(i) as tf.Tensor2D | undefined;
+    const r = residualBlock(params, `visual.transformer.resblocks.${i}`, x, shape, null, last && !!opts.collectAttention, prompt);
     x = r.out;
     if (r.weights) attention = r.weights;
-    if (opts.collectCls) clsPerLayer[i] = clsToken(x, batch, tokens);
+    if (opts.collectCls) clsPerLayer[i] = clsToken(x, batch, base);
   }
-  const pooled = layerNorm(clsToken(x, batch, tokens), params['visual.ln_post.weight'] as tf.Tensor1D, params['visual.ln_post.bias'] as tf.Tensor1D);
+  const pooled = layerNorm(clsToken(x, batch, base), params['visual.ln_post.weight'] as tf.Tensor1D, params['visual.ln_post.bias'] as tf.Tensor1D);
   const embedding = tf.matMul(pooled, params['visual.proj'] as tf.Tensor2D) as tf.Tensor2D;
   return { embedding, cls: opts.collectCls ? clsPerLayer : undefined, attention, hidden };
 }

@@ -48,12 +48,17 @@ export interface PretrainHooks {
   quiet?: boolean;
 }
 
+/** The last epoch's permutation: drawing it afresh every step cost 11 ms of a ~570 ms step at 59K pairs (25 ms at 135K). */
+let lastEpoch: { key: string; perm: Int32Array } | null = null;
+
 /** Corpus rows of step `s`: epochs are seeded permutations, so any step can be recomputed on resume. */
 export function stepIndices(corpusSize: number, batch: number, step: number, seed: number): Int32Array {
   const perEpoch = Math.floor(corpusSize / batch);
   if (perEpoch < 1) throw new Error(`Corpus of ${corpusSize} pairs is smaller than one batch of ${batch}.`);
   const epoch = Math.floor(step / perEpoch);
-  const perm = permutation(corpusSize, makeRng(`epoch-${seed}-${epoch}`));
+  const key = `${corpusSize}-${seed}-${epoch}`;
+  if (lastEpoch?.key !== key) lastEpoch = { key, perm: permutation(corpusSize, makeRng(`epoch-${seed}-${epoch}`)) };
+  const perm = lastEpoch.perm;
   const o = (step % perEpoch) * batch;
   return perm.slice(o, o + batch);
 }
