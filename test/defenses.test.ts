@@ -100,12 +100,12 @@ test('No defense and Linear Probe are evaluated from the frozen model\'s cached 
   const none = await getDefense('No defense').run(ctx(), {});
   const rvpt = await getDefense('RVPT').run(ctx(), { epochs: 1, batch: 8, promptLength: 2, depth: 1 });
   let computed = 0;
-  const frozen = () => {
+  const frozen = { model, embeddings: () => {
     const logs: string[] = [];
     const e = testEmbeddings(model, test, trigger, file, (s) => logs.push(s));
     computed += logs.length;
     return e;
-  };
+  } };
   const n0 = tf.memory().numTensors;
   for (const d of [lp, none]) {
     const fromImages = evaluateDefended(d, test, trigger, 0)!;
@@ -113,15 +113,19 @@ test('No defense and Linear Probe are evaluated from the frozen model\'s cached 
   }
   expect(fs.existsSync(file)).toBe(true);
   // What is cached is the model's embedding of the images, clean and with the test-time trigger, bit for bit.
-  const e = frozen();
+  const e = frozen.embeddings();
   tf.tidy(() => {
     const x = imageBatch(test, 0, 40);
     expect(Array.from(e.clean)).toEqual(Array.from(model.encodeImage(x).embedding.dataSync()));
     expect(Array.from(e.triggered)).toEqual(Array.from(model.encodeImage(trigger.apply(x, { seed: TEST_TRIGGER_SEED, offset: 0 })).embedding.dataSync()));
   });
   expect(tf.tidy(() => maxAbsDiff(tf.tensor(e.clean), tf.tensor(e.triggered)))).toBeGreaterThan(1e-3);
-  // A prompted model's embeddings are not the frozen model's: RVPT never asks for them.
-  expect(evaluateDefended(rvpt, test, trigger, 0, () => { throw new Error('RVPT read the frozen embeddings'); })).not.toBeNull();
+  // A prompted model's or a fine-tuned copy's embeddings are not the frozen model's: RVPT and CleanCLIP never use them.
+  const refuse = { model, embeddings: (): never => { throw new Error('read the frozen embeddings'); } };
+  expect(evaluateDefended(rvpt, test, trigger, 0, refuse)).not.toBeNull();
+  const cleanclip = await getDefense('CleanCLIP').run(ctx(), { steps: 2, batch: 8 });
+  expect(evaluateDefended(cleanclip, test, trigger, 0, refuse)).toEqual(evaluateDefended(cleanclip, test, trigger, 0));
+  cleanclip.dispose();
   expect(tf.memory().numTensors).toBe(n0);
   const whole = fs.readFileSync(file);
   fs.writeFileSync(file, whole.subarray(0, whole.length - 100));

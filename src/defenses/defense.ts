@@ -45,10 +45,12 @@ export interface DefenseCost {
 export interface Classifier {
   predict(images: tf.Tensor4D): tf.Tensor1D;
   /**
-   * The same classifier from the frozen backdoored model's image embeddings [B, embedDim], where it classifies those
-   * (No defense, Linear Probe): evaluation then reads cached embeddings (metrics/features.ts) instead of encoding.
+   * The same classifier from `encoder`'s unprompted image embeddings [B, embedDim]. Where `encoder` is the frozen
+   * backdoored model (No defense, Linear Probe), evaluation reads its cached embeddings (metrics/features.ts)
+   * instead of encoding the images again; a fine-tuned copy (CleanCLIP) has other embeddings and encodes.
    */
   fromEmbedding?(embeddings: tf.Tensor2D): tf.Tensor1D;
+  encoder?: MiniCLIP;
   dispose(): void;
 }
 
@@ -120,7 +122,7 @@ export function zeroShotClassifierOf(
   const fromEmbedding = (e: tf.Tensor2D) => tf.tidy(() => tf.argMax(matMulBT(l2normalize(e), cls), 1) as tf.Tensor1D);
   return {
     predict: (images) => tf.tidy(() => fromEmbedding(model.encodeImage(images, { prompts }).embedding)),
-    fromEmbedding: prompts ? undefined : fromEmbedding,
+    ...(prompts ? {} : { fromEmbedding, encoder: model }),
     dispose: () => cls.dispose(),
   };
 }

@@ -4,21 +4,28 @@ import { predictWith } from '../metrics/zeroshot';
 import { BackdoorMetrics, TEST_TRIGGER_SEED, metricsFromPredictions } from '../metrics/backdoor';
 import { Trigger } from '../attacks/trigger';
 import { TestEmbeddings, classifyEmbeddings } from '../metrics/features';
+import { MiniCLIP } from '../model/clip';
 import { Defended } from './defense';
 
 /**
  * null where the defense cannot see the trigger's text key (Linear Probe under TrojVQA: the paper's "–").
- * `frozenEmbeddings`: the backdoored model's embeddings of `test` (clean, triggered), used when the defense
- * classifies those (Classifier.fromEmbedding) instead of encoding the images again.
+ * `frozen`: the backdoored model and its embeddings of `test` (clean, triggered), used when the defense's
+ * classifiers classify that very model's embeddings (Classifier.encoder) instead of encoding the images again.
  */
-export function evaluateDefended(defended: Defended, test: ImageDataset, trigger: Trigger, target: number, frozenEmbeddings?: () => TestEmbeddings): BackdoorMetrics | null {
+export function evaluateDefended(
+  defended: Defended,
+  test: ImageDataset,
+  trigger: Trigger,
+  target: number,
+  frozen?: { model: MiniCLIP; embeddings: () => TestEmbeddings },
+): BackdoorMetrics | null {
   const clean = defended.classifier(test.classNames, undefined, test.templates);
   if (!clean) throw new Error('A defense must provide a clean classifier.');
   const trig = trigger.textPrefix ? defended.classifier(test.classNames, trigger.textPrefix, test.templates) : clean;
   try {
     if (!trig) return null;
-    if (frozenEmbeddings && clean.fromEmbedding && trig.fromEmbedding) {
-      const e = frozenEmbeddings();
+    if (frozen && clean.fromEmbedding && trig.fromEmbedding && clean.encoder === frozen.model && trig.encoder === frozen.model) {
+      const e = frozen.embeddings();
       return metricsFromPredictions(classifyEmbeddings(e.clean, e.dim, clean.fromEmbedding), classifyEmbeddings(e.triggered, e.dim, trig.fromEmbedding), test.labels, target);
     }
     const pc = predictWith((x) => clean.predict(x), test);

@@ -65,6 +65,7 @@ export const LinearProbe: Defense = {
         return {
           predict: (images) => tf.tidy(() => fromEmbedding(model.encodeImage(images).embedding)),
           fromEmbedding,
+          encoder: model,
           dispose: () => undefined,
         };
       },

@@ -82,7 +82,7 @@ export async function runCell(
     for (const t of testSets) {
       const test = await testSet(profile, t);
       // Our checkpoints' names are keys of their configs; a user's checkpoint may change under its name: not cached.
-      const frozen = externalWeights(profile) ? undefined : () => testEmbeddings(bd.model, test, bd.trigger, embeddingsFile(bd.checkpoint, t, numImages(test), bd.trigger), log);
+      const frozen = externalWeights(profile) ? undefined : { model: bd.model, embeddings: () => testEmbeddings(bd.model, test, bd.trigger, embeddingsFile(bd.checkpoint, t, numImages(test), bd.trigger), log) };
       metrics[t] = evaluateDefended(defended, test, bd.trigger, targetIndex(t.split('/')[0]), frozen);
     }
     const summary = Object.entries(metrics).map(([t, m]) => (m ? `${t} ASR ${m.asr.toFixed(2)}% CA ${m.ca.toFixed(2)}%` : `${t} –`)).join('; ');

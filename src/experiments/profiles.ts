@@ -163,7 +163,8 @@ export const PROFILES: Record<string, Profile> = {
     benchBatch: 128,
     jobs: 2,
     // Analysis figures: 1,000 test images per PR and attention sample; the ablations' RVPT runs at 10 epochs
-    // (half the tables' 20) on 2,000 test images, to fit ~75 runs into the reproduction's budget.
+    // (half the tables' 20) on 2,000 test images, to fit their 84 runs (3 attacks x 33 points, each parameter's
+    // default point one run) into the reproduction's budget.
     supervised: { steps: 500, batch: 128 },
     analysis: { sample: 1000, ablationEpochs: 10, ablationEvalLimit: 2000 },
   },
