@@ -9,8 +9,7 @@ import { ImageDataset } from '../data/dataset';
 import { Profile } from '../experiments/profiles';
 import { namedGrads } from '../model/params';
 import { DeepPrompts } from '../model/prompts';
-import { l2normalize, matMulBT } from '../model/layers';
-import { zeroShotClassifier } from '../metrics/zeroshot';
+import { zeroShotClassifier, zeroShotPredict } from '../metrics/zeroshot';
 import { prefixedTemplates } from '../metrics/backdoor';
 import { ZERO_SHOT_TEMPLATES } from '../data/captions';
 import { Optimizer } from '../train/optim';
@@ -119,7 +118,7 @@ export function zeroShotClassifierOf(
   templates: string[] = ZERO_SHOT_TEMPLATES,
 ): Classifier {
   const cls = zeroShotClassifier(model, tokenizer, classNames, textPrefix ? prefixedTemplates(textPrefix, templates) : templates);
-  const fromEmbedding = (e: tf.Tensor2D) => tf.tidy(() => tf.argMax(matMulBT(l2normalize(e), cls), 1) as tf.Tensor1D);
+  const fromEmbedding = (e: tf.Tensor2D) => zeroShotPredict(e, cls);
   return {
     predict: (images) => tf.tidy(() => fromEmbedding(model.encodeImage(images, { prompts }).embedding)),
     ...(prompts ? {} : { fromEmbedding, encoder: model }),

@@ -5,14 +5,12 @@
  *   BadCLIP/Decomposition code does.
  * - Poisoned accuracy: accuracy of triggered images against their true labels.
  */
-import * as tf from '@tensorflow/tfjs-core';
 import { MiniCLIP } from '../model/clip';
-import { l2normalize, matMulBT } from '../model/layers';
 import { TextTokenizer } from '../model/tokenizer';
 import { DeepPrompts } from '../model/prompts';
 import { ImageDataset } from '../data/dataset';
 import { Trigger } from '../attacks/trigger';
-import { accuracy, predict, zeroShotClassifier } from './zeroshot';
+import { accuracy, predict, zeroShotClassifier, zeroShotPredict } from './zeroshot';
 import { ZERO_SHOT_TEMPLATES } from '../data/captions';
 import { TestEmbeddings, classifyEmbeddings } from './features';
 
@@ -46,10 +44,9 @@ export function backdoorMetrics(
   const trigCls = trigger.textPrefix ? zeroShotClassifier(model, tokenizer, test.classNames, prefixedTemplates(trigger.textPrefix, templates)) : cls;
   try {
     const e = opts.embeddings;
-    const byEmbedding = (c: typeof cls) => (x: tf.Tensor2D) => tf.argMax(matMulBT(l2normalize(x), c), 1) as tf.Tensor1D;
-    const clean = e ? classifyEmbeddings(e.clean, e.dim, byEmbedding(cls)) : predict(model, cls, test, { prompts: opts.prompts });
+    const clean = e ? classifyEmbeddings(e.clean, e.dim, (x) => zeroShotPredict(x, cls)) : predict(model, cls, test, { prompts: opts.prompts });
     const trig = e
-      ? classifyEmbeddings(e.triggered, e.dim, byEmbedding(trigCls))
+      ? classifyEmbeddings(e.triggered, e.dim, (x) => zeroShotPredict(x, trigCls))
       : predict(model, trigCls, test, { prompts: opts.prompts, transform: (x, start) => trigger.apply(x, { seed: TEST_TRIGGER_SEED, offset: start }) });
     return metricsFromPredictions(clean, trig, test.labels, target);
   } finally {

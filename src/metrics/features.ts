@@ -13,11 +13,10 @@ import { Trigger } from '../attacks/trigger';
 import { readSafetensors, writeSafetensors } from '../checkpoint/safetensors';
 import { cacheDir, cacheKey } from '../util/fsutil';
 import { TEST_TRIGGER_SEED } from './backdoor';
-import { imageBatch } from './zeroshot';
+import { EVAL_BATCH, forBatches, imageBatch } from './zeroshot';
 
 /** Bump when the image encoder's arithmetic changes without its checkpoints' keys changing. */
 export const FEATURES_CODE_VERSION = 1;
-const BATCH = 500;
 const defaultLog = (s: string) => void (process.env.RVPT_QUIET || process.stderr.write(`[rvpt] ${s}\n`));
 
 export interface TestEmbeddings {
@@ -35,22 +34,16 @@ export function embeddingsFile(checkpoint: string, testName: string, n: number, 
 
 function encodeAll(model: MiniCLIP, test: ImageDataset, transform?: (x: tf.Tensor4D, start: number) => tf.Tensor4D): Float32Array {
   const n = numImages(test);
-  const out = new Float32Array(n * model.config.embedDim);
-  for (let s = 0; s < n; s += BATCH) {
-    const e = Math.min(n, s + BATCH);
-    const emb = tf.tidy(() => {
-      const x = imageBatch(test, s, e);
-      return model.encodeImage(transform ? transform(x, s) : x).embedding;
-    });
-    out.set(emb.dataSync() as Float32Array, s * model.config.embedDim);
-    emb.dispose();
-  }
-  return out;
+  const dim = model.config.embedDim;
+  return forBatches(n, EVAL_BATCH, dim, new Float32Array(n * dim), (s, e) => {
+    const x = imageBatch(test, s, e);
+    return model.encodeImage(transform ? transform(x, s) : x).embedding;
+  });
 }
 
 /**
  * The embeddings, read from `file` when it holds them (a damaged file is said and recomputed), else computed in
- * batches of 500 (the same batches as a classifier's predictions, hence the same bits) and written atomically.
+ * batches of EVAL_BATCH (the same batches as a classifier's predictions, hence the same bits), written atomically.
  */
 export function testEmbeddings(model: MiniCLIP, test: ImageDataset, trigger: Trigger, file?: string, log: (s: string) => void = defaultLog): TestEmbeddings {
   const dim = model.config.embedDim;
@@ -71,15 +64,8 @@ export function testEmbeddings(model: MiniCLIP, test: ImageDataset, trigger: Tri
   return { clean, triggered, dim };
 }
 
-/** Class indices from embeddings [n * dim], in batches of 500 (as predictions from images are made). */
+/** Class indices from embeddings [n * dim], in batches of EVAL_BATCH (as predictions from images are made). */
 export function classifyEmbeddings(emb: Float32Array, dim: number, classify: (e: tf.Tensor2D) => tf.Tensor1D): Int32Array {
   const n = emb.length / dim;
-  const out = new Int32Array(n);
-  for (let s = 0; s < n; s += BATCH) {
-    const e = Math.min(n, s + BATCH);
-    const pred = tf.tidy(() => classify(tf.tensor2d(emb.subarray(s * dim, e * dim), [e - s, dim])));
-    out.set(pred.dataSync() as Int32Array, s);
-    pred.dispose();
-  }
-  return out;
+  return forBatches(n, EVAL_BATCH, 1, new Int32Array(n), (s, e) => classify(tf.tensor2d(emb.subarray(s * dim, e * dim), [e - s, dim])));
 }

@@ -20,6 +20,27 @@ export function zeroShotClassifier(model: MiniCLIP, tokenizer: TextTokenizer, cl
   });
 }
 
+/** Class indices of image embeddings [B, E] (not normalised) against normalised class embeddings [C, E]. */
+export function zeroShotPredict(embeddings: tf.Tensor2D, classifier: tf.Tensor2D): tf.Tensor1D {
+  return tf.tidy(() => tf.argMax(matMulBT(l2normalize(embeddings), classifier), 1) as tf.Tensor1D);
+}
+
+/** Evaluation's batch size: predictions and cached embeddings (features.ts) are made in the same batches. */
+export const EVAL_BATCH = 500;
+
+/**
+ * Rows [0, n) in batches of `batch`: `f(start, end)` makes a tensor of (end - start) x `width` values (under tidy),
+ * read into `out` at row `start`; one host read per batch.
+ */
+export function forBatches<T extends Float32Array | Int32Array>(n: number, batch: number, width: number, out: T, f: (start: number, end: number) => tf.Tensor): T {
+  for (let s = 0; s < n; s += batch) {
+    const t = tf.tidy(() => f(s, Math.min(n, s + batch)));
+    out.set(t.dataSync() as T, s * width);
+    t.dispose();
+  }
+  return out;
+}
+
 /** Rows [start, end) of a dataset as an image tensor. */
 export function imageBatch(d: ImageDataset, start: number, end: number): tf.Tensor4D {
   return tf.tensor4d(imageRows(d, start, end), [end - start, d.size, d.size, 3]);
@@ -42,24 +63,16 @@ export interface PredictOptions {
 
 /** Top-1 predictions for every image, batched, one host read per batch. */
 export function predict(model: MiniCLIP, classifier: tf.Tensor2D, d: ImageDataset, opts: PredictOptions = {}): Int32Array {
-  return predictWith((x) => tf.argMax(matMulBT(l2normalize(model.encodeImage(x, { prompts: opts.prompts }).embedding), classifier), 1) as tf.Tensor1D, d, opts);
+  return predictWith((x) => zeroShotPredict(model.encodeImage(x, { prompts: opts.prompts }).embedding, classifier), d, opts);
 }
 
 /** Any classifier (images -> class indices) over a whole dataset, batched, with an optional per-batch transform. */
 export function predictWith(classify: (images: tf.Tensor4D) => tf.Tensor1D, d: ImageDataset, opts: Pick<PredictOptions, 'batchSize' | 'transform'> = {}): Int32Array {
   const n = numImages(d);
-  const bs = opts.batchSize ?? 500;
-  const out = new Int32Array(n);
-  for (let s = 0; s < n; s += bs) {
-    const e = Math.min(n, s + bs);
-    const pred = tf.tidy(() => {
-      const x = imageBatch(d, s, e);
-      return classify(opts.transform ? opts.transform(x, s) : x);
-    });
-    out.set(pred.dataSync() as Int32Array, s);
-    pred.dispose();
-  }
-  return out;
+  return forBatches(n, opts.batchSize ?? EVAL_BATCH, 1, new Int32Array(n), (s, e) => {
+    const x = imageBatch(d, s, e);
+    return classify(opts.transform ? opts.transform(x, s) : x);
+  });
 }
 
 export function accuracy(pred: Int32Array, labels: Int32Array): number {
