@@ -10,7 +10,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import { MiniCLIP } from '../src/model/clip';
 import { initDeepPrompts, disposePrompts } from '../src/model/prompts';
 import { ImageDataset } from '../src/data/dataset';
-import { colorJitter, gaussianBlur, gaussianNoise, horizontalFlip, perturbationResistivity } from '../src/metrics/pr';
+import { colorJitter, gaussianBlur, gaussianNoise, horizontalFlip, perturbationResistivity, promptDisplacement } from '../src/metrics/pr';
+import { l2normalize } from '../src/model/layers';
+import { imageBatch } from '../src/metrics/zeroshot';
 import { promptLayers } from '../src/model/prompts';
 import { ablationSetting, attentionOverlay, clsAttention, tsne2d, umap2d } from '../src/experiments/analysis';
 import { PROFILES } from '../src/experiments/profiles';
@@ -40,6 +42,37 @@ test('PR: 1 at every layer for the identity, below 1 under noise, deterministic,
   expect(perturbationResistivity(model, d, horizontalFlip, { prompts })).toHaveLength(TEST_CONFIG.layers);
   disposePrompts(prompts);
   expect(tf.memory().numTensors).toBe(before);
+  model.dispose();
+});
+
+test('prompt displacement: the mean cosine to the own unprompted class token and between different images, as computed pair by pair', () => {
+  const model = MiniCLIP.init(TEST_CONFIG, 1);
+  const d = toy(7);
+  const prompts = initDeepPrompts(TEST_CONFIG.layers, TEST_CONFIG.width, { length: 2, depth: 1, initStd: 0.5 }, 0);
+  const before = tf.memory().numTensors;
+  const r = promptDisplacement(model, d, prompts, { batchSize: 3, transform: horizontalFlip });
+  expect(tf.memory().numTensors).toBe(before);
+  // Reference: every class token at once, the 7 x 7 cosine matrix, the off-diagonal mean.
+  const [a, b] = tf.tidy(() => {
+    const x = horizontalFlip(imageBatch(d, 0, 7), 0);
+    const u = model.encodeImage(x, { collectCls: true }).cls!.map((c) => l2normalize(c).arraySync() as number[][]);
+    const v = model.encodeImage(x, { prompts, collectCls: true }).cls!.map((c) => l2normalize(c).arraySync() as number[][]);
+    return [u, v];
+  });
+  const dot = (p: number[], q: number[]) => p.reduce((s, x, k) => s + x * q[k], 0);
+  for (let l = 0; l < TEST_CONFIG.layers; l++) {
+    const moved = a[l].reduce((s, p, i) => s + dot(p, b[l][i]), 0) / 7;
+    let pairs = 0;
+    for (let i = 0; i < 7; i++) for (let j = 0; j < 7; j++) if (i !== j) pairs += dot(a[l][i], a[l][j]);
+    expect(r.moved[l]).toBeCloseTo(moved, 5);
+    expect(r.spread[l]).toBeCloseTo(pairs / 42, 5);
+  }
+  // Block 0 is not prompted: its class token does not move. The prompted blocks' do.
+  expect(r.moved[0]).toBeCloseTo(1, 5);
+  for (const m of r.moved.slice(1)) expect(m).toBeLessThan(1 - 1e-4);
+  expect(promptDisplacement(model, d, prompts, { batchSize: 256, transform: horizontalFlip }).spread.map((v) => v.toFixed(5))).toEqual(r.spread.map((v) => v.toFixed(5)));
+  expect(() => promptDisplacement(model, toy(1), prompts)).toThrow(/at least 2 images.*toy/);
+  disposePrompts(prompts);
   model.dispose();
 });
 

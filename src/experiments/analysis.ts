@@ -22,7 +22,7 @@ import { getDefense } from '../defenses/registry';
 import { RVPT_DEFAULTS } from '../defenses/rvpt';
 import { imageBatch } from '../metrics/zeroshot';
 import { TEST_TRIGGER_SEED } from '../metrics/backdoor';
-import { Perturbation, perturbationResistivity, standardPerturbations, triggerPerturbation } from '../metrics/pr';
+import { Perturbation, perturbationResistivity, promptDisplacement, standardPerturbations, triggerPerturbation } from '../metrics/pr';
 import { readSafetensors, writeSafetensors } from '../checkpoint/safetensors';
 import { adoptLegacy, cacheDir, cacheKey, writeJsonAtomic } from '../util/fsutil';
 import { makeRng } from '../util/rng';
@@ -160,6 +160,58 @@ export async function computePR(profile: Profile, attack: string, dataset = prof
       bd.model.dispose();
     }
   });
+}
+
+/** How far VPT's and RVPT's prompts move the class token (metrics/pr.ts promptDisplacement), clean and triggered. */
+export interface DisplacementResult {
+  attack: string;
+  dataset: string;
+  n: number;
+  promptedLayers: number[];
+  /** method ('VPT', 'RVPT') -> images ('clean', 'triggered') -> per block: moved and spread. */
+  methods: Record<string, Record<string, { moved: number[]; spread: number[] }>>;
+}
+
+/**
+ * Why RVPT removes one backdoor and not another: whether its prompts move the *triggered* images' class tokens as far
+ * from the frozen encoder's as the clean ones (it is tuned on clean shots only). Cached like the PR figure; the
+ * prompts are the same cached ones.
+ */
+export async function computeDisplacement(profile: Profile, attack: string, dataset = profile.datasets.main, log: Log = quietLog): Promise<DisplacementResult> {
+  const n = analysisSample(profile);
+  const bd = await ensureBackdoored(profile, attack, { dataset, log });
+  const key = { v: ANALYSIS_CODE_VERSION, backdoor: bd.checkpoint, attack, dataset, n, rvpt: defenseConfig(profile, 'RVPT'), vpt: defenseConfig(profile, 'VPT'), shots: profile.shots };
+  return cached(`displacement-${profile.name}-${attack}`, key, bd.model, async () => {
+    const test = await analysisTest(profile, dataset, n);
+    const methods: DisplacementResult['methods'] = {};
+    let promptedLayers: number[] = [];
+    try {
+      for (const method of ['VPT', 'RVPT'] as const) {
+        const prompts = await ensurePrompts(profile, bd, method, dataset, log);
+        try {
+          promptedLayers = [...prompts.tokens.keys()].sort((a, b) => a - b);
+          methods[method] = {
+            clean: promptDisplacement(bd.model, test, prompts),
+            triggered: promptDisplacement(bd.model, test, prompts, { transform: triggerPerturbation(bd.trigger) }),
+          };
+        } finally {
+          disposePrompts(prompts);
+        }
+      }
+    } finally {
+      bd.model.dispose();
+    }
+    return { attack, dataset, n: numImages(test), promptedLayers, methods };
+  });
+}
+
+/** One row per attack, method and prompted block: how far the prompts moved clean and triggered class tokens. */
+export function displacementRows(results: DisplacementResult[]): (string | number)[][] {
+  return results.flatMap((r) =>
+    Object.entries(r.methods).flatMap(([method, m]) =>
+      r.promptedLayers.map((l) => [r.attack, method, String(l + 1), m.clean.moved[l], m.clean.spread[l], m.triggered.moved[l], m.triggered.spread[l]]),
+    ),
+  );
 }
 
 const COLORS: Record<string, string> = { 'backdoored CLIP': '#d62728', '+ VPT': '#ff7f0e', '+ RVPT': '#2ca02c', 'supervised ViT': '#1f77b4' };

@@ -36,6 +36,44 @@ export function perturbationResistivity(model: MiniCLIP, d: ImageDataset, pertur
   return Array.from(sums, (s) => s / n);
 }
 
+/**
+ * How far deep prompts move each image's class token away from the frozen encoder's, per block: `moved[l]` is the mean
+ * over images of cos(c_i^l with prompts, c_i^l without), which RVPT's FR term minimises over its prompted blocks. A
+ * cosine means little alone, so `spread[l]` gives the scale: the mean over pairs of different images of
+ * cos(c_i^l, c_j^l) in the frozen encoder. A move to `moved` below `spread` takes an image further from itself than
+ * another image is. `transform` (e.g. a trigger) is applied to every batch first. Pairs are summed as
+ * (|sum_i n_i|^2 - N) / (N (N - 1)) over the unit vectors n_i, so no N x N matrix is formed.
+ */
+export function promptDisplacement(
+  model: MiniCLIP,
+  d: ImageDataset,
+  prompts: DeepPrompts,
+  opts: { transform?: Perturbation; batchSize?: number } = {},
+): { moved: number[]; spread: number[] } {
+  const n = numImages(d);
+  if (n < 2) throw new Error(`promptDisplacement: needs at least 2 images, got ${n} from '${d.name}'.`);
+  const L = model.config.layers;
+  const bs = opts.batchSize ?? 256;
+  const moved = new Float64Array(L);
+  const unitSums = Array.from({ length: L }, () => new Float64Array(model.config.width));
+  for (let start = 0; start < n; start += bs) {
+    const end = Math.min(n, start + bs);
+    const [cos, sums] = tf.tidy(() => {
+      const raw = imageBatch(d, start, end);
+      const x = opts.transform ? opts.transform(raw, start) : raw;
+      const a = model.encodeImage(x, { collectCls: true }).cls!.map((c) => l2normalize(c));
+      const b = model.encodeImage(x, { prompts, collectCls: true }).cls!.map((c) => l2normalize(c));
+      return [tf.stack(a.map((c, i) => tf.sum(tf.mul(c, b[i])))), tf.stack(a.map((c) => tf.sum(c, 0)))];
+    });
+    cos.dataSync().forEach((v, i) => (moved[i] += v));
+    const s = sums.dataSync();
+    unitSums.forEach((u, l) => u.forEach((_, k) => (u[k] += s[l * u.length + k])));
+    tf.dispose([cos, sums]);
+  }
+  const spread = unitSums.map((u) => (u.reduce((a, v) => a + v * v, 0) - n) / (n * (n - 1)));
+  return { moved: Array.from(moved, (v) => v / n), spread };
+}
+
 /** Seeded N(0, 1) draws for a tensor of `n` values (TF.js's own seeded ops vary by backend; a JS rng does not). */
 function normals(n: number, rng: Rng): Float32Array {
   const out = new Float32Array(n);
