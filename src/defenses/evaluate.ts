@@ -1,9 +1,9 @@
 /** Backdoor metrics of a defended classifier: CA on clean test images, ASR with the trigger (PAPER.md section 4). */
 import { ImageDataset } from '../data/dataset';
-import { predictWith } from '../metrics/zeroshot';
-import { BackdoorMetrics, TEST_TRIGGER_SEED, metricsFromPredictions } from '../metrics/backdoor';
+import { classifyEmbeddings, predictWith } from '../metrics/zeroshot';
+import { BackdoorMetrics, metricsFromPredictions, testTimeTrigger } from '../metrics/backdoor';
 import { Trigger } from '../attacks/trigger';
-import { TestEmbeddings, classifyEmbeddings } from '../metrics/features';
+import type { TestEmbeddings } from '../metrics/features';
 import { MiniCLIP } from '../model/clip';
 import { Defended } from './defense';
 
@@ -29,7 +29,7 @@ export function evaluateDefended(
       return metricsFromPredictions(classifyEmbeddings(e.clean, e.dim, clean.fromEmbedding), classifyEmbeddings(e.triggered, e.dim, trig.fromEmbedding), test.labels, target);
     }
     const pc = predictWith((x) => clean.predict(x), test);
-    const pt = predictWith((x) => trig.predict(x), test, { transform: (x, start) => trigger.apply(x, { seed: TEST_TRIGGER_SEED, offset: start }) });
+    const pt = predictWith((x) => trig.predict(x), test, { transform: testTimeTrigger(trigger) });
     return metricsFromPredictions(pc, pt, test.labels, target);
   } finally {
     clean.dispose();

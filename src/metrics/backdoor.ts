@@ -5,14 +5,15 @@
  *   BadCLIP/Decomposition code does.
  * - Poisoned accuracy: accuracy of triggered images against their true labels.
  */
+import type * as tf from '@tensorflow/tfjs-core';
 import { MiniCLIP } from '../model/clip';
 import { TextTokenizer } from '../model/tokenizer';
 import { DeepPrompts } from '../model/prompts';
 import { ImageDataset } from '../data/dataset';
 import { Trigger } from '../attacks/trigger';
-import { accuracy, predict, zeroShotClassifier, zeroShotPredict } from './zeroshot';
+import { accuracy, classifyEmbeddings, predict, zeroShotClassifier, zeroShotPredict } from './zeroshot';
 import { ZERO_SHOT_TEMPLATES } from '../data/captions';
-import { TestEmbeddings, classifyEmbeddings } from './features';
+import type { TestEmbeddings } from './features';
 
 export interface BackdoorMetrics {
   /** Clean accuracy, %. */
@@ -28,6 +29,11 @@ export interface BackdoorMetrics {
 
 /** Seed of the test-time trigger draws: distinct from any poisoning seed, so test triggers are fresh draws. */
 export const TEST_TRIGGER_SEED = 1_000_003;
+
+/** The trigger as evaluation applies it to a batch starting at row `offset`: fresh draws from TEST_TRIGGER_SEED. */
+export function testTimeTrigger(trigger: Trigger): (images: tf.Tensor4D, offset: number) => tf.Tensor4D {
+  return (x, offset) => trigger.apply(x, { seed: TEST_TRIGGER_SEED, offset });
+}
 
 export function backdoorMetrics(
   model: MiniCLIP,
@@ -47,7 +53,7 @@ export function backdoorMetrics(
     const clean = e ? classifyEmbeddings(e.clean, e.dim, (x) => zeroShotPredict(x, cls)) : predict(model, cls, test, { prompts: opts.prompts });
     const trig = e
       ? classifyEmbeddings(e.triggered, e.dim, (x) => zeroShotPredict(x, trigCls))
-      : predict(model, trigCls, test, { prompts: opts.prompts, transform: (x, start) => trigger.apply(x, { seed: TEST_TRIGGER_SEED, offset: start }) });
+      : predict(model, trigCls, test, { prompts: opts.prompts, transform: testTimeTrigger(trigger) });
     return metricsFromPredictions(clean, trig, test.labels, target);
   } finally {
     cls.dispose();

@@ -12,7 +12,7 @@ import { ImageDataset, numImages } from '../data/dataset';
 import { Trigger } from '../attacks/trigger';
 import { readSafetensors, writeSafetensors } from '../checkpoint/safetensors';
 import { cacheDir, cacheKey } from '../util/fsutil';
-import { TEST_TRIGGER_SEED } from './backdoor';
+import { TEST_TRIGGER_SEED, testTimeTrigger } from './backdoor';
 import { EVAL_BATCH, forBatches, imageBatch } from './zeroshot';
 
 /** Bump when the image encoder's arithmetic changes without its checkpoints' keys changing. */
@@ -59,13 +59,7 @@ export function testEmbeddings(model: MiniCLIP, test: ImageDataset, trigger: Tri
     }
   }
   const clean = encodeAll(model, test);
-  const triggered = encodeAll(model, test, (x, start) => trigger.apply(x, { seed: TEST_TRIGGER_SEED, offset: start }));
+  const triggered = encodeAll(model, test, testTimeTrigger(trigger));
   if (file) writeSafetensors(file, { clean: { dtype: 'F32', shape: [n, dim], data: clean }, triggered: { dtype: 'F32', shape: [n, dim], data: triggered } });
   return { clean, triggered, dim };
-}
-
-/** Class indices from embeddings [n * dim], in batches of EVAL_BATCH (as predictions from images are made). */
-export function classifyEmbeddings(emb: Float32Array, dim: number, classify: (e: tf.Tensor2D) => tf.Tensor1D): Int32Array {
-  const n = emb.length / dim;
-  return forBatches(n, EVAL_BATCH, 1, new Int32Array(n), (s, e) => classify(tf.tensor2d(emb.subarray(s * dim, e * dim), [e - s, dim])));
 }

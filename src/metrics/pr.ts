@@ -11,7 +11,7 @@ import { l2normalize } from '../model/layers';
 import { ImageDataset, numImages } from '../data/dataset';
 import { imageBatch } from './zeroshot';
 import { Trigger } from '../attacks/trigger';
-import { TEST_TRIGGER_SEED } from './backdoor';
+import { testTimeTrigger } from './backdoor';
 import { makeRng, Rng } from '../util/rng';
 
 /** A perturbation of a batch: images in [0, 1] -> perturbed images in [0, 1]; `offset` is the batch's first index. */
@@ -128,7 +128,7 @@ export const horizontalFlip: Perturbation = (x) => tf.reverse(x, 2);
 
 /** A backdoor trigger as a perturbation (the test-time draws of its randomness). */
 export function triggerPerturbation(trigger: Trigger): Perturbation {
-  return (x, offset) => trigger.apply(x, { seed: TEST_TRIGGER_SEED, offset });
+  return testTimeTrigger(trigger);
 }
 
 /** The task-irrelevant perturbations of the PR figure, at strengths that leave the image recognisable. */

@@ -41,6 +41,12 @@ export function forBatches<T extends Float32Array | Int32Array>(n: number, batch
   return out;
 }
 
+/** Class indices from embeddings [n * dim] (e.g. metrics/features.ts), in batches of EVAL_BATCH, as predictWith makes them. */
+export function classifyEmbeddings(emb: Float32Array, dim: number, classify: (e: tf.Tensor2D) => tf.Tensor1D): Int32Array {
+  const n = emb.length / dim;
+  return forBatches(n, EVAL_BATCH, 1, new Int32Array(n), (s, e) => classify(tf.tensor2d(emb.subarray(s * dim, e * dim), [e - s, dim])));
+}
+
 /** Rows [start, end) of a dataset as an image tensor. */
 export function imageBatch(d: ImageDataset, start: number, end: number): tf.Tensor4D {
   return tf.tensor4d(imageRows(d, start, end), [end - start, d.size, d.size, 3]);
