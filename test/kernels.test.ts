@@ -1,7 +1,7 @@
 /**
  * Our WASM kernels (src/kernels/) that replace TF.js's must give exactly TF.js's numbers: the batched matmul bit for
  * bit against TF.js's own kernel and against a scalar emulation of it (every transpose, shared dimensions past its
- * 48-block), and the row copies (SplitV, Concat, 2-D Slice) the same values and shapes as TF.js's. The fused layers
+ * 48-block), the plain product and the weight-gradient kernel against XNNPACK and a sequential sum, and the row copies (SplitV, Concat, 2-D Slice) the same values and shapes as TF.js's. The fused layers
  * (fused.c) agree with the TF.js-op formulas to float rounding: here on whole training steps, and layer by layer,
  * with gradients, in test/layers.test.ts.
  */
@@ -12,6 +12,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { setup, TEST_CONFIG } from './helpers';
 import { fusedLayers, installWasmKernels, uninstallWasmKernels, useFusedLayers, wasmKernelsInstalled } from '../src/kernels';
 import { asBlockTranspose } from '../src/kernels/copy';
+import { GEMM_MAX_K, MATMUL_TN } from '../src/kernels/batchMatMul';
 import { BMM_WASM_SOURCE_SHA256 } from '../src/kernels/bmmWasm';
 import { COPY_WASM_SOURCE_SHA256 } from '../src/kernels/copyWasm';
 import { BROADCAST_WASM_SOURCE_SHA256 } from '../src/kernels/broadcastWasm';
@@ -179,6 +180,65 @@ test('batched and transposed products equal TF.js kernel and its emulation bit f
     expect({ shape: as, ta, tb, vsTfjs: mismatches(fast.dataSync(), ref.dataSync()), vsEmulation: mismatches(fast.dataSync(), emu) }).toEqual({ shape: as, ta, tb, vsTfjs: 0, vsEmulation: 0 });
     tf.dispose([a, b, fast, ref]);
   }
+});
+
+/** Each output summed in k order from 0 with a rounded multiply and add: XNNPACK's plain product, in float32. */
+function sequential(a: Float32Array, b: Float32Array, M: number, K: number, N: number, ta: boolean): Float32Array {
+  const f = Math.fround;
+  const out = new Float32Array(M * N);
+  for (let i = 0; i < M; i++)
+    for (let j = 0; j < N; j++) {
+      let s = 0;
+      for (let k = 0; k < K; k++) s = f(s + f((ta ? a[k * M + i] : a[i * K + k]) * b[k * N + j]));
+      out[i * N + j] = s;
+    }
+  return out;
+}
+
+test('plain products at small shared dimensions (our gemm) equal XNNPACK bit for bit', () => {
+  if (!onWasm()) return;
+  expect(installWasmKernels()).toBe(true);
+  // [M, K, N]: the model's shapes cut down, every tail of the 4 x 8 tiles and the 64-row blocks, K of 1, at and past
+  // GEMM_MAX_K (past it TF.js's XNNPACK runs, which must also match the sequential sum), and a 3-D batch of one.
+  const cases: [number, number, number][] = [[136, 64, 256], [130, 256, 64], [67, 64, 192], [37, 100, 29], [3, 5, 2], [1, 7, 13], [9, 1, 12], [70, GEMM_MAX_K, 12], [5, GEMM_MAX_K + 1, 9]];
+  for (const [M, K, N] of cases) {
+    const a = tf.randomNormal([M, K], 0, 1, 'float32', 21);
+    const b = tf.randomNormal([K, N], 0, 1, 'float32', 22);
+    const fast = tf.matMul(a, b);
+    const fast3 = tf.matMul(tf.reshape(a, [1, M, K]), tf.reshape(b, [1, K, N]));
+    uninstallWasmKernels();
+    const ref = tf.matMul(a, b);
+    installWasmKernels();
+    const seq = sequential(a.dataSync() as Float32Array, b.dataSync() as Float32Array, M, K, N, false);
+    expect(fast3.shape).toEqual([1, M, N]);
+    expect({ M, K, N, vsTfjs: mismatches(fast.dataSync(), ref.dataSync()), vsSequential: mismatches(fast.dataSync(), seq), batchOfOne: mismatches(fast3.dataSync(), seq) }).toEqual({ M, K, N, vsTfjs: 0, vsSequential: 0, batchOfOne: 0 });
+    tf.dispose([a, b, fast, fast3, ref]);
+  }
+});
+
+test('the weight-gradient kernel gives the bits of an explicit transpose and product, and refuses bad shapes', () => {
+  if (!onWasm()) return;
+  expect(installWasmKernels()).toBe(true);
+  // [K, M, N]: K past one and several 128-row blocks, every tile tail.
+  const cases: [number, number, number][] = [[300, 64, 256], [130, 256, 64], [129, 7, 13], [5, 3, 2], [1, 4, 8]];
+  for (const [K, M, N] of cases) {
+    const x = tf.randomNormal([K, M], 0, 1, 'float32', 31);
+    const dy = tf.randomNormal([K, N], 0, 1, 'float32', 32);
+    const fast = tf.engine().runKernel(MATMUL_TN, { a: x, b: dy }) as tf.Tensor;
+    const ref = tf.tidy(() => tf.matMul(tf.transpose(x), dy));
+    const seq = sequential(x.dataSync() as Float32Array, dy.dataSync() as Float32Array, M, K, N, true);
+    expect(fast.shape).toEqual([M, N]);
+    expect({ K, M, N, vsTransposeMatMul: mismatches(fast.dataSync(), ref.dataSync()), vsSequential: mismatches(fast.dataSync(), seq) }).toEqual({ K, M, N, vsTransposeMatMul: 0, vsSequential: 0 });
+    tf.dispose([x, dy, fast, ref]);
+  }
+  // No rows: zeros (TF.js's own product of empty operands returns its output buffer unwritten).
+  const [e, f] = [tf.zeros([0, 3]), tf.zeros([0, 5])];
+  const empty = tf.engine().runKernel(MATMUL_TN, { a: e, b: f }) as tf.Tensor;
+  expect({ shape: empty.shape, values: Array.from(empty.dataSync()) }).toEqual({ shape: [3, 5], values: new Array(15).fill(0) });
+  tf.dispose([e, f, empty]);
+  const [a, b] = [tf.zeros([4, 3]), tf.zeros([5, 2])];
+  expect(() => tf.engine().runKernel(MATMUL_TN, { a, b })).toThrow(/a \[K, M\] and b \[K, N\] expected \(got float32 \[4,3\] and float32 \[5,2\]\)/);
+  tf.dispose([a, b]);
 });
 
 /** Three contrastive steps of a small model from a fixed seed: the losses and the final weights. */

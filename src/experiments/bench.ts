@@ -10,7 +10,7 @@ import { AdamW } from '../train/optim';
 import { ContrastiveWorker } from '../train/parallel';
 import { contrastiveStep } from '../train/step';
 import { SGD } from '../train/optim';
-import { l2normalize } from '../model/layers';
+import { l2normalize, weightGrad } from '../model/layers';
 import { disposePrompts, initDeepPrompts, promptLayers, promptParams } from '../model/prompts';
 import { MemoryMeter } from '../defenses/defense';
 import { PromptStepState, promptTuningStep } from '../defenses/rvpt';
@@ -44,7 +44,7 @@ export interface BenchResult {
   /** Median over the steps of (step GFLOP/s) / (the product's GFLOP/s just after it). */
   efficiency: number;
   /**
-   * The step's own dense products (forward x @ W, and the weight gradients' x^T @ dy with their transpose) timed
+   * The step's own dense products (forward x @ W, and the weight gradients' x^T @ dy as the step computes them) timed
    * alone, FLOP-weighted: how fast the backend multiplies matrices of this model's shapes.
    */
   denseGflops: number;
@@ -60,8 +60,8 @@ function median(xs: number[]): number {
 
 /**
  * The dense products of one training step at batch `batch`, each timed alone (median of `reps`): forward
- * [rows, in] @ [in, out] and the weight gradient transpose([rows, in]) @ [rows, out], for every layer shape of
- * both towers. Returns their FLOP-weighted GFLOP/s.
+ * [rows, in] @ [in, out] and the weight gradient [rows, in]^T @ [rows, out] (layers.ts's `weightGrad`), for every
+ * layer shape of both towers. Returns their FLOP-weighted GFLOP/s.
  */
 export function benchDenseShapes(c: CLIPConfig, batch: number, reps = 5): number {
   const imageRows = batch * (numPatches(c) + 1);
@@ -73,10 +73,10 @@ export function benchDenseShapes(c: CLIPConfig, batch: number, reps = 5): number
   let flop = 0;
   let ms = 0;
   for (const [rows, i, o] of shapes) {
-    const x = tf.randomNormal([rows, i], 0, 1, 'float32', 1);
+    const x = tf.randomNormal([rows, i], 0, 1, 'float32', 1) as tf.Tensor2D;
     const w = tf.randomNormal([i, o], 0, 1, 'float32', 2);
-    const dy = tf.randomNormal([rows, o], 0, 1, 'float32', 3);
-    for (const f of [() => tf.matMul(x, w), () => tf.matMul(tf.transpose(x), dy)]) {
+    const dy = tf.randomNormal([rows, o], 0, 1, 'float32', 3) as tf.Tensor2D;
+    for (const f of [() => tf.matMul(x, w), () => weightGrad(x, dy)]) {
       const times: number[] = [];
       for (let r = 0; r < reps + 1; r++) {
         const t0 = performance.now();

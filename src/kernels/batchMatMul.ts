@@ -1,18 +1,61 @@
 /**
  * BatchMatMul for TF.js's WASM backend, bit-identical to the one it replaces (see bmm.c for why and how). It takes
- * only the cases TF.js's kernel sends to its scalar loop (a batch above 1 or a transpose flag); the plain 2-D
- * product still goes to TF.js (XNNPACK), as do broadcast batches, empty tensors and other dtypes.
+ * the cases TF.js's kernel sends to its scalar loop (a batch above 1 or a transpose flag), and the plain 2-D product
+ * when its shared dimension is at most GEMM_MAX_K (XNNPACK's bits, faster there); larger plain products still go to
+ * TF.js (XNNPACK), as do broadcast batches, empty tensors and other dtypes.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { BMM_WASM_BASE64 } from './bmmWasm';
 import { KernelOverride, WasmBackendLike, heapOffset, instantiate } from './wasmModule';
 
 type Bmm = (a: number, b: number, out: number, scratch: number, batch: number, m: number, n: number, k: number, ta: number, tb: number) => void;
+type Gemm = (a: number, b: number, out: number, m: number, n: number, k: number) => void;
+
+/**
+ * Plain products with a shared dimension up to this go to our gemm (bmm.c). It wins by 20-50% at K = 64-256, where
+ * XNNPACK's per-tile overhead and packing are a large share of the work; past a few hundred XNNPACK's packed,
+ * cache-blocked loop is the faster one.
+ */
+export const GEMM_MAX_K = 512;
 
 export const batchMatMulOverride = new KernelOverride(tf.BatchMatMul);
 
+/**
+ * a^T @ b for a [K, M], b [K, N] without the transposed copy (bmm.c's gemm_tn): a kernel of our own that layers.ts
+ * uses for weight gradients, with the bits of `tf.matMul(tf.transpose(a), b)`.
+ */
+export const MATMUL_TN = 'RvptMatMulTN';
+let matMulTN: tf.KernelConfig | null = null;
+
+export function registerMatMulTN(): void {
+  unregisterMatMulTN();
+  if (matMulTN) tf.registerKernel(matMulTN);
+}
+
+export function unregisterMatMulTN(): void {
+  if (tf.getKernel(MATMUL_TN, 'wasm')) tf.unregisterKernel(MATMUL_TN, 'wasm');
+}
+
 export function installBatchMatMul(backend: WasmBackendLike): void {
-  const bmm = instantiate(backend, BMM_WASM_BASE64).bmm as Bmm;
+  const mod = instantiate(backend, BMM_WASM_BASE64);
+  const bmm = mod.bmm as Bmm;
+  const gemm = mod.gemm as Gemm;
+  const gemmTN = mod.gemm_tn as Gemm;
+  matMulTN = {
+    kernelName: MATMUL_TN,
+    backendName: 'wasm',
+    kernelFunc: ({ inputs }) => {
+      const { a, b } = inputs as unknown as { a: tf.TensorInfo; b: tf.TensorInfo };
+      if (a.shape.length !== 2 || b.shape.length !== 2 || a.shape[0] !== b.shape[0] || a.dtype !== 'float32' || b.dtype !== 'float32') {
+        throw new Error(`${MATMUL_TN}: float32 a [K, M] and b [K, N] expected (got ${a.dtype} [${a.shape}] and ${b.dtype} [${b.shape}]).`);
+      }
+      const [k, m] = a.shape;
+      const n = b.shape[1];
+      const out = backend.makeOutput([m, n], 'float32');
+      if (m * n > 0) gemmTN(heapOffset(backend, a), heapOffset(backend, b), heapOffset(backend, out), m, n, k);
+      return out;
+    },
+  };
   // Transposed operands are copied here first (M*K + K*N floats); grown on demand, kept for the process.
   let scratch = { ptr: 0, bytes: 0 };
   const scratchFor = (bytes: number): number => {
@@ -34,14 +77,18 @@ export function installBatchMatMul(backend: WasmBackendLike): void {
     const kB = tb ? b.shape[br - 1] : b.shape[br - 2];
     const batchA = tf.util.sizeFromShape(a.shape.slice(0, -2));
     const batchB = tf.util.sizeFromShape(b.shape.slice(0, -2));
-    const tfjsFastPath = batchA === 1 && batchB === 1 && !ta && !tb;
-    if (tfjsFastPath || batchA !== batchB || k !== kB || m * n * k === 0 || a.dtype !== 'float32' || b.dtype !== 'float32') {
+    const plain = batchA === 1 && batchB === 1 && !ta && !tb;
+    if ((plain && k > GEMM_MAX_K) || batchA !== batchB || k !== kB || m * n * k === 0 || a.dtype !== 'float32' || b.dtype !== 'float32') {
       return batchMatMulOverride.tfjs.kernelFunc(args);
     }
     const outShape = tf.broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2)).concat([m, n]);
     const out = backend.makeOutput([batchA, m, n], 'float32');
-    const sp = ta || tb ? scratchFor((m * k + k * n) * 4) : 0;
-    bmm(heapOffset(backend, a), heapOffset(backend, b), heapOffset(backend, out), sp, batchA, m, n, k, ta ? 1 : 0, tb ? 1 : 0);
+    if (plain) {
+      gemm(heapOffset(backend, a), heapOffset(backend, b), heapOffset(backend, out), m, n, k);
+    } else {
+      const sp = ta || tb ? scratchFor((m * k + k * n) * 4) : 0;
+      bmm(heapOffset(backend, a), heapOffset(backend, b), heapOffset(backend, out), sp, batchA, m, n, k, ta ? 1 : 0, tb ? 1 : 0);
+    }
     (out as { shape: number[] }).shape = outShape;
     return out;
   });

@@ -99,3 +99,124 @@ __attribute__((export_name("bmm"))) void bmm(const float *a, const float *b, flo
   }
 }
 
+/*
+ * The plain 2-D product, out [M, N] = a [M, K] @ b [K, N], with XNNPACK's bits, faster at this model's shapes.
+ *
+ * Why: TF.js sends the plain product to XNNPACK, which at MiniCLIP's shapes (thousands of rows, K = 64-256) runs
+ * at ~60-75% of its own speed on a 1024^3 product. XNNPACK's f32 GEMM on WASM sums each output in k order,
+ * starting from a zero bias, with a separate multiply and add (WASM SIMD has no fused multiply-add): out[i, j] =
+ * ((0 + a[i,0] b[0,j]) + a[i,1] b[1,j]) + ... Any kernel that keeps that order per output gives the same bits
+ * (test/kernels.test.ts checks it against TF.js). This one skips XNNPACK's packing of b and walks 64-row blocks of
+ * a against 8-column strips of b (4 x 8 outputs in registers), which keeps both operands in L1 at these K.
+ * batchMatMul.ts sends only small K here; the 1024^3 yardstick of `rvpt bench` stays with XNNPACK.
+ */
+#define GEMM_ROWS 64
+
+/* R rows x V vectors of 4 columns, starting at out[0, 0]; a and b already offset to the tile's row and column. */
+#define GEMM_TILE(R, V)                                                                              \
+  do {                                                                                                 \
+    v128_t c[R][V];                                                                                    \
+    for (int r = 0; r < R; r++)                                                                        \
+      for (int v = 0; v < V; v++) c[r][v] = wasm_f32x4_splat(0.0f);                                    \
+    for (int k = 0; k < K; k++) {                                                                      \
+      v128_t bv[V];                                                                                    \
+      for (int v = 0; v < V; v++) bv[v] = wasm_v128_load(b + (long)k * N + 4 * v);                     \
+      for (int r = 0; r < R; r++) {                                                                    \
+        const v128_t av = wasm_f32x4_splat(a[(long)r * K + k]);                                        \
+        for (int v = 0; v < V; v++) c[r][v] = wasm_f32x4_add(c[r][v], wasm_f32x4_mul(av, bv[v]));       \
+      }                                                                                                \
+    }                                                                                                  \
+    for (int r = 0; r < R; r++)                                                                        \
+      for (int v = 0; v < V; v++) wasm_v128_store(out + (long)r * N + 4 * v, c[r][v]);                 \
+  } while (0)
+
+static void gemm_4x8(const float *a, const float *b, float *out, int N, int K) { GEMM_TILE(4, 2); }
+static void gemm_1x8(const float *a, const float *b, float *out, int N, int K) { GEMM_TILE(1, 2); }
+static void gemm_4x4(const float *a, const float *b, float *out, int N, int K) { GEMM_TILE(4, 1); }
+static void gemm_1x4(const float *a, const float *b, float *out, int N, int K) { GEMM_TILE(1, 1); }
+
+/* Rows [i0, i1) of out, all columns. */
+static void gemm_rows(const float *a, const float *b, float *out, int i0, int i1, int N, int K) {
+  int j = 0;
+  for (; j + 8 <= N; j += 8) {
+    int i = i0;
+    for (; i + 4 <= i1; i += 4) gemm_4x8(a + (long)i * K, b + j, out + (long)i * N + j, N, K);
+    for (; i < i1; i++) gemm_1x8(a + (long)i * K, b + j, out + (long)i * N + j, N, K);
+  }
+  for (; j + 4 <= N; j += 4) {
+    int i = i0;
+    for (; i + 4 <= i1; i += 4) gemm_4x4(a + (long)i * K, b + j, out + (long)i * N + j, N, K);
+    for (; i < i1; i++) gemm_1x4(a + (long)i * K, b + j, out + (long)i * N + j, N, K);
+  }
+  for (; j < N; j++)
+    for (int i = i0; i < i1; i++) {
+      float c = 0.0f;
+      for (int k = 0; k < K; k++) c = c + a[(long)i * K + k] * b[(long)k * N + j];
+      out[(long)i * N + j] = c;
+    }
+}
+
+__attribute__((export_name("gemm"))) void gemm(const float *a, const float *b, float *out, int M, int N, int K) {
+  for (int i0 = 0; i0 < M; i0 += GEMM_ROWS) gemm_rows(a, b, out, i0, i0 + GEMM_ROWS < M ? i0 + GEMM_ROWS : M, N, K);
+}
+
+/*
+ * out [M, N] = a^T @ b for a [K, M] and b [K, N]: a dense layer's weight gradient, x^T @ dy. Each output is summed in
+ * k order from 0.0f, so it gives the bits of an explicit transpose followed by the plain product (ours above or
+ * XNNPACK's), without writing the transposed copy (at the `small` profile those copies were ~6% of a training
+ * step). K is walked in blocks of GEMM_TN_K rows, each block's partial sums kept in `out` between blocks (a float
+ * stored and reloaded is the same float), so that the strips of a and b a tile reads stay in cache.
+ */
+#define GEMM_TN_K 128
+
+/* R columns of a (R = 4: one vector load, lanes broadcast by shuffles; R = 1: a scalar) x V vectors of b's columns. */
+#define GEMM_TN_TILE(R, V)                                                                           \
+  do {                                                                                                 \
+    v128_t c[R][V];                                                                                    \
+    for (int r = 0; r < R; r++)                                                                        \
+      for (int v = 0; v < V; v++) c[r][v] = k0 == 0 ? wasm_f32x4_splat(0.0f) : wasm_v128_load(out + (long)r * N + 4 * v); \
+    for (int k = k0; k < k1; k++) {                                                                    \
+      v128_t bv[V];                                                                                    \
+      for (int v = 0; v < V; v++) bv[v] = wasm_v128_load(b + (long)k * N + 4 * v);                     \
+      const v128_t a4 = R == 4 ? wasm_v128_load(a + (long)k * M) : wasm_f32x4_splat(a[(long)k * M]);  \
+      for (int r = 0; r < R; r++) {                                                                    \
+        const v128_t av = r == 0 ? wasm_i32x4_shuffle(a4, a4, 0, 0, 0, 0)                              \
+                        : r == 1 ? wasm_i32x4_shuffle(a4, a4, 1, 1, 1, 1)                              \
+                        : r == 2 ? wasm_i32x4_shuffle(a4, a4, 2, 2, 2, 2)                              \
+                                 : wasm_i32x4_shuffle(a4, a4, 3, 3, 3, 3);                             \
+        for (int v = 0; v < V; v++) c[r][v] = wasm_f32x4_add(c[r][v], wasm_f32x4_mul(av, bv[v]));       \
+      }                                                                                                \
+    }                                                                                                  \
+    for (int r = 0; r < R; r++)                                                                        \
+      for (int v = 0; v < V; v++) wasm_v128_store(out + (long)r * N + 4 * v, c[r][v]);                 \
+  } while (0)
+
+typedef void (*tn_tile)(const float *, const float *, float *, int, int, int, int);
+static void tn_4x8(const float *a, const float *b, float *out, int M, int N, int k0, int k1) { GEMM_TN_TILE(4, 2); }
+static void tn_1x8(const float *a, const float *b, float *out, int M, int N, int k0, int k1) { GEMM_TN_TILE(1, 2); }
+static void tn_4x4(const float *a, const float *b, float *out, int M, int N, int k0, int k1) { GEMM_TN_TILE(4, 1); }
+static void tn_1x4(const float *a, const float *b, float *out, int M, int N, int k0, int k1) { GEMM_TN_TILE(1, 1); }
+
+/* Columns [j, j + width) of out for every row, over k in [k0, k1). */
+static void tn_strip(const float *a, const float *b, float *out, int M, int N, int j, int k0, int k1, tn_tile four, tn_tile one) {
+  int i = 0;
+  for (; i + 4 <= M; i += 4) four(a + i, b + j, out + (long)i * N + j, M, N, k0, k1);
+  for (; i < M; i++) one(a + i, b + j, out + (long)i * N + j, M, N, k0, k1);
+}
+
+__attribute__((export_name("gemm_tn"))) void gemm_tn(const float *a, const float *b, float *out, int M, int N, int K) {
+  if (K == 0)
+    for (long i = 0; i < (long)M * N; i++) out[i] = 0.0f;
+  for (int k0 = 0; k0 < K; k0 += GEMM_TN_K) {
+    const int k1 = k0 + GEMM_TN_K < K ? k0 + GEMM_TN_K : K;
+    int j = 0;
+    for (; j + 8 <= N; j += 8) tn_strip(a, b, out, M, N, j, k0, k1, tn_4x8, tn_1x8);
+    for (; j + 4 <= N; j += 4) tn_strip(a, b, out, M, N, j, k0, k1, tn_4x4, tn_1x4);
+    for (; j < N; j++)
+      for (int i = 0; i < M; i++) {
+        float c = k0 == 0 ? 0.0f : out[(long)i * N + j];
+        for (int k = k0; k < k1; k++) c = c + a[(long)k * M + i] * b[(long)k * N + j];
+        out[(long)i * N + j] = c;
+      }
+  }
+}

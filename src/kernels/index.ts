@@ -1,6 +1,7 @@
 /**
  * Our WASM kernels for TF.js's WASM backend (src/kernels/*.c). Two kinds:
- * - replacements of TF.js kernels that give the same bits, only faster (test/kernels.test.ts): the batched matmul;
+ * - replacements of TF.js kernels that give the same bits, only faster (test/kernels.test.ts): the batched matmul
+ *   and the plain one at small shared dimensions, and x^T @ dy without its transposed copy (a kernel of our own);
  *   the copies behind SplitV, Concat, 2-D Slice, GatherV2 and Transpose, and a zero-copy Identity; Sub / RealDiv
  *   by a per-channel vector;
  * - fused layers of our own (fused.c: LayerNorm, QuickGELU, column sums, with their gradients), which src/model/
@@ -8,7 +9,7 @@
  * initBackend() installs both on WASM; RVPT_WASM_KERNELS=0 keeps TF.js's kernels and ops throughout.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { batchMatMulOverride, installBatchMatMul } from './batchMatMul';
+import { batchMatMulOverride, installBatchMatMul, registerMatMulTN, unregisterMatMulTN } from './batchMatMul';
 import { broadcastOverrides, installBroadcastKernels } from './broadcast';
 import { copyOverrides, installCopyKernels } from './copy';
 import { buildFusedKernels, registerFusedKernels, unregisterFusedKernels } from './fused';
@@ -33,6 +34,7 @@ export function installWasmKernels(): boolean {
     buildFusedKernels(backend);
     builtFor = backend;
   }
+  registerMatMulTN();
   registerFusedKernels();
   active = true;
   return true;
@@ -41,6 +43,7 @@ export function installWasmKernels(): boolean {
 /** Put TF.js's own kernels back (tests and benchmarks compare both); installWasmKernels() brings ours back. */
 export function uninstallWasmKernels(): void {
   for (const o of overrides()) o.restore();
+  unregisterMatMulTN();
   unregisterFusedKernels();
   active = false;
 }

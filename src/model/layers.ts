@@ -8,7 +8,8 @@
  * (src/kernels/fused.c), elsewhere the same formulas in TF.js ops.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { fusedLayers } from '../kernels';
+import { fusedLayers, wasmKernelsInstalled } from '../kernels';
+import { MATMUL_TN } from '../kernels/batchMatMul';
 import { COLUMN_SUM, LAYER_NORM, LAYER_NORM_GRAD, QUICK_GELU, QUICK_GELU_GRAD } from '../kernels/fused';
 
 type GradResult = { value: tf.Tensor; gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor | tf.Tensor[] };
@@ -54,6 +55,15 @@ function inputGrad(dy: tf.Tensor2D, w: tf.Tensor2D): tf.Tensor2D {
   return dx;
 }
 
+/**
+ * x^T @ dy, a weight's gradient: on WASM our kernel, which reads x in place (same bits, no transposed copy of the
+ * activations); elsewhere an explicit transpose and a plain product.
+ */
+export function weightGrad(x: tf.Tensor2D, dy: tf.Tensor2D): tf.Tensor2D {
+  if (wasmKernelsInstalled()) return tf.engine().runKernel(MATMUL_TN, { a: x, b: dy }) as tf.Tensor2D;
+  return tf.matMul(tf.transpose(x), dy);
+}
+
 /** y = x @ w + b for x [N, in], w [in, out], b [out]. */
 export const dense = withGrad<(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D) => tf.Tensor2D>((x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D, save: tf.GradSaveFunc) => {
   save([x, w]);
@@ -63,7 +73,7 @@ export const dense = withGrad<(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D) =
       const [xs, ws] = saved as [tf.Tensor2D, tf.Tensor2D];
       const dy2 = dy as tf.Tensor2D;
       if (weightsFrozen) return [inputGrad(dy2, ws), tf.zeros([0]), tf.zeros([0])];
-      return [inputGrad(dy2, ws), tf.matMul(tf.transpose(xs), dy2), sumRows(dy2)];
+      return [inputGrad(dy2, ws), weightGrad(xs, dy2), sumRows(dy2)];
     },
   };
 });
@@ -76,7 +86,7 @@ export const denseNoBias = withGrad<(x: tf.Tensor2D, w: tf.Tensor2D) => tf.Tenso
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
       const [xs, ws] = saved as [tf.Tensor2D, tf.Tensor2D];
       if (weightsFrozen) return [inputGrad(dy as tf.Tensor2D, ws), tf.zeros([0])];
-      return [inputGrad(dy as tf.Tensor2D, ws), tf.matMul(tf.transpose(xs), dy as tf.Tensor2D)];
+      return [inputGrad(dy as tf.Tensor2D, ws), weightGrad(xs, dy as tf.Tensor2D)];
     },
   };
 });
