@@ -12,7 +12,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { setup, TEST_CONFIG } from './helpers';
 import { fusedLayers, installWasmKernels, uninstallWasmKernels, useFusedLayers, wasmKernelsInstalled } from '../src/kernels';
 import { asBlockTranspose } from '../src/kernels/copy';
-import { GEMM_MAX_K, MATMUL_TN } from '../src/kernels/batchMatMul';
+import { DENSE, GEMM_MAX_K, MATMUL_TN } from '../src/kernels/batchMatMul';
 import { BMM_WASM_SOURCE_SHA256 } from '../src/kernels/bmmWasm';
 import { COPY_WASM_SOURCE_SHA256 } from '../src/kernels/copyWasm';
 import { BROADCAST_WASM_SOURCE_SHA256 } from '../src/kernels/broadcastWasm';
@@ -237,8 +237,28 @@ test('the weight-gradient kernel gives the bits of an explicit transpose and pro
   expect({ shape: empty.shape, values: Array.from(empty.dataSync()) }).toEqual({ shape: [3, 5], values: new Array(15).fill(0) });
   tf.dispose([e, f, empty]);
   const [a, b] = [tf.zeros([4, 3]), tf.zeros([5, 2])];
-  expect(() => tf.engine().runKernel(MATMUL_TN, { a, b })).toThrow(/a \[K, M\] and b \[K, N\] expected \(got float32 \[4,3\] and float32 \[5,2\]\)/);
+  expect(() => tf.engine().runKernel(MATMUL_TN, { a, b })).toThrow(/a \[K, M\] and b \[K, N\] expected \(got \[4,3\] and \[5,2\]\)/);
   tf.dispose([a, b]);
+});
+
+test('the dense kernel gives the bits of a product followed by a bias add, and refuses what it does not cover', () => {
+  if (!onWasm()) return;
+  expect(installWasmKernels()).toBe(true);
+  for (const [M, K, N] of [[136, 64, 256], [67, 256, 64], [37, 100, 29], [3, 5, 2], [1, GEMM_MAX_K, 13]]) {
+    const x = tf.randomNormal([M, K], 0, 1, 'float32', 41);
+    const w = tf.randomNormal([K, N], 0, 1, 'float32', 42);
+    const b = tf.randomNormal([N], 0, 1, 'float32', 43);
+    const fast = tf.engine().runKernel(DENSE, { x, w, b }) as tf.Tensor;
+    uninstallWasmKernels();
+    const ref = tf.tidy(() => tf.add(tf.matMul(x, w), b));
+    installWasmKernels();
+    expect(fast.shape).toEqual([M, N]);
+    expect({ M, K, N, vsTfjs: mismatches(fast.dataSync(), ref.dataSync()) }).toEqual({ M, K, N, vsTfjs: 0 });
+    tf.dispose([x, w, b, fast, ref]);
+  }
+  const [x, w, b] = [tf.zeros([2, GEMM_MAX_K + 1]), tf.zeros([GEMM_MAX_K + 1, 3]), tf.zeros([3])];
+  expect(() => tf.engine().runKernel(DENSE, { x, w, b })).toThrow(new RegExp(`0 < K <= ${GEMM_MAX_K} expected \\(got \\[2,${GEMM_MAX_K + 1}\\]`));
+  tf.dispose([x, w, b]);
 });
 
 /** Three contrastive steps of a small model from a fixed seed: the losses and the final weights. */

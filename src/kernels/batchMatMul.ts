@@ -10,6 +10,7 @@ import { KernelOverride, WasmBackendLike, heapOffset, instantiate } from './wasm
 
 type Bmm = (a: number, b: number, out: number, scratch: number, batch: number, m: number, n: number, k: number, ta: number, tb: number) => void;
 type Gemm = (a: number, b: number, out: number, m: number, n: number, k: number) => void;
+type GemmBias = (a: number, b: number, bias: number, out: number, m: number, n: number, k: number) => void;
 
 /**
  * Plain products with a shared dimension up to this go to our gemm (bmm.c). It wins by 20-50% at K = 64-256, where
@@ -21,41 +22,69 @@ export const GEMM_MAX_K = 512;
 export const batchMatMulOverride = new KernelOverride(tf.BatchMatMul);
 
 /**
- * a^T @ b for a [K, M], b [K, N] without the transposed copy (bmm.c's gemm_tn): a kernel of our own that layers.ts
- * uses for weight gradients, with the bits of `tf.matMul(tf.transpose(a), b)`.
+ * Two kernels of our own that layers.ts uses for dense layers, each with the bits of the TF.js ops it stands for:
+ * - MATMUL_TN, a^T @ b for a [K, M], b [K, N] (a weight gradient) without the transposed copy (bmm.c's gemm_tn),
+ *   as `tf.matMul(tf.transpose(a), b)`;
+ * - DENSE, x @ w + b in one pass over the output (bmm.c's gemm with a bias), as `tf.add(tf.matMul(x, w), b)`, for
+ *   shared dimensions up to GEMM_MAX_K.
  */
 export const MATMUL_TN = 'RvptMatMulTN';
-let matMulTN: tf.KernelConfig | null = null;
+export const DENSE = 'RvptDense';
+let productKernels: tf.KernelConfig[] = [];
 
-export function registerMatMulTN(): void {
-  unregisterMatMulTN();
-  if (matMulTN) tf.registerKernel(matMulTN);
+export function registerProductKernels(): void {
+  unregisterProductKernels();
+  for (const k of productKernels) tf.registerKernel(k);
 }
 
-export function unregisterMatMulTN(): void {
-  if (tf.getKernel(MATMUL_TN, 'wasm')) tf.unregisterKernel(MATMUL_TN, 'wasm');
+export function unregisterProductKernels(): void {
+  for (const name of [MATMUL_TN, DENSE]) if (tf.getKernel(name, 'wasm')) tf.unregisterKernel(name, 'wasm');
+}
+
+function float32Only(kernel: string, ...ts: tf.TensorInfo[]): void {
+  for (const t of ts) if (t.dtype !== 'float32') throw new Error(`${kernel}: float32 inputs only (got ${t.dtype}).`);
 }
 
 export function installBatchMatMul(backend: WasmBackendLike): void {
   const mod = instantiate(backend, BMM_WASM_BASE64);
   const bmm = mod.bmm as Bmm;
-  const gemm = mod.gemm as Gemm;
+  const gemm = mod.gemm as GemmBias;
   const gemmTN = mod.gemm_tn as Gemm;
-  matMulTN = {
-    kernelName: MATMUL_TN,
-    backendName: 'wasm',
-    kernelFunc: ({ inputs }) => {
-      const { a, b } = inputs as unknown as { a: tf.TensorInfo; b: tf.TensorInfo };
-      if (a.shape.length !== 2 || b.shape.length !== 2 || a.shape[0] !== b.shape[0] || a.dtype !== 'float32' || b.dtype !== 'float32') {
-        throw new Error(`${MATMUL_TN}: float32 a [K, M] and b [K, N] expected (got ${a.dtype} [${a.shape}] and ${b.dtype} [${b.shape}]).`);
-      }
-      const [k, m] = a.shape;
-      const n = b.shape[1];
-      const out = backend.makeOutput([m, n], 'float32');
-      if (m * n > 0) gemmTN(heapOffset(backend, a), heapOffset(backend, b), heapOffset(backend, out), m, n, k);
-      return out;
+  const at = (t: tf.TensorInfo) => heapOffset(backend, t);
+  productKernels = [
+    {
+      kernelName: MATMUL_TN,
+      backendName: 'wasm',
+      kernelFunc: ({ inputs }) => {
+        const { a, b } = inputs as unknown as { a: tf.TensorInfo; b: tf.TensorInfo };
+        float32Only(MATMUL_TN, a, b);
+        if (a.shape.length !== 2 || b.shape.length !== 2 || a.shape[0] !== b.shape[0]) {
+          throw new Error(`${MATMUL_TN}: a [K, M] and b [K, N] expected (got [${a.shape}] and [${b.shape}]).`);
+        }
+        const [k, m] = a.shape;
+        const n = b.shape[1];
+        const out = backend.makeOutput([m, n], 'float32');
+        if (m * n > 0) gemmTN(at(a), at(b), at(out), m, n, k);
+        return out;
+      },
     },
-  };
+    {
+      kernelName: DENSE,
+      backendName: 'wasm',
+      kernelFunc: ({ inputs }) => {
+        const { x, w, b } = inputs as unknown as { x: tf.TensorInfo; w: tf.TensorInfo; b: tf.TensorInfo };
+        float32Only(DENSE, x, w, b);
+        const [m, k] = x.shape;
+        const n = w.shape[1];
+        if (x.shape.length !== 2 || w.shape.length !== 2 || w.shape[0] !== k || b.shape.length !== 1 || b.shape[0] !== n || k === 0 || k > GEMM_MAX_K) {
+          throw new Error(`${DENSE}: x [N, K], w [K, M], b [M] with 0 < K <= ${GEMM_MAX_K} expected (got [${x.shape}], [${w.shape}] and [${b.shape}]).`);
+        }
+        const out = backend.makeOutput([m, n], 'float32');
+        if (m * n > 0) gemm(at(x), at(w), at(b), at(out), m, n, k);
+        return out;
+      },
+    },
+  ];
   // Transposed operands are copied here first (M*K + K*N floats); grown on demand, kept for the process.
   let scratch = { ptr: 0, bytes: 0 };
   const scratchFor = (bytes: number): number => {
@@ -84,7 +113,7 @@ export function installBatchMatMul(backend: WasmBackendLike): void {
     const outShape = tf.broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2)).concat([m, n]);
     const out = backend.makeOutput([batchA, m, n], 'float32');
     if (plain) {
-      gemm(heapOffset(backend, a), heapOffset(backend, b), heapOffset(backend, out), m, n, k);
+      gemm(at(a), at(b), 0, at(out), m, n, k);
     } else {
       const sp = ta || tb ? scratchFor((m * k + k * n) * 4) : 0;
       bmm(heapOffset(backend, a), heapOffset(backend, b), heapOffset(backend, out), sp, batchA, m, n, k, ta ? 1 : 0, tb ? 1 : 0);

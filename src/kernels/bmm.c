@@ -126,38 +126,46 @@ __attribute__((export_name("bmm"))) void bmm(const float *a, const float *b, flo
         for (int v = 0; v < V; v++) c[r][v] = wasm_f32x4_add(c[r][v], wasm_f32x4_mul(av, bv[v]));       \
       }                                                                                                \
     }                                                                                                  \
-    for (int r = 0; r < R; r++)                                                                        \
-      for (int v = 0; v < V; v++) wasm_v128_store(out + (long)r * N + 4 * v, c[r][v]);                 \
+    for (int v = 0; v < V; v++) {                                                                      \
+      const v128_t bias_v = bias ? wasm_v128_load(bias + 4 * v) : wasm_f32x4_splat(0.0f);              \
+      for (int r = 0; r < R; r++) wasm_v128_store(out + (long)r * N + 4 * v, bias ? wasm_f32x4_add(c[r][v], bias_v) : c[r][v]); \
+    }                                                                                                  \
   } while (0)
 
-static void gemm_4x8(const float *a, const float *b, float *out, int N, int K) { GEMM_TILE(4, 2); }
-static void gemm_1x8(const float *a, const float *b, float *out, int N, int K) { GEMM_TILE(1, 2); }
-static void gemm_4x4(const float *a, const float *b, float *out, int N, int K) { GEMM_TILE(4, 1); }
-static void gemm_1x4(const float *a, const float *b, float *out, int N, int K) { GEMM_TILE(1, 1); }
+static void gemm_4x8(const float *a, const float *b, const float *bias, float *out, int N, int K) { GEMM_TILE(4, 2); }
+static void gemm_1x8(const float *a, const float *b, const float *bias, float *out, int N, int K) { GEMM_TILE(1, 2); }
+static void gemm_4x4(const float *a, const float *b, const float *bias, float *out, int N, int K) { GEMM_TILE(4, 1); }
+static void gemm_1x4(const float *a, const float *b, const float *bias, float *out, int N, int K) { GEMM_TILE(1, 1); }
 
 /* Rows [i0, i1) of out, all columns. */
-static void gemm_rows(const float *a, const float *b, float *out, int i0, int i1, int N, int K) {
+static void gemm_rows(const float *a, const float *b, const float *bias, float *out, int i0, int i1, int N, int K) {
   int j = 0;
   for (; j + 8 <= N; j += 8) {
+    const float *bj = bias ? bias + j : 0;
     int i = i0;
-    for (; i + 4 <= i1; i += 4) gemm_4x8(a + (long)i * K, b + j, out + (long)i * N + j, N, K);
-    for (; i < i1; i++) gemm_1x8(a + (long)i * K, b + j, out + (long)i * N + j, N, K);
+    for (; i + 4 <= i1; i += 4) gemm_4x8(a + (long)i * K, b + j, bj, out + (long)i * N + j, N, K);
+    for (; i < i1; i++) gemm_1x8(a + (long)i * K, b + j, bj, out + (long)i * N + j, N, K);
   }
   for (; j + 4 <= N; j += 4) {
+    const float *bj = bias ? bias + j : 0;
     int i = i0;
-    for (; i + 4 <= i1; i += 4) gemm_4x4(a + (long)i * K, b + j, out + (long)i * N + j, N, K);
-    for (; i < i1; i++) gemm_1x4(a + (long)i * K, b + j, out + (long)i * N + j, N, K);
+    for (; i + 4 <= i1; i += 4) gemm_4x4(a + (long)i * K, b + j, bj, out + (long)i * N + j, N, K);
+    for (; i < i1; i++) gemm_1x4(a + (long)i * K, b + j, bj, out + (long)i * N + j, N, K);
   }
   for (; j < N; j++)
     for (int i = i0; i < i1; i++) {
       float c = 0.0f;
       for (int k = 0; k < K; k++) c = c + a[(long)i * K + k] * b[(long)k * N + j];
-      out[(long)i * N + j] = c;
+      out[(long)i * N + j] = bias ? c + bias[j] : c;
     }
 }
 
-__attribute__((export_name("gemm"))) void gemm(const float *a, const float *b, float *out, int M, int N, int K) {
-  for (int i0 = 0; i0 < M; i0 += GEMM_ROWS) gemm_rows(a, b, out, i0, i0 + GEMM_ROWS < M ? i0 + GEMM_ROWS : M, N, K);
+/*
+ * out = a @ b, or a @ b + bias (bias [N] or null) with the bias added to the finished sum, which gives the bits of
+ * a product followed by a broadcast add (a dense layer's forward pass in one write of its output).
+ */
+__attribute__((export_name("gemm"))) void gemm(const float *a, const float *b, const float *bias, float *out, int M, int N, int K) {
+  for (int i0 = 0; i0 < M; i0 += GEMM_ROWS) gemm_rows(a, b, bias, out, i0, i0 + GEMM_ROWS < M ? i0 + GEMM_ROWS : M, N, K);
 }
 
 /*

@@ -1,7 +1,8 @@
 /**
  * Our WASM kernels for TF.js's WASM backend (src/kernels/*.c). Two kinds:
  * - replacements of TF.js kernels that give the same bits, only faster (test/kernels.test.ts): the batched matmul
- *   and the plain one at small shared dimensions, and x^T @ dy without its transposed copy (a kernel of our own);
+ *   and the plain one at small shared dimensions, and two kernels of our own for dense layers (x^T @ dy without its
+ *   transposed copy, x @ w + b in one pass);
  *   the copies behind SplitV, Concat, 2-D Slice, GatherV2 and Transpose, and a zero-copy Identity; Sub / RealDiv
  *   by a per-channel vector;
  * - fused layers of our own (fused.c: LayerNorm, QuickGELU, column sums, with their gradients), which src/model/
@@ -9,7 +10,7 @@
  * initBackend() installs both on WASM; RVPT_WASM_KERNELS=0 keeps TF.js's kernels and ops throughout.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { batchMatMulOverride, installBatchMatMul, registerMatMulTN, unregisterMatMulTN } from './batchMatMul';
+import { batchMatMulOverride, installBatchMatMul, registerProductKernels, unregisterProductKernels } from './batchMatMul';
 import { broadcastOverrides, installBroadcastKernels } from './broadcast';
 import { copyOverrides, installCopyKernels } from './copy';
 import { buildFusedKernels, registerFusedKernels, unregisterFusedKernels } from './fused';
@@ -34,7 +35,7 @@ export function installWasmKernels(): boolean {
     buildFusedKernels(backend);
     builtFor = backend;
   }
-  registerMatMulTN();
+  registerProductKernels();
   registerFusedKernels();
   active = true;
   return true;
@@ -43,7 +44,7 @@ export function installWasmKernels(): boolean {
 /** Put TF.js's own kernels back (tests and benchmarks compare both); installWasmKernels() brings ours back. */
 export function uninstallWasmKernels(): void {
   for (const o of overrides()) o.restore();
-  unregisterMatMulTN();
+  unregisterProductKernels();
   unregisterFusedKernels();
   active = false;
 }

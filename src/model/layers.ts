@@ -9,7 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { fusedLayers, wasmKernelsInstalled } from '../kernels';
-import { MATMUL_TN } from '../kernels/batchMatMul';
+import { DENSE, GEMM_MAX_K, MATMUL_TN } from '../kernels/batchMatMul';
 import { COLUMN_SUM, LAYER_NORM, LAYER_NORM_GRAD, QUICK_GELU, QUICK_GELU_GRAD } from '../kernels/fused';
 
 type GradResult = { value: tf.Tensor; gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor | tf.Tensor[] };
@@ -64,11 +64,17 @@ export function weightGrad(x: tf.Tensor2D, dy: tf.Tensor2D): tf.Tensor2D {
   return tf.matMul(tf.transpose(x), dy);
 }
 
+/** x @ w + b: on WASM one kernel of ours (same bits, one pass over the output), elsewhere a product and an add. */
+function affine(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D): tf.Tensor2D {
+  if (wasmKernelsInstalled() && x.shape[1] > 0 && x.shape[1] <= GEMM_MAX_K) return tf.engine().runKernel(DENSE, { x, w, b }) as tf.Tensor2D;
+  return tf.add(tf.matMul(x, w), b);
+}
+
 /** y = x @ w + b for x [N, in], w [in, out], b [out]. */
 export const dense = withGrad<(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D) => tf.Tensor2D>((x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D, save: tf.GradSaveFunc) => {
   save([x, w]);
   return {
-    value: tf.add(tf.matMul(x, w), b),
+    value: affine(x, w, b),
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
       const [xs, ws] = saved as [tf.Tensor2D, tf.Tensor2D];
       const dy2 = dy as tf.Tensor2D;
