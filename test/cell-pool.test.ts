@@ -8,7 +8,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { getProfile, Profile } from '../src/experiments/profiles';
-import { CellJob, runCellsInParallel } from '../src/experiments/cellPool';
+import { CellJob, nextRun, runCellsInParallel } from '../src/experiments/cellPool';
 import { runCell } from '../src/experiments/defenseRun';
 import { cleanFinetuneCA, ensureBackdoored } from '../src/experiments/backdoorRun';
 import { setup } from './helpers';
@@ -28,7 +28,10 @@ afterAll(() => {
 
 test('two processes compute each uncached cell once, with the numbers of a sequential run', async () => {
   const profile: Profile = { ...getProfile(path.join(TOY, 'profile.json')), name: 'pool-test' };
-  const jobs: CellJob[] = ['BadNet', 'WaNet'].flatMap((attack) => ['Linear Probe', 'VPT', 'RVPT'].map((method) => ({ profile, attack, method, dataset: 'toy-pets', testSets: ['toy-pets'] })));
+  // One cell runs alone (as the cost table's do): the same numbers, only scheduled last.
+  const jobs: CellJob[] = ['BadNet', 'WaNet'].flatMap((attack) =>
+    ['Linear Probe', 'VPT', 'RVPT'].map((method) => ({ profile, attack, method, dataset: 'toy-pets', testSets: ['toy-pets'], alone: attack === 'WaNet' && method === 'VPT' })),
+  );
   const pooled = fs.mkdtempSync(path.join(os.tmpdir(), 'rvpt-pool-'));
   const serial = fs.mkdtempSync(path.join(os.tmpdir(), 'rvpt-serial-'));
 
@@ -47,6 +50,22 @@ test('two processes compute each uncached cell once, with the numbers of a seque
     expect(c.history).toEqual(fromPool[i].history);
   }
 }, 120000);
+
+test('a run that must run alone waits until every other run is done and nothing else runs', () => {
+  const pending = [{}, { alone: true }, { after: 'bd.safetensors' }, {}, { alone: true }];
+  const none = new Set<string>();
+  const bd = new Set(['bd.safetensors']);
+  expect(nextRun(pending, new Set(), none, 0)).toBe(0);
+  expect(nextRun(pending, new Set([0]), none, 1)).toBe(3); // 2 waits for its backdoored model
+  expect(nextRun(pending, new Set([0, 3]), none, 2)).toBe(-1); // not the alone ones while 2 is still to come
+  expect(nextRun(pending, new Set([0, 3]), none, 0)).toBe(-1); // ... even with nothing running
+  expect(nextRun(pending, new Set([0, 3]), bd, 1)).toBe(2);
+  expect(nextRun(pending, new Set([0, 2, 3]), bd, 1)).toBe(-1); // only alone runs left, but one run is going
+  expect(nextRun(pending, new Set([0, 2, 3]), bd, 0)).toBe(1);
+  expect(nextRun(pending, new Set([0, 1, 2, 3]), bd, 1)).toBe(-1); // one alone run at a time
+  expect(nextRun(pending, new Set([0, 1, 2, 3]), bd, 0)).toBe(4);
+  expect(nextRun(pending, new Set([0, 1, 2, 3, 4]), bd, 0)).toBe(-1);
+});
 
 test('a job whose backdoored model cannot be had fails before any process starts, naming the fix', async () => {
   const profile: Profile = { ...getProfile(path.join(TOY, 'profile.json')), name: 'pool-test' };

@@ -26,6 +26,11 @@ export interface CellJob {
   method: string;
   dataset: string;
   testSets: string[];
+  /**
+   * Its wall time is itself a result (the cost table's cells): it runs last, with the other processes idle, so that
+   * what would run beside it does not enter its timing (measured: the same RVPT cell took 7.5-12.8 s beside others).
+   */
+  alone?: boolean;
 }
 
 /** A backdoored model to make: the profile's attack on a dataset. */
@@ -51,6 +56,25 @@ export type FromWorker = { ready: true } | { done: number } | { failed: number; 
 // and to weigh the progress bar, whose time left would otherwise be read off a count of very unequal runs.
 const COST: Record<string, number> = { backdoor: 250, control: 240, CleanCLIP: 100, VPT: 25, RVPT: 25, 'Linear Probe': 1, 'No defense': 1 };
 
+/** What the pool knows of a run when it picks the next one. */
+export interface PendingRun {
+  /** The backdoored model's file it must wait for, if that is made in the pool. */
+  after?: string;
+  alone?: boolean;
+}
+
+/**
+ * The run a free process takes next (`pending` is sorted longest first), or -1 to wait: the first ready run that
+ * need not run alone; once only runs that must are left, one of them when nothing else is running.
+ */
+export function nextRun(pending: PendingRun[], started: Set<number>, made: Set<string>, running: number): number {
+  const ready = (p: PendingRun, i: number) => !started.has(i) && (!p.after || made.has(p.after));
+  const shared = pending.findIndex((p, i) => !p.alone && ready(p, i));
+  if (shared >= 0) return shared;
+  if (running > 0 || pending.some((p, i) => !p.alone && !started.has(i))) return -1;
+  return pending.findIndex((p, i) => p.alone && ready(p, i));
+}
+
 function describe(t: Task): string {
   if ('backdoor' in t) return `backdoor ${t.backdoor.attack} (${t.backdoor.dataset})`;
   if ('control' in t) return `clean fine-tune (${t.control.dataset})`;
@@ -70,7 +94,7 @@ export async function runCellsInParallel(
 ): Promise<number> {
   if (processes <= 1) return 0;
   // `makes`: the backdoored model's file a backdoor run writes; `after`: the one a cell must wait for.
-  const pending: { task: Task; makes?: string; after?: string; cost: number }[] = [];
+  const pending: { task: Task; makes?: string; after?: string; alone?: boolean; cost: number }[] = [];
   const checkpoints = new Map<string, string>();
   const making = new Set<string>(); // backdoored models made in the pool: the cells on them wait
   const seen = new Set<string>(); // tables share cells (Tables 2 and 3 on emoji): each is computed once
@@ -108,7 +132,7 @@ export async function runCellsInParallel(
   for (const j of jobs) {
     const checkpoint = await backdoorFile(j);
     const file = cellFile(j.profile, j.attack, j.method, j.dataset, j.testSets, checkpoint);
-    if (!seen.has(file) && !fs.existsSync(file)) pending.push({ task: { cell: j }, after: making.has(checkpoint) ? checkpoint : undefined, cost: COST[j.method] ?? 40 });
+    if (!seen.has(file) && !fs.existsSync(file)) pending.push({ task: { cell: j }, after: making.has(checkpoint) ? checkpoint : undefined, alone: j.alone, cost: COST[j.method] ?? 40 });
     seen.add(file);
   }
   if (!pending.length) return 0;
@@ -123,9 +147,10 @@ export async function runCellsInParallel(
       const made = new Set<string>();
       const idle: ChildProcess[] = [];
       let finished = 0;
-      // The longest ready run; a process with nothing ready waits for a backdoored model to be finished.
+      // The longest ready run; a process with nothing ready waits for a backdoored model to be finished, or for the
+      // others to go idle before a run that must run alone.
       const feed = (c: ChildProcess) => {
-        const index = pending.findIndex((p, i) => !started.has(i) && (!p.after || made.has(p.after)));
+        const index = nextRun(pending, started, made, started.size - finished);
         if (index >= 0) {
           started.add(index);
           c.send({ task: pending[index].task, index } satisfies ToWorker);

@@ -63,10 +63,13 @@ export function paperTableSpecs(profile: Profile): TableSpec[] {
   ];
 }
 
-/** The cells of a table, for the cell pool (cellPool.ts). */
+/** The cells of a table, for the cell pool (cellPool.ts); the cost table's two run alone (their time is a result). */
 export function tableJobs(profile: Profile, spec: TableSpec): CellJob[] {
   const testSets = testSetNames(spec.dataset);
-  return spec.attacks.flatMap((attack) => spec.methods.map((method) => ({ profile, attack, method, dataset: spec.dataset, testSets })));
+  const cost = spec.name === 'table1' ? costAttack(spec.attacks) : null;
+  return spec.attacks.flatMap((attack) =>
+    spec.methods.map((method) => ({ profile, attack, method, dataset: spec.dataset, testSets, alone: attack === cost && (method === 'CleanCLIP' || method === 'RVPT') })),
+  );
 }
 
 /** Run (or load) every cell of a table, then write it. Cells are evaluated on all of the dataset's test sets. */

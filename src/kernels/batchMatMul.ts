@@ -116,7 +116,7 @@ export function installBatchMatMul(backend: WasmBackendLike): void {
       gemm(at(a), at(b), 0, at(out), m, n, k);
     } else {
       const sp = ta || tb ? scratchFor((m * k + k * n) * 4) : 0;
-      bmm(heapOffset(backend, a), heapOffset(backend, b), heapOffset(backend, out), sp, batchA, m, n, k, ta ? 1 : 0, tb ? 1 : 0);
+      bmm(at(a), at(b), at(out), sp, batchA, m, n, k, ta ? 1 : 0, tb ? 1 : 0);
     }
     (out as { shape: number[] }).shape = outShape;
     return out;

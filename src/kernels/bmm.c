@@ -1,5 +1,9 @@
 /*
- * Batched matrix product for TF.js's WASM backend, bit-identical to its own kernel and about 10x faster.
+ * Matrix products for TF.js's WASM backend, each bit-identical to what it replaces: the batched product (first,
+ * below), the plain 2-D product at small shared dimensions (`gemm`) and a weight gradient without its transposed
+ * copy (`gemm_tn`), both further down.
+ *
+ * Batched matrix product, bit-identical to TF.js's own kernel and about 10x faster.
  *
  * Why this exists: tfjs-backend-wasm sends every BatchMatMul with a batch above 1 or a transpose flag to
  * `slow_batch_matmul` (batch_mat_mul_impl.cc), a scalar triple loop that runs at ~0.7 GFLOP/s on this CPU.
@@ -171,7 +175,7 @@ __attribute__((export_name("gemm"))) void gemm(const float *a, const float *b, c
 /*
  * out [M, N] = a^T @ b for a [K, M] and b [K, N]: a dense layer's weight gradient, x^T @ dy. Each output is summed in
  * k order from 0.0f, so it gives the bits of an explicit transpose followed by the plain product (ours above or
- * XNNPACK's), without writing the transposed copy (at the `small` profile those copies were ~6% of a training
+ * XNNPACK's), without writing the transposed copy (at the `small` profile those copies were ~5% of a training
  * step). K is walked in blocks of GEMM_TN_K rows, each block's partial sums kept in `out` between blocks (a float
  * stored and reloaded is the same float), so that the strips of a and b a tile reads stay in cache.
  */
