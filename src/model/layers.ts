@@ -56,11 +56,12 @@ function inputGrad(dy: tf.Tensor2D, w: tf.Tensor2D): tf.Tensor2D {
 }
 
 /**
- * x^T @ dy, a weight's gradient: on WASM our kernel, which reads x in place (same bits, no transposed copy of the
- * activations); elsewhere an explicit transpose and a plain product.
+ * x^T @ dy, a weight's gradient: on WASM, for layers up to GEMM_MAX_K wide, our kernel, which reads x in place (same
+ * bits, no transposed copy of the activations); else an explicit transpose and a plain product (at ViT-B/32's widths
+ * XNNPACK's packed product is faster than ours even with the copy).
  */
 export function weightGrad(x: tf.Tensor2D, dy: tf.Tensor2D): tf.Tensor2D {
-  if (wasmKernelsInstalled()) return tf.engine().runKernel(MATMUL_TN, { a: x, b: dy }) as tf.Tensor2D;
+  if (wasmKernelsInstalled() && x.shape[1] <= GEMM_MAX_K) return tf.engine().runKernel(MATMUL_TN, { a: x, b: dy }) as tf.Tensor2D;
   return tf.matMul(tf.transpose(x), dy);
 }
 
