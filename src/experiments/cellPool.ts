@@ -28,7 +28,8 @@ export interface CellJob {
   testSets: string[];
   /**
    * Its wall time is itself a result (the cost table's cells): it runs last, with the other processes idle, so that
-   * what would run beside it does not enter its timing (measured: the same RVPT cell took 7.5-12.8 s beside others).
+   * what would run beside it does not enter its timing (measured: the BadCLIP RVPT cell took 10.0 and 12.6 s beside other
+   * runs in two reproductions of the same bits, 8.4 s alone).
    */
   alone?: boolean;
 }
