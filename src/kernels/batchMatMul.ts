@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { BMM_WASM_BASE64 } from './bmmWasm';
-import { KernelOverride, WasmBackendLike, heapOffset, instantiate } from './wasmModule';
+import { KernelOverride, KernelSet, WasmBackendLike, float32Kernel, heapOffset, instantiate } from './wasmModule';
 
 type Bmm = (a: number, b: number, out: number, scratch: number, batch: number, m: number, n: number, k: number, ta: number, tb: number) => void;
 type Gemm = (a: number, b: number, out: number, m: number, n: number, k: number) => void;
@@ -30,20 +30,7 @@ export const batchMatMulOverride = new KernelOverride(tf.BatchMatMul);
  */
 export const MATMUL_TN = 'RvptMatMulTN';
 export const DENSE = 'RvptDense';
-let productKernels: tf.KernelConfig[] = [];
-
-export function registerProductKernels(): void {
-  unregisterProductKernels();
-  for (const k of productKernels) tf.registerKernel(k);
-}
-
-export function unregisterProductKernels(): void {
-  for (const name of [MATMUL_TN, DENSE]) if (tf.getKernel(name, 'wasm')) tf.unregisterKernel(name, 'wasm');
-}
-
-function float32Only(kernel: string, ...ts: tf.TensorInfo[]): void {
-  for (const t of ts) if (t.dtype !== 'float32') throw new Error(`${kernel}: float32 inputs only (got ${t.dtype}).`);
-}
+export const productKernels = new KernelSet();
 
 export function installBatchMatMul(backend: WasmBackendLike): void {
   const mod = instantiate(backend, BMM_WASM_BASE64);
@@ -51,40 +38,28 @@ export function installBatchMatMul(backend: WasmBackendLike): void {
   const gemm = mod.gemm as GemmBias;
   const gemmTN = mod.gemm_tn as Gemm;
   const at = (t: tf.TensorInfo) => heapOffset(backend, t);
-  productKernels = [
-    {
-      kernelName: MATMUL_TN,
-      backendName: 'wasm',
-      kernelFunc: ({ inputs }) => {
-        const { a, b } = inputs as unknown as { a: tf.TensorInfo; b: tf.TensorInfo };
-        float32Only(MATMUL_TN, a, b);
-        if (a.shape.length !== 2 || b.shape.length !== 2 || a.shape[0] !== b.shape[0]) {
-          throw new Error(`${MATMUL_TN}: a [K, M] and b [K, N] expected (got [${a.shape}] and [${b.shape}]).`);
-        }
-        const [k, m] = a.shape;
-        const n = b.shape[1];
-        const out = backend.makeOutput([m, n], 'float32');
-        if (m * n > 0) gemmTN(at(a), at(b), at(out), m, n, k);
-        return out;
-      },
-    },
-    {
-      kernelName: DENSE,
-      backendName: 'wasm',
-      kernelFunc: ({ inputs }) => {
-        const { x, w, b } = inputs as unknown as { x: tf.TensorInfo; w: tf.TensorInfo; b: tf.TensorInfo };
-        float32Only(DENSE, x, w, b);
-        const [m, k] = x.shape;
-        const n = w.shape[1];
-        if (x.shape.length !== 2 || w.shape.length !== 2 || w.shape[0] !== k || b.shape.length !== 1 || b.shape[0] !== n || k === 0 || k > GEMM_MAX_K) {
-          throw new Error(`${DENSE}: x [N, K], w [K, M], b [M] with 0 < K <= ${GEMM_MAX_K} expected (got [${x.shape}], [${w.shape}] and [${b.shape}]).`);
-        }
-        const out = backend.makeOutput([m, n], 'float32');
-        if (m * n > 0) gemm(at(x), at(w), at(b), at(out), m, n, k);
-        return out;
-      },
-    },
-  ];
+  productKernels.build([
+    float32Kernel(MATMUL_TN, ({ a, b }) => {
+      if (a.shape.length !== 2 || b.shape.length !== 2 || a.shape[0] !== b.shape[0]) {
+        throw new Error(`${MATMUL_TN}: a [K, M] and b [K, N] expected (got [${a.shape}] and [${b.shape}]).`);
+      }
+      const [k, m] = a.shape;
+      const n = b.shape[1];
+      const out = backend.makeOutput([m, n], 'float32');
+      if (m * n > 0) gemmTN(at(a), at(b), at(out), m, n, k);
+      return out;
+    }),
+    float32Kernel(DENSE, ({ x, w, b }) => {
+      const [m, k] = x.shape;
+      const n = w.shape[1];
+      if (x.shape.length !== 2 || w.shape.length !== 2 || w.shape[0] !== k || b.shape.length !== 1 || b.shape[0] !== n || k === 0 || k > GEMM_MAX_K) {
+        throw new Error(`${DENSE}: x [N, K], w [K, M], b [M] with 0 < K <= ${GEMM_MAX_K} expected (got [${x.shape}], [${w.shape}] and [${b.shape}]).`);
+      }
+      const out = backend.makeOutput([m, n], 'float32');
+      if (m * n > 0) gemm(at(x), at(w), at(b), at(out), m, n, k);
+      return out;
+    }),
+  ]);
   // Transposed operands are copied here first (M*K + K*N floats); grown on demand, kept for the process.
   let scratch = { ptr: 0, bytes: 0 };
   const scratchFor = (bytes: number): number => {

@@ -136,26 +136,25 @@ __attribute__((export_name("bmm"))) void bmm(const float *a, const float *b, flo
     }                                                                                                  \
   } while (0)
 
+typedef void (*gemm_tile)(const float *, const float *, const float *, float *, int, int);
 static void gemm_4x8(const float *a, const float *b, const float *bias, float *out, int N, int K) { GEMM_TILE(4, 2); }
 static void gemm_1x8(const float *a, const float *b, const float *bias, float *out, int N, int K) { GEMM_TILE(1, 2); }
 static void gemm_4x4(const float *a, const float *b, const float *bias, float *out, int N, int K) { GEMM_TILE(4, 1); }
 static void gemm_1x4(const float *a, const float *b, const float *bias, float *out, int N, int K) { GEMM_TILE(1, 1); }
 
+/* Rows [i0, i1) of out, columns from j on (the tiles' width). */
+static void gemm_strip(const float *a, const float *b, const float *bias, float *out, int i0, int i1, int j, int N, int K, gemm_tile four, gemm_tile one) {
+  const float *bj = bias ? bias + j : 0;
+  int i = i0;
+  for (; i + 4 <= i1; i += 4) four(a + (long)i * K, b + j, bj, out + (long)i * N + j, N, K);
+  for (; i < i1; i++) one(a + (long)i * K, b + j, bj, out + (long)i * N + j, N, K);
+}
+
 /* Rows [i0, i1) of out, all columns. */
 static void gemm_rows(const float *a, const float *b, const float *bias, float *out, int i0, int i1, int N, int K) {
   int j = 0;
-  for (; j + 8 <= N; j += 8) {
-    const float *bj = bias ? bias + j : 0;
-    int i = i0;
-    for (; i + 4 <= i1; i += 4) gemm_4x8(a + (long)i * K, b + j, bj, out + (long)i * N + j, N, K);
-    for (; i < i1; i++) gemm_1x8(a + (long)i * K, b + j, bj, out + (long)i * N + j, N, K);
-  }
-  for (; j + 4 <= N; j += 4) {
-    const float *bj = bias ? bias + j : 0;
-    int i = i0;
-    for (; i + 4 <= i1; i += 4) gemm_4x4(a + (long)i * K, b + j, bj, out + (long)i * N + j, N, K);
-    for (; i < i1; i++) gemm_1x4(a + (long)i * K, b + j, bj, out + (long)i * N + j, N, K);
-  }
+  for (; j + 8 <= N; j += 8) gemm_strip(a, b, bias, out, i0, i1, j, N, K, gemm_4x8, gemm_1x8);
+  for (; j + 4 <= N; j += 4) gemm_strip(a, b, bias, out, i0, i1, j, N, K, gemm_4x4, gemm_1x4);
   for (; j < N; j++)
     for (int i = i0; i < i1; i++) {
       float c = 0.0f;

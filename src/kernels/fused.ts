@@ -5,38 +5,23 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { FUSED_WASM_BASE64 } from './fusedWasm';
-import { WasmBackendLike, heapOffset, instantiate } from './wasmModule';
+import { KernelSet, WasmBackendLike, float32Kernel as kernel, heapOffset, instantiate } from './wasmModule';
 
 export const LAYER_NORM = 'RvptLayerNorm';
 export const LAYER_NORM_GRAD = 'RvptLayerNormGrad';
 export const QUICK_GELU = 'RvptQuickGelu';
 export const QUICK_GELU_GRAD = 'RvptQuickGeluGrad';
 export const COLUMN_SUM = 'RvptColumnSum';
-const NAMES = [LAYER_NORM, LAYER_NORM_GRAD, QUICK_GELU, QUICK_GELU_GRAD, COLUMN_SUM];
+export const fusedKernels = new KernelSet();
 
-type Inputs = Record<string, tf.TensorInfo>;
-let configs: tf.KernelConfig[] = [];
-
-/** A WASM kernel of ours over float32 inputs (anything else is refused by name). */
-function kernel(kernelName: string, body: (inputs: Inputs, attrs: tf.NamedAttrMap) => tf.TensorInfo | tf.TensorInfo[]): tf.KernelConfig {
-  return {
-    kernelName,
-    backendName: 'wasm',
-    kernelFunc: ({ inputs, attrs }) => {
-      for (const t of Object.values(inputs as unknown as Inputs)) if (t.dtype !== 'float32') throw new Error(`${kernelName}: float32 inputs only (got ${t.dtype}).`);
-      return body(inputs as unknown as Inputs, attrs ?? {});
-    },
-  };
-}
-
-/** Build the module in the backend's memory and describe its kernels (registered by `registerFusedKernels`). */
+/** Build the module in the backend's memory and describe its kernels (registered by `fusedKernels.register()`). */
 export function buildFusedKernels(backend: WasmBackendLike): void {
   const ex = instantiate(backend, FUSED_WASM_BASE64);
   const fn = (name: string) => ex[name] as (...args: number[]) => void;
   const at = (t: tf.TensorInfo): number => heapOffset(backend, t);
   const out = (shape: number[]) => backend.makeOutput(shape.slice(), 'float32');
   const rowsCols = (x: tf.TensorInfo) => [tf.util.sizeFromShape(x.shape.slice(0, -1)), x.shape[x.shape.length - 1]];
-  configs = [
+  fusedKernels.build([
     kernel(LAYER_NORM, ({ x, gamma, beta }, attrs) => {
       const [n, c] = rowsCols(x);
       const [y, xhat, rstd] = [out(x.shape), out(x.shape), out([n])];
@@ -65,15 +50,5 @@ export function buildFusedKernels(backend: WasmBackendLike): void {
       fn('column_sum')(at(x), at(sums), n, c);
       return sums;
     }),
-  ];
-}
-
-/** Register the kernels last built (replacing any of an earlier backend instance's). */
-export function registerFusedKernels(): void {
-  unregisterFusedKernels();
-  for (const k of configs) tf.registerKernel(k);
-}
-
-export function unregisterFusedKernels(): void {
-  for (const name of NAMES) if (tf.getKernel(name, 'wasm')) tf.unregisterKernel(name, 'wasm');
+  ]);
 }

@@ -10,10 +10,10 @@
  * initBackend() installs both on WASM; RVPT_WASM_KERNELS=0 keeps TF.js's kernels and ops throughout.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { batchMatMulOverride, installBatchMatMul, registerProductKernels, unregisterProductKernels } from './batchMatMul';
+import { batchMatMulOverride, installBatchMatMul, productKernels } from './batchMatMul';
 import { broadcastOverrides, installBroadcastKernels } from './broadcast';
 import { copyOverrides, installCopyKernels } from './copy';
-import { buildFusedKernels, registerFusedKernels, unregisterFusedKernels } from './fused';
+import { buildFusedKernels, fusedKernels } from './fused';
 import { WasmBackendLike } from './wasmModule';
 
 const overrides = () => [batchMatMulOverride, ...copyOverrides, ...broadcastOverrides];
@@ -35,8 +35,8 @@ export function installWasmKernels(): boolean {
     buildFusedKernels(backend);
     builtFor = backend;
   }
-  registerProductKernels();
-  registerFusedKernels();
+  productKernels.register();
+  fusedKernels.register();
   active = true;
   return true;
 }
@@ -44,8 +44,8 @@ export function installWasmKernels(): boolean {
 /** Put TF.js's own kernels back (tests and benchmarks compare both); installWasmKernels() brings ours back. */
 export function uninstallWasmKernels(): void {
   for (const o of overrides()) o.restore();
-  unregisterProductKernels();
-  unregisterFusedKernels();
+  productKernels.unregister();
+  fusedKernels.unregister();
   active = false;
 }
 

@@ -54,3 +54,38 @@ export class KernelOverride {
     tf.registerKernel(this.original);
   }
 }
+
+type Inputs = Record<string, tf.TensorInfo>;
+
+/** A WASM kernel of our own over float32 inputs (anything else is refused by name). */
+export function float32Kernel(kernelName: string, body: (inputs: Inputs, attrs: tf.NamedAttrMap) => tf.TensorInfo | tf.TensorInfo[]): tf.KernelConfig {
+  return {
+    kernelName,
+    backendName: 'wasm',
+    kernelFunc: ({ inputs, attrs }) => {
+      for (const t of Object.values(inputs as unknown as Inputs)) if (t.dtype !== 'float32') throw new Error(`${kernelName}: float32 inputs only (got ${t.dtype}).`);
+      return body(inputs as unknown as Inputs, attrs ?? {});
+    },
+  };
+}
+
+/**
+ * Kernels of our own (new names, not replacements of TF.js's), built once per backend instance and registered as a
+ * set: `register` puts the last built ones in place of any earlier instance's, `unregister` removes them.
+ */
+export class KernelSet {
+  private configs: tf.KernelConfig[] = [];
+
+  build(configs: tf.KernelConfig[]): void {
+    this.configs = configs;
+  }
+
+  register(): void {
+    this.unregister();
+    for (const k of this.configs) tf.registerKernel(k);
+  }
+
+  unregister(): void {
+    for (const { kernelName } of this.configs) if (tf.getKernel(kernelName, 'wasm')) tf.unregisterKernel(kernelName, 'wasm');
+  }
+}
