@@ -138,22 +138,25 @@ export async function benchTrainStep(c: CLIPConfig, batch: number, steps: number
   const model = MiniCLIP.init(c, 0);
   const opt = new AdamW(model.params);
   const { images, tokens } = syntheticBatch(c, batch);
-  const helper = workers === 2 ? await ContrastiveWorker.start(model, batch, backend) : null;
+  const helper = workers === 2 ? await ContrastiveWorker.start(model, batch, backend, opt) : null;
   const times: number[] = [];
   // The yardstick is timed between the steps, one product after each, so that a drift of the machine's speed (10-30%
   // within minutes on a shared VM) hits both alike: efficiency is the median of the per-step ratios.
   const yard = yardstick();
   yard.time(); // warm-up
   const yardMs: number[] = [];
-  for (let i = 0; i < steps + 1; i++) {
-    const t0 = performance.now();
-    contrastiveStep(model, model.params, opt, images, tokens, 1e-4, helper, i).dispose();
-    const ms = performance.now() - t0;
-    if (i > 0) times.push(ms); // the first step pays for kernel set-up and allocations
-    if (i > 0) yardMs.push(yard.time());
-    log?.(`step ${i}/${steps}: ${ms.toFixed(0)} ms${i === 0 ? ' (warm-up, not counted)' : ''}`);
+  try {
+    for (let i = 0; i < steps + 1; i++) {
+      const t0 = performance.now();
+      contrastiveStep(model, model.params, opt, images, tokens, 1e-4, helper, i).dispose();
+      const ms = performance.now() - t0;
+      if (i > 0) times.push(ms); // the first step pays for kernel set-up and allocations
+      if (i > 0) yardMs.push(yard.time());
+      log?.(`step ${i}/${steps}: ${ms.toFixed(0)} ms${i === 0 ? ' (warm-up, not counted)' : ''}`);
+    }
+  } finally {
+    await helper?.stop(); // a waiting worker would keep the process alive
   }
-  await helper?.stop();
   images.dispose();
   opt.dispose();
   model.dispose();

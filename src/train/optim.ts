@@ -28,14 +28,11 @@ export function constant(lr: number): Schedule {
 /** Optimiser state, as plain arrays (checkpointed as `opt.NAME` tensors). */
 export type OptimizerState = Record<string, { shape: number[]; data: Float32Array }>;
 
-/** Called with each parameter's new values right after its update (two-core training copies them out). */
-export type OnUpdate = (name: string, values: Float32Array) => void;
-
 export interface Optimizer {
   /** Apply one update with the given gradients (disposes them). */
-  apply(grads: Record<string, tf.Tensor>, lr: number, onUpdate?: OnUpdate): void;
-  /** The same, with gradients as arrays (e.g. summed from two threads). */
-  applyArrays(grads: Record<string, Float32Array>, lr: number, onUpdate?: OnUpdate): void;
+  apply(grads: Record<string, tf.Tensor>, lr: number): void;
+  /** The same, with gradients as arrays. */
+  applyArrays(grads: Record<string, Float32Array>, lr: number): void;
   state(): OptimizerState;
   loadState(state: OptimizerState): void;
   step: number;
@@ -52,7 +49,7 @@ export function decays(name: string): boolean {
  * parameter and one write back, instead of ~12 small TF.js kernels per parameter (~800 per step for MiniCLIP,
  * whose dispatch cost dominated the update on WASM). The arithmetic is the same, element by element.
  */
-abstract class JsOptimizer implements Optimizer {
+export abstract class JsOptimizer implements Optimizer {
   step = 0;
   protected slots: Record<string, Float32Array[]> = {};
 
@@ -61,26 +58,44 @@ abstract class JsOptimizer implements Optimizer {
   protected abstract readonly nSlots: number;
   protected abstract update(name: string, p: Float32Array, g: Float32Array, slots: Float32Array[], lr: number): void;
 
-  apply(grads: Record<string, tf.Tensor>, lr: number, onUpdate?: OnUpdate): void {
+  apply(grads: Record<string, tf.Tensor>, lr: number): void {
     const arrays: Record<string, Float32Array> = {};
     for (const [name, g] of Object.entries(grads)) arrays[name] = g.dataSync() as Float32Array;
     tf.dispose(Object.values(grads));
-    this.applyArrays(arrays, lr, onUpdate);
+    this.applyArrays(arrays, lr);
   }
 
-  applyArrays(grads: Record<string, Float32Array>, lr: number, onUpdate?: OnUpdate): void {
+  applyArrays(grads: Record<string, Float32Array>, lr: number): void {
     this.step++;
     for (const [name, g] of Object.entries(grads)) {
       const v = this.params[name];
       if (!v) throw new Error(`Gradient for unknown parameter '${name}'.`);
       const p = Float32Array.from(v.dataSync());
-      if (!this.slots[name]) this.slots[name] = Array.from({ length: this.nSlots }, () => new Float32Array(p.length));
-      this.update(name, p, g, this.slots[name], lr);
+      this.updateValues(name, p, g, lr);
       const next = tf.tensor(p, v.shape);
       v.assign(next);
       next.dispose();
-      onUpdate?.(name, p);
     }
+  }
+
+  /**
+   * Update one parameter's values `p` in place with its gradient `g`, at the current `step` (which the caller
+   * advances): two-core training splits a step's update by parameter between its threads.
+   */
+  updateValues(name: string, p: Float32Array, g: Float32Array, lr: number): void {
+    if (!this.slots[name]) this.slots[name] = Array.from({ length: this.nSlots }, () => new Float32Array(p.length));
+    this.update(name, p, g, this.slots[name], lr);
+  }
+
+  /** Keep one parameter's slots in `arrays` (views of memory another thread also updates), values carried over. */
+  shareSlots(name: string, arrays: Float32Array[]): void {
+    if (arrays.length !== this.nSlots) throw new Error(`${this.constructor.name} keeps ${this.nSlots} slots per parameter, not ${arrays.length}.`);
+    this.slots[name]?.forEach((d, i) => arrays[i].set(d));
+    this.slots[name] = arrays;
+  }
+
+  paramNames(): string[] {
+    return Object.keys(this.params);
   }
 
   state(): OptimizerState {
@@ -105,15 +120,42 @@ abstract class JsOptimizer implements Optimizer {
   }
 }
 
+export interface AdamWOptions {
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  weightDecay?: number;
+  decayFilter?: (n: string) => boolean;
+}
+
+/** AdamW's options as plain data (the decay filter as the names it decays), to build the same optimiser in a worker. */
+export interface AdamWSpec {
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  weightDecay?: number;
+  decayed: string[];
+}
+
 /** AdamW (decoupled weight decay), CLIP's and CleanCLIP's optimiser; defaults as in CLIP (beta2 0.98, eps 1e-6). */
 export class AdamW extends JsOptimizer {
   protected readonly nSlots = 2;
 
   constructor(
     params: Record<string, tf.Variable>,
-    private readonly opts: { beta1?: number; beta2?: number; eps?: number; weightDecay?: number; decayFilter?: (n: string) => boolean } = {},
+    private readonly opts: AdamWOptions = {},
   ) {
     super(params);
+  }
+
+  spec(): AdamWSpec {
+    const { decayFilter, ...rest } = this.opts;
+    return { ...rest, decayed: Object.keys(this.params).filter(decayFilter ?? decays) };
+  }
+
+  static fromSpec(params: Record<string, tf.Variable>, { decayed, ...rest }: AdamWSpec): AdamW {
+    const set = new Set(decayed);
+    return new AdamW(params, { ...rest, decayFilter: (n) => set.has(n) });
   }
 
   protected update(name: string, p: Float32Array, g: Float32Array, [m, v]: Float32Array[], lr: number): void {

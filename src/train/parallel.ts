@@ -2,18 +2,22 @@
  * Data-parallel contrastive training on two cores. The WASM backend is single-threaded in Node, so a second
  * TF.js instance runs in a worker thread and each step is split in halves:
  *
- *   main:   forward own half ─┐ exchange embeddings ┌─ full-batch loss, backward through own half ─┐
- *   worker: forward own half ─┘  (SharedArrayBuffer) └─ full-batch loss, backward through own half ─┴─ sum grads
+ *   main:   forward own half ─┐ exchange  ┌─ full-batch loss, backward ─┐ exchange ┌─ sum, AdamW: first half of ─┐ load the
+ *   worker: forward own half ─┘embeddings └─ through own half          ─┘ grads    └─ sum, AdamW: second half  ─┘ other half
+ *                                                                                     (of the parameters)
  *
  * CLIP's loss couples every image with every caption of the batch, so halves cannot simply average their own
  * losses (that would be a different objective). Each side computes the *full* batch's loss with the other half's
  * embeddings as constants; dL/dθ = dL/dE_main·dE_main/dθ + dL/dE_worker·dE_worker/dθ, so the two sides' gradients
  * sum to the exact full-batch gradient (as CLIP's all-gather does across GPUs). Parameters used outside the towers
- * (the logit scale) take the main side's gradient only. The exchange is synchronous (Atomics.wait) because a
+ * (the logit scale) take the main side's gradient only. The exchanges are synchronous (Atomics.wait) because a
  * TF.js gradient tape cannot span an `await`.
  *
- * The optimiser lives on the main thread; updated parameters are copied to the worker each step. Summation order
- * is fixed (main + worker), so a run is deterministic for a given seed and worker count.
+ * The update is split too: each side sums the two gradients (main + worker, a fixed order) and runs the optimiser
+ * for its share of the parameters (half the values), in place in shared memory, then loads the other side's
+ * share. The optimiser's state lives in shared memory as well, so the main side can checkpoint all of it. The
+ * update is element by element, so who computes an element does not change its bits: a run is deterministic for
+ * a given seed and worker count, and its update is the one a single thread would make from the same sums.
  */
 import { compiledScript } from '../util/fsutil';
 import { Worker } from 'worker_threads';
@@ -21,9 +25,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import { CLIPConfig } from '../model/config';
 import { MiniCLIP, clipLoss } from '../model/clip';
 import { TokenBatch } from '../model/text';
+import { AdamW, AdamWSpec } from './optim';
 
 /** Control slots in the shared Int32Array. */
-export const CTRL = { CMD: 0, MAIN_EMB: 1, WORK_EMB: 2, WORK_GRAD: 3, READY: 4, ERROR: 5, STOP: 6 } as const;
+export const CTRL = { CMD: 0, MAIN_EMB: 1, WORK_EMB: 2, WORK_GRAD: 3, READY: 4, ERROR: 5, STOP: 6, MAIN_GRAD: 7, MAIN_UPD: 8, WORK_UPD: 9 } as const;
 
 /** Parameters that only the main side differentiates (they are not part of either tower). */
 export const SHARED_ONLY_MAIN = new Set(['logit_scale']);
@@ -36,26 +41,51 @@ export interface ParallelLayout {
   imageSize: number;
   contextLength: number;
   embedDim: number;
+  /** Who updates each parameter (by index in `names`): 0 the main side, 1 the worker, -1 nobody (not trained). */
+  owner: number[];
+  /** The optimiser, as the worker rebuilds it. */
+  optimizer: AdamWSpec;
 }
 
 export interface SharedBuffers {
   ctrl: SharedArrayBuffer;
+  /** The step's learning rate and optimiser step count (float64). */
+  hyper: SharedArrayBuffer;
   params: SharedArrayBuffer;
+  /** The worker's gradients, then the main side's, each in `names` order. */
   grads: SharedArrayBuffer;
+  mainGrads: SharedArrayBuffer;
+  /** Whether the main side has a gradient for each parameter (one without is not updated, as on one core). */
+  present: SharedArrayBuffer;
+  /** AdamW's two slots (m, v), one after the other. */
+  slots: SharedArrayBuffer;
   images: SharedArrayBuffer;
   tokens: SharedArrayBuffer;
   /** [main img, main txt, worker img, worker txt] embeddings, each half x embedDim. */
   emb: SharedArrayBuffer;
 }
 
-export function makeLayout(model: MiniCLIP, batch: number): ParallelLayout {
+export function makeLayout(model: MiniCLIP, batch: number, optimizer: AdamWSpec, trained: string[]): ParallelLayout {
   if (batch % 2 !== 0) throw new Error(`Two-core training splits the batch in halves: batch ${batch} must be even.`);
   const names = Object.keys(model.params).sort();
   const sizes = names.map((n) => model.params[n].size);
+  const total = sizes.reduce((a, b) => a + b, 0);
+  const isTrained = new Set(trained);
+  const trainedTotal = names.reduce((a, n, i) => a + (isTrained.has(n) ? sizes[i] : 0), 0);
+  // Split the trained values in two equal halves, in name order.
+  let seen = 0;
+  const owner = names.map((n, i) => {
+    if (!isTrained.has(n)) return -1;
+    const side = seen + sizes[i] / 2 <= trainedTotal / 2 ? 0 : 1;
+    seen += sizes[i];
+    return side;
+  });
   return {
     names,
     sizes,
-    total: sizes.reduce((a, b) => a + b, 0),
+    total,
+    owner,
+    optimizer,
     half: batch / 2,
     imageSize: model.config.imageSize,
     contextLength: model.config.contextLength,
@@ -66,9 +96,13 @@ export function makeLayout(model: MiniCLIP, batch: number): ParallelLayout {
 export function makeBuffers(l: ParallelLayout): SharedBuffers {
   const f = (n: number) => new SharedArrayBuffer(n * 4);
   return {
-    ctrl: f(8),
+    ctrl: f(16),
+    hyper: f(2 * 2),
     params: f(l.total),
     grads: f(l.total),
+    mainGrads: f(l.total),
+    present: f(l.names.length),
+    slots: f(2 * l.total),
     images: f(l.half * l.imageSize * l.imageSize * 3),
     tokens: f(l.half * (l.contextLength + 1)),
     emb: f(4 * l.half * l.embedDim),
@@ -128,15 +162,106 @@ export function writeParams(model: MiniCLIP, l: ParallelLayout, buf: Float32Arra
   });
 }
 
-export function readParams(model: MiniCLIP, l: ParallelLayout, buf: Float32Array): void {
+/** Load parameters from the shared buffer: all of them, or only those `owner` updates. */
+export function readParams(model: MiniCLIP, l: ParallelLayout, buf: Float32Array, owner?: number): void {
   let o = 0;
   tf.tidy(() => {
     l.names.forEach((name, i) => {
-      const v = model.params[name];
-      v.assign(tf.tensor(buf.subarray(o, o + l.sizes[i]), v.shape));
+      if (owner === undefined || l.owner[i] === owner) {
+        const v = model.params[name];
+        v.assign(tf.tensor(buf.subarray(o, o + l.sizes[i]), v.shape));
+      }
       o += l.sizes[i];
     });
   });
+}
+
+/** Flat-buffer views of one parallel run, as both sides see them. */
+export class SharedViews {
+  readonly ctrl: Int32Array;
+  readonly hyper: Float64Array;
+  readonly params: Float32Array;
+  readonly grads: Float32Array;
+  readonly mainGrads: Float32Array;
+  readonly present: Int32Array;
+  readonly slots: Float32Array;
+  readonly images: Float32Array;
+  readonly tokens: Int32Array;
+  readonly emb: Float32Array;
+  /** Where each parameter starts in the flat buffers. */
+  readonly offsets: number[] = [];
+  /** A gradient sum, reused across parameters and steps. */
+  private readonly sum: Float32Array;
+
+  constructor(
+    readonly layout: ParallelLayout,
+    readonly bufs: SharedBuffers,
+  ) {
+    this.ctrl = new Int32Array(bufs.ctrl);
+    this.hyper = new Float64Array(bufs.hyper);
+    this.params = new Float32Array(bufs.params);
+    this.grads = new Float32Array(bufs.grads);
+    this.mainGrads = new Float32Array(bufs.mainGrads);
+    this.present = new Int32Array(bufs.present);
+    this.slots = new Float32Array(bufs.slots);
+    this.images = new Float32Array(bufs.images);
+    this.tokens = new Int32Array(bufs.tokens);
+    this.emb = new Float32Array(bufs.emb);
+    let o = 0;
+    layout.sizes.forEach((n) => {
+      this.offsets.push(o);
+      o += n;
+    });
+    this.sum = new Float32Array(Math.max(0, ...layout.sizes));
+  }
+
+  /** Back the optimiser's state of every trained parameter with the shared slots. */
+  shareSlots(opt: AdamW): void {
+    const l = this.layout;
+    l.names.forEach((name, i) => {
+      if (l.owner[i] < 0) return;
+      const o = this.offsets[i];
+      opt.shareSlots(name, [0, 1].map((k) => this.slots.subarray(k * l.total + o, k * l.total + o + l.sizes[i])));
+    });
+  }
+
+  /**
+   * Write this side's gradients, wait for the other side's, then update this side's share of the parameters in
+   * place in the shared buffer and in this side's variables. `opt.step` must already be the step's count.
+   */
+  update(side: 0 | 1, model: MiniCLIP, grads: Record<string, tf.Tensor>, opt: AdamW, lr: number, step: number): void {
+    const l = this.layout;
+    const mine = side === 0 ? this.mainGrads : this.grads;
+    l.names.forEach((name, i) => {
+      const g = grads[name];
+      if (g) mine.set(g.dataSync() as Float32Array, this.offsets[i]);
+      else mine.fill(0, this.offsets[i], this.offsets[i] + l.sizes[i]);
+      if (side === 0) this.present[i] = g ? 1 : 0;
+    });
+    signal(this.ctrl, side === 0 ? CTRL.MAIN_GRAD : CTRL.WORK_GRAD, step);
+    waitFor(this.ctrl, side === 0 ? CTRL.WORK_GRAD : CTRL.MAIN_GRAD, step);
+    tf.tidy(() => {
+      l.names.forEach((name, i) => {
+        if (l.owner[i] !== side || !this.present[i]) return;
+        const o = this.offsets[i];
+        const n = l.sizes[i];
+        const sum = this.sum.subarray(0, n);
+        const main = this.mainGrads.subarray(o, o + n);
+        if (SHARED_ONLY_MAIN.has(name)) sum.set(main);
+        else {
+          const other = this.grads.subarray(o, o + n);
+          for (let k = 0; k < n; k++) sum[k] = main[k] + other[k];
+        }
+        const p = this.params.subarray(o, o + n);
+        opt.updateValues(name, p, sum, lr);
+        const v = model.params[name];
+        v.assign(tf.tensor(p, v.shape));
+      });
+    });
+    signal(this.ctrl, side === 0 ? CTRL.MAIN_UPD : CTRL.WORK_UPD, step);
+    waitFor(this.ctrl, side === 0 ? CTRL.WORK_UPD : CTRL.MAIN_UPD, step);
+    readParams(model, l, this.params, 1 - side);
+  }
 }
 
 export function writeTokens(t: TokenBatch, offset: number, count: number, buf: Int32Array): void {
@@ -151,48 +276,36 @@ export function readTokens(buf: Int32Array, count: number, contextLength: number
 
 /** The main side's handle on the worker. */
 export class ContrastiveWorker {
-  readonly ctrl: Int32Array;
-  readonly params: Float32Array;
-  readonly grads: Float32Array;
-  readonly images: Float32Array;
-  readonly tokens: Int32Array;
-  readonly emb: Float32Array;
-  /** Where each parameter starts in the flat params/grads buffers. */
-  readonly offsets: Record<string, number> = {};
+  readonly views: SharedViews;
   private worker: Worker;
   private failure: Error | null = null;
 
-  private constructor(
-    readonly layout: ParallelLayout,
-    readonly bufs: SharedBuffers,
-    config: CLIPConfig,
-    backend: string,
-  ) {
-    this.ctrl = new Int32Array(bufs.ctrl);
-    this.params = new Float32Array(bufs.params);
-    this.grads = new Float32Array(bufs.grads);
-    this.images = new Float32Array(bufs.images);
-    this.tokens = new Int32Array(bufs.tokens);
-    this.emb = new Float32Array(bufs.emb);
-    let o = 0;
-    layout.names.forEach((n, i) => {
-      this.offsets[n] = o;
-      o += layout.sizes[i];
-    });
+  private constructor(layout: ParallelLayout, config: CLIPConfig, backend: string) {
+    const bufs = makeBuffers(layout);
+    this.views = new SharedViews(layout, bufs);
     this.worker = new Worker(compiledScript(__dirname, 'train/worker.js'), { workerData: { layout, bufs, config, backend } });
     this.worker.on('error', (e) => {
       this.failure = e;
-      Atomics.store(this.ctrl, CTRL.ERROR, 1);
+      Atomics.store(this.views.ctrl, CTRL.ERROR, 1);
     });
   }
 
-  static async start(model: MiniCLIP, batch: number, backend: string): Promise<ContrastiveWorker> {
-    const layout = makeLayout(model, batch);
-    const w = new ContrastiveWorker(layout, makeBuffers(layout), model.config, backend);
-    writeParams(model, layout, w.params);
+  get layout(): ParallelLayout {
+    return this.views.layout;
+  }
+
+  /**
+   * Start the worker for `opt` (an AdamW over the model's trained parameters, already resumed if resuming): its
+   * state moves to shared memory, where both sides update it.
+   */
+  static async start(model: MiniCLIP, batch: number, backend: string, opt: AdamW): Promise<ContrastiveWorker> {
+    const layout = makeLayout(model, batch, opt.spec(), opt.paramNames());
+    const w = new ContrastiveWorker(layout, model.config, backend);
+    writeParams(model, layout, w.views.params);
+    w.views.shareSlots(opt);
     // Wait (asynchronously: the worker needs the event loop to start) until its backend is up.
     const t0 = Date.now();
-    while (Atomics.load(w.ctrl, CTRL.READY) === 0) {
+    while (Atomics.load(w.views.ctrl, CTRL.READY) === 0) {
       if (w.failure) throw new Error(`The training worker failed to start: ${w.failure.message}`);
       if (Date.now() - t0 > 60000) throw new Error('The training worker did not start within 60 s.');
       await new Promise((r) => setTimeout(r, 5));
@@ -200,25 +313,19 @@ export class ContrastiveWorker {
     return w;
   }
 
-  /** Hand the worker its half of step `step` (1-based; the parameters must already be in `params`). */
-  submit(step: number, images: Float32Array, tokens: TokenBatch): void {
+  /**
+   * Hand the worker its half of step `step` (1-based): the second half of the batch's images and captions, to be
+   * updated at learning rate `lr` and optimiser step `optStep`.
+   */
+  submit(step: number, images: Float32Array, tokens: TokenBatch, lr: number, optStep: number): void {
     const l = this.layout;
-    const per = l.imageSize * l.imageSize * 3;
-    this.images.set(images.subarray(l.half * per, 2 * l.half * per));
-    writeTokens(tokens, l.half, l.half, this.tokens);
-    signal(this.ctrl, CTRL.CMD, step);
-  }
-
-  /** Wait for the worker's gradients of step `step`; returns them by parameter name (views, copy to keep). */
-  collect(step: number): Record<string, Float32Array> {
-    waitFor(this.ctrl, CTRL.WORK_GRAD, step);
-    const out: Record<string, Float32Array> = {};
-    let o = 0;
-    this.layout.names.forEach((name, i) => {
-      out[name] = this.grads.subarray(o, o + this.layout.sizes[i]);
-      o += this.layout.sizes[i];
-    });
-    return out;
+    const v = this.views;
+    if (images.length !== v.images.length) throw new Error(`The worker's half batch has ${v.images.length} image values, not ${images.length}.`);
+    v.images.set(images);
+    writeTokens(tokens, l.half, l.half, v.tokens);
+    v.hyper[0] = lr;
+    v.hyper[1] = optStep;
+    signal(v.ctrl, CTRL.CMD, step);
   }
 
   checkFailure(): void {
@@ -226,8 +333,8 @@ export class ContrastiveWorker {
   }
 
   async stop(): Promise<void> {
-    signal(this.ctrl, CTRL.STOP, 1);
-    signal(this.ctrl, CTRL.CMD, -1 >>> 1);
+    signal(this.views.ctrl, CTRL.STOP, 1);
+    signal(this.views.ctrl, CTRL.CMD, -1 >>> 1);
     await this.worker.terminate();
   }
 }

@@ -85,7 +85,7 @@ export async function pretrain(model: MiniCLIP, tokenizer: TextTokenizer, corpus
   if (hooks.stateFile && fs.existsSync(hooks.stateFile)) start = resume(hooks.stateFile, key, model, opt, hist);
 
   const t0 = Date.now();
-  const helper = workers === 2 ? await ContrastiveWorker.start(model, cfg.batch, backendInfo().name) : null;
+  const helper = workers === 2 ? await ContrastiveWorker.start(model, cfg.batch, backendInfo().name, opt) : null;
   const bar = new Progress('pretrain', cfg.steps, { quiet: hooks.quiet });
   bar.tick(start);
   try {

@@ -3,8 +3,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { MiniCLIP, clipLoss } from '../model/clip';
 import { namedGrads } from '../model/params';
 import { TokenBatch } from '../model/text';
-import { Optimizer } from './optim';
-import { ContrastiveWorker, SHARED_ONLY_MAIN, halfContrastiveLoss } from './parallel';
+import { AdamW, Optimizer } from './optim';
+import { ContrastiveWorker, halfContrastiveLoss } from './parallel';
 
 /**
  * Forward, backward and update for one batch; returns the loss (a scalar the caller disposes). With a worker,
@@ -26,24 +26,16 @@ export function contrastiveStep(
       opt.apply(grads, lr);
       return value;
     }
+    if (!(opt instanceof AdamW)) throw new Error('Two-core training updates with AdamW (the optimiser its worker was started for).');
     const [n, s] = images.shape;
     const half = n / 2;
-    helper.submit(step + 1, images.dataSync() as Float32Array, tokens);
+    helper.submit(step + 1, tf.slice(images, [half, 0, 0, 0], [half, s, s, 3]).dataSync() as Float32Array, tokens, lr, opt.step + 1);
     const mine = tf.slice(images, [0, 0, 0, 0], [half, s, s, 3]);
     const myTokens: TokenBatch = { ids: tokens.ids.subarray(0, half * tokens.contextLength), eot: tokens.eot.subarray(0, half), batch: half, contextLength: tokens.contextLength };
-    const { value, grads } = namedGrads(params, () => halfContrastiveLoss(model, mine, myTokens, 'main', helper.layout, helper.ctrl, helper.emb, step + 1));
-    const theirs = helper.collect(step + 1);
-    // Sum in a fixed order (main + worker) in JS, update, and hand the new values straight to the worker.
-    const summed: Record<string, Float32Array> = {};
-    for (const [name, g] of Object.entries(grads)) {
-      const mine = Float32Array.from(g.dataSync());
-      if (!SHARED_ONLY_MAIN.has(name)) {
-        const other = theirs[name];
-        for (let i = 0; i < mine.length; i++) mine[i] += other[i];
-      }
-      summed[name] = mine;
-    }
-    opt.applyArrays(summed, lr, (name, values) => helper.params.set(values, helper.offsets[name]));
+    const v = helper.views;
+    const { value, grads } = namedGrads(params, () => halfContrastiveLoss(model, mine, myTokens, 'main', helper.layout, v.ctrl, v.emb, step + 1));
+    opt.step++;
+    v.update(0, model, grads, opt, lr, step + 1);
     return value;
   });
 }
