@@ -49,7 +49,7 @@ export function decays(name: string): boolean {
  * parameter and one write back, instead of ~12 small TF.js kernels per parameter (~800 per step for MiniCLIP,
  * whose dispatch cost dominated the update on WASM). The arithmetic is the same, element by element.
  */
-export abstract class JsOptimizer implements Optimizer {
+abstract class JsOptimizer implements Optimizer {
   step = 0;
   protected slots: Record<string, Float32Array[]> = {};
 

@@ -276,13 +276,16 @@ export function readTokens(buf: Int32Array, count: number, contextLength: number
 
 /** The main side's handle on the worker. */
 export class ContrastiveWorker {
-  readonly views: SharedViews;
   private worker: Worker;
   private failure: Error | null = null;
 
-  private constructor(layout: ParallelLayout, config: CLIPConfig, backend: string) {
-    const bufs = makeBuffers(layout);
-    this.views = new SharedViews(layout, bufs);
+  /** The views must hold the parameters and the optimiser's state before the worker starts reading them. */
+  private constructor(
+    readonly views: SharedViews,
+    config: CLIPConfig,
+    backend: string,
+  ) {
+    const { layout, bufs } = views;
     this.worker = new Worker(compiledScript(__dirname, 'train/worker.js'), { workerData: { layout, bufs, config, backend } });
     this.worker.on('error', (e) => {
       this.failure = e;
@@ -300,9 +303,10 @@ export class ContrastiveWorker {
    */
   static async start(model: MiniCLIP, batch: number, backend: string, opt: AdamW): Promise<ContrastiveWorker> {
     const layout = makeLayout(model, batch, opt.spec(), opt.paramNames());
-    const w = new ContrastiveWorker(layout, model.config, backend);
-    writeParams(model, layout, w.views.params);
-    w.views.shareSlots(opt);
+    const views = new SharedViews(layout, makeBuffers(layout));
+    writeParams(model, layout, views.params);
+    views.shareSlots(opt);
+    const w = new ContrastiveWorker(views, model.config, backend);
     // Wait (asynchronously: the worker needs the event loop to start) until its backend is up.
     const t0 = Date.now();
     while (Atomics.load(w.views.ctrl, CTRL.READY) === 0) {

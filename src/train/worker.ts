@@ -14,13 +14,10 @@ async function run(): Promise<void> {
   await initBackend(backend);
   const v = new SharedViews(layout, bufs);
   const model = MiniCLIP.init(config, 0);
-  const trained = layout.names.filter((_, i) => layout.owner[i] >= 0);
-  const opt = AdamW.fromSpec(Object.fromEntries(trained.map((n) => [n, model.params[n]])), layout.optimizer);
+  const trained = Object.fromEntries(layout.names.filter((_, i) => layout.owner[i] >= 0).map((n) => [n, model.params[n]]));
+  const opt = AdamW.fromSpec(trained, layout.optimizer);
   v.shareSlots(opt);
-  const differentiated = trainableParams(
-    Object.fromEntries(trained.map((n) => [n, model.params[n]])),
-    (n) => !SHARED_ONLY_MAIN.has(n),
-  );
+  const differentiated = trainableParams(trained, (n) => !SHARED_ONLY_MAIN.has(n));
   readParams(model, layout, v.params);
   signal(v.ctrl, CTRL.READY, 1);
   let done = 0;
