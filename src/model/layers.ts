@@ -4,9 +4,9 @@
  * Why hand-written gradients: TF.js differentiates matMul with transposeA/transposeB flags, which the WASM
  * backend runs 10-20x slower than a plain 2-D product (DESIGN.md section 5). An explicit transpose plus a plain
  * matMul is cheap, so dense layers carry their own gradient; on WASM their forward pass and weight gradient go
- * through two kernels of ours that give the same bits with less work (src/kernels/batchMatMul.ts). LayerNorm and QuickGELU get closed-form gradients
- * because autodiff would record half a dozen elementwise kernels for each; on WASM each is one fused kernel of ours
- * (src/kernels/fused.c), elsewhere the same formulas in TF.js ops.
+ * through two kernels of ours that give the same bits with less work (src/kernels/batchMatMul.ts). LayerNorm and
+ * QuickGELU get closed-form gradients because autodiff would record half a dozen elementwise kernels for each; on
+ * WASM each is one fused kernel of ours (src/kernels/fused.c), elsewhere the same formulas in TF.js ops.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { fusedLayers, wasmKernelsInstalled } from '../kernels';

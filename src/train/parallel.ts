@@ -154,28 +154,6 @@ export function halfContrastiveLoss(
   return clipLoss(model.logits(allImg as tf.Tensor2D, allTxt as tf.Tensor2D));
 }
 
-export function writeParams(model: MiniCLIP, l: ParallelLayout, buf: Float32Array): void {
-  let o = 0;
-  l.names.forEach((name, i) => {
-    buf.set(model.params[name].dataSync(), o);
-    o += l.sizes[i];
-  });
-}
-
-/** Load parameters from the shared buffer: all of them, or only those `owner` updates. */
-export function readParams(model: MiniCLIP, l: ParallelLayout, buf: Float32Array, owner?: number): void {
-  let o = 0;
-  tf.tidy(() => {
-    l.names.forEach((name, i) => {
-      if (owner === undefined || l.owner[i] === owner) {
-        const v = model.params[name];
-        v.assign(tf.tensor(buf.subarray(o, o + l.sizes[i]), v.shape));
-      }
-      o += l.sizes[i];
-    });
-  });
-}
-
 /** Flat-buffer views of one parallel run, as both sides see them. */
 export class SharedViews {
   readonly ctrl: Int32Array;
@@ -215,6 +193,26 @@ export class SharedViews {
     this.sum = new Float32Array(Math.max(0, ...layout.sizes));
   }
 
+  /** A parameter's values in the shared buffer (index in `names`). */
+  private paramValues(i: number): Float32Array {
+    return this.params.subarray(this.offsets[i], this.offsets[i] + this.layout.sizes[i]);
+  }
+
+  writeParams(model: MiniCLIP): void {
+    this.layout.names.forEach((name, i) => this.paramValues(i).set(model.params[name].dataSync()));
+  }
+
+  /** Load parameters from the shared buffer: all of them, or only those `owner` updates. */
+  readParams(model: MiniCLIP, owner?: number): void {
+    tf.tidy(() => {
+      this.layout.names.forEach((name, i) => {
+        if (owner !== undefined && this.layout.owner[i] !== owner) return;
+        const v = model.params[name];
+        v.assign(tf.tensor(this.paramValues(i), v.shape));
+      });
+    });
+  }
+
   /** Back the optimiser's state of every trained parameter with the shared slots. */
   shareSlots(opt: AdamW): void {
     const l = this.layout;
@@ -252,7 +250,7 @@ export class SharedViews {
           const other = this.grads.subarray(o, o + n);
           for (let k = 0; k < n; k++) sum[k] = main[k] + other[k];
         }
-        const p = this.params.subarray(o, o + n);
+        const p = this.paramValues(i);
         opt.updateValues(name, p, sum, lr);
         const v = model.params[name];
         v.assign(tf.tensor(p, v.shape));
@@ -260,7 +258,7 @@ export class SharedViews {
     });
     signal(this.ctrl, side === 0 ? CTRL.MAIN_UPD : CTRL.WORK_UPD, step);
     waitFor(this.ctrl, side === 0 ? CTRL.WORK_UPD : CTRL.MAIN_UPD, step);
-    readParams(model, l, this.params, 1 - side);
+    this.readParams(model, 1 - side);
   }
 }
 
@@ -304,7 +302,7 @@ export class ContrastiveWorker {
   static async start(model: MiniCLIP, batch: number, backend: string, opt: AdamW): Promise<ContrastiveWorker> {
     const layout = makeLayout(model, batch, opt.spec(), opt.paramNames());
     const views = new SharedViews(layout, makeBuffers(layout));
-    writeParams(model, layout, views.params);
+    views.writeParams(model);
     views.shareSlots(opt);
     const w = new ContrastiveWorker(views, model.config, backend);
     // Wait (asynchronously: the worker needs the event loop to start) until its backend is up.
@@ -330,10 +328,6 @@ export class ContrastiveWorker {
     v.hyper[0] = lr;
     v.hyper[1] = optStep;
     signal(v.ctrl, CTRL.CMD, step);
-  }
-
-  checkFailure(): void {
-    if (this.failure) throw new Error(`The training worker failed: ${this.failure.message}`);
   }
 
   async stop(): Promise<void> {

@@ -6,7 +6,7 @@ import { MiniCLIP } from '../model/clip';
 import { CLIPConfig } from '../model/config';
 import { namedGrads, trainableParams } from '../model/params';
 import { AdamW } from './optim';
-import { CTRL, ParallelLayout, SHARED_ONLY_MAIN, SharedBuffers, SharedViews, halfContrastiveLoss, readParams, readTokens, signal, waitFor } from './parallel';
+import { CTRL, ParallelLayout, SHARED_ONLY_MAIN, SharedBuffers, SharedViews, halfContrastiveLoss, readTokens, signal, waitFor } from './parallel';
 
 async function run(): Promise<void> {
   const { layout, bufs, config, backend } = workerData as { layout: ParallelLayout; bufs: SharedBuffers; config: CLIPConfig; backend: string };
@@ -18,7 +18,7 @@ async function run(): Promise<void> {
   const opt = AdamW.fromSpec(trained, layout.optimizer);
   v.shareSlots(opt);
   const differentiated = trainableParams(trained, (n) => !SHARED_ONLY_MAIN.has(n));
-  readParams(model, layout, v.params);
+  v.readParams(model);
   signal(v.ctrl, CTRL.READY, 1);
   let done = 0;
   for (;;) {
