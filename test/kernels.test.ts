@@ -12,12 +12,14 @@ import * as tf from '@tensorflow/tfjs-core';
 import { setup, TEST_CONFIG } from './helpers';
 import { fusedLayers, installWasmKernels, uninstallWasmKernels, useFusedLayers, wasmKernelsInstalled } from '../src/kernels';
 import { asBlockTranspose } from '../src/kernels/copy';
-import { DENSE, GEMM_MAX_K, MATMUL_TN } from '../src/kernels/batchMatMul';
+import { ATTN_SCORES, DENSE, GEMM_MAX_K, MATMUL_TN } from '../src/kernels/batchMatMul';
 import { BMM_WASM_SOURCE_SHA256 } from '../src/kernels/bmmWasm';
 import { COPY_WASM_SOURCE_SHA256 } from '../src/kernels/copyWasm';
 import { BROADCAST_WASM_SOURCE_SHA256 } from '../src/kernels/broadcastWasm';
 import { FUSED_WASM_SOURCE_SHA256 } from '../src/kernels/fusedWasm';
 import { MiniCLIP } from '../src/model/clip';
+import { causalMask } from '../src/model/text';
+import { attention } from '../src/model/transformer';
 import { AdamW } from '../src/train/optim';
 import { contrastiveStep } from '../src/train/step';
 import { syntheticBatch } from '../src/experiments/bench';
@@ -259,6 +261,45 @@ test('the dense kernel gives the bits of a product followed by a bias add, and r
   const [x, w, b] = [tf.zeros([2, GEMM_MAX_K + 1]), tf.zeros([GEMM_MAX_K + 1, 3]), tf.zeros([3])];
   expect(() => tf.engine().runKernel(DENSE, { x, w, b })).toThrow(new RegExp(`0 < K <= ${GEMM_MAX_K} expected \\(got \\[2,${GEMM_MAX_K + 1}\\]`));
   tf.dispose([x, w, b]);
+});
+
+test("attention's fused kernels give the composed ops' outputs and gradients bit for bit, and refuse bad shapes", () => {
+  if (!onWasm()) return;
+  expect(installWasmKernels()).toBe(true);
+  // [batch, tokens, heads, width, causal mask]: the small profile's image and text blocks, tokens past one 48-block
+  // of the products, a head width that is not a multiple of 4 (SIMD tails), one token.
+  const cases: [number, number, number, number, boolean][] = [[3, 17, 4, 64, false], [2, 16, 4, 64, true], [2, 53, 2, 10, true], [2, 50, 3, 15, false], [2, 1, 1, 4, false]];
+  for (const [batch, tokens, heads, width, causal] of cases) {
+    const p = 'blk';
+    const params: Record<string, tf.Tensor> = {
+      [`${p}.attn.in_proj_weight`]: tf.randomNormal([width, 3 * width], 0, 0.3, 'float32', 51),
+      [`${p}.attn.in_proj_bias`]: tf.randomNormal([3 * width], 0, 0.1, 'float32', 52),
+      [`${p}.attn.out_proj.weight`]: tf.randomNormal([width, width], 0, 0.3, 'float32', 53),
+      [`${p}.attn.out_proj.bias`]: tf.randomNormal([width], 0, 0.1, 'float32', 54),
+    };
+    const x = tf.randomNormal([batch * tokens, width], 0, 1, 'float32', 55);
+    const dy = tf.randomNormal([batch * tokens, width], 0, 1, 'float32', 56);
+    const mask = causal ? causalMask(tokens) : null;
+    const shape = { batch, tokens, heads };
+    // Asking for the attention weights takes the composed ops (split, transposes, batched products).
+    const run = (composed: boolean) =>
+      tf.tidy(() => {
+        const f = (xv: tf.Tensor, w: tf.Tensor, b: tf.Tensor) =>
+          tf.sum(tf.mul(attention({ ...params, [`${p}.attn.in_proj_weight`]: w, [`${p}.attn.in_proj_bias`]: b }, p, xv as tf.Tensor2D, shape, mask, composed).out, dy));
+        const out = attention(params, p, x, shape, mask, composed).out;
+        const grads = tf.grads(f)([x, params[`${p}.attn.in_proj_weight`], params[`${p}.attn.in_proj_bias`]]);
+        return [out, ...grads].map((t) => t.dataSync() as Float32Array);
+      });
+    const fused = run(false);
+    const composed = run(true);
+    expect({ batch, tokens, heads, width, causal, mismatches: fused.map((v, i) => mismatches(v, composed[i])) }).toEqual({ batch, tokens, heads, width, causal, mismatches: [0, 0, 0, 0] });
+    tf.dispose([x, dy, ...Object.values(params), ...(mask ? [mask] : [])]);
+  }
+  const qkv = tf.zeros([10, 12]);
+  expect(() => tf.engine().runKernel(ATTN_SCORES, { qkv }, { tokens: 3, heads: 2, scale: 1 } as unknown as tf.NamedAttrMap)).toThrow(/qkv \[B\*T, 3C\] with T = 3 and C divisible by 2 heads expected \(got \[10,12\]\)/);
+  const mask = tf.zeros([4, 4]);
+  expect(() => tf.engine().runKernel(ATTN_SCORES, { qkv, mask }, { tokens: 5, heads: 2, scale: 1 } as unknown as tf.NamedAttrMap)).toThrow(/mask \[5, 5\] expected \(got \[4,4\]\)/);
+  tf.dispose([qkv, mask]);
 });
 
 /** Three contrastive steps of a small model from a fixed seed: the losses and the final weights. */

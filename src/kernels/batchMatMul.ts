@@ -11,6 +11,9 @@ import { KernelOverride, KernelSet, WasmBackendLike, float32Kernel, heapOffset, 
 type Bmm = (a: number, b: number, out: number, scratch: number, batch: number, m: number, n: number, k: number, ta: number, tb: number) => void;
 type Gemm = (a: number, b: number, out: number, m: number, n: number, k: number) => void;
 type GemmBias = (a: number, b: number, bias: number, out: number, m: number, n: number, k: number) => void;
+type AttnScores = (qkv: number, mask: number, scores: number, scratch: number, b: number, t: number, h: number, dh: number, scale: number) => void;
+type AttnContext = (attn: number, qkv: number, out: number, b: number, t: number, h: number, dh: number) => void;
+type AttnGrad = (dout: number, attn: number, qkv: number, dqkv: number, scratch: number, b: number, t: number, h: number, dh: number, scale: number) => void;
 
 /**
  * Plain products with a shared dimension up to this go to our gemm (bmm.c). It wins by 20-50% at K = 64-256, where
@@ -30,6 +33,17 @@ export const batchMatMulOverride = new KernelOverride(tf.BatchMatMul);
  */
 export const MATMUL_TN = 'RvptMatMulTN';
 export const DENSE = 'RvptDense';
+/**
+ * Attention's core, one block's heads from the packed q/k/v projection (bmm.c's attn_* functions, the bits of the
+ * composed ops they stand for in transformer.ts; the softmax between them stays TF.js's kernel):
+ * - ATTN_SCORES, qkv [B*T, 3C] (+ mask [T, T]) -> scores [B*H, T, T] = (q * scale) k^T per head (+ mask);
+ * - ATTN_CONTEXT, attn [B*H, T, T] and qkv -> [B*T, C], attn v per head with the heads merged;
+ * - ATTN_GRAD, d out [B*T, C], attn and qkv -> d qkv [B*T, 3C].
+ * Attributes: heads, scale (q's factor, dh^-0.5).
+ */
+export const ATTN_SCORES = 'RvptAttnScores';
+export const ATTN_CONTEXT = 'RvptAttnContext';
+export const ATTN_GRAD = 'RvptAttnGrad';
 export const productKernels = new KernelSet();
 
 export function installBatchMatMul(backend: WasmBackendLike): void {
@@ -37,8 +51,50 @@ export function installBatchMatMul(backend: WasmBackendLike): void {
   const bmm = mod.bmm as Bmm;
   const gemm = mod.gemm as GemmBias;
   const gemmTN = mod.gemm_tn as Gemm;
+  const attnScores = mod.attn_scores as AttnScores;
+  const attnContext = mod.attn_context as AttnContext;
+  const attnGrad = mod.attn_grad as AttnGrad;
   const at = (t: tf.TensorInfo) => heapOffset(backend, t);
+  // Transposed operands (bmm) and per-head slices (attention) are copied here first; grown on demand, kept for the
+  // process.
+  let scratch = { ptr: 0, bytes: 0 };
+  const scratchFor = (bytes: number): number => {
+    if (bytes > scratch.bytes) {
+      if (scratch.ptr) backend.wasm._free(scratch.ptr);
+      scratch = { ptr: backend.wasm._malloc(bytes) >>> 0, bytes };
+    }
+    return scratch.ptr;
+  };
+  /** B, T, H, dh of a packed projection qkv [B*T, 3C] split in `heads` heads of T tokens. */
+  const attnDims = (kernel: string, qkv: tf.TensorInfo, attrs: tf.NamedAttrMap) => {
+    const heads = attrs.heads as number;
+    const tokens = attrs.tokens as number;
+    const [rows, c3] = qkv.shape;
+    if (qkv.shape.length !== 2 || c3 % (3 * heads) !== 0 || rows % tokens !== 0) {
+      throw new Error(`${kernel}: qkv [B*T, 3C] with T = ${tokens} and C divisible by ${heads} heads expected (got [${qkv.shape}]).`);
+    }
+    return { b: rows / tokens, t: tokens, h: heads, dh: c3 / 3 / heads };
+  };
   productKernels.build([
+    float32Kernel(ATTN_SCORES, ({ qkv, mask }, attrs) => {
+      const { b, t, h, dh } = attnDims(ATTN_SCORES, qkv, attrs);
+      if (mask && (mask.shape.length !== 2 || mask.shape[0] !== t || mask.shape[1] !== t)) throw new Error(`${ATTN_SCORES}: mask [${t}, ${t}] expected (got [${mask.shape}]).`);
+      const out = backend.makeOutput([b * h, t, t], 'float32');
+      attnScores(at(qkv), mask ? at(mask) : 0, at(out), scratchFor(2 * t * dh * 4), b, t, h, dh, attrs.scale as number);
+      return out;
+    }),
+    float32Kernel(ATTN_CONTEXT, ({ attn, qkv }, attrs) => {
+      const { b, t, h, dh } = attnDims(ATTN_CONTEXT, qkv, attrs);
+      const out = backend.makeOutput([b * t, h * dh], 'float32');
+      attnContext(at(attn), at(qkv), at(out), b, t, h, dh);
+      return out;
+    }),
+    float32Kernel(ATTN_GRAD, ({ dy, attn, qkv }, attrs) => {
+      const { b, t, h, dh } = attnDims(ATTN_GRAD, qkv, attrs);
+      const out = backend.makeOutput(qkv.shape, 'float32');
+      attnGrad(at(dy), at(attn), at(qkv), at(out), scratchFor((2 * t * dh + 2 * t * t) * 4), b, t, h, dh, attrs.scale as number);
+      return out;
+    }),
     float32Kernel(MATMUL_TN, ({ a, b }) => {
       if (a.shape.length !== 2 || b.shape.length !== 2 || a.shape[0] !== b.shape[0]) {
         throw new Error(`${MATMUL_TN}: a [K, M] and b [K, N] expected (got [${a.shape}] and [${b.shape}]).`);
@@ -60,15 +116,6 @@ export function installBatchMatMul(backend: WasmBackendLike): void {
       return out;
     }),
   ]);
-  // Transposed operands are copied here first (M*K + K*N floats); grown on demand, kept for the process.
-  let scratch = { ptr: 0, bytes: 0 };
-  const scratchFor = (bytes: number): number => {
-    if (bytes > scratch.bytes) {
-      if (scratch.ptr) backend.wasm._free(scratch.ptr);
-      scratch = { ptr: backend.wasm._malloc(bytes) >>> 0, bytes };
-    }
-    return scratch.ptr;
-  };
 
   batchMatMulOverride.install((args) => {
     const { a, b } = args.inputs as unknown as { a: tf.TensorInfo; b: tf.TensorInfo };

@@ -30,9 +30,14 @@ static void transpose(const float *src, float *dst, int rows, int cols) {
     for (int c = 0; c < cols; c++) dst[c * rows + r] = src[r * cols + c];
 }
 
-/* out [M, N] = a [M, K] @ b [K, N], all row-major and contiguous. */
-static void matmul(const float *a, const float *b, float *out, int M, int N, int K) {
+/*
+ * out [M, N] = a [M, K] @ b [K, N], row-major with row strides lda, ldb, ldc (attention reads and writes heads in
+ * place in wider rows); each finished sum times `scale` when `scaled` (a separate float multiply, as a Mul after it).
+ */
+static void matmul_s(const float *a, int lda, const float *b, int ldb, float *out, int ldc, int M, int N, int K, int scaled, float scale) {
   const v128_t zero = wasm_f32x4_splat(0.0f);
+  const v128_t sv = wasm_f32x4_splat(scale);
+#define STORE4(p, c) wasm_v128_store(p, scaled ? wasm_f32x4_mul(c, sv) : c)
   int j = 0;
   for (; j + 4 <= N; j += 4) {
     int i = 0;
@@ -42,46 +47,50 @@ static void matmul(const float *a, const float *b, float *out, int M, int N, int
         const int k1 = k0 + KBLOCK < K ? k0 + KBLOCK : K;
         v128_t s0 = zero, s1 = zero, s2 = zero, s3 = zero;
         for (int k = k0; k < k1; k++) {
-          const v128_t bv = wasm_v128_load(b + k * N + j);
-          s0 = wasm_f32x4_add(s0, wasm_f32x4_mul(wasm_f32x4_splat(a[(i + 0) * K + k]), bv));
-          s1 = wasm_f32x4_add(s1, wasm_f32x4_mul(wasm_f32x4_splat(a[(i + 1) * K + k]), bv));
-          s2 = wasm_f32x4_add(s2, wasm_f32x4_mul(wasm_f32x4_splat(a[(i + 2) * K + k]), bv));
-          s3 = wasm_f32x4_add(s3, wasm_f32x4_mul(wasm_f32x4_splat(a[(i + 3) * K + k]), bv));
+          const v128_t bv = wasm_v128_load(b + (long)k * ldb + j);
+          s0 = wasm_f32x4_add(s0, wasm_f32x4_mul(wasm_f32x4_splat(a[(long)(i + 0) * lda + k]), bv));
+          s1 = wasm_f32x4_add(s1, wasm_f32x4_mul(wasm_f32x4_splat(a[(long)(i + 1) * lda + k]), bv));
+          s2 = wasm_f32x4_add(s2, wasm_f32x4_mul(wasm_f32x4_splat(a[(long)(i + 2) * lda + k]), bv));
+          s3 = wasm_f32x4_add(s3, wasm_f32x4_mul(wasm_f32x4_splat(a[(long)(i + 3) * lda + k]), bv));
         }
         c0 = wasm_f32x4_add(wasm_f32x4_add(c0, s0), zero);
         c1 = wasm_f32x4_add(wasm_f32x4_add(c1, s1), zero);
         c2 = wasm_f32x4_add(wasm_f32x4_add(c2, s2), zero);
         c3 = wasm_f32x4_add(wasm_f32x4_add(c3, s3), zero);
       }
-      wasm_v128_store(out + (i + 0) * N + j, c0);
-      wasm_v128_store(out + (i + 1) * N + j, c1);
-      wasm_v128_store(out + (i + 2) * N + j, c2);
-      wasm_v128_store(out + (i + 3) * N + j, c3);
+      STORE4(out + (long)(i + 0) * ldc + j, c0);
+      STORE4(out + (long)(i + 1) * ldc + j, c1);
+      STORE4(out + (long)(i + 2) * ldc + j, c2);
+      STORE4(out + (long)(i + 3) * ldc + j, c3);
     }
     for (; i < M; i++) {
       v128_t c = zero;
       for (int k0 = 0; k0 < K; k0 += KBLOCK) {
         const int k1 = k0 + KBLOCK < K ? k0 + KBLOCK : K;
         v128_t s = zero;
-        for (int k = k0; k < k1; k++) s = wasm_f32x4_add(s, wasm_f32x4_mul(wasm_f32x4_splat(a[i * K + k]), wasm_v128_load(b + k * N + j)));
+        for (int k = k0; k < k1; k++) s = wasm_f32x4_add(s, wasm_f32x4_mul(wasm_f32x4_splat(a[(long)i * lda + k]), wasm_v128_load(b + (long)k * ldb + j)));
         c = wasm_f32x4_add(wasm_f32x4_add(c, s), zero);
       }
-      wasm_v128_store(out + i * N + j, c);
+      STORE4(out + (long)i * ldc + j, c);
     }
   }
+#undef STORE4
   for (; j < N; j++) {
     for (int i = 0; i < M; i++) {
       float c = 0.0f;
       for (int k0 = 0; k0 < K; k0 += KBLOCK) {
         const int k1 = k0 + KBLOCK < K ? k0 + KBLOCK : K;
         float s = 0.0f;
-        for (int k = k0; k < k1; k++) s += a[i * K + k] * b[k * N + j];
+        for (int k = k0; k < k1; k++) s += a[(long)i * lda + k] * b[(long)k * ldb + j];
         c = (c + s) + 0.0f;
       }
-      out[i * N + j] = c;
+      out[(long)i * ldc + j] = scaled ? c * scale : c;
     }
   }
 }
+
+/* out [M, N] = a [M, K] @ b [K, N], all row-major and contiguous. */
+static void matmul(const float *a, const float *b, float *out, int M, int N, int K) { matmul_s(a, K, b, N, out, N, M, N, K, 0, 0.0f); }
 
 /*
  * out[b] = op(a[b]) @ op(b[b]) for b < batch, op transposing when ta / tb is set; a[b] is [M, K] ([K, M] when
@@ -230,4 +239,97 @@ __attribute__((export_name("gemm_tn"))) void gemm_tn(const float *a, const float
         out[(long)i * N + j] = c;
       }
   }
+}
+
+/*
+ * Attention's core, from the packed projection qkv [B*T, 3C] (each row [q | k | v], head h in columns
+ * h*dh .. h*dh+dh-1 of each third) to the merged heads [B*T, C], with the bits of the TF.js ops it stands for in
+ * transformer.ts: the q/k/v split, q * scale, the head transposes, scores = q k^T (a bmm) + mask, ctx = attn v
+ * (a bmm) and the merge transpose; the softmax between the two stays TF.js's kernel. `attn_grad` is the backward
+ * pass as TF.js's autodiff composes it: BatchMatMul's gradient (dy @ b^T and a^T @ dy, each a bmm with a transpose
+ * flag), Softmax's (dy*y - sum(dy*y) * y, the sum in order from 0, as WASM's Sum) and Mul's (dq = dy * scale).
+ *
+ * Why: those ops are ~30 kernels per block and half of them only move data; at the `small` profile they were about
+ * a tenth of a training step. Each product here is the same `matmul` as bmm's above on the same operands, gathered
+ * per head into scratch in the layout bmm would have built (the transposes are copies), so each output is the same
+ * sequence of float operations: test/kernels.test.ts checks outputs and gradients bit for bit against the ops.
+ */
+
+/* One head's [T, dh] slice of rows with `stride` floats (src at the head's first column) into dst [T, dh], each
+ * value times `scale` when `scaled` (q * scale: a float multiply, as TF.js's Mul). */
+static void gather_head(const float *src, float *dst, int T, int dh, int stride, int scaled, float scale) {
+  const v128_t sv = wasm_f32x4_splat(scale);
+  for (int i = 0; i < T; i++) {
+    const float *r = src + (long)i * stride;
+    float *o = dst + i * dh;
+    int d = 0;
+    for (; d + 4 <= dh; d += 4) {
+      const v128_t x = wasm_v128_load(r + d);
+      wasm_v128_store(o + d, scaled ? wasm_f32x4_mul(x, sv) : x);
+    }
+    for (; d < dh; d++) o[d] = scaled ? r[d] * scale : r[d];
+  }
+}
+
+/* The same slice transposed: dst [dh, T]. */
+static void gather_head_t(const float *src, float *dst, int T, int dh, int stride) {
+  for (int i = 0; i < T; i++)
+    for (int d = 0; d < dh; d++) dst[d * T + i] = src[(long)i * stride + d];
+}
+
+/* scores [B*H, T, T] = (q * scale) k^T (+ mask [T, T]) per head. scratch: 2*T*dh floats. */
+__attribute__((export_name("attn_scores"))) void attn_scores(const float *qkv, const float *mask, float *scores, float *scratch, int B, int T, int H, int dh, float scale) {
+  const int C = H * dh;
+  float *qs = scratch, *kt = scratch + T * dh;
+  for (int b = 0; b < B; b++)
+    for (int h = 0; h < H; h++) {
+      const float *rows = qkv + (long)b * T * 3 * C;
+      float *out = scores + ((long)b * H + h) * T * T;
+      gather_head(rows + h * dh, qs, T, dh, 3 * C, 1, scale);
+      gather_head_t(rows + C + h * dh, kt, T, dh, 3 * C);
+      matmul(qs, kt, out, T, T, dh);
+      if (mask)
+        for (int e = 0; e < T * T; e++) out[e] = out[e] + mask[e];
+    }
+}
+
+/* out [B*T, C] = attn v per head, written in place as the merged heads (v read in place from qkv). */
+__attribute__((export_name("attn_context"))) void attn_context(const float *attn, const float *qkv, float *out, int B, int T, int H, int dh) {
+  const int C = H * dh;
+  for (int b = 0; b < B; b++)
+    for (int h = 0; h < H; h++)
+      matmul_s(attn + ((long)b * H + h) * T * T, T, qkv + (long)b * T * 3 * C + 2 * C + h * dh, 3 * C, out + (long)b * T * C + h * dh, C, T, dh, T, 0, 0.0f);
+}
+
+/* dqkv [B*T, 3C] from dout [B*T, C], the softmax output attn [B*H, T, T] and qkv. scratch: 2*T*dh + 2*T*T floats. */
+__attribute__((export_name("attn_grad"))) void attn_grad(const float *dout, const float *attn, const float *qkv, float *dqkv, float *scratch, int B, int T, int H, int dh, float scale) {
+  const int C = H * dh;
+  float *vt = scratch, *qs = vt + T * dh, *ds = qs + T * dh, *tt = ds + T * T;
+  for (int b = 0; b < B; b++)
+    for (int h = 0; h < H; h++) {
+      const float *rows = qkv + (long)b * T * 3 * C + h * dh;
+      const float *dctx = dout + (long)b * T * C + h * dh;
+      const float *a = attn + ((long)b * H + h) * T * T;
+      float *drows = dqkv + (long)b * T * 3 * C + h * dh;
+      /* ctx = attn @ v: d attn = dctx @ v^T, d v = attn^T @ dctx. */
+      gather_head_t(rows + 2 * C, vt, T, dh, 3 * C);
+      matmul_s(dctx, C, vt, T, ds, T, T, T, dh, 0, 0.0f);
+      transpose(a, tt, T, T);
+      matmul_s(tt, T, dctx, C, drows + 2 * C, 3 * C, T, dh, T, 0, 0.0f);
+      /* Softmax: t = d attn * attn; d scores = t - (sum over the row of t) * attn. */
+      for (int i = 0; i < T; i++) {
+        float *r = ds + i * T;
+        const float *ar = a + i * T;
+        float s = 0.0f;
+        for (int j = 0; j < T; j++) r[j] = r[j] * ar[j];
+        for (int j = 0; j < T; j++) s += r[j];
+        for (int j = 0; j < T; j++) r[j] = r[j] - s * ar[j];
+      }
+      /* scores = qs @ k^T: d q = (d scores @ k) * scale; d k = (qs^T @ d scores)^T, summed as d scores^T @ qs (the
+       * same products in the same order). */
+      matmul_s(ds, T, rows + C, 3 * C, drows, 3 * C, T, dh, T, 1, scale);
+      transpose(ds, tt, T, T);
+      gather_head(rows, qs, T, dh, 3 * C, 1, scale);
+      matmul_s(tt, T, qs, dh, drows + C, 3 * C, T, dh, T, 0, 0.0f);
+    }
 }

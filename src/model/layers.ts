@@ -10,7 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { fusedLayers, wasmKernelsInstalled } from '../kernels';
-import { DENSE, GEMM_MAX_K, MATMUL_TN } from '../kernels/batchMatMul';
+import { ATTN_CONTEXT, ATTN_GRAD, ATTN_SCORES, DENSE, GEMM_MAX_K, MATMUL_TN } from '../kernels/batchMatMul';
 import { COLUMN_SUM, LAYER_NORM, LAYER_NORM_GRAD, QUICK_GELU, QUICK_GELU_GRAD } from '../kernels/fused';
 
 type GradResult = { value: tf.Tensor; gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor | tf.Tensor[] };
@@ -27,6 +27,19 @@ function withGrad<F>(f: (...args: any[]) => GradResult): F {
 export function sumRows(x: tf.Tensor2D): tf.Tensor1D {
   if (fusedLayers()) return tf.engine().runKernel(COLUMN_SUM, { x }) as tf.Tensor1D;
   return tf.reshape(tf.matMul(tf.ones([1, x.shape[0]]), x), [x.shape[1]]);
+}
+
+/**
+ * v [C] as `rows` identical rows [rows, C] (the class token of every image). Why not tf.tile: its gradient is one
+ * slice and one add per row (256 kernels for a batch of 128, about 3% of a training step), and WASM's Tile kernel is
+ * slow. A broadcast product gives the same values; its gradient is one column sum, which adds the rows in the same
+ * order from zero as the tile gradient's chain of adds, so the bits are unchanged.
+ */
+export function repeatRows(v: tf.Tensor, rows: number): tf.Tensor2D {
+  return withGrad<(v: tf.Tensor) => tf.Tensor2D>((v: tf.Tensor) => ({
+    value: tf.mul(tf.ones([rows, 1]), tf.reshape(v, [1, -1])),
+    gradFunc: (dy: tf.Tensor) => tf.reshape(sumRows(dy as tf.Tensor2D), v.shape),
+  }))(v);
 }
 
 let weightsFrozen = false;
@@ -98,6 +111,25 @@ export const denseNoBias = withGrad<(x: tf.Tensor2D, w: tf.Tensor2D) => tf.Tenso
     },
   };
 });
+
+/**
+ * Multi-head attention's core on WASM: softmax((q * dh^-0.5) k^T + mask) v for each of `heads` heads, from the packed
+ * projection qkv [B*T, 3C] to the merged heads [B*T, C]. Three kernels of ours around TF.js's softmax, and one for
+ * the whole backward pass, with the bits of the split / transpose / batched-product ops that transformer.ts composes
+ * elsewhere (src/kernels/bmm.c says how); about 30 kernels fewer per block.
+ */
+export function attentionCore(qkv: tf.Tensor2D, tokens: number, heads: number, mask: tf.Tensor2D | null): tf.Tensor2D {
+  const attrs = { tokens, heads, scale: (qkv.shape[1] / 3 / heads) ** -0.5 } as unknown as tf.NamedAttrMap;
+  return withGrad<(qkv: tf.Tensor2D) => tf.Tensor2D>((qkv: tf.Tensor2D, save: tf.GradSaveFunc) => {
+    const scores = tf.engine().runKernel(ATTN_SCORES, mask ? { qkv, mask } : { qkv }, attrs) as tf.Tensor3D;
+    const attn = tf.softmax(scores);
+    save([qkv, attn]);
+    return {
+      value: tf.engine().runKernel(ATTN_CONTEXT, { attn, qkv }, attrs) as tf.Tensor2D,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.engine().runKernel(ATTN_GRAD, { dy, attn: saved[1], qkv: saved[0] }, attrs) as tf.Tensor2D,
+    };
+  })(qkv);
+}
 
 /** LayerNorm over the last axis of x [N, C] (torch eps 1e-5). */
 export const layerNorm = withGrad<(x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tensor1D) => tf.Tensor2D>((x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tensor1D, save: tf.GradSaveFunc) => {

@@ -4,7 +4,8 @@
  * Activations are kept 2-D, [batch * tokens, width], so every dense layer is one plain matMul.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { dense, layerNorm, quickGelu } from './layers';
+import { wasmKernelsInstalled } from '../kernels';
+import { attentionCore, dense, layerNorm, quickGelu } from './layers';
 import { normalVar, constVar, ParamMap } from './params';
 
 export interface BlockShape {
@@ -81,7 +82,11 @@ export function attention(
   const w = params[`${p}.attn.in_proj_weight`] as tf.Tensor2D;
   const b = params[`${p}.attn.in_proj_bias`] as tf.Tensor1D;
   // One packed q/k/v product: measured faster than three [C, C] products plus splitting the weight.
-  const [q, k, v] = tf.split(dense(x, w, b), 3, 1) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
+  const qkv = dense(x, w, b);
+  const outProj = (merged: tf.Tensor2D) => dense(merged, params[`${p}.attn.out_proj.weight`] as tf.Tensor2D, params[`${p}.attn.out_proj.bias`] as tf.Tensor1D);
+  // On WASM, without prompts or a request for the weights: the same function and bits from fused kernels.
+  if (!shared && !wantWeights && wasmKernelsInstalled()) return { out: outProj(attentionCore(qkv, s.tokens, s.heads, mask)) };
+  const [q, k, v] = tf.split(qkv, 3, 1) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
   let [keysOf, valuesOf, keys] = [k, v, s.tokens];
   if (shared) {
     const [, kp, vp] = tf.split(dense(shared, w, b), 3, 1) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
@@ -95,8 +100,7 @@ export function attention(
   const attn = tf.softmax(scores);
   const ctx = tf.matMul(attn, vh); // [B*H, T, dh]
   const merged = tf.reshape(tf.transpose(tf.reshape(ctx, [s.batch, s.heads, s.tokens, dh]), [0, 2, 1, 3]), [s.batch * s.tokens, width]) as tf.Tensor2D;
-  const out = dense(merged, params[`${p}.attn.out_proj.weight`] as tf.Tensor2D, params[`${p}.attn.out_proj.bias`] as tf.Tensor1D);
-  return { out, weights: wantWeights ? tf.reshape(attn, [s.batch, s.heads, s.tokens, keys]) : undefined };
+  return { out: outProj(merged), weights: wantWeights ? tf.reshape(attn, [s.batch, s.heads, s.tokens, keys]) : undefined };
 }
 
 export function residualBlock(

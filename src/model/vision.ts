@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { CLIPConfig, numPatches } from './config';
-import { denseNoBias, layerNorm } from './layers';
+import { denseNoBias, layerNorm, repeatRows } from './layers';
 import { ParamMap, normalVar, constVar } from './params';
 import { DeepPrompts } from './prompts';
 import { initTransformer, residualBlock } from './transformer';
@@ -110,7 +110,7 @@ function embedPatches(params: ParamMap, c: CLIPConfig, images: tf.Tensor4D): tf.
   const batch = images.shape[0];
   const m = numPatches(c);
   const patches = denseNoBias(patchify(normalizePixels(images, c), c.patch), params['visual.conv1.weight'] as tf.Tensor2D);
-  const cls = tf.tile(tf.reshape(params['visual.class_embedding'], [1, 1, c.width]), [batch, 1, 1]);
+  const cls = tf.reshape(repeatRows(params['visual.class_embedding'], batch), [batch, 1, c.width]);
   let x3 = tf.concat([cls, tf.reshape(patches, [batch, m, c.width])], 1);
   x3 = tf.add(x3, params['visual.positional_embedding']);
   return layerNorm(tf.reshape(x3, [-1, c.width]) as tf.Tensor2D, params['visual.ln_pre.weight'] as tf.Tensor1D, params['visual.ln_pre.bias'] as tf.Tensor1D);
