@@ -263,13 +263,22 @@ test('the dense kernel gives the bits of a product followed by a bias add, and r
   tf.dispose([x, w, b]);
 });
 
-test("attention's fused kernels give the composed ops' outputs and gradients bit for bit, and refuse bad shapes", () => {
+test("attention's kernels give the composed ops' outputs and gradients bit for bit, with and without prompts", () => {
   if (!onWasm()) return;
   expect(installWasmKernels()).toBe(true);
-  // [batch, tokens, heads, width, causal mask]: the small profile's image and text blocks, tokens past one 48-block
-  // of the products, a head width that is not a multiple of 4 (SIMD tails), one token.
-  const cases: [number, number, number, number, boolean][] = [[3, 17, 4, 64, false], [2, 16, 4, 64, true], [2, 53, 2, 10, true], [2, 50, 3, 15, false], [2, 1, 1, 4, false]];
-  for (const [batch, tokens, heads, width, causal] of cases) {
+  // [batch, tokens, heads, width, causal mask, prompt rows]: the small profile's image and text blocks and a prompted
+  // image block, tokens (or tokens + prompts) past one 48-block of the products, a head width that is not a multiple
+  // of 4 (SIMD tails), one token.
+  const cases: [number, number, number, number, boolean, number][] = [
+    [3, 17, 4, 64, false, 0],
+    [2, 16, 4, 64, true, 0],
+    [3, 17, 4, 64, false, 16],
+    [2, 53, 2, 10, true, 0],
+    [2, 40, 3, 15, false, 9],
+    [2, 1, 1, 4, false, 0],
+    [1, 1, 1, 4, false, 2],
+  ];
+  for (const [batch, tokens, heads, width, causal, prompts] of cases) {
     const p = 'blk';
     const params: Record<string, tf.Tensor> = {
       [`${p}.attn.in_proj_weight`]: tf.randomNormal([width, 3 * width], 0, 0.3, 'float32', 51),
@@ -278,28 +287,34 @@ test("attention's fused kernels give the composed ops' outputs and gradients bit
       [`${p}.attn.out_proj.bias`]: tf.randomNormal([width], 0, 0.1, 'float32', 54),
     };
     const x = tf.randomNormal([batch * tokens, width], 0, 1, 'float32', 55);
+    const shared = tf.randomNormal([Math.max(prompts, 1), width], 0, 1, 'float32', 57);
     const dy = tf.randomNormal([batch * tokens, width], 0, 1, 'float32', 56);
     const mask = causal ? causalMask(tokens) : null;
     const shape = { batch, tokens, heads };
     // Asking for the attention weights takes the composed ops (split, transposes, batched products).
     const run = (composed: boolean) =>
       tf.tidy(() => {
-        const f = (xv: tf.Tensor, w: tf.Tensor, b: tf.Tensor) =>
-          tf.sum(tf.mul(attention({ ...params, [`${p}.attn.in_proj_weight`]: w, [`${p}.attn.in_proj_bias`]: b }, p, xv as tf.Tensor2D, shape, mask, composed).out, dy));
-        const out = attention(params, p, x, shape, mask, composed).out;
-        const grads = tf.grads(f)([x, params[`${p}.attn.in_proj_weight`], params[`${p}.attn.in_proj_bias`]]);
+        const f = (xv: tf.Tensor, w: tf.Tensor, b: tf.Tensor, sh: tf.Tensor) => {
+          const ps = { ...params, [`${p}.attn.in_proj_weight`]: w, [`${p}.attn.in_proj_bias`]: b };
+          return tf.sum(tf.mul(attention(ps, p, xv as tf.Tensor2D, shape, mask, composed, prompts ? (sh as tf.Tensor2D) : undefined).out, dy));
+        };
+        const out = attention(params, p, x, shape, mask, composed, prompts ? shared : undefined).out;
+        const xs = [x, params[`${p}.attn.in_proj_weight`], params[`${p}.attn.in_proj_bias`], shared];
+        const grads = prompts ? tf.grads(f)(xs) : tf.grads((a, w, b) => f(a, w, b, shared))(xs.slice(0, 3));
         return [out, ...grads].map((t) => t.dataSync() as Float32Array);
       });
     const fused = run(false);
     const composed = run(true);
-    expect({ batch, tokens, heads, width, causal, mismatches: fused.map((v, i) => mismatches(v, composed[i])) }).toEqual({ batch, tokens, heads, width, causal, mismatches: [0, 0, 0, 0] });
-    tf.dispose([x, dy, ...Object.values(params), ...(mask ? [mask] : [])]);
+    expect(fused.length).toBe(prompts ? 5 : 4);
+    expect({ batch, tokens, heads, width, causal, prompts, mismatches: fused.map((v, i) => mismatches(v, composed[i])) }).toEqual({ batch, tokens, heads, width, causal, prompts, mismatches: fused.map(() => 0) });
+    tf.dispose([x, dy, shared, ...Object.values(params), ...(mask ? [mask] : [])]);
   }
-  const qkv = tf.zeros([10, 12]);
-  expect(() => tf.engine().runKernel(ATTN_SCORES, { qkv }, { tokens: 3, heads: 2, scale: 1 } as unknown as tf.NamedAttrMap)).toThrow(/qkv \[B\*T, 3C\] with T = 3 and C divisible by 2 heads expected \(got \[10,12\]\)/);
-  const mask = tf.zeros([4, 4]);
-  expect(() => tf.engine().runKernel(ATTN_SCORES, { qkv, mask }, { tokens: 5, heads: 2, scale: 1 } as unknown as tf.NamedAttrMap)).toThrow(/mask \[5, 5\] expected \(got \[4,4\]\)/);
-  tf.dispose([qkv, mask]);
+  const attrs = (tokens: number) => ({ tokens, heads: 2, scale: 1 }) as unknown as tf.NamedAttrMap;
+  const [qkv, mask, shared] = [tf.zeros([10, 12]), tf.zeros([4, 4]), tf.zeros([3, 9])];
+  expect(() => tf.engine().runKernel(ATTN_SCORES, { qkv }, attrs(3))).toThrow(/qkv \[B\*T, 3C\] with T = 3 and C divisible by 2 heads expected \(got \[10,12\]\)/);
+  expect(() => tf.engine().runKernel(ATTN_SCORES, { qkv, mask }, attrs(5))).toThrow(/a mask \[5, 5\] without shared rows expected \(got \[4,4\]\)/);
+  expect(() => tf.engine().runKernel(ATTN_SCORES, { qkv, shared }, attrs(5))).toThrow(/shared rows \[P, 12\] expected \(got \[3,9\]\)/);
+  tf.dispose([qkv, mask, shared]);
 });
 
 /** Three contrastive steps of a small model from a fixed seed: the losses and the final weights. */

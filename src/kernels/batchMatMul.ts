@@ -11,9 +11,9 @@ import { KernelOverride, KernelSet, WasmBackendLike, float32Kernel, heapOffset, 
 type Bmm = (a: number, b: number, out: number, scratch: number, batch: number, m: number, n: number, k: number, ta: number, tb: number) => void;
 type Gemm = (a: number, b: number, out: number, m: number, n: number, k: number) => void;
 type GemmBias = (a: number, b: number, bias: number, out: number, m: number, n: number, k: number) => void;
-type AttnScores = (qkv: number, mask: number, scores: number, scratch: number, b: number, t: number, h: number, dh: number, scale: number) => void;
-type AttnContext = (attn: number, qkv: number, out: number, b: number, t: number, h: number, dh: number) => void;
-type AttnGrad = (dout: number, attn: number, qkv: number, dqkv: number, scratch: number, b: number, t: number, h: number, dh: number, scale: number) => void;
+type AttnScores = (qkv: number, pkv: number, p: number, mask: number, scores: number, scratch: number, b: number, t: number, h: number, dh: number, scale: number) => void;
+type AttnContext = (attn: number, qkv: number, pkv: number, p: number, out: number, scratch: number, b: number, t: number, h: number, dh: number) => void;
+type AttnGrad = (dout: number, attn: number, qkv: number, pkv: number, p: number, dqkv: number, dpkv: number, scratch: number, b: number, t: number, h: number, dh: number, scale: number) => void;
 
 /**
  * Plain products with a shared dimension up to this go to our gemm (bmm.c). It wins by 20-50% at K = 64-256, where
@@ -36,10 +36,12 @@ export const DENSE = 'RvptDense';
 /**
  * Attention's core, one block's heads from the packed q/k/v projection (bmm.c's attn_* functions, the bits of the
  * composed ops they stand for in transformer.ts; the softmax between them stays TF.js's kernel):
- * - ATTN_SCORES, qkv [B*T, 3C] (+ mask [T, T]) -> scores [B*H, T, T] = (q * scale) k^T per head (+ mask);
- * - ATTN_CONTEXT, attn [B*H, T, T] and qkv -> [B*T, C], attn v per head with the heads merged;
+ * - ATTN_SCORES, qkv [B*T, 3C] (+ mask [T, T]) -> scores [B*H, T, S] = (q * scale) k^T per head (+ mask);
+ * - ATTN_CONTEXT, attn [B*H, T, S] and qkv -> [B*T, C], attn v per head with the heads merged;
  * - ATTN_GRAD, d out [B*T, C], attn and qkv -> d qkv [B*T, 3C].
- * Attributes: heads, scale (q's factor, dh^-0.5).
+ * With deep prompts, each also takes `shared` [P, 3C], the prompts' projection, whose keys and values every image
+ * attends to after its own (S = T + P keys; without, S = T), and ATTN_GRAD also returns its gradient.
+ * Attributes: tokens (T), heads, scale (q's factor, dh^-0.5).
  */
 export const ATTN_SCORES = 'RvptAttnScores';
 export const ATTN_CONTEXT = 'RvptAttnContext';
@@ -65,35 +67,41 @@ export function installBatchMatMul(backend: WasmBackendLike): void {
     }
     return scratch.ptr;
   };
-  /** B, T, H, dh of a packed projection qkv [B*T, 3C] split in `heads` heads of T tokens. */
-  const attnDims = (kernel: string, qkv: tf.TensorInfo, attrs: tf.NamedAttrMap) => {
+  const ptr = (t: tf.TensorInfo | null | undefined) => (t ? at(t) : 0);
+  /** B, T, H, dh of a packed projection qkv [B*T, 3C] split in `heads` heads of T tokens; P shared rows [P, 3C]. */
+  const attnDims = (kernel: string, qkv: tf.TensorInfo, shared: tf.TensorInfo | undefined, attrs: tf.NamedAttrMap) => {
     const heads = attrs.heads as number;
     const tokens = attrs.tokens as number;
     const [rows, c3] = qkv.shape;
     if (qkv.shape.length !== 2 || c3 % (3 * heads) !== 0 || rows % tokens !== 0) {
       throw new Error(`${kernel}: qkv [B*T, 3C] with T = ${tokens} and C divisible by ${heads} heads expected (got [${qkv.shape}]).`);
     }
-    return { b: rows / tokens, t: tokens, h: heads, dh: c3 / 3 / heads };
+    if (shared && (shared.shape.length !== 2 || shared.shape[1] !== c3)) throw new Error(`${kernel}: shared rows [P, ${c3}] expected (got [${shared.shape}]).`);
+    return { b: rows / tokens, t: tokens, h: heads, dh: c3 / 3 / heads, p: shared ? shared.shape[0] : 0 };
   };
   productKernels.build([
-    float32Kernel(ATTN_SCORES, ({ qkv, mask }, attrs) => {
-      const { b, t, h, dh } = attnDims(ATTN_SCORES, qkv, attrs);
-      if (mask && (mask.shape.length !== 2 || mask.shape[0] !== t || mask.shape[1] !== t)) throw new Error(`${ATTN_SCORES}: mask [${t}, ${t}] expected (got [${mask.shape}]).`);
-      const out = backend.makeOutput([b * h, t, t], 'float32');
-      attnScores(at(qkv), mask ? at(mask) : 0, at(out), scratchFor(2 * t * dh * 4), b, t, h, dh, attrs.scale as number);
+    float32Kernel(ATTN_SCORES, ({ qkv, mask, shared }, attrs) => {
+      const { b, t, h, dh, p } = attnDims(ATTN_SCORES, qkv, shared, attrs);
+      if (mask && (p || mask.shape.length !== 2 || mask.shape[0] !== t || mask.shape[1] !== t)) {
+        throw new Error(`${ATTN_SCORES}: a mask [${t}, ${t}] without shared rows expected (got [${mask.shape}]${p ? ` and ${p} shared rows` : ''}).`);
+      }
+      const out = backend.makeOutput([b * h, t, t + p], 'float32');
+      attnScores(at(qkv), ptr(shared), p, ptr(mask), at(out), scratchFor((2 * t + p) * dh * 4), b, t, h, dh, attrs.scale as number);
       return out;
     }),
-    float32Kernel(ATTN_CONTEXT, ({ attn, qkv }, attrs) => {
-      const { b, t, h, dh } = attnDims(ATTN_CONTEXT, qkv, attrs);
+    float32Kernel(ATTN_CONTEXT, ({ attn, qkv, shared }, attrs) => {
+      const { b, t, h, dh, p } = attnDims(ATTN_CONTEXT, qkv, shared, attrs);
       const out = backend.makeOutput([b * t, h * dh], 'float32');
-      attnContext(at(attn), at(qkv), at(out), b, t, h, dh);
+      attnContext(at(attn), at(qkv), ptr(shared), p, at(out), p ? scratchFor((t + p) * dh * 4) : 0, b, t, h, dh);
       return out;
     }),
-    float32Kernel(ATTN_GRAD, ({ dy, attn, qkv }, attrs) => {
-      const { b, t, h, dh } = attnDims(ATTN_GRAD, qkv, attrs);
-      const out = backend.makeOutput(qkv.shape, 'float32');
-      attnGrad(at(dy), at(attn), at(qkv), at(out), scratchFor((2 * t * dh + 2 * t * t) * 4), b, t, h, dh, attrs.scale as number);
-      return out;
+    float32Kernel(ATTN_GRAD, ({ dy, attn, qkv, shared }, attrs) => {
+      const { b, t, h, dh, p } = attnDims(ATTN_GRAD, qkv, shared, attrs);
+      const s = t + p;
+      const dqkv = backend.makeOutput(qkv.shape, 'float32');
+      const dShared = shared ? backend.makeOutput(shared.shape, 'float32') : null;
+      attnGrad(at(dy), at(attn), at(qkv), ptr(shared), p, at(dqkv), ptr(dShared), scratchFor((2 * s * dh + t * dh + 2 * t * s + p * dh) * 4), b, t, h, dh, attrs.scale as number);
+      return dShared ? [dqkv, dShared] : dqkv;
     }),
     float32Kernel(MATMUL_TN, ({ a, b }) => {
       if (a.shape.length !== 2 || b.shape.length !== 2 || a.shape[0] !== b.shape[0]) {

@@ -33,8 +33,10 @@ static void transpose(const float *src, float *dst, int rows, int cols) {
 /*
  * out [M, N] = a [M, K] @ b [K, N], row-major with row strides lda, ldb, ldc (attention reads and writes heads in
  * place in wider rows); each finished sum times `scale` when `scaled` (a separate float multiply, as a Mul after it).
+ * noinline: inlined at attn_grad's call sites, clang's code ran its backward pass 1.7x slower in V8 (an A/B of the
+ * two builds in one process).
  */
-static void matmul_s(const float *a, int lda, const float *b, int ldb, float *out, int ldc, int M, int N, int K, int scaled, float scale) {
+__attribute__((noinline)) static void matmul_s(const float *a, int lda, const float *b, int ldb, float *out, int ldc, int M, int N, int K, int scaled, float scale) {
   const v128_t zero = wasm_f32x4_splat(0.0f);
   const v128_t sv = wasm_f32x4_splat(scale);
 #define STORE4(p, c) wasm_v128_store(p, scaled ? wasm_f32x4_mul(c, sv) : c)
@@ -249,17 +251,22 @@ __attribute__((export_name("gemm_tn"))) void gemm_tn(const float *a, const float
  * pass as TF.js's autodiff composes it: BatchMatMul's gradient (dy @ b^T and a^T @ dy, each a bmm with a transpose
  * flag), Softmax's (dy*y - sum(dy*y) * y, the sum in order from 0, as WASM's Sum) and Mul's (dq = dy * scale).
  *
+ * Deep prompts (VPT-deep, as RVPT tunes them): P shared rows pkv [P, 3C] (the prompts' own projection) whose keys
+ * and values every image attends to after its own T, so each head has S = T + P keys. Their gradient is the sum
+ * over the images, added in image order from 0 (as WASM's Sum over the batch axis of the broadcast it replaces);
+ * its q third is zero (a prompt's query is never used).
+ *
  * Why: those ops are ~30 kernels per block and half of them only move data; at the `small` profile they were about
  * a tenth of a training step. Each product here is the same `matmul` as bmm's above on the same operands, gathered
  * per head into scratch in the layout bmm would have built (the transposes are copies), so each output is the same
  * sequence of float operations: test/kernels.test.ts checks outputs and gradients bit for bit against the ops.
  */
 
-/* One head's [T, dh] slice of rows with `stride` floats (src at the head's first column) into dst [T, dh], each
+/* n rows of a head's dh columns, rows `stride` floats apart (src at the head's first column), into dst [n, dh], each
  * value times `scale` when `scaled` (q * scale: a float multiply, as TF.js's Mul). */
-static void gather_head(const float *src, float *dst, int T, int dh, int stride, int scaled, float scale) {
+static void gather_head(const float *src, float *dst, int n, int dh, int stride, int scaled, float scale) {
   const v128_t sv = wasm_f32x4_splat(scale);
-  for (int i = 0; i < T; i++) {
+  for (int i = 0; i < n; i++) {
     const float *r = src + (long)i * stride;
     float *o = dst + i * dh;
     int d = 0;
@@ -271,65 +278,105 @@ static void gather_head(const float *src, float *dst, int T, int dh, int stride,
   }
 }
 
-/* The same slice transposed: dst [dh, T]. */
-static void gather_head_t(const float *src, float *dst, int T, int dh, int stride) {
-  for (int i = 0; i < T; i++)
-    for (int d = 0; d < dh; d++) dst[d * T + i] = src[(long)i * stride + d];
+/* The same rows transposed, into columns of dst [dh, ld] from column 0 (the caller offsets dst). */
+static void gather_head_t(const float *src, float *dst, int n, int dh, int stride, int ld) {
+  for (int i = 0; i < n; i++)
+    for (int d = 0; d < dh; d++) dst[d * ld + i] = src[(long)i * stride + d];
 }
 
-/* scores [B*H, T, T] = (q * scale) k^T (+ mask [T, T]) per head. scratch: 2*T*dh floats. */
-__attribute__((export_name("attn_scores"))) void attn_scores(const float *qkv, const float *mask, float *scores, float *scratch, int B, int T, int H, int dh, float scale) {
-  const int C = H * dh;
+/* acc [P, dh] (rows `stride` apart) += g [P, dh]: one image's share of a shared row's gradient. */
+static void accumulate(float *acc, int stride, const float *g, int P, int dh) {
+  for (int p = 0; p < P; p++)
+    for (int d = 0; d < dh; d++) acc[(long)p * stride + d] = acc[(long)p * stride + d] + g[p * dh + d];
+}
+
+/* scores [B*H, T, S] = (q * scale) k^T (+ mask [T, T], only without prompts) per head. scratch: (T + S)*dh floats. */
+__attribute__((export_name("attn_scores"))) void attn_scores(const float *qkv, const float *pkv, int P, const float *mask, float *scores, float *scratch, int B, int T, int H, int dh, float scale) {
+  const int C = H * dh, S = T + P;
   float *qs = scratch, *kt = scratch + T * dh;
   for (int b = 0; b < B; b++)
     for (int h = 0; h < H; h++) {
       const float *rows = qkv + (long)b * T * 3 * C;
-      float *out = scores + ((long)b * H + h) * T * T;
+      float *out = scores + ((long)b * H + h) * T * S;
       gather_head(rows + h * dh, qs, T, dh, 3 * C, 1, scale);
-      gather_head_t(rows + C + h * dh, kt, T, dh, 3 * C);
-      matmul(qs, kt, out, T, T, dh);
+      gather_head_t(rows + C + h * dh, kt, T, dh, 3 * C, S);
+      if (P) gather_head_t(pkv + C + h * dh, kt + T, P, dh, 3 * C, S);
+      matmul(qs, kt, out, T, S, dh);
       if (mask)
         for (int e = 0; e < T * T; e++) out[e] = out[e] + mask[e];
     }
 }
 
-/* out [B*T, C] = attn v per head, written in place as the merged heads (v read in place from qkv). */
-__attribute__((export_name("attn_context"))) void attn_context(const float *attn, const float *qkv, float *out, int B, int T, int H, int dh) {
-  const int C = H * dh;
+/* out [B*T, C] = attn v per head, written in place as the merged heads (without prompts, v read in place from qkv).
+ * scratch: S*dh floats when P > 0. */
+__attribute__((export_name("attn_context"))) void attn_context(const float *attn, const float *qkv, const float *pkv, int P, float *out, float *scratch, int B, int T, int H, int dh) {
+  const int C = H * dh, S = T + P;
   for (int b = 0; b < B; b++)
-    for (int h = 0; h < H; h++)
-      matmul_s(attn + ((long)b * H + h) * T * T, T, qkv + (long)b * T * 3 * C + 2 * C + h * dh, 3 * C, out + (long)b * T * C + h * dh, C, T, dh, T, 0, 0.0f);
+    for (int h = 0; h < H; h++) {
+      const float *v = qkv + (long)b * T * 3 * C + 2 * C + h * dh;
+      int ldv = 3 * C;
+      if (P) {
+        gather_head(v, scratch, T, dh, 3 * C, 0, 0.0f);
+        gather_head(pkv + 2 * C + h * dh, scratch + T * dh, P, dh, 3 * C, 0, 0.0f);
+        v = scratch;
+        ldv = dh;
+      }
+      matmul_s(attn + ((long)b * H + h) * T * S, S, v, ldv, out + (long)b * T * C + h * dh, C, T, dh, S, 0, 0.0f);
+    }
 }
 
-/* dqkv [B*T, 3C] from dout [B*T, C], the softmax output attn [B*H, T, T] and qkv. scratch: 2*T*dh + 2*T*T floats. */
-__attribute__((export_name("attn_grad"))) void attn_grad(const float *dout, const float *attn, const float *qkv, float *dqkv, float *scratch, int B, int T, int H, int dh, float scale) {
-  const int C = H * dh;
-  float *vt = scratch, *qs = vt + T * dh, *ds = qs + T * dh, *tt = ds + T * T;
+/*
+ * dqkv [B*T, 3C] (and dpkv [P, 3C]) from dout [B*T, C], the softmax output attn [B*H, T, S], qkv (and pkv).
+ * scratch: 2*S*dh + T*dh + 2*T*S + P*dh floats.
+ */
+__attribute__((export_name("attn_grad"))) void attn_grad(const float *dout, const float *attn, const float *qkv, const float *pkv, int P, float *dqkv, float *dpkv, float *scratch, int B, int T, int H, int dh, float scale) {
+  const int C = H * dh, S = T + P;
+  float *vt = scratch, *kx = vt + S * dh, *qs = kx + S * dh, *ds = qs + T * dh, *tt = ds + T * S, *g = tt + T * S;
+  for (long e = 0; e < (long)P * 3 * C; e++) dpkv[e] = 0.0f;
   for (int b = 0; b < B; b++)
     for (int h = 0; h < H; h++) {
       const float *rows = qkv + (long)b * T * 3 * C + h * dh;
+      const float *prow = pkv + h * dh;
       const float *dctx = dout + (long)b * T * C + h * dh;
-      const float *a = attn + ((long)b * H + h) * T * T;
+      const float *a = attn + ((long)b * H + h) * T * S;
       float *drows = dqkv + (long)b * T * 3 * C + h * dh;
-      /* ctx = attn @ v: d attn = dctx @ v^T, d v = attn^T @ dctx. */
-      gather_head_t(rows + 2 * C, vt, T, dh, 3 * C);
-      matmul_s(dctx, C, vt, T, ds, T, T, T, dh, 0, 0.0f);
-      transpose(a, tt, T, T);
+      float *dprow = dpkv + h * dh;
+      /* ctx = attn @ v: d attn = dctx @ v^T, d v = attn^T @ dctx (the prompts' rows summed over the images). */
+      gather_head_t(rows + 2 * C, vt, T, dh, 3 * C, S);
+      if (P) gather_head_t(prow + 2 * C, vt + T, P, dh, 3 * C, S);
+      matmul_s(dctx, C, vt, S, ds, S, T, S, dh, 0, 0.0f);
+      transpose(a, tt, T, S);
       matmul_s(tt, T, dctx, C, drows + 2 * C, 3 * C, T, dh, T, 0, 0.0f);
+      if (P) {
+        matmul_s(tt + T * T, T, dctx, C, g, dh, P, dh, T, 0, 0.0f);
+        accumulate(dprow + 2 * C, 3 * C, g, P, dh);
+      }
       /* Softmax: t = d attn * attn; d scores = t - (sum over the row of t) * attn. */
       for (int i = 0; i < T; i++) {
-        float *r = ds + i * T;
-        const float *ar = a + i * T;
+        float *r = ds + i * S;
+        const float *ar = a + i * S;
         float s = 0.0f;
-        for (int j = 0; j < T; j++) r[j] = r[j] * ar[j];
-        for (int j = 0; j < T; j++) s += r[j];
-        for (int j = 0; j < T; j++) r[j] = r[j] - s * ar[j];
+        for (int j = 0; j < S; j++) r[j] = r[j] * ar[j];
+        for (int j = 0; j < S; j++) s += r[j];
+        for (int j = 0; j < S; j++) r[j] = r[j] - s * ar[j];
       }
       /* scores = qs @ k^T: d q = (d scores @ k) * scale; d k = (qs^T @ d scores)^T, summed as d scores^T @ qs (the
        * same products in the same order). */
-      matmul_s(ds, T, rows + C, 3 * C, drows, 3 * C, T, dh, T, 1, scale);
-      transpose(ds, tt, T, T);
+      const float *k = rows + C;
+      int ldk = 3 * C;
+      if (P) {
+        gather_head(rows + C, kx, T, dh, 3 * C, 0, 0.0f);
+        gather_head(prow + C, kx + T * dh, P, dh, 3 * C, 0, 0.0f);
+        k = kx;
+        ldk = dh;
+      }
+      matmul_s(ds, S, k, ldk, drows, 3 * C, T, dh, S, 1, scale);
+      transpose(ds, tt, T, S);
       gather_head(rows, qs, T, dh, 3 * C, 1, scale);
       matmul_s(tt, T, qs, dh, drows + C, 3 * C, T, dh, T, 0, 0.0f);
+      if (P) {
+        matmul_s(tt + T * T, T, qs, dh, g, dh, P, dh, T, 0, 0.0f);
+        accumulate(dprow + C, 3 * C, g, P, dh);
+      }
     }
 }

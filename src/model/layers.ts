@@ -114,21 +114,25 @@ export const denseNoBias = withGrad<(x: tf.Tensor2D, w: tf.Tensor2D) => tf.Tenso
 
 /**
  * Multi-head attention's core on WASM: softmax((q * dh^-0.5) k^T + mask) v for each of `heads` heads, from the packed
- * projection qkv [B*T, 3C] to the merged heads [B*T, C]. Three kernels of ours around TF.js's softmax, and one for
- * the whole backward pass, with the bits of the split / transpose / batched-product ops that transformer.ts composes
- * elsewhere (src/kernels/bmm.c says how); about 30 kernels fewer per block.
+ * projection qkv [B*T, 3C] to the merged heads [B*T, C]; `shared` [P, 3C] (deep prompts' projection) adds P keys and
+ * values every image attends to. Three kernels of ours around TF.js's softmax, and one for the whole backward pass,
+ * with the bits of the split / transpose / batched-product ops that transformer.ts composes elsewhere
+ * (src/kernels/bmm.c says how); about 30 kernels fewer per block.
  */
-export function attentionCore(qkv: tf.Tensor2D, tokens: number, heads: number, mask: tf.Tensor2D | null): tf.Tensor2D {
+export function attentionCore(qkv: tf.Tensor2D, tokens: number, heads: number, mask: tf.Tensor2D | null, shared?: tf.Tensor2D): tf.Tensor2D {
   const attrs = { tokens, heads, scale: (qkv.shape[1] / 3 / heads) ** -0.5 } as unknown as tf.NamedAttrMap;
-  return withGrad<(qkv: tf.Tensor2D) => tf.Tensor2D>((qkv: tf.Tensor2D, save: tf.GradSaveFunc) => {
-    const scores = tf.engine().runKernel(ATTN_SCORES, mask ? { qkv, mask } : { qkv }, attrs) as tf.Tensor3D;
-    const attn = tf.softmax(scores);
-    save([qkv, attn]);
+  const run = (kernel: string, inputs: Record<string, tf.Tensor | undefined | null>) =>
+    tf.engine().runKernel(kernel, Object.fromEntries(Object.entries(inputs).filter(([, t]) => t)) as tf.NamedTensorMap, attrs);
+  const core = (q: tf.Tensor2D, sh: tf.Tensor2D | undefined, save: tf.GradSaveFunc): GradResult => {
+    const attn = tf.softmax(run(ATTN_SCORES, { qkv: q, mask, shared: sh }) as tf.Tensor3D);
+    save(sh ? [q, attn, sh] : [q, attn]);
     return {
-      value: tf.engine().runKernel(ATTN_CONTEXT, { attn, qkv }, attrs) as tf.Tensor2D,
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.engine().runKernel(ATTN_GRAD, { dy, attn: saved[1], qkv: saved[0] }, attrs) as tf.Tensor2D,
+      value: run(ATTN_CONTEXT, { attn, qkv: q, shared: sh }) as tf.Tensor2D,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => run(ATTN_GRAD, { dy, attn: saved[1], qkv: saved[0], shared: saved[2] }) as tf.Tensor | tf.Tensor[],
     };
-  })(qkv);
+  };
+  if (!shared) return withGrad<(q: tf.Tensor2D) => tf.Tensor2D>((q: tf.Tensor2D, save: tf.GradSaveFunc) => core(q, undefined, save))(qkv);
+  return withGrad<(q: tf.Tensor2D, sh: tf.Tensor2D) => tf.Tensor2D>((q: tf.Tensor2D, sh: tf.Tensor2D, save: tf.GradSaveFunc) => core(q, sh, save))(qkv, shared);
 }
 
 /** LayerNorm over the last axis of x [N, C] (torch eps 1e-5). */

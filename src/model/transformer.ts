@@ -84,12 +84,13 @@ export function attention(
   // One packed q/k/v product: measured faster than three [C, C] products plus splitting the weight.
   const qkv = dense(x, w, b);
   const outProj = (merged: tf.Tensor2D) => dense(merged, params[`${p}.attn.out_proj.weight`] as tf.Tensor2D, params[`${p}.attn.out_proj.bias`] as tf.Tensor1D);
-  // On WASM, without prompts or a request for the weights: the same function and bits from fused kernels.
-  if (!shared && !wantWeights && wasmKernelsInstalled()) return { out: outProj(attentionCore(qkv, s.tokens, s.heads, mask)) };
+  const sharedQkv = shared && dense(shared, w, b);
+  // On WASM, unless the weights are asked for: the same function and bits from kernels of ours (layers.ts).
+  if (!wantWeights && wasmKernelsInstalled()) return { out: outProj(attentionCore(qkv, s.tokens, s.heads, mask, sharedQkv)) };
   const [q, k, v] = tf.split(qkv, 3, 1) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
   let [keysOf, valuesOf, keys] = [k, v, s.tokens];
-  if (shared) {
-    const [, kp, vp] = tf.split(dense(shared, w, b), 3, 1) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
+  if (sharedQkv) {
+    const [, kp, vp] = tf.split(sharedQkv, 3, 1) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
     [keysOf, valuesOf, keys] = [appendShared(k, s, kp), appendShared(v, s, vp), s.tokens + shared.shape[0]];
   }
   const qh = splitHeads(tf.mul(q, dh ** -0.5), s.batch, s.tokens, s.heads, false);
