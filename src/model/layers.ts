@@ -7,7 +7,8 @@
  * through two kernels of ours that give the same bits with less work (src/kernels/batchMatMul.ts). LayerNorm and
  * QuickGELU get closed-form gradients because autodiff would record half a dozen elementwise kernels for each; on
  * WASM each is one fused kernel of ours (src/kernels/fused.c), elsewhere the same formulas in TF.js ops. On WASM,
- * attention's core (heads, products, softmax, and their gradient) is kernels of ours too, with the composed ops' bits.
+ * attention's core (heads and products around TF.js's softmax, and its whole gradient) is kernels of ours too, with
+ * the composed ops' bits.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { fusedLayers, wasmKernelsInstalled } from '../kernels';
