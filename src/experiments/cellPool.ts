@@ -2,7 +2,7 @@
  * Training runs side by side, one process per core: backdoor fine-tunes, the clean fine-tune controls, and defense
  * cells. Each trains on one thread (WASM runs single-threaded in Node), so a second process is what uses the second
  * core, and two single-core runs side by side get more from two cores than one run split over both (measured: a
- * two-thread step is 1.53x a one-thread step; Table 2's cells in two processes 1.84x one). Every run is
+ * two-thread step is about 1.5x a one-thread step; Table 2's cells in two processes 1.84x one). Every run is
  * deterministic for its seed and cached where it would be made alone, so any order or process gives the same
  * numbers; the caller then assembles its table or figure from the cache as before.
  *

@@ -130,7 +130,7 @@ export const PROFILES: Record<string, Profile> = {
     // the clean accuracy of the fine-tuned model rose from 82.4% to 85.6% in the BadNet run).
     // One thread per fine-tune: `rvpt tables` runs two of them side by side (jobs: 2), which finishes the ten
     // backdoors and two controls sooner than one after another on two threads each (a step on two threads is only
-    // 1.53x one on one; two processes side by side 1.84x). The numbers depend on the thread count (the gradient sums split differently), not on jobs.
+    // about 1.5x one on one; two processes side by side 1.84x). The numbers depend on the thread count (the gradient sums split differently), not on jobs.
     backdoor: { batch: 128, steps: 350, lr: 5e-4, warmupSteps: 20, weightDecay: 0.1, augment: null, seed: 0, rate: 0.05, emojiRate: 0.2, workers: 1 },
     // The emoji set is small (530 pre-training images): 30% of each repeat poisoned, each repeat afresh (other rows,
     // fresh trigger draws), and the set repeated 256 times in the corpus that poisons it (about 70% of each batch;
