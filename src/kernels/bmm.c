@@ -278,10 +278,27 @@ static void gather_head(const float *src, float *dst, int n, int dh, int stride,
   }
 }
 
-/* The same rows transposed, into columns of dst [dh, ld] from column 0 (the caller offsets dst). */
-static void gather_head_t(const float *src, float *dst, int n, int dh, int stride, int ld) {
-  for (int i = 0; i < n; i++)
-    for (int d = 0; d < dh; d++) dst[d * ld + i] = src[(long)i * stride + d];
+/* dst[c * ldd + r] = src[r * lds + c] for a [rows, cols] block: 4 x 4 tiles transposed in SIMD registers, tails
+ * element by element (a copy: the values do not change). */
+static void transpose_s(const float *src, int lds, float *dst, int ldd, int rows, int cols) {
+  int r = 0;
+  for (; r + 4 <= rows; r += 4) {
+    int c = 0;
+    for (; c + 4 <= cols; c += 4) {
+      const v128_t x0 = wasm_v128_load(src + (long)(r + 0) * lds + c), x1 = wasm_v128_load(src + (long)(r + 1) * lds + c);
+      const v128_t x2 = wasm_v128_load(src + (long)(r + 2) * lds + c), x3 = wasm_v128_load(src + (long)(r + 3) * lds + c);
+      const v128_t t0 = wasm_i32x4_shuffle(x0, x1, 0, 4, 1, 5), t1 = wasm_i32x4_shuffle(x2, x3, 0, 4, 1, 5);
+      const v128_t t2 = wasm_i32x4_shuffle(x0, x1, 2, 6, 3, 7), t3 = wasm_i32x4_shuffle(x2, x3, 2, 6, 3, 7);
+      wasm_v128_store(dst + (long)(c + 0) * ldd + r, wasm_i32x4_shuffle(t0, t1, 0, 1, 4, 5));
+      wasm_v128_store(dst + (long)(c + 1) * ldd + r, wasm_i32x4_shuffle(t0, t1, 2, 3, 6, 7));
+      wasm_v128_store(dst + (long)(c + 2) * ldd + r, wasm_i32x4_shuffle(t2, t3, 0, 1, 4, 5));
+      wasm_v128_store(dst + (long)(c + 3) * ldd + r, wasm_i32x4_shuffle(t2, t3, 2, 3, 6, 7));
+    }
+    for (; c < cols; c++)
+      for (int i = r; i < r + 4; i++) dst[(long)c * ldd + i] = src[(long)i * lds + c];
+  }
+  for (; r < rows; r++)
+    for (int c = 0; c < cols; c++) dst[(long)c * ldd + r] = src[(long)r * lds + c];
 }
 
 /* acc [P, dh] (rows `stride` apart) += g [P, dh]: one image's share of a shared row's gradient. */
@@ -299,8 +316,8 @@ __attribute__((export_name("attn_scores"))) void attn_scores(const float *qkv, c
       const float *rows = qkv + (long)b * T * 3 * C;
       float *out = scores + ((long)b * H + h) * T * S;
       gather_head(rows + h * dh, qs, T, dh, 3 * C, 1, scale);
-      gather_head_t(rows + C + h * dh, kt, T, dh, 3 * C, S);
-      if (P) gather_head_t(pkv + C + h * dh, kt + T, P, dh, 3 * C, S);
+      transpose_s(rows + C + h * dh, 3 * C, kt, S, T, dh);
+      if (P) transpose_s(pkv + C + h * dh, 3 * C, kt + T, S, P, dh);
       matmul(qs, kt, out, T, S, dh);
       if (mask)
         for (int e = 0; e < T * T; e++) out[e] = out[e] + mask[e];
@@ -325,6 +342,46 @@ __attribute__((export_name("attn_context"))) void attn_context(const float *attn
     }
 }
 
+/* Row r of S: d = d - s * y, one float multiply and one subtraction per element. */
+static void softmax_grad_row(float *d, const float *y, int S, float s) {
+  const v128_t sv = wasm_f32x4_splat(s);
+  int j = 0;
+  for (; j + 4 <= S; j += 4) wasm_v128_store(d + j, wasm_f32x4_sub(wasm_v128_load(d + j), wasm_f32x4_mul(sv, wasm_v128_load(y + j))));
+  for (; j < S; j++) d[j] = d[j] - s * y[j];
+}
+
+/*
+ * Softmax's gradient in place, d [T, S] = d attn on entry and d scores on return: t = d * y, then t - (sum of the
+ * row's t) * y. Each row's sum runs in order from 0, as WASM's Sum; four rows' sums run side by side (independent
+ * chains, interleaved). Products and differences are one float operation per element, four lanes at a time.
+ */
+static void softmax_grad(float *d, const float *y, int T, int S) {
+  const long n = (long)T * S;
+  long e = 0;
+  for (; e + 4 <= n; e += 4) wasm_v128_store(d + e, wasm_f32x4_mul(wasm_v128_load(d + e), wasm_v128_load(y + e)));
+  for (; e < n; e++) d[e] = d[e] * y[e];
+  int i = 0;
+  for (; i + 4 <= T; i += 4) {
+    float *r = d + (long)i * S;
+    float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+    for (int j = 0; j < S; j++) {
+      s0 += r[j];
+      s1 += r[S + j];
+      s2 += r[2 * S + j];
+      s3 += r[3 * S + j];
+    }
+    softmax_grad_row(r, y + (long)i * S, S, s0);
+    softmax_grad_row(r + S, y + (long)(i + 1) * S, S, s1);
+    softmax_grad_row(r + 2 * S, y + (long)(i + 2) * S, S, s2);
+    softmax_grad_row(r + 3 * S, y + (long)(i + 3) * S, S, s3);
+  }
+  for (; i < T; i++) {
+    float s = 0.0f;
+    for (int j = 0; j < S; j++) s += d[(long)i * S + j];
+    softmax_grad_row(d + (long)i * S, y + (long)i * S, S, s);
+  }
+}
+
 /*
  * dqkv [B*T, 3C] (and dpkv [P, 3C]) from dout [B*T, C], the softmax output attn [B*H, T, S], qkv (and pkv).
  * scratch: 2*S*dh + T*dh + 2*T*S + P*dh floats.
@@ -342,24 +399,16 @@ __attribute__((export_name("attn_grad"))) void attn_grad(const float *dout, cons
       float *drows = dqkv + (long)b * T * 3 * C + h * dh;
       float *dprow = dpkv + h * dh;
       /* ctx = attn @ v: d attn = dctx @ v^T, d v = attn^T @ dctx (the prompts' rows summed over the images). */
-      gather_head_t(rows + 2 * C, vt, T, dh, 3 * C, S);
-      if (P) gather_head_t(prow + 2 * C, vt + T, P, dh, 3 * C, S);
+      transpose_s(rows + 2 * C, 3 * C, vt, S, T, dh);
+      if (P) transpose_s(prow + 2 * C, 3 * C, vt + T, S, P, dh);
       matmul_s(dctx, C, vt, S, ds, S, T, S, dh, 0, 0.0f);
-      transpose(a, tt, T, S);
+      transpose_s(a, S, tt, T, T, S);
       matmul_s(tt, T, dctx, C, drows + 2 * C, 3 * C, T, dh, T, 0, 0.0f);
       if (P) {
         matmul_s(tt + T * T, T, dctx, C, g, dh, P, dh, T, 0, 0.0f);
         accumulate(dprow + 2 * C, 3 * C, g, P, dh);
       }
-      /* Softmax: t = d attn * attn; d scores = t - (sum over the row of t) * attn. */
-      for (int i = 0; i < T; i++) {
-        float *r = ds + i * S;
-        const float *ar = a + i * S;
-        float s = 0.0f;
-        for (int j = 0; j < S; j++) r[j] = r[j] * ar[j];
-        for (int j = 0; j < S; j++) s += r[j];
-        for (int j = 0; j < S; j++) r[j] = r[j] - s * ar[j];
-      }
+      softmax_grad(ds, a, T, S);
       /* scores = qs @ k^T: d q = (d scores @ k) * scale; d k = (qs^T @ d scores)^T, summed as d scores^T @ qs (the
        * same products in the same order). */
       const float *k = rows + C;
@@ -371,7 +420,7 @@ __attribute__((export_name("attn_grad"))) void attn_grad(const float *dout, cons
         ldk = dh;
       }
       matmul_s(ds, S, k, ldk, drows, 3 * C, T, dh, S, 1, scale);
-      transpose(ds, tt, T, S);
+      transpose_s(ds, S, tt, T, T, S);
       gather_head(rows, qs, T, dh, 3 * C, 1, scale);
       matmul_s(tt, T, qs, dh, drows + C, 3 * C, T, dh, T, 0, 0.0f);
       if (P) {
