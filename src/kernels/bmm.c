@@ -24,10 +24,27 @@
 
 #define KBLOCK 48
 
-/* dst[c * rows + r] = src[r * cols + c]: a [rows, cols] matrix into [cols, rows]. */
-static void transpose(const float *src, float *dst, int rows, int cols) {
-  for (int r = 0; r < rows; r++)
-    for (int c = 0; c < cols; c++) dst[c * rows + r] = src[r * cols + c];
+/* dst[c * ldd + r] = src[r * lds + c] for a [rows, cols] block: 4 x 4 tiles transposed in SIMD registers, tails
+ * element by element (a copy: the values do not change). */
+static void transpose_s(const float *src, int lds, float *dst, int ldd, int rows, int cols) {
+  int r = 0;
+  for (; r + 4 <= rows; r += 4) {
+    int c = 0;
+    for (; c + 4 <= cols; c += 4) {
+      const v128_t x0 = wasm_v128_load(src + (long)(r + 0) * lds + c), x1 = wasm_v128_load(src + (long)(r + 1) * lds + c);
+      const v128_t x2 = wasm_v128_load(src + (long)(r + 2) * lds + c), x3 = wasm_v128_load(src + (long)(r + 3) * lds + c);
+      const v128_t t0 = wasm_i32x4_shuffle(x0, x1, 0, 4, 1, 5), t1 = wasm_i32x4_shuffle(x2, x3, 0, 4, 1, 5);
+      const v128_t t2 = wasm_i32x4_shuffle(x0, x1, 2, 6, 3, 7), t3 = wasm_i32x4_shuffle(x2, x3, 2, 6, 3, 7);
+      wasm_v128_store(dst + (long)(c + 0) * ldd + r, wasm_i32x4_shuffle(t0, t1, 0, 1, 4, 5));
+      wasm_v128_store(dst + (long)(c + 1) * ldd + r, wasm_i32x4_shuffle(t0, t1, 2, 3, 6, 7));
+      wasm_v128_store(dst + (long)(c + 2) * ldd + r, wasm_i32x4_shuffle(t2, t3, 0, 1, 4, 5));
+      wasm_v128_store(dst + (long)(c + 3) * ldd + r, wasm_i32x4_shuffle(t2, t3, 2, 3, 6, 7));
+    }
+    for (; c < cols; c++)
+      for (int i = r; i < r + 4; i++) dst[(long)c * ldd + i] = src[(long)i * lds + c];
+  }
+  for (; r < rows; r++)
+    for (int c = 0; c < cols; c++) dst[(long)c * ldd + r] = src[(long)r * lds + c];
 }
 
 /*
@@ -103,11 +120,11 @@ __attribute__((export_name("bmm"))) void bmm(const float *a, const float *b, flo
     const float *an = a + (long)n * M * K;
     const float *bn = b + (long)n * K * N;
     if (ta) {
-      transpose(an, scratch, K, M);
+      transpose_s(an, M, scratch, K, K, M);
       an = scratch;
     }
     if (tb) {
-      transpose(bn, scratch + M * K, N, K);
+      transpose_s(bn, K, scratch + M * K, N, N, K);
       bn = scratch + M * K;
     }
     matmul(an, bn, out + (long)n * M * N, M, N, K);
@@ -276,29 +293,6 @@ static void gather_head(const float *src, float *dst, int n, int dh, int stride,
     }
     for (; d < dh; d++) o[d] = scaled ? r[d] * scale : r[d];
   }
-}
-
-/* dst[c * ldd + r] = src[r * lds + c] for a [rows, cols] block: 4 x 4 tiles transposed in SIMD registers, tails
- * element by element (a copy: the values do not change). */
-static void transpose_s(const float *src, int lds, float *dst, int ldd, int rows, int cols) {
-  int r = 0;
-  for (; r + 4 <= rows; r += 4) {
-    int c = 0;
-    for (; c + 4 <= cols; c += 4) {
-      const v128_t x0 = wasm_v128_load(src + (long)(r + 0) * lds + c), x1 = wasm_v128_load(src + (long)(r + 1) * lds + c);
-      const v128_t x2 = wasm_v128_load(src + (long)(r + 2) * lds + c), x3 = wasm_v128_load(src + (long)(r + 3) * lds + c);
-      const v128_t t0 = wasm_i32x4_shuffle(x0, x1, 0, 4, 1, 5), t1 = wasm_i32x4_shuffle(x2, x3, 0, 4, 1, 5);
-      const v128_t t2 = wasm_i32x4_shuffle(x0, x1, 2, 6, 3, 7), t3 = wasm_i32x4_shuffle(x2, x3, 2, 6, 3, 7);
-      wasm_v128_store(dst + (long)(c + 0) * ldd + r, wasm_i32x4_shuffle(t0, t1, 0, 1, 4, 5));
-      wasm_v128_store(dst + (long)(c + 1) * ldd + r, wasm_i32x4_shuffle(t0, t1, 2, 3, 6, 7));
-      wasm_v128_store(dst + (long)(c + 2) * ldd + r, wasm_i32x4_shuffle(t2, t3, 0, 1, 4, 5));
-      wasm_v128_store(dst + (long)(c + 3) * ldd + r, wasm_i32x4_shuffle(t2, t3, 2, 3, 6, 7));
-    }
-    for (; c < cols; c++)
-      for (int i = r; i < r + 4; i++) dst[(long)c * ldd + i] = src[(long)i * lds + c];
-  }
-  for (; r < rows; r++)
-    for (int c = 0; c < cols; c++) dst[(long)c * ldd + r] = src[(long)r * lds + c];
 }
 
 /* acc [P, dh] (rows `stride` apart) += g [P, dh]: one image's share of a shared row's gradient. */
