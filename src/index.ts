@@ -70,3 +70,4 @@ export * from './defenses/noDefense';
 export * from './experiments/defenseRun';
 export * from './experiments/paperTables';
 export * from './experiments/cellPool';
+export * from './experiments/scaleProbe';

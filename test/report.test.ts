@@ -4,6 +4,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { PROFILES, Profile } from '../src/experiments/profiles';
 import { reproductionReport } from '../src/experiments/report';
+import { committedScaleProbe, scaleProbeRows } from '../src/experiments/scaleProbe';
 
 const cell = (asr: number, ca: number) => ({ asr, ca });
 
@@ -34,4 +35,29 @@ test('the report sets the paper beside our results and judges each claim from th
   } finally {
     delete process.env.RVPT_CACHE;
   }
+});
+
+test('the scale probe sets two tables side by side, from their files, and names a missing file', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rvpt-scale-'));
+  const write = (name: string, rvptAsr: number) => {
+    const f = path.join(dir, name);
+    fs.writeFileSync(f, JSON.stringify({ table: 'table1', datasets: { 'fashion-mnist': { 'No defense': { Blended: cell(96.5, 85.6) }, VPT: { Blended: cell(76, 82.5) }, RVPT: { Blended: cell(rvptAsr, 80.1) } } }, provenance: {} }));
+    return f;
+  };
+  const cols = [{ label: 'a', file: write('a.json', 58.27) }, { label: 'b', file: write('b.json', 42.98) }];
+  const { header, rows } = scaleProbeRows(cols, 'fashion-mnist');
+  expect(header).toEqual(['attack', 'method', 'a: ASR (CA)', 'b: ASR (CA)', 'a: RVPT CA − no defense', 'b: RVPT CA − no defense']);
+  expect(rows).toEqual([
+    ['Blended', 'No defense', '96.50 (85.60)', '96.50 (85.60)', '', ''],
+    ['Blended', 'VPT', '76.00 (82.50)', '76.00 (82.50)', '', ''],
+    ['Blended', 'RVPT', '58.27 (80.10)', '42.98 (80.10)', '-5.5', '-5.5'],
+  ]);
+  expect(() => scaleProbeRows([cols[0], { label: 'gone', file: path.join(dir, 'gone.json') }], 'fashion-mnist')).toThrow(/gone\.json \(column 'gone'\) does not exist/);
+  expect(() => scaleProbeRows(cols, 'emoji')).toThrow(/a\.json has no dataset 'emoji' \(it has fashion-mnist\)/);
+});
+
+test('the committed scale probe holds Table 1 at both widths, for the same attacks', () => {
+  const { rows } = scaleProbeRows(committedScaleProbe(), 'fashion-mnist');
+  expect(rows.map((r) => r[0]).filter((a, i, all) => all.indexOf(a) === i)).toEqual(['BadNet', 'Blended', 'ISSBA', 'WaNet', 'TrojVQA', 'BadCLIP']);
+  for (const r of rows) expect(r[3]).toMatch(/^\d+\.\d\d \(\d+\.\d\d\)$/);
 });

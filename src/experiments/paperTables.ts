@@ -97,7 +97,7 @@ export async function runTable(profile: Profile, spec: TableSpec, opts: { log?: 
   const table: ResultsTable = {
     table: spec.name,
     datasets,
-    provenance: tableProvenance(profile, { spec, shots: profile.shots, defenses: profile.defenses, backdoor: profile.backdoor }, profile.backdoor.seed, (Date.now() - t0) / 1000),
+    provenance: tableProvenance(profile, { spec, model: profile.model, shots: profile.shots, defenses: profile.defenses, backdoor: profile.backdoor }, profile.backdoor.seed, (Date.now() - t0) / 1000),
   };
   const file = opts.write === false ? undefined : writeTable(profile, spec.name, table, `${spec.title} (profile ${profile.name})`);
   return { table, cells, path: file };

@@ -1,0 +1,60 @@
+/**
+ * The scale probe: one table of the paper at two model sizes, side by side. At the `small` profile RVPT misses the
+ * paper's targets on some attacks, and notebook 03 argues that a 64-wide model has too few task-irrelevant features
+ * to give up. `profiles/wide.json` doubles the image tower's width and nothing else; `rvpt tables -p
+ * profiles/wide.json --only table1` writes its Table 1, committed as figures/wide/table1.json. This module only reads
+ * result files: every number it shows was measured by `rvpt tables`.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { projectRoot, readJsonFile } from '../util/fsutil';
+import { ResultsTable } from './tables';
+
+export interface ScaleColumn {
+  /** A short name for the column, e.g. 'small (width 64)'. */
+  label: string;
+  /** A table JSON written by `rvpt tables` (figures/table1.json, figures/wide/table1.json). */
+  file: string;
+}
+
+/** The committed probe: Table 1 of the `small` profile and of `profiles/wide.json`. */
+export function committedScaleProbe(root = projectRoot()): ScaleColumn[] {
+  return [
+    { label: 'small (image width 64)', file: path.join(root, 'figures', 'table1.json') },
+    { label: 'wide (image width 128)', file: path.join(root, 'figures', 'wide', 'table1.json') },
+  ];
+}
+
+function readTable(c: ScaleColumn): ResultsTable {
+  if (!fs.existsSync(c.file)) throw new Error(`Scale probe: ${c.file} (column '${c.label}') does not exist. Write it with \`npx rvpt tables --only table1\` and the column's profile.`);
+  const t = readJsonFile<ResultsTable>(c.file, 'Scale probe table');
+  if (!t.datasets || typeof t.datasets !== 'object') throw new Error(`Scale probe: ${c.file} has no 'datasets' field; is it a table written by \`rvpt tables\`?`);
+  return t;
+}
+
+const cellText = (x: { asr: number; ca: number } | undefined): string => (x ? `${x.asr.toFixed(2)} (${x.ca.toFixed(2)})` : '–');
+
+/**
+ * Rows [attack, method, ASR (CA) per column, and for RVPT its CA minus No defense's per column], for the attacks and
+ * methods the first column's table has on `dataset`.
+ */
+export function scaleProbeRows(columns: ScaleColumn[], dataset: string, methods = ['No defense', 'VPT', 'RVPT']): { header: string[]; rows: string[][] } {
+  const tables = columns.map(readTable);
+  tables.forEach((t, i) => {
+    if (!t.datasets[dataset]) throw new Error(`Scale probe: ${columns[i].file} has no dataset '${dataset}' (it has ${Object.keys(t.datasets).join(', ')}).`);
+  });
+  const first = tables[0].datasets[dataset];
+  const attacks = Object.keys(first['No defense'] ?? Object.values(first)[0] ?? {});
+  const rows: string[][] = [];
+  for (const a of attacks) {
+    for (const m of methods) {
+      const cells = tables.map((t) => t.datasets[dataset][m]?.[a]);
+      const drop = tables.map((t, i) => {
+        const nd = t.datasets[dataset]['No defense']?.[a];
+        return m === 'RVPT' && cells[i] && nd ? (cells[i]!.ca - nd.ca).toFixed(1) : '';
+      });
+      rows.push([a, m, ...cells.map(cellText), ...drop]);
+    }
+  }
+  return { header: ['attack', 'method', ...columns.map((c) => `${c.label}: ASR (CA)`), ...columns.map((c) => `${c.label}: RVPT CA − no defense`)], rows };
+}
