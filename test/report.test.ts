@@ -39,21 +39,25 @@ test('the report sets the paper beside our results and judges each claim from th
 
 test('the scale probe sets two tables side by side, from their files, and names a missing file', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rvpt-scale-'));
-  const write = (name: string, rvptAsr: number) => {
+  const write = (name: string, noDefenseCa: number, rvpt: { asr: number; ca: number }) => {
     const f = path.join(dir, name);
-    fs.writeFileSync(f, JSON.stringify({ table: 'table1', datasets: { 'fashion-mnist': { 'No defense': { Blended: cell(96.5, 85.6) }, VPT: { Blended: cell(76, 82.5) }, RVPT: { Blended: cell(rvptAsr, 80.1) } } }, provenance: {} }));
+    fs.writeFileSync(f, JSON.stringify({ table: 'table1', datasets: { 'fashion-mnist': { 'No defense': { Blended: cell(96.5, noDefenseCa) }, VPT: { Blended: cell(76, 82.5) }, RVPT: { Blended: rvpt } } }, provenance: {} }));
     return f;
   };
-  const cols = [{ label: 'a', file: write('a.json', 58.27) }, { label: 'b', file: write('b.json', 42.98) }];
-  const { header, rows } = scaleProbeRows(cols, 'fashion-mnist');
-  expect(header).toEqual(['attack', 'method', 'a: ASR (CA)', 'b: ASR (CA)', 'a: RVPT CA − no defense', 'b: RVPT CA − no defense']);
-  expect(rows).toEqual([
-    ['Blended', 'No defense', '96.50 (85.60)', '96.50 (85.60)', '', ''],
-    ['Blended', 'VPT', '76.00 (82.50)', '76.00 (82.50)', '', ''],
-    ['Blended', 'RVPT', '58.27 (80.10)', '42.98 (80.10)', '-5.5', '-5.5'],
-  ]);
-  expect(() => scaleProbeRows([cols[0], { label: 'gone', file: path.join(dir, 'gone.json') }], 'fashion-mnist')).toThrow(/gone\.json \(column 'gone'\) does not exist/);
-  expect(() => scaleProbeRows(cols, 'emoji')).toThrow(/a\.json has no dataset 'emoji' \(it has fashion-mnist\)/);
+  try {
+    const cols = [{ label: 'a', file: write('a.json', 85.6, cell(58.27, 74.43)) }, { label: 'b', file: write('b.json', 86.8, cell(42.98, 82.76)) }];
+    const { header, rows } = scaleProbeRows(cols, 'fashion-mnist');
+    expect(header).toEqual(['attack', 'method', 'a: ASR (CA)', 'b: ASR (CA)', 'a: RVPT CA − no defense', 'b: RVPT CA − no defense']);
+    expect(rows).toEqual([
+      ['Blended', 'No defense', '96.50 (85.60)', '96.50 (86.80)', '', ''],
+      ['Blended', 'VPT', '76.00 (82.50)', '76.00 (82.50)', '', ''],
+      ['Blended', 'RVPT', '58.27 (74.43)', '42.98 (82.76)', '-11.2', '-4.0'],
+    ]);
+    expect(() => scaleProbeRows([cols[0], { label: 'gone', file: path.join(dir, 'gone.json') }], 'fashion-mnist')).toThrow(/gone\.json \(column 'gone'\) does not exist/);
+    expect(() => scaleProbeRows(cols, 'emoji')).toThrow(/a\.json has no dataset 'emoji' \(it has fashion-mnist\)/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('the committed scale probe holds Table 1 at both widths, for the same attacks', () => {
