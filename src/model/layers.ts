@@ -33,8 +33,9 @@ export function sumRows(x: tf.Tensor2D): tf.Tensor1D {
 
 /**
  * v [C] as `rows` identical rows [rows, C] (the class token of every image). Why not tf.tile: its gradient is one
- * slice and one add per row (256 kernels, 4.3 ms, for a batch of 128), and WASM's Tile kernel is slow. A broadcast product gives the same values; its gradient is one column sum, which adds the rows in the same
- * order from zero as the tile gradient's chain of adds, so the bits are unchanged.
+ * slice and one add per row (256 kernels, 4.3 ms, for a batch of 128), and WASM's Tile kernel is slow. A broadcast
+ * product gives the same values; its gradient is one column sum, which adds the rows in the same order from zero as
+ * the tile gradient's chain of adds, so the bits are unchanged.
  */
 export function repeatRows(v: tf.Tensor, rows: number): tf.Tensor2D {
   return withGrad<(v: tf.Tensor) => tf.Tensor2D>((v: tf.Tensor) => ({
