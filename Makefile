@@ -4,7 +4,7 @@
 PROFILE ?= small
 export PYDEVD_DISABLE_FILE_VALIDATION = 1
 
-.PHONY: setup build test unit notebooks reproduce pretrain bench kernels scale-probe clean
+.PHONY: setup build test unit notebooks reproduce pretrain bench kernels scale-probe strength-probe clean
 
 setup:
 	@bash scripts/setup.sh
@@ -43,6 +43,12 @@ scale-probe: setup
 	node bin/rvpt.js tables -p profiles/wide.json --only table1
 	mkdir -p figures/wide
 	cp "$${RVPT_CACHE:-.cache}/results/wide/table1.json" "$${RVPT_CACHE:-.cache}/results/wide/table1.md" figures/wide/
+
+# RVPT and VPT against Blended and BadCLIP pressed in at other poisoning rates and fine-tuning lrs (notebook 03):
+# 12 backdoored models (160-190 s each, two side by side) and 24 cells, about 30 minutes on two cores (an estimate:
+# the committed run made half of them in 13 min); cached; writes figures/strength-probe.{json,md}.
+strength-probe: setup
+	node bin/rvpt.js strength-probe
 
 # Rebuild the hand-written WASM kernels (src/kernels/*.c -> src/kernels/*Wasm.ts, committed) after editing them.
 kernels:

@@ -1,5 +1,5 @@
 /**
- * The `rvpt` command line: pretrain, eval, backdoor, defend, tables, figures, report, clip, bench. Every command takes --profile,
+ * The `rvpt` command line: pretrain, eval, backdoor, defend, tables, figures, report, clip, strength-probe, bench. Every command takes --profile,
  * --seed and --backend.
  */
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
@@ -29,6 +29,7 @@ import { l2normalize, matMulBT } from './model/layers';
 import * as tf from '@tensorflow/tfjs-core';
 import { figureAblations, figureAttention, figureEmbeddings, figurePR } from './experiments/analysis';
 import { writeReproductionReport } from './experiments/report';
+import { STRENGTH_GRID, runStrengthProbe, strengthGrid } from './experiments/strengthProbe';
 
 /** A profile with --jobs applied (cell processes are not part of any cache key: the numbers do not depend on them). */
 function withJobs(profile: Profile, jobs: number | undefined): Profile {
@@ -239,6 +240,39 @@ export function buildCli(): Command {
         if (r.path) console.log(`${spec.name}: ${r.path}`);
         if (spec.name === 'table1' && only.includes('cost')) costTable(profile, r.cells);
       }
+    });
+
+  common(program.command('strength-probe').description('RVPT and VPT against one attack pressed in at other poisoning rates and fine-tuning lrs (notebook 03)'))
+    .option('--attacks <names>', `attacks, comma-separated (default: ${[...new Set(STRENGTH_GRID.map((v) => v.attack))].join(',')})`)
+    .option('--rates <list>', 'poisoning rates, comma-separated; with --lrs, every pair (default: the committed grid)')
+    .option('--lrs <list>', 'backdoor fine-tuning learning rates, comma-separated (default: the committed grid)')
+    .option('--jobs <n>', 'processes training side by side (default: the profile, small 2)', int)
+    .action(async (o) => {
+      const profile = withJobs(getProfile(o.profile), o.jobs);
+      const list = (v: string | undefined, what: string, parse: (x: string) => number): number[] | undefined =>
+        v === undefined
+          ? undefined
+          : String(v)
+              .split(',')
+              .map((x) => {
+                try {
+                  return parse(x.trim());
+                } catch (e) {
+                  throw new Error(`--${what}: '${x}': ${(e as Error).message}`);
+                }
+              });
+      const attacks = o.attacks ? String(o.attacks).split(',') : undefined;
+      for (const a of attacks ?? []) makeTrigger(a, profile.triggers?.[a] ?? {}); // fail fast on an unknown attack
+      const rates = list(o.rates, 'rates', rate);
+      const lrs = list(o.lrs, 'lrs', (x) => {
+        const n = Number(x);
+        if (!(n > 0)) throw new Error('It must be a positive number, e.g. 1e-4.');
+        return n;
+      });
+      const grid = attacks || rates || lrs ? strengthGrid(attacks, rates, lrs) : STRENGTH_GRID;
+      await initBackend(o.backend);
+      const r = await runStrengthProbe(profile, grid, (s) => process.stderr.write(`[rvpt] ${s}\n`));
+      console.log(`strength probe: ${r.path}`);
     });
 
   common(program.command('bench').description('time one full contrastive training step and the plain 1024^3 matmul'))

@@ -71,3 +71,4 @@ export * from './experiments/defenseRun';
 export * from './experiments/paperTables';
 export * from './experiments/cellPool';
 export * from './experiments/scaleProbe';
+export * from './experiments/strengthProbe';

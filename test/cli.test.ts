@@ -67,3 +67,11 @@ test('backdoor with an unknown attack names the registered attacks before any tr
   expect(u.status).toBe(1);
   expect(u.stderr).toMatch(/Unknown table\(s\) table9; use no-defense, table1, table2, table3, cost/);
 });
+
+test('strength-probe refuses a bad rate, lr or attack before any training', () => {
+  const r = rvpt('strength-probe', '--profile', 'tiny', '--rates', '0.01,2');
+  expect(r.status).toBe(1);
+  expect(r.stderr).toMatch(/--rates: '2': It must be a number in \(0, 1\)/);
+  expect(rvpt('strength-probe', '--profile', 'tiny', '--lrs', '1e-4,0').stderr).toMatch(/--lrs: '0': It must be a positive number/);
+  expect(rvpt('strength-probe', '--profile', 'tiny', '--attacks', 'Sleeper').stderr).toMatch(/Unknown attack 'Sleeper'/);
+});

@@ -46,7 +46,11 @@ export type Task = { backdoor: BackdoorJob } | { control: { profile: Profile; da
 
 /** The backdoored model a job needs (one per profile backdoor config, trigger, attack and dataset). */
 export function backdoorKey(j: BackdoorJob): string {
-  return JSON.stringify([j.profile.name, j.profile.backdoor, j.profile.triggers?.[j.attack], j.attack, j.dataset]);
+  const p = j.profile;
+  // Everything backdoorPlan merges into the fine-tune's config: profiles that differ only in an attack's override
+  // (the strength probe's variants) hold different models.
+  const overrides = [p.datasetBackdoor?.[j.dataset], p.attackBackdoor?.[j.attack], p.datasetBackdoor?.[`${j.dataset}/${j.attack}`]];
+  return JSON.stringify([p.name, p.backdoor, ...overrides, p.triggers?.[j.attack], j.attack, j.dataset]);
 }
 
 /** Messages between the pool and its processes (cellWorker.ts). */
