@@ -45,8 +45,8 @@ scale-probe: setup
 	cp "$${RVPT_CACHE:-.cache}/results/wide/table1.json" "$${RVPT_CACHE:-.cache}/results/wide/table1.md" figures/wide/
 
 # RVPT and VPT against Blended and BadCLIP pressed in at other poisoning rates and fine-tuning lrs (notebook 03):
-# 12 backdoored models (160-190 s each, two side by side) and 24 cells, about 30 minutes on two cores (an estimate:
-# the committed run made half of them in 13 min); cached; writes figures/strength-probe.{json,md}.
+# 12 backdoored models and 24 cells, 29 min on two cores from the clean model (measured); cached; writes
+# figures/strength-probe.{json,md}.
 strength-probe: setup
 	node bin/rvpt.js strength-probe
 
