@@ -1,6 +1,6 @@
 /**
- * The `rvpt` command line: pretrain, eval, backdoor, defend, tables, figures, report, clip, strength-probe, bench. Every command takes --profile,
- * --seed and --backend.
+ * The `rvpt` command line: pretrain, eval, backdoor, defend, tables, figures, report, clip, strength-probe, bench.
+ * Every command takes --profile, --seed and --backend.
  */
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { initBackend } from './backend';
