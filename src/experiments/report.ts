@@ -6,7 +6,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { Profile } from './profiles';
-import { resultsDir } from './tables';
+import { asrCaText, resultsDir } from './tables';
 import { PaperCell, PAPER_COST, PAPER_TABLE1, PAPER_TABLE2, PAPER_TABLE3, SHIFT_ANALOGUE } from './paperNumbers';
 import { Claim } from './analysis';
 import { externalWeights } from './externalWeights';
@@ -29,8 +29,6 @@ function readJson<T>(dir: string, name: string): T | null {
   }
 }
 
-const fmt = (x: PaperCell | { asr: number; ca: number } | undefined) => (x ? `${x.asr.toFixed(2)} (${x.ca.toFixed(2)})` : '–');
-
 function verdict(checks: boolean[]): Verdict {
   if (!checks.length) return 'not measured';
   const n = checks.filter(Boolean).length;
@@ -49,7 +47,7 @@ function line(v: Verdict, claim: string, numbers: string): string {
 
 function sideBySide(paper: Record<string, Record<string, PaperCell>>, ours: Ours | undefined, attacks: string[], methods: string[]): string[] {
   const out = [`| Method | ${attacks.map((a) => `${a}: paper | ours`).join(' | ')} |`, `|---|${attacks.map(() => '---|---').join('|')}|`];
-  for (const m of methods) out.push(`| ${m} | ${attacks.map((a) => `${fmt(paper[m]?.[a])} | ${fmt(ours?.[m]?.[a])}`).join(' | ')} |`);
+  for (const m of methods) out.push(`| ${m} | ${attacks.map((a) => `${asrCaText(paper[m]?.[a])} | ${asrCaText(ours?.[m]?.[a])}`).join(' | ')} |`);
   return out;
 }
 

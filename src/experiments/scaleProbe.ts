@@ -8,7 +8,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { projectRoot, readJsonFile } from '../util/fsutil';
-import { ResultsTable } from './tables';
+import { ResultsTable, asrCaText } from './tables';
 
 export interface ScaleColumn {
   /** A short name for the column, e.g. 'small (width 64)'. */
@@ -32,8 +32,6 @@ function readTable(c: ScaleColumn): ResultsTable {
   return t;
 }
 
-const cellText = (x: { asr: number; ca: number } | undefined): string => (x ? `${x.asr.toFixed(2)} (${x.ca.toFixed(2)})` : '–');
-
 /**
  * Rows [attack, method, ASR (CA) per column, and for RVPT its CA minus No defense's per column], for the attacks and
  * methods the first column's table has on `dataset`.
@@ -53,7 +51,7 @@ export function scaleProbeRows(columns: ScaleColumn[], dataset: string, methods 
         const nd = t.datasets[dataset]['No defense']?.[a];
         return m === 'RVPT' && cells[i] && nd ? (cells[i]!.ca - nd.ca).toFixed(1) : '';
       });
-      rows.push([a, m, ...cells.map(cellText), ...drop]);
+      rows.push([a, m, ...cells.map(asrCaText), ...drop]);
     }
   }
   return { header: ['attack', 'method', ...columns.map((c) => `${c.label}: ASR (CA)`), ...columns.map((c) => `${c.label}: RVPT CA − no defense`)], rows };

@@ -25,7 +25,8 @@ import { runCell } from './defenseRun';
 import { ensurePretrained } from './pretrainRun';
 import { externalWeights } from './externalWeights';
 import { Profile } from './profiles';
-import { TableProvenance, resultsDir, tableProvenance } from './tables';
+import { TableProvenance, asrCaText, resultsDir, tableProvenance } from './tables';
+import { markdownTable } from '../viz/notebook';
 import { Figure } from '../viz/plotly';
 
 export interface StrengthVariant {
@@ -123,8 +124,6 @@ export function committedStrengthProbe(file = path.join(projectRoot(), 'figures'
   return p;
 }
 
-const cell = (m: BackdoorMetrics | undefined): string => (m ? `${m.asr.toFixed(2)} (${m.ca.toFixed(2)})` : '–');
-
 /** Rows for notebook 03 and the markdown: one per variant, in the file's order. */
 export function strengthRows(p: StrengthProbe): { header: string[]; rows: string[][] } {
   const header = ['attack', 'poisoned (rate)', 'fine-tune lr', 'image-tower weight change', 'fine-tune CA change', 'No defense ASR (CA)', ...STRENGTH_METHODS.map((m) => `${m} ASR (CA)`), 'RVPT ASR / No defense ASR'];
@@ -137,8 +136,8 @@ export function strengthRows(p: StrengthProbe): { header: string[]; rows: string
       String(r.lr),
       `${(r.shift * 100).toFixed(2)}%`,
       nd ? `${(nd.ca - r.cleanCA >= 0 ? '+' : '') + (nd.ca - r.cleanCA).toFixed(2)}` : '–',
-      cell(nd),
-      ...STRENGTH_METHODS.map((m) => cell(r.metrics[m])),
+      asrCaText(nd),
+      ...STRENGTH_METHODS.map((m) => asrCaText(r.metrics[m])),
       nd && rv && nd.asr > 0 ? (rv.asr / nd.asr).toFixed(2) : '–',
     ];
   });
@@ -151,7 +150,10 @@ export function strengthRows(p: StrengthProbe): { header: string[]; rows: string
  */
 export function strengthFigure(p: StrengthProbe): Figure {
   const groups = new Map<string, StrengthRow[]>();
-  for (const r of p.rows) groups.set(`${r.attack}, lr ${r.lr}`, [...(groups.get(`${r.attack}, lr ${r.lr}`) ?? []), r]);
+  for (const r of p.rows) {
+    const name = `${r.attack}, lr ${r.lr}`;
+    groups.set(name, [...(groups.get(name) ?? []), r]);
+  }
   const symbols: Record<string, string> = { BadCLIP: 'diamond' };
   const data: Record<string, unknown>[] = [...groups.entries()].map(([name, rows]) => ({
     type: 'scatter',
@@ -183,9 +185,7 @@ export function strengthMarkdown(p: StrengthProbe): string {
     '',
     'Each row: one backdoored model (the profile with that poisoning rate and fine-tuning lr), defended at the profile settings. ASR % (CA %) on the full test set; ASR over images whose true class is not the target.',
     '',
-    `| ${header.join(' | ')} |`,
-    `|${header.map(() => '---').join('|')}|`,
-    ...rows.map((r) => `| ${r.join(' | ')} |`),
+    markdownTable(header, rows),
     '',
     `Profile \`${pr.profile}\`, seed ${pr.seed}, backend ${pr.backend}, commit \`${pr.commit.slice(0, 12)}\`, ${pr.date}, ${pr.seconds.toFixed(0)} s.`,
     '',

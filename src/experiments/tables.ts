@@ -45,6 +45,11 @@ export function resultsDir(profile: Profile): string {
   return profile.name === 'small' ? path.join(projectRoot(), 'figures') : cacheDir('results', profile.name);
 }
 
+/** A cell as the paper prints it, "ASR (CA)", or '–' where there is none. */
+export function asrCaText(x: { asr: number; ca: number } | null | undefined): string {
+  return x ? `${x.asr.toFixed(2)} (${x.ca.toFixed(2)})` : '–';
+}
+
 /** Markdown: one section per dataset, methods x attacks, each cell "ASR (CA)". */
 export function tableMarkdown(t: ResultsTable, title: string): string {
   const out = [`# ${title}`, '', 'Each cell: ASR % (CA %). ASR over test images whose true class is not the target.', ''];
@@ -52,7 +57,7 @@ export function tableMarkdown(t: ResultsTable, title: string): string {
     const attacks = [...new Set(Object.values(methods).flatMap((m) => Object.keys(m)))];
     out.push(`## ${dataset}`, '', `| Method | ${attacks.join(' | ')} |`, `|---|${attacks.map(() => '---').join('|')}|`);
     for (const [method, cells] of Object.entries(methods)) {
-      out.push(`| ${method} | ${attacks.map((a) => (cells[a] ? `${cells[a].asr.toFixed(2)} (${cells[a].ca.toFixed(2)})` : '–')).join(' | ')} |`);
+      out.push(`| ${method} | ${attacks.map((a) => asrCaText(cells[a])).join(' | ')} |`);
     }
     out.push('');
   }
