@@ -4,7 +4,7 @@
 PROFILE ?= small
 export PYDEVD_DISABLE_FILE_VALIDATION = 1
 
-.PHONY: setup build test unit notebooks reproduce pretrain bench kernels scale-probe strength-probe clean
+.PHONY: setup build test unit notebooks reproduce pretrain bench kernels scale-probe strength-probe tuning-probe clean
 
 setup:
 	@bash scripts/setup.sh
@@ -49,6 +49,11 @@ scale-probe: setup
 # figures/strength-probe.{json,md}.
 strength-probe: setup
 	node bin/rvpt.js strength-probe
+
+# VPT and RVPT on the tables' BadNet, Blended and BadCLIP models with 16, 64 and 256 clean shots per class at the
+# tables' 100 steps, with and without augmentation (notebook 03): 36 cells, cached; writes figures/tuning-probe.{json,md}.
+tuning-probe: setup
+	node bin/rvpt.js tuning-probe
 
 # Rebuild the hand-written WASM kernels (src/kernels/*.c -> src/kernels/*Wasm.ts, committed) after editing them.
 kernels:

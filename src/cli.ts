@@ -1,5 +1,6 @@
 /**
- * The `rvpt` command line: pretrain, eval, backdoor, defend, tables, figures, report, clip, strength-probe, bench.
+ * The `rvpt` command line: pretrain, eval, backdoor, defend, tables, figures, report, clip, strength-probe, tuning-probe,
+ * bench.
  * Every command takes --profile, --seed and --backend.
  */
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
@@ -30,6 +31,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { figureAblations, figureAttention, figureEmbeddings, figurePR } from './experiments/analysis';
 import { writeReproductionReport } from './experiments/report';
 import { STRENGTH_GRID, runStrengthProbe, strengthGrid } from './experiments/strengthProbe';
+import { TUNING_GRID, runTuningProbe, tuningAttacks } from './experiments/tuningProbe';
 
 /** A profile with --jobs applied (cell processes are not part of any cache key: the numbers do not depend on them). */
 function withJobs(profile: Profile, jobs: number | undefined): Profile {
@@ -273,6 +275,29 @@ export function buildCli(): Command {
       await initBackend(o.backend);
       const r = await runStrengthProbe(profile, grid, (s) => process.stderr.write(`[rvpt] ${s}\n`));
       console.log(`strength probe: ${r.path}`);
+    });
+
+  common(program.command('tuning-probe').description('VPT and RVPT with more clean shots at the same steps, with and without augmentation (notebook 03)'))
+    .option('--attacks <names>', 'attacks, comma-separated (default: BadNet,Blended,BadCLIP)')
+    .option('--shots <list>', `shots per class, comma-separated; each with and without augmentation (default: ${[...new Set(TUNING_GRID.map((v) => v.shots))].join(',')})`)
+    .option('--jobs <n>', 'processes training side by side (default: the profile, small 2)', int)
+    .action(async (o) => {
+      const profile = withJobs(getProfile(o.profile), o.jobs);
+      const attacks = o.attacks ? String(o.attacks).split(',') : tuningAttacks(profile);
+      for (const a of attacks) makeTrigger(a, profile.triggers?.[a] ?? {}); // fail fast on an unknown attack
+      const shots = o.shots
+        ? String(o.shots)
+            .split(',')
+            .map((x) => {
+              const n = Number(x.trim());
+              if (!Number.isInteger(n) || n < 1) throw new Error(`--shots: '${x}' must be a positive whole number of shots per class, e.g. 64.`);
+              return n;
+            })
+        : undefined;
+      const grid = shots ? shots.flatMap((k) => [true, false].map((augment) => ({ shots: k, augment }))) : TUNING_GRID;
+      await initBackend(o.backend);
+      const r = await runTuningProbe(profile, attacks, grid, (s) => process.stderr.write(`[rvpt] ${s}\n`));
+      console.log(`tuning probe: ${r.path}`);
     });
 
   common(program.command('bench').description('time one full contrastive training step and the plain 1024^3 matmul'))

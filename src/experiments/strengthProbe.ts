@@ -95,6 +95,12 @@ export function imageTowerShift(clean: MiniCLIP, backdoored: MiniCLIP): number {
   });
 }
 
+/** The FR term at the end of a prompt-tuning run: its mean over the last epoch's steps, with `epochs` epochs in all. */
+export function finalFR(fr: number[], epochs: number): number {
+  const tail = fr.slice(-Math.max(1, Math.floor(fr.length / epochs)));
+  return tail.reduce((a, b) => a + b, 0) / tail.length;
+}
+
 export interface StrengthRow extends StrengthVariant {
   /** Poisoned pairs in the fine-tune's corpus. */
   poisoned: number;
@@ -217,11 +223,7 @@ export async function runStrengthProbe(profile: Profile, variants: StrengthVaria
           const c = await runCell(profiles[i], v.attack, m, dataset, [dataset], { backdoored: bd, log });
           metrics[m] = c.metrics[dataset]!;
           const fr = c.history?.fr;
-          if (m === 'RVPT' && fr?.length) {
-            const epochs = { ...RVPT_DEFAULTS, ...c.config }.epochs;
-            const tail = fr.slice(-Math.max(1, Math.floor(fr.length / epochs))); // the last epoch's steps
-            rvptFinalFR = tail.reduce((a, b) => a + b, 0) / tail.length;
-          }
+          if (m === 'RVPT' && fr?.length) rvptFinalFR = finalFR(fr, { ...RVPT_DEFAULTS, ...c.config }.epochs);
         }
         rows.push({ ...v, poisoned: bd.poisoned[dataset], shift: imageTowerShift(clean.model, bd.model), cleanCA: clean.ca[dataset], metrics, rvptFinalFR, backdoorCheckpoint: path.basename(bd.checkpoint) });
       } finally {

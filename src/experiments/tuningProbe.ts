@@ -1,0 +1,213 @@
+/**
+ * The tuning-data probe (notebook 03, README "Defenses"). At the `small` profile RVPT costs 6-10 points of CA
+ * against VPT on Fashion-MNIST, and removes some backdoors and not others. Two things about the clean data it is tuned
+ * on could be the cause, and the probe varies each with all else fixed:
+ *   - how many clean shots it sees: with only 16 per class, the prompts may be unable to relearn what repelling moves
+ *     away. Each variant with k shots runs the tables' number of steps (epochs and warm-up scaled by 16/k), so more
+ *     shots means more distinct images, not more training;
+ *   - the augmentation (CoOp's random resized crop and flip): the paper does not state it (PAPER.md section 1,
+ *     inferred from CoOp), and its Perturbation Resistivity argument is about features that perturbations change.
+ * Each variant is the profile with its VPT and RVPT configs and shot count overridden (`tuningProfile`), so its cells
+ * are cached like the tables' on the tables' own backdoored models, and the profile's own variant (16 shots,
+ * augmented) *is* the tables' cells.
+ */
+import * as path from 'path';
+import * as fs from 'fs';
+import { projectRoot, readJsonFile, writeFileAtomic, writeJsonAtomic } from '../util/fsutil';
+import { BackdoorMetrics } from '../metrics/backdoor';
+import { RVPT_DEFAULTS } from '../defenses/rvpt';
+import { DEFAULT_AUGMENT } from '../data/augment';
+import { loadShots } from '../data/load';
+import { ensureBackdoored } from './backdoorRun';
+import { runCellsInParallel, CellJob } from './cellPool';
+import { runCell } from './defenseRun';
+import { externalWeights } from './externalWeights';
+import { figureAttacks } from './analysis';
+import { Profile } from './profiles';
+import { finalFR } from './strengthProbe';
+import { TableProvenance, asrCaText, resultsDir, tableProvenance } from './tables';
+import { markdownTable } from '../viz/notebook';
+import { Figure } from '../viz/plotly';
+
+export interface TuningVariant {
+  /** Clean shots per class. */
+  shots: number;
+  /** CoOp's augmentation (random resized crop and flip) on the shots, or none. */
+  augment: boolean;
+}
+
+/** The committed grid: 16, 64 and 256 shots per class, each with and without augmentation. */
+export const TUNING_GRID: TuningVariant[] = [16, 64, 256].flatMap((shots) => [true, false].map((augment) => ({ shots, augment })));
+
+export const TUNING_METHODS = ['VPT', 'RVPT'];
+
+/** The attacks of the committed probe: the paper's Fig. 3 three (those the profile has). */
+export function tuningAttacks(profile: Profile): string[] {
+  return figureAttacks(profile, ['BadNet', 'Blended', 'BadCLIP']);
+}
+
+/**
+ * The profile with `v`'s shots and augmentation for VPT and RVPT, at the profile's number of steps: epochs and warm-up
+ * epochs scaled by profile.shots / v.shots. A value equal to the profile's leaves the config as written, so the
+ * profile's own variant has the tables' cache keys.
+ */
+export function tuningProfile(profile: Profile, v: TuningVariant): Profile {
+  if (!Number.isInteger(v.shots) || v.shots < 1) throw new Error(`Tuning probe: shots ${v.shots} must be a positive integer (shots per class).`);
+  const defenses = { ...profile.defenses };
+  for (const m of TUNING_METHODS) {
+    const config: Record<string, unknown> = { ...(profile.defenses[m] ?? {}) };
+    const effective = { ...RVPT_DEFAULTS, ...config };
+    if (v.shots !== profile.shots) {
+      config.epochs = (effective.epochs * profile.shots) / v.shots;
+      config.warmupEpochs = (effective.warmupEpochs * profile.shots) / v.shots;
+    }
+    if (!v.augment && effective.augment !== null) config.augment = null;
+    if (v.augment && effective.augment === null) config.augment = DEFAULT_AUGMENT;
+    defenses[m] = config;
+  }
+  return { ...profile, shots: v.shots, defenses };
+}
+
+export interface TuningRow extends TuningVariant {
+  attack: string;
+  /** Clean tuning images (shots x classes, fewer where a class has fewer). */
+  images: number;
+  /** Optimiser steps of each method's run (the same in every row, by construction). */
+  steps: number;
+  /** No defense, VPT, RVPT on the main dataset's test set. */
+  metrics: Record<string, BackdoorMetrics>;
+  /** Each method's FR term (mean cosine to the frozen class tokens) over the profile's last epoch of steps. */
+  finalFR: Record<string, number | null>;
+}
+
+export interface TuningProbe {
+  probe: 'tuning data';
+  dataset: string;
+  rows: TuningRow[];
+  provenance: TableProvenance;
+}
+
+/** The committed probe of the `small` profile (figures/tuning-probe.json), for notebook 03. */
+export function committedTuningProbe(file = path.join(projectRoot(), 'figures', 'tuning-probe.json')): TuningProbe {
+  if (!fs.existsSync(file)) throw new Error(`Tuning probe: ${file} does not exist. Write it with \`make tuning-probe\` (npx rvpt tuning-probe).`);
+  const p = readJsonFile<TuningProbe>(file, 'Tuning probe');
+  if (!Array.isArray(p.rows)) throw new Error(`Tuning probe: ${file} has no 'rows' list; is it a file written by \`rvpt tuning-probe\`?`);
+  return p;
+}
+
+const signed = (x: number) => `${x >= 0 ? '+' : ''}${x.toFixed(2)}`;
+
+/** Rows for notebook 03 and the markdown: one per attack and variant, in the file's order. */
+export function tuningRows(p: TuningProbe): { header: string[]; rows: string[][] } {
+  const header = ['attack', 'shots per class', 'augmentation', 'images (steps)', 'No defense ASR (CA)', ...TUNING_METHODS.map((m) => `${m} ASR (CA)`), 'RVPT CA minus No defense', 'final FR: VPT / RVPT'];
+  const rows = p.rows.map((r) => {
+    const nd = r.metrics['No defense'];
+    const rv = r.metrics.RVPT;
+    const fr = (m: string) => (r.finalFR[m] === null || r.finalFR[m] === undefined ? '–' : r.finalFR[m]!.toFixed(3));
+    return [
+      r.attack,
+      String(r.shots),
+      r.augment ? 'crop + flip' : 'none',
+      `${r.images} (${r.steps})`,
+      asrCaText(nd),
+      ...TUNING_METHODS.map((m) => asrCaText(r.metrics[m])),
+      nd && rv ? signed(rv.ca - nd.ca) : '–',
+      `${fr('VPT')} / ${fr('RVPT')}`,
+    ];
+  });
+  return { header, rows };
+}
+
+/**
+ * The trade-off: for each attack and augmentation, RVPT's ASR against its CA change from the undefended model, points
+ * labelled with the shots, and the issue's target region (ASR at most 5%, CA at most 2 points down).
+ */
+export function tuningFigure(p: TuningProbe): Figure {
+  const groups = new Map<string, TuningRow[]>();
+  for (const r of p.rows) {
+    const name = `${r.attack}, ${r.augment ? 'augmented' : 'no augmentation'}`;
+    groups.set(name, [...(groups.get(name) ?? []), r]);
+  }
+  const symbols: Record<string, string> = { BadNet: 'circle', Blended: 'square', BadCLIP: 'diamond' };
+  const data: Record<string, unknown>[] = [...groups.entries()].map(([name, rows]) => ({
+    type: 'scatter',
+    mode: 'lines+markers+text',
+    name,
+    x: rows.map((r) => (r.metrics.RVPT && r.metrics['No defense'] ? r.metrics.RVPT.ca - r.metrics['No defense'].ca : null)),
+    y: rows.map((r) => r.metrics.RVPT?.asr),
+    text: rows.map((r) => `${r.shots}`),
+    textposition: 'top center',
+    marker: { size: 10, symbol: (symbols[rows[0].attack] ?? 'circle') + (rows[0].augment ? '' : '-open') },
+    line: { dash: rows[0].augment ? 'solid' : 'dot' },
+  }));
+  return {
+    data,
+    layout: {
+      title: { text: `RVPT with more clean shots (same steps) and without augmentation (${p.dataset}; labels: shots per class)` },
+      xaxis: { title: { text: 'RVPT CA minus No defense CA (points)' } },
+      yaxis: { title: { text: 'RVPT ASR (%)' }, range: [0, 100] },
+      shapes: [{ type: 'rect', x0: -2, x1: 2, y0: 0, y1: 5, line: { color: 'red', dash: 'dash' }, fillcolor: 'rgba(255,0,0,0.08)' }],
+      annotations: [{ x: 0, y: 5, text: 'target', showarrow: false, yanchor: 'bottom', font: { color: 'red' } }],
+    },
+  };
+}
+
+export function tuningMarkdown(p: TuningProbe): string {
+  const { header, rows } = tuningRows(p);
+  const pr = p.provenance;
+  return [
+    `# Tuning-data probe: VPT and RVPT with more clean shots at the same steps, with and without augmentation (${p.dataset})`,
+    '',
+    "Each row: the tables' backdoored model, defended at the profile settings but for the shots per class and the augmentation; every run takes the same number of steps. ASR % (CA %) on the test set (all of it at `small`); ASR over images whose true class is not the target. Final FR: the mean cosine between the prompted and the frozen class tokens over the profile's last epoch of steps.",
+    '',
+    markdownTable(header, rows),
+    '',
+    `Profile \`${pr.profile}\`, seed ${pr.seed}, backend ${pr.backend}, commit \`${pr.commit.slice(0, 12)}\`, ${pr.date}, ${pr.seconds.toFixed(0)} s.`,
+    '',
+  ].join('\n');
+}
+
+/**
+ * Defend and measure every attack x variant (cached; two processes when the profile has two jobs), then write
+ * tuning-probe.{json,md} into the profile's results folder (figures/ for `small`). Returns the JSON path.
+ */
+export async function runTuningProbe(profile: Profile, attacks = tuningAttacks(profile), variants: TuningVariant[] = TUNING_GRID, log: (s: string) => void = () => {}): Promise<{ path: string; probe: TuningProbe }> {
+  if (!variants.length || !attacks.length) throw new Error('Tuning probe: no attacks or no variants to run.');
+  if (externalWeights(profile)) throw new Error(`Tuning probe: profile '${profile.name}' takes its backdoored models from a weights file, and a fixed-steps run of 256 shots per class at ViT-B/32 takes hours on a CPU; use small or a profile file that extends it.`);
+  const t0 = Date.now();
+  const dataset = profile.datasets.main;
+  const profiles = variants.map((v) => tuningProfile(profile, v));
+  const jobs: CellJob[] = attacks.flatMap((attack) => profiles.flatMap((p) => TUNING_METHODS.map((method) => ({ profile: p, attack, method, dataset, testSets: [dataset] }))));
+  await runCellsInParallel(jobs, profile.jobs ?? 1, log);
+  const images = new Map<number, number>();
+  for (const v of variants) if (!images.has(v.shots)) images.set(v.shots, (await loadShots(dataset, v.shots, profile.backdoor.seed)).labels.length);
+  const baseEpochs = { ...RVPT_DEFAULTS, ...(profile.defenses.RVPT ?? {}) }.epochs;
+  const rows: TuningRow[] = [];
+  for (const attack of attacks) {
+    const bd = await ensureBackdoored(profile, attack, { dataset, log });
+    try {
+      for (const [i, v] of variants.entries()) {
+        log(`tuning probe ${attack}: ${v.shots} shots, ${v.augment ? 'augmented' : 'no augmentation'}`);
+        const metrics: Record<string, BackdoorMetrics> = { 'No defense': bd.metrics[dataset] };
+        const fr: Record<string, number | null> = {};
+        let steps = 0;
+        for (const m of TUNING_METHODS) {
+          const c = await runCell(profiles[i], attack, m, dataset, [dataset], { backdoored: bd, log });
+          metrics[m] = c.metrics[dataset]!;
+          fr[m] = c.history?.fr?.length ? finalFR(c.history.fr, baseEpochs) : null;
+          steps = c.history?.loss?.length ?? 0;
+        }
+        rows.push({ attack, ...v, images: images.get(v.shots)!, steps, metrics, finalFR: fr });
+      }
+    } finally {
+      bd.model.dispose();
+    }
+  }
+  const config = { attacks, variants, methods: TUNING_METHODS, defenses: Object.fromEntries(TUNING_METHODS.map((m) => [m, profile.defenses[m] ?? {}])), shots: profile.shots, evalLimit: profile.evalLimit };
+  const probe: TuningProbe = { probe: 'tuning data', dataset, rows, provenance: tableProvenance(profile, config, profile.backdoor.seed, (Date.now() - t0) / 1000) };
+  const dir = resultsDir(profile);
+  const json = path.join(dir, 'tuning-probe.json');
+  writeJsonAtomic(json, probe);
+  writeFileAtomic(path.join(dir, 'tuning-probe.md'), tuningMarkdown(probe));
+  return { path: json, probe };
+}
