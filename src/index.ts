@@ -72,3 +72,4 @@ export * from './experiments/paperTables';
 export * from './experiments/cellPool';
 export * from './experiments/scaleProbe';
 export * from './experiments/strengthProbe';
+export * from './experiments/tuningProbe';

@@ -68,6 +68,13 @@ test('backdoor with an unknown attack names the registered attacks before any tr
   expect(u.stderr).toMatch(/Unknown table\(s\) table9; use no-defense, table1, table2, table3, cost/);
 });
 
+test('tuning-probe refuses bad shots or an unknown attack before any training', () => {
+  const r = rvpt('tuning-probe', '--profile', 'tiny', '--shots', '16,2.5');
+  expect(r.status).toBe(1);
+  expect(r.stderr).toMatch(/--shots: '2\.5' must be a positive whole number of shots per class/);
+  expect(rvpt('tuning-probe', '--profile', 'tiny', '--attacks', 'Sleeper').stderr).toMatch(/Unknown attack 'Sleeper'/);
+});
+
 test('strength-probe refuses a bad rate, lr or attack before any training', () => {
   const r = rvpt('strength-probe', '--profile', 'tiny', '--rates', '0.01,2');
   expect(r.status).toBe(1);

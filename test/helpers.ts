@@ -1,6 +1,11 @@
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/backend';
 import { CLIPConfig, CLIP_MEAN, CLIP_STD } from '../src/model/config';
+import { Profile, getProfile } from '../src/experiments/profiles';
+import { cacheDir } from '../src/util/fsutil';
 
 export async function setup(): Promise<void> {
   process.env.RVPT_QUIET = '1';
@@ -26,4 +31,37 @@ export const TEST_CONFIG: CLIPConfig = {
 
 export function maxAbsDiff(a: tf.Tensor, b: tf.Tensor): number {
   return tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]);
+}
+
+/** Metrics of one cell, for tables and probes built by hand. */
+export const cellMetrics = (asr: number, ca: number) => ({ asr, ca, asrAll: asr, poisonedAccuracy: 0, n: 10 });
+
+/** The provenance of a result file built by hand. */
+export const HAND_PROVENANCE = { commit: 'abcdef1234567890', profile: 'small', config: {}, seed: 0, backend: 'wasm', date: 'd', seconds: 12 };
+
+/** The tiny profile cut down to a few steps each, for end-to-end runs of the probes. */
+export function cutDownTiny(name: string, defenses: Record<string, unknown>, shots: number): Profile {
+  const tiny = getProfile('tiny');
+  return {
+    ...tiny,
+    name,
+    pretrain: { ...tiny.pretrain, steps: 6, mainLimit: 600 },
+    backdoor: { ...tiny.backdoor, steps: 3 },
+    evalLimit: 100,
+    defenses: { ...tiny.defenses, ...defenses },
+    shots,
+    jobs: 1,
+  };
+}
+
+/**
+ * Point RVPT_CACHE at a fresh temporary folder whose data/ is the default cache's (rendering the emoji sets takes about
+ * a minute). The caller restores RVPT_CACHE.
+ */
+export function freshCacheSharingData(prefix: string): string {
+  const data = cacheDir('data');
+  fs.mkdirSync(data, { recursive: true });
+  process.env.RVPT_CACHE = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  fs.symlinkSync(data, path.join(process.env.RVPT_CACHE, 'data'));
+  return process.env.RVPT_CACHE;
 }

@@ -4,15 +4,13 @@
  * tested is the plumbing and the numbers' consistency, not the finding.
  */
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { getProfile, Profile } from '../src/experiments/profiles';
 import { backdoorKey } from '../src/experiments/cellPool';
 import { MiniCLIP } from '../src/model/clip';
 import { STRENGTH_GRID, StrengthProbe, committedStrengthProbe, imageTowerShift, runStrengthProbe, strengthGrid, strengthMarkdown, strengthRows, variantProfile } from '../src/experiments/strengthProbe';
-import { cacheDir } from '../src/util/fsutil';
-import { TEST_CONFIG, setup } from './helpers';
+import { HAND_PROVENANCE, TEST_CONFIG, cellMetrics, cutDownTiny, freshCacheSharingData, setup } from './helpers';
 
 const saved = process.env.RVPT_CACHE;
 beforeAll(setup);
@@ -71,12 +69,12 @@ test('the image tower’s weight change is relative, counts the image tower only
 });
 
 test('rows and markdown follow the measured numbers', () => {
-  const m = (asr: number, ca: number) => ({ asr, ca, asrAll: asr, poisonedAccuracy: 0, n: 10 });
+  const m = cellMetrics;
   const probe: StrengthProbe = {
     probe: 'backdoor strength',
     dataset: 'fashion-mnist',
     rows: [{ attack: 'Blended', rate: 0.01, lr: 5e-4, poisoned: 550, shift: 0.0412, cleanCA: 82.33, metrics: { 'No defense': m(55.94, 85.76), VPT: m(32.7, 83.19), RVPT: m(13.71, 75.4) }, rvptFinalFR: 0.62, backdoorCheckpoint: 'x' }],
-    provenance: { commit: 'abcdef1234567890', profile: 'small', config: {}, seed: 0, backend: 'wasm', date: 'd', seconds: 12 },
+    provenance: HAND_PROVENANCE,
   };
   const { header, rows } = strengthRows(probe);
   expect(header[0]).toBe('attack');
@@ -94,28 +92,14 @@ test('the committed probe holds every variant of the grid, each from its own mod
 });
 
 test('the probe backdoors, defends and writes each variant, from its own model, and a second run only reads the caches', async () => {
-  const tiny = getProfile('tiny');
-  const profile: Profile = {
-    ...tiny,
-    name: 'strength-test',
-    pretrain: { ...tiny.pretrain, steps: 6, mainLimit: 600 },
-    backdoor: { ...tiny.backdoor, steps: 3 },
-    evalLimit: 100,
-    defenses: { ...tiny.defenses, RVPT: { epochs: 1 }, VPT: { epochs: 1 } },
-    shots: 2,
-    jobs: 1,
-  };
-  // Rendered images (the emoji sets take about a minute to render) are shared with the other tests' default cache.
-  const data = cacheDir('data');
-  fs.mkdirSync(data, { recursive: true });
-  process.env.RVPT_CACHE = fs.mkdtempSync(path.join(os.tmpdir(), 'rvpt-strength-'));
-  fs.symlinkSync(data, path.join(process.env.RVPT_CACHE, 'data'));
+  const profile = cutDownTiny('strength-test', { RVPT: { epochs: 1 }, VPT: { epochs: 1 } }, 2);
+  const cache = freshCacheSharingData('rvpt-strength-');
   const variants = [
     { attack: 'Blended', rate: 0.01, lr: 1e-3 },
     { attack: 'Blended', rate: 0.2, lr: 1e-3 },
   ];
   const first = await runStrengthProbe(profile, variants);
-  expect(first.path).toBe(path.join(process.env.RVPT_CACHE, 'results', 'strength-test', 'strength-probe.json'));
+  expect(first.path).toBe(path.join(cache, 'results', 'strength-test', 'strength-probe.json'));
   const written = JSON.parse(fs.readFileSync(first.path, 'utf8')) as StrengthProbe;
   expect(written.rows.map((r) => [r.rate, r.lr])).toEqual([
     [0.01, 1e-3],

@@ -67,6 +67,17 @@ export async function evalBackdoor(model: MiniCLIP, tokenizer: TextTokenizer, tr
   return out;
 }
 
+/**
+ * Whether metrics measured when a backdoored model was made are this profile's: one per test set of the dataset, each
+ * on as many images as the profile's sample of it (samples of one size are the same images: loadEvalSplit's seed).
+ */
+export async function metricsFitProfile(profile: Profile, dataset: string, metrics: Record<string, BackdoorMetrics> | undefined): Promise<boolean> {
+  for (const name of testSetNames(dataset)) {
+    if (metrics?.[name]?.n !== numImages(await testSet(profile, name))) return false;
+  }
+  return true;
+}
+
 /** Build what the trigger needs against the profile's clean model (cached, so cheap after the first time). */
 export async function prepareTrigger(
   trigger: Trigger,
@@ -135,7 +146,13 @@ export async function ensureBackdoored(
   if (ck) {
     held.clean?.model.dispose();
     const info = ck.info as unknown as { metrics: Record<string, BackdoorMetrics>; history: TrainHistory; poisoned: Record<string, number>; cleanCA: Record<string, number> };
-    return { model: ck.model, tokenizer: ck.tokenizer, trigger, checkpoint: file, metrics: info.metrics, history: info.history, poisoned: info.poisoned, backdoor: cfg, cleanCA: info.cleanCA, cached: true };
+    // The metrics stored with the model are those of the run that made it, on its profile's test sample. Profiles
+    // that share the backdoor config share the model but not always the sample (an ablation tests on 2,000 images,
+    // the tables on all 10,000): where the sizes differ, measure on this profile's sample (cached).
+    const metrics = (await metricsFitProfile(profile, dataset, info.metrics))
+      ? info.metrics
+      : await cachedEval(profile, file, { kind: 'backdoor', trigger: trigger.config, testSets: testSetNames(dataset) }, () => evalBackdoor(ck.model, ck.tokenizer, trigger, profile, dataset, file));
+    return { model: ck.model, tokenizer: ck.tokenizer, trigger, checkpoint: file, metrics, history: info.history, poisoned: info.poisoned, backdoor: cfg, cleanCA: info.cleanCA, cached: true };
   }
   const clean = await cleanModel();
   if (!(clean.tokenizer instanceof WordTokenizer)) throw new Error('Backdoor injection needs a MiniCLIP pre-trained by this project.');

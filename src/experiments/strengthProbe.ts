@@ -14,8 +14,6 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as path from 'path';
-import * as fs from 'fs';
-import { projectRoot, readJsonFile, writeFileAtomic, writeJsonAtomic } from '../util/fsutil';
 import { MiniCLIP } from '../model/clip';
 import { BackdoorMetrics } from '../metrics/backdoor';
 import { RVPT_DEFAULTS } from '../defenses/rvpt';
@@ -25,8 +23,8 @@ import { runCell } from './defenseRun';
 import { ensurePretrained } from './pretrainRun';
 import { externalWeights } from './externalWeights';
 import { Profile } from './profiles';
-import { TableProvenance, asrCaText, resultsDir, tableProvenance } from './tables';
-import { markdownTable } from '../viz/notebook';
+import { TableProvenance, asrCaText, tableProvenance } from './tables';
+import { committedProbe, probeMarkdown, writeProbe } from './probeFiles';
 import { Figure } from '../viz/plotly';
 
 export interface StrengthVariant {
@@ -123,11 +121,8 @@ export interface StrengthProbe {
 }
 
 /** The committed probe of the `small` profile (figures/strength-probe.json), for notebook 03. */
-export function committedStrengthProbe(file = path.join(projectRoot(), 'figures', 'strength-probe.json')): StrengthProbe {
-  if (!fs.existsSync(file)) throw new Error(`Strength probe: ${file} does not exist. Write it with \`make strength-probe\` (npx rvpt strength-probe).`);
-  const p = readJsonFile<StrengthProbe>(file, 'Strength probe');
-  if (!Array.isArray(p.rows)) throw new Error(`Strength probe: ${file} has no 'rows' list; is it a file written by \`rvpt strength-probe\`?`);
-  return p;
+export function committedStrengthProbe(file?: string): StrengthProbe {
+  return committedProbe<StrengthProbe>('strength-probe', 'Strength probe', file);
 }
 
 /** Rows for notebook 03 and the markdown: one per variant, in the file's order. */
@@ -184,18 +179,12 @@ export function strengthFigure(p: StrengthProbe): Figure {
 }
 
 export function strengthMarkdown(p: StrengthProbe): string {
-  const { header, rows } = strengthRows(p);
-  const pr = p.provenance;
-  return [
-    `# Backdoor-strength probe: RVPT and VPT against lighter and firmer backdoors (${p.dataset})`,
-    '',
+  return probeMarkdown(
+    `Backdoor-strength probe: RVPT and VPT against lighter and firmer backdoors (${p.dataset})`,
     'Each row: one backdoored model (the profile with that poisoning rate and fine-tuning lr), defended at the profile settings. ASR % (CA %) on the full test set; ASR over images whose true class is not the target.',
-    '',
-    markdownTable(header, rows),
-    '',
-    `Profile \`${pr.profile}\`, seed ${pr.seed}, backend ${pr.backend}, commit \`${pr.commit.slice(0, 12)}\`, ${pr.date}, ${pr.seconds.toFixed(0)} s.`,
-    '',
-  ].join('\n');
+    strengthRows(p),
+    p.provenance,
+  );
 }
 
 /**
@@ -235,9 +224,5 @@ export async function runStrengthProbe(profile: Profile, variants: StrengthVaria
   }
   const config = { variants, methods: STRENGTH_METHODS, backdoor: profile.backdoor, defenses: Object.fromEntries(STRENGTH_METHODS.map((m) => [m, profile.defenses[m] ?? {}])), shots: profile.shots, evalLimit: profile.evalLimit };
   const probe: StrengthProbe = { probe: 'backdoor strength', dataset, rows, provenance: tableProvenance(profile, config, profile.backdoor.seed, (Date.now() - t0) / 1000) };
-  const dir = resultsDir(profile);
-  const json = path.join(dir, 'strength-probe.json');
-  writeJsonAtomic(json, probe);
-  writeFileAtomic(path.join(dir, 'strength-probe.md'), strengthMarkdown(probe));
-  return { path: json, probe };
+  return { path: writeProbe(profile, 'strength-probe', probe, strengthMarkdown(probe)), probe };
 }

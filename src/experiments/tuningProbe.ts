@@ -11,9 +11,6 @@
  * are cached like the tables' on the tables' own backdoored models, and the profile's own variant (16 shots,
  * augmented) *is* the tables' cells.
  */
-import * as path from 'path';
-import * as fs from 'fs';
-import { projectRoot, readJsonFile, writeFileAtomic, writeJsonAtomic } from '../util/fsutil';
 import { BackdoorMetrics } from '../metrics/backdoor';
 import { RVPT_DEFAULTS } from '../defenses/rvpt';
 import { DEFAULT_AUGMENT } from '../data/augment';
@@ -25,8 +22,8 @@ import { externalWeights } from './externalWeights';
 import { figureAttacks } from './analysis';
 import { Profile } from './profiles';
 import { finalFR } from './strengthProbe';
-import { TableProvenance, asrCaText, resultsDir, tableProvenance } from './tables';
-import { markdownTable } from '../viz/notebook';
+import { TableProvenance, asrCaText, tableProvenance } from './tables';
+import { committedProbe, probeMarkdown, writeProbe } from './probeFiles';
 import { Figure } from '../viz/plotly';
 
 export interface TuningVariant {
@@ -88,11 +85,8 @@ export interface TuningProbe {
 }
 
 /** The committed probe of the `small` profile (figures/tuning-probe.json), for notebook 03. */
-export function committedTuningProbe(file = path.join(projectRoot(), 'figures', 'tuning-probe.json')): TuningProbe {
-  if (!fs.existsSync(file)) throw new Error(`Tuning probe: ${file} does not exist. Write it with \`make tuning-probe\` (npx rvpt tuning-probe).`);
-  const p = readJsonFile<TuningProbe>(file, 'Tuning probe');
-  if (!Array.isArray(p.rows)) throw new Error(`Tuning probe: ${file} has no 'rows' list; is it a file written by \`rvpt tuning-probe\`?`);
-  return p;
+export function committedTuningProbe(file?: string): TuningProbe {
+  return committedProbe<TuningProbe>('tuning-probe', 'Tuning probe', file);
 }
 
 const signed = (x: number) => `${x >= 0 ? '+' : ''}${x.toFixed(2)}`;
@@ -153,18 +147,12 @@ export function tuningFigure(p: TuningProbe): Figure {
 }
 
 export function tuningMarkdown(p: TuningProbe): string {
-  const { header, rows } = tuningRows(p);
-  const pr = p.provenance;
-  return [
-    `# Tuning-data probe: VPT and RVPT with more clean shots at the same steps, with and without augmentation (${p.dataset})`,
-    '',
+  return probeMarkdown(
+    `Tuning-data probe: VPT and RVPT with more clean shots at the same steps, with and without augmentation (${p.dataset})`,
     "Each row: the tables' backdoored model, defended at the profile settings but for the shots per class and the augmentation; every run takes the same number of steps. ASR % (CA %) on the test set (all of it at `small`); ASR over images whose true class is not the target. Final FR: the mean cosine between the prompted and the frozen class tokens over the profile's last epoch of steps.",
-    '',
-    markdownTable(header, rows),
-    '',
-    `Profile \`${pr.profile}\`, seed ${pr.seed}, backend ${pr.backend}, commit \`${pr.commit.slice(0, 12)}\`, ${pr.date}, ${pr.seconds.toFixed(0)} s.`,
-    '',
-  ].join('\n');
+    tuningRows(p),
+    p.provenance,
+  );
 }
 
 /**
@@ -205,9 +193,5 @@ export async function runTuningProbe(profile: Profile, attacks = tuningAttacks(p
   }
   const config = { attacks, variants, methods: TUNING_METHODS, defenses: Object.fromEntries(TUNING_METHODS.map((m) => [m, profile.defenses[m] ?? {}])), shots: profile.shots, evalLimit: profile.evalLimit };
   const probe: TuningProbe = { probe: 'tuning data', dataset, rows, provenance: tableProvenance(profile, config, profile.backdoor.seed, (Date.now() - t0) / 1000) };
-  const dir = resultsDir(profile);
-  const json = path.join(dir, 'tuning-probe.json');
-  writeJsonAtomic(json, probe);
-  writeFileAtomic(path.join(dir, 'tuning-probe.md'), tuningMarkdown(probe));
-  return { path: json, probe };
+  return { path: writeProbe(profile, 'tuning-probe', probe, tuningMarkdown(probe)), probe };
 }

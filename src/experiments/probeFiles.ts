@@ -1,0 +1,40 @@
+/**
+ * What the probes of notebook 03 (backdoor strength, tuning data) share: the committed file a notebook reads, the
+ * markdown beside it and how both are written (atomically, into the profile's results folder: figures/ at `small`).
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { projectRoot, readJsonFile, writeFileAtomic, writeJsonAtomic } from '../util/fsutil';
+import { markdownTable } from '../viz/notebook';
+import { Profile } from './profiles';
+import { TableProvenance, resultsDir } from './tables';
+
+/** `name`: the file's stem, which is also its `make` target and `rvpt` command (strength-probe, tuning-probe). */
+export function committedProbe<T extends { rows: unknown[] }>(name: string, label: string, file = path.join(projectRoot(), 'figures', `${name}.json`)): T {
+  if (!fs.existsSync(file)) throw new Error(`${label}: ${file} does not exist. Write it with \`make ${name}\` (npx rvpt ${name}).`);
+  const p = readJsonFile<T>(file, label);
+  if (!Array.isArray(p.rows)) throw new Error(`${label}: ${file} has no 'rows' list; is it a file written by \`rvpt ${name}\`?`);
+  return p;
+}
+
+export function probeMarkdown(title: string, caption: string, table: { header: string[]; rows: string[][] }, pr: TableProvenance): string {
+  return [
+    `# ${title}`,
+    '',
+    caption,
+    '',
+    markdownTable(table.header, table.rows),
+    '',
+    `Profile \`${pr.profile}\`, seed ${pr.seed}, backend ${pr.backend}, commit \`${pr.commit.slice(0, 12)}\`, ${pr.date}, ${pr.seconds.toFixed(0)} s.`,
+    '',
+  ].join('\n');
+}
+
+/** Write NAME.json and NAME.md into the profile's results folder; returns the JSON's path. */
+export function writeProbe(profile: Profile, name: string, probe: unknown, markdown: string): string {
+  const dir = resultsDir(profile);
+  const json = path.join(dir, `${name}.json`);
+  writeJsonAtomic(json, probe);
+  writeFileAtomic(path.join(dir, `${name}.md`), markdown);
+  return json;
+}
