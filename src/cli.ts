@@ -248,6 +248,7 @@ export function buildCli(): Command {
     .option('--attacks <names>', `attacks, comma-separated (default: ${[...new Set(STRENGTH_GRID.map((v) => v.attack))].join(',')})`)
     .option('--rates <list>', 'poisoning rates, comma-separated; with --lrs, every pair (default: the committed grid)')
     .option('--lrs <list>', 'backdoor fine-tuning learning rates, comma-separated (default: the committed grid)')
+    .option('--backdoor-augment', 'fine-tune those backdoors with crops and flips (as the pre-training), not plain images')
     .option('--jobs <n>', 'processes training side by side (default: the profile, small 2)', int)
     .action(async (o) => {
       const profile = withJobs(getProfile(o.profile), o.jobs);
@@ -271,7 +272,7 @@ export function buildCli(): Command {
         if (!(n > 0)) throw new Error('It must be a positive number, e.g. 1e-4.');
         return n;
       });
-      const grid = attacks || rates || lrs ? strengthGrid(attacks, rates, lrs) : STRENGTH_GRID;
+      const grid = attacks || rates || lrs || o.backdoorAugment ? strengthGrid(attacks, rates, lrs, !!o.backdoorAugment) : STRENGTH_GRID;
       await initBackend(o.backend);
       const r = await runStrengthProbe(profile, grid, (s) => process.stderr.write(`[rvpt] ${s}\n`));
       console.log(`strength probe: ${r.path}`);

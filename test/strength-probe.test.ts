@@ -10,6 +10,7 @@ import { getProfile, Profile } from '../src/experiments/profiles';
 import { backdoorKey } from '../src/experiments/cellPool';
 import { MiniCLIP } from '../src/model/clip';
 import { STRENGTH_GRID, StrengthProbe, committedStrengthProbe, imageTowerShift, runStrengthProbe, strengthGrid, strengthMarkdown, strengthRows, variantProfile } from '../src/experiments/strengthProbe';
+import { DEFAULT_AUGMENT } from '../src/data/augment';
 import { HAND_PROVENANCE, TEST_CONFIG, cellMetrics, cutDownTiny, freshCacheSharingData, setup } from './helpers';
 
 const saved = process.env.RVPT_CACHE;
@@ -29,6 +30,10 @@ test('a variant overrides its attack’s rate and lr only, and a dataset overrid
     /overrides Blended's backdoor on fashion-mnist \(datasetBackdoor\)/,
   );
   expect(() => variantProfile(small, { attack: 'Blended', rate: 1.5, lr: 1e-4 })).toThrow(/rate 1\.5 \(Blended\) must be in \(0, 1\)/);
+  // Augmentation only where asked; a variant without it keeps the profile's config (the tables' model).
+  expect(variantProfile(small, { attack: 'Blended', rate: 0.05, lr: 5e-4, augment: true }).attackBackdoor?.Blended).toEqual({ rate: 0.05, lr: 5e-4, augment: DEFAULT_AUGMENT });
+  expect(variantProfile(small, { attack: 'Blended', rate: 0.05, lr: 5e-4 }).attackBackdoor?.Blended).toEqual({ rate: 0.05, lr: 5e-4 });
+  expect(() => variantProfile({ ...small, datasetBackdoor: { 'fashion-mnist/Blended': { augment: null } } }, { attack: 'Blended', rate: 0.05, lr: 5e-4, augment: true })).toThrow(/with augmentation would not apply/);
   // The pool's processes keep a backdoored model loaded by this key: two variants must not share one.
   const key = (v: Profile) => backdoorKey({ profile: v, attack: 'Blended', dataset: 'fashion-mnist' });
   expect(key(variantProfile(small, { attack: 'Blended', rate: 0.01, lr: 5e-4 }))).not.toEqual(key(variantProfile(small, { attack: 'Blended', rate: 0.02, lr: 5e-4 })));
@@ -47,6 +52,7 @@ test('a grid of one’s own is every attack x rate x lr, the missing axes from t
   ]);
   const lrs = [...new Set(STRENGTH_GRID.map((v) => v.lr))];
   expect(strengthGrid(['WaNet'], [0.01]).map((v) => v.lr)).toEqual(lrs);
+  expect(strengthGrid(['WaNet'], [0.05], [5e-4], true)).toEqual([{ attack: 'WaNet', rate: 0.05, lr: 5e-4, augment: true }]);
 });
 
 test('the image tower’s weight change is relative, counts the image tower only, and is zero for the same model', () => {
@@ -78,14 +84,15 @@ test('rows and markdown follow the measured numbers', () => {
   };
   const { header, rows } = strengthRows(probe);
   expect(header[0]).toBe('attack');
-  expect(rows).toEqual([['Blended', '550 (1%)', '0.0005', '4.12%', '+3.43', '55.94 (85.76)', '32.70 (83.19)', '13.71 (75.40)', '0.25']]);
-  expect(strengthMarkdown(probe)).toContain('| Blended | 550 (1%) | 0.0005 | 4.12% | +3.43 | 55.94 (85.76) | 32.70 (83.19) | 13.71 (75.40) | 0.25 |');
+  expect(rows).toEqual([['Blended', '550 (1%)', '0.0005', 'none', '4.12%', '+3.43', '55.94 (85.76)', '32.70 (83.19)', '13.71 (75.40)', '0.25']]);
+  expect(strengthMarkdown(probe)).toContain('| Blended | 550 (1%) | 0.0005 | none | 4.12% | +3.43 | 55.94 (85.76) | 32.70 (83.19) | 13.71 (75.40) | 0.25 |');
+  expect(strengthRows({ ...probe, rows: [{ ...probe.rows[0], augment: true }] }).rows[0][3]).toBe('crop + flip');
 });
 
 test('the committed probe holds every variant of the grid, each from its own model, and a missing file is named', () => {
   const p = committedStrengthProbe();
   expect(p.provenance.profile).toBe('small');
-  expect(p.rows.map(({ attack, rate, lr }) => ({ attack, rate, lr }))).toEqual(STRENGTH_GRID);
+  expect(p.rows.map(({ attack, rate, lr, augment }) => ({ attack, rate, lr, ...(augment ? { augment } : {}) }))).toEqual(STRENGTH_GRID);
   expect(new Set(p.rows.map((r) => r.backdoorCheckpoint)).size).toBe(STRENGTH_GRID.length);
   for (const r of p.rows) expect(Object.keys(r.metrics)).toEqual(['No defense', 'VPT', 'RVPT']);
   expect(() => committedStrengthProbe('/nonexistent/strength-probe.json')).toThrow(/strength-probe\.json does not exist\. Write it with `make strength-probe`/);
@@ -97,18 +104,22 @@ test('the probe backdoors, defends and writes each variant, from its own model, 
   const variants = [
     { attack: 'Blended', rate: 0.01, lr: 1e-3 },
     { attack: 'Blended', rate: 0.2, lr: 1e-3 },
+    { attack: 'Blended', rate: 0.01, lr: 1e-3, augment: true },
   ];
   const first = await runStrengthProbe(profile, variants);
   expect(first.path).toBe(path.join(cache, 'results', 'strength-test', 'strength-probe.json'));
   const written = JSON.parse(fs.readFileSync(first.path, 'utf8')) as StrengthProbe;
-  expect(written.rows.map((r) => [r.rate, r.lr])).toEqual([
-    [0.01, 1e-3],
-    [0.2, 1e-3],
+  expect(written.rows.map((r) => [r.rate, r.lr, !!r.augment])).toEqual([
+    [0.01, 1e-3, false],
+    [0.2, 1e-3, false],
+    [0.01, 1e-3, true],
   ]);
   expect(written.provenance.profile).toBe('strength-test');
   expect(fs.readFileSync(first.path.replace(/json$/, 'md'), 'utf8')).toContain('| Blended | ');
-  const [a, b] = written.rows;
-  expect(a.backdoorCheckpoint).not.toEqual(b.backdoorCheckpoint);
+  const [a, b, c] = written.rows;
+  expect(new Set(written.rows.map((r) => r.backdoorCheckpoint)).size).toBe(3);
+  expect(c.poisoned).toBe(a.poisoned); // the same pairs poisoned, fine-tuned on crops and flips of them
+  expect(c.metrics['No defense']).not.toEqual(a.metrics['No defense']);
   expect(b.poisoned).toBeGreaterThan(10 * a.poisoned); // 20% against 1% of the same pairs
   for (const r of written.rows) {
     expect(r.shift).toBeGreaterThan(0);

@@ -26,6 +26,7 @@ import { Profile } from './profiles';
 import { TableProvenance, asrCaText, tableProvenance } from './tables';
 import { committedProbe, probeMarkdown, writeProbe } from './probeFiles';
 import { Figure } from '../viz/plotly';
+import { DEFAULT_AUGMENT } from '../data/augment';
 
 export interface StrengthVariant {
   attack: string;
@@ -33,11 +34,18 @@ export interface StrengthVariant {
   rate: number;
   /** Peak learning rate of the backdoor fine-tune. */
   lr: number;
+  /**
+   * Whether the fine-tune crops and flips its images (CoOp's augmentation, as the pre-training does). The profile's
+   * backdoors do not (CleanCLIP poisons with CLIP's plain preprocessing), and the fine-tune raises CA by 3 points;
+   * with it, CA stays as the clean model's, as in the paper. Absent: false.
+   */
+  augment?: boolean;
 }
 
 /**
- * The committed grid: the profile's own backdoors (5% at lr 5e-4), fewer poisoned pairs at the same lr, and a
- * lighter fine-tune (lr 1e-4, 2e-5) with as many or more poisoned pairs, for the two attacks RVPT leaves most of.
+ * The committed grid: the profile's own backdoors (5% at lr 5e-4), fewer poisoned pairs at the same lr, a lighter
+ * fine-tune (lr 1e-4, 2e-5) with as many or more poisoned pairs, and the profile's own made with augmentation, for the
+ * two attacks RVPT leaves most of.
  */
 export const STRENGTH_GRID: StrengthVariant[] = ['Blended', 'BadCLIP'].flatMap((attack) => [
   { attack, rate: 0.01, lr: 5e-4 },
@@ -46,30 +54,33 @@ export const STRENGTH_GRID: StrengthVariant[] = ['Blended', 'BadCLIP'].flatMap((
   { attack, rate: 0.05, lr: 1e-4 },
   { attack, rate: 0.2, lr: 1e-4 },
   { attack, rate: 0.2, lr: 2e-5 },
+  { attack, rate: 0.05, lr: 5e-4, augment: true },
 ]);
 
 export const STRENGTH_METHODS = ['VPT', 'RVPT'];
 
 /**
- * A grid of one's own: every attack x rate x lr. What is not given comes from the committed grid (its attacks, its
- * rates, its lrs).
+ * A grid of one's own: every attack x rate x lr, each fine-tuned with augmentation when `augment`. What is not given
+ * comes from the committed grid (its attacks, its rates, its lrs).
  */
-export function strengthGrid(attacks?: string[], rates?: number[], lrs?: number[]): StrengthVariant[] {
+export function strengthGrid(attacks?: string[], rates?: number[], lrs?: number[], augment = false): StrengthVariant[] {
   const uniq = <T>(xs: T[]) => [...new Set(xs)];
   const as = attacks ?? uniq(STRENGTH_GRID.map((v) => v.attack));
   const rs = rates ?? uniq(STRENGTH_GRID.map((v) => v.rate));
   const ls = lrs ?? uniq(STRENGTH_GRID.map((v) => v.lr));
-  return as.flatMap((attack) => rs.flatMap((rate) => ls.map((lr) => ({ attack, rate, lr }))));
+  return as.flatMap((attack) => rs.flatMap((rate) => ls.map((lr) => ({ attack, rate, lr, ...(augment ? { augment } : {}) }))));
 }
 
 /** The profile with `v`'s rate and lr for its attack, checked against the config the fine-tune will really use. */
 export function variantProfile(profile: Profile, v: StrengthVariant): Profile {
   if (!(v.rate > 0 && v.rate < 1)) throw new Error(`Strength probe: poisoning rate ${v.rate} (${v.attack}) must be in (0, 1).`);
   if (!(v.lr > 0)) throw new Error(`Strength probe: learning rate ${v.lr} (${v.attack}) must be positive.`);
-  const p: Profile = { ...profile, attackBackdoor: { ...profile.attackBackdoor, [v.attack]: { ...profile.attackBackdoor?.[v.attack], rate: v.rate, lr: v.lr } } };
+  // The augmentation is overridden only when asked: a variant without it is the profile's backdoor config as written.
+  const augment = v.augment ? { augment: DEFAULT_AUGMENT } : {};
+  const p: Profile = { ...profile, attackBackdoor: { ...profile.attackBackdoor, [v.attack]: { ...profile.attackBackdoor?.[v.attack], rate: v.rate, lr: v.lr, ...augment } } };
   const { cfg } = backdoorPlan(p, v.attack, { dataset: profile.datasets.main });
-  if (cfg.rate !== v.rate || cfg.lr !== v.lr) {
-    throw new Error(`Strength probe: profile '${profile.name}' overrides ${v.attack}'s backdoor on ${profile.datasets.main} (datasetBackdoor), so rate ${v.rate} and lr ${v.lr} would not apply.`);
+  if (cfg.rate !== v.rate || cfg.lr !== v.lr || (v.augment && cfg.augment !== DEFAULT_AUGMENT)) {
+    throw new Error(`Strength probe: profile '${profile.name}' overrides ${v.attack}'s backdoor on ${profile.datasets.main} (datasetBackdoor), so rate ${v.rate} and lr ${v.lr}${v.augment ? ' with augmentation' : ''} would not apply.`);
   }
   return p;
 }
@@ -127,7 +138,7 @@ export function committedStrengthProbe(file?: string): StrengthProbe {
 
 /** Rows for notebook 03 and the markdown: one per variant, in the file's order. */
 export function strengthRows(p: StrengthProbe): { header: string[]; rows: string[][] } {
-  const header = ['attack', 'poisoned (rate)', 'fine-tune lr', 'image-tower weight change', 'fine-tune CA change', 'No defense ASR (CA)', ...STRENGTH_METHODS.map((m) => `${m} ASR (CA)`), 'RVPT ASR / No defense ASR'];
+  const header = ['attack', 'poisoned (rate)', 'fine-tune lr', 'fine-tune augmentation', 'image-tower weight change', 'fine-tune CA change', 'No defense ASR (CA)', ...STRENGTH_METHODS.map((m) => `${m} ASR (CA)`), 'RVPT ASR / No defense ASR'];
   const rows = p.rows.map((r) => {
     const nd = r.metrics['No defense'];
     const rv = r.metrics.RVPT;
@@ -135,6 +146,7 @@ export function strengthRows(p: StrengthProbe): { header: string[]; rows: string
       r.attack,
       `${r.poisoned} (${+(r.rate * 100).toFixed(2)}%)`,
       String(r.lr),
+      r.augment ? 'crop + flip' : 'none',
       `${(r.shift * 100).toFixed(2)}%`,
       nd ? `${(nd.ca - r.cleanCA >= 0 ? '+' : '') + (nd.ca - r.cleanCA).toFixed(2)}` : '–',
       asrCaText(nd),
@@ -152,7 +164,7 @@ export function strengthRows(p: StrengthProbe): { header: string[]; rows: string
 export function strengthFigure(p: StrengthProbe): Figure {
   const groups = new Map<string, StrengthRow[]>();
   for (const r of p.rows) {
-    const name = `${r.attack}, lr ${r.lr}`;
+    const name = `${r.attack}, lr ${r.lr}${r.augment ? ', augmented' : ''}`;
     groups.set(name, [...(groups.get(name) ?? []), r]);
   }
   const symbols: Record<string, string> = { BadCLIP: 'diamond' };
@@ -181,7 +193,7 @@ export function strengthFigure(p: StrengthProbe): Figure {
 export function strengthMarkdown(p: StrengthProbe): string {
   return probeMarkdown(
     `Backdoor-strength probe: RVPT and VPT against lighter and firmer backdoors (${p.dataset})`,
-    'Each row: one backdoored model (the profile with that poisoning rate and fine-tuning lr), defended at the profile settings. ASR % (CA %) on the full test set; ASR over images whose true class is not the target.',
+    'Each row: one backdoored model (the profile with that poisoning rate, fine-tuning lr and augmentation), defended at the profile settings. ASR % (CA %) on the full test set; ASR over images whose true class is not the target.',
     strengthRows(p),
     p.provenance,
   );
@@ -203,7 +215,7 @@ export async function runStrengthProbe(profile: Profile, variants: StrengthVaria
   const rows: StrengthRow[] = [];
   try {
     for (const [i, v] of variants.entries()) {
-      log(`strength probe ${i + 1}/${variants.length}: ${v.attack}, rate ${v.rate}, lr ${v.lr}`);
+      log(`strength probe ${i + 1}/${variants.length}: ${v.attack}, rate ${v.rate}, lr ${v.lr}${v.augment ? ', augmented' : ''}`);
       const bd = await ensureBackdoored(profiles[i], v.attack, { dataset, log });
       try {
         const metrics: Record<string, BackdoorMetrics> = { 'No defense': bd.metrics[dataset] };
