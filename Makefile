@@ -44,9 +44,9 @@ scale-probe: setup
 	mkdir -p figures/wide
 	cp "$${RVPT_CACHE:-.cache}/results/wide/table1.json" "$${RVPT_CACHE:-.cache}/results/wide/table1.md" figures/wide/
 
-# RVPT and VPT against Blended and BadCLIP pressed in at other poisoning rates and fine-tuning lrs (notebook 03):
-# 12 backdoored models and 24 cells, 29 min on two cores from the clean model (measured); cached; writes
-# figures/strength-probe.{json,md}.
+# RVPT and VPT against Blended and BadCLIP pressed in at other poisoning rates and fine-tuning lrs, and with crops
+# and flips (notebook 03): 14 backdoored models and 28 cells, about 35 min on two cores from the clean model (29 min
+# measured for the first 12, 5 for the last 2); cached; writes figures/strength-probe.{json,md}.
 strength-probe: setup
 	node bin/rvpt.js strength-probe
 
