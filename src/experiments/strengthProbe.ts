@@ -184,7 +184,7 @@ export function strengthFigure(p: StrengthProbe): Figure {
     data,
     layout: {
       title: { text: `RVPT against backdoors of different strength (${p.dataset}; labels: share of pairs poisoned)` },
-      xaxis: { title: { text: 'No defense ASR (%)' }, range: [40, 100] },
+      xaxis: { title: { text: 'No defense ASR (%)' }, range: [30, 100] },
       yaxis: { title: { text: 'RVPT ASR (%)' }, range: [0, 100] },
     },
   };

@@ -122,7 +122,9 @@ export function tuningFigure(p: TuningProbe): Figure {
     const name = `${r.attack}, ${r.augment ? 'augmented' : 'no augmentation'}`;
     groups.set(name, [...(groups.get(name) ?? []), r]);
   }
+  // One colour and marker per attack; augmented runs solid, the others open and dotted.
   const symbols: Record<string, string> = { BadNet: 'circle', Blended: 'square', BadCLIP: 'diamond' };
+  const colours: Record<string, string> = { BadNet: '#1f77b4', Blended: '#2ca02c', BadCLIP: '#9467bd' };
   const data: Record<string, unknown>[] = [...groups.entries()].map(([name, rows]) => ({
     type: 'scatter',
     mode: 'lines+markers+text',
@@ -131,15 +133,15 @@ export function tuningFigure(p: TuningProbe): Figure {
     y: rows.map((r) => r.metrics.RVPT?.asr),
     text: rows.map((r) => `${r.shots}`),
     textposition: 'top center',
-    marker: { size: 10, symbol: (symbols[rows[0].attack] ?? 'circle') + (rows[0].augment ? '' : '-open') },
-    line: { dash: rows[0].augment ? 'solid' : 'dot' },
+    marker: { size: 10, symbol: (symbols[rows[0].attack] ?? 'circle') + (rows[0].augment ? '' : '-open'), color: colours[rows[0].attack] },
+    line: { dash: rows[0].augment ? 'solid' : 'dot', color: colours[rows[0].attack] },
   }));
   return {
     data,
     layout: {
       title: { text: `RVPT with more clean shots (same steps) and without augmentation (${p.dataset}; labels: shots per class)` },
       xaxis: { title: { text: 'RVPT CA minus No defense CA (points)' } },
-      yaxis: { title: { text: 'RVPT ASR (%)' }, range: [0, 100] },
+      yaxis: { title: { text: 'RVPT ASR (%)' }, range: [0, 105] },
       shapes: [{ type: 'rect', x0: -2, x1: 2, y0: 0, y1: 5, line: { color: 'red', dash: 'dash' }, fillcolor: 'rgba(255,0,0,0.08)' }],
       annotations: [{ x: 0, y: 5, text: 'target', showarrow: false, yanchor: 'bottom', font: { color: 'red' } }],
     },
