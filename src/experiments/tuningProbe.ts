@@ -1,5 +1,5 @@
 /**
- * The tuning-data probe (notebook 03, README "Defenses"). At the `small` profile RVPT costs 6-10 points of CA
+ * The tuning-data probe (notebook 03, README "Defenses"). At the `small` profile RVPT costs 6-9 points of CA
  * against VPT on Fashion-MNIST, and removes some backdoors and not others. Two things about the clean data it is tuned
  * on could be the cause, and the probe varies each with all else fixed:
  *   - how many clean shots it sees: with only 16 per class, the prompts may be unable to relearn what repelling moves
@@ -69,7 +69,7 @@ export interface TuningRow extends TuningVariant {
   attack: string;
   /** Clean tuning images (shots x classes, fewer where a class has fewer). */
   images: number;
-  /** Optimiser steps of each method's run (the same in every row, by construction). */
+  /** Optimiser steps of each method's run (the tables' 100 in every committed row: the epochs are scaled to keep them). */
   steps: number;
   /** No defense, VPT, RVPT on the main dataset's test set. */
   metrics: Record<string, BackdoorMetrics>;
