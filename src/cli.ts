@@ -7,7 +7,7 @@ import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { initBackend } from './backend';
 import { PROFILES, Profile, getProfile } from './experiments/profiles';
 import { cleanAccuracy, ensurePretrained } from './experiments/pretrainRun';
-import { benchTrainStep } from './experiments/bench';
+import { benchClipScale, benchTrainStep, compareWorkers } from './experiments/bench';
 import { loadCheckpoint } from './checkpoint/checkpoint';
 import { provenance } from './util/provenance';
 import * as fs from 'fs';
@@ -19,7 +19,6 @@ import { ensureBackdoored } from './experiments/backdoorRun';
 import { noDefenseSpec, runNoDefense } from './experiments/noDefense';
 import { costTable, paperTableSpecs, runTable, tableJobs } from './experiments/paperTables';
 import { runCellsInParallel } from './experiments/cellPool';
-import { benchClipScale } from './experiments/bench';
 import { runCell } from './experiments/defenseRun';
 import { DEFENSES } from './defenses/registry';
 import { loadClipWeights } from './checkpoint/clipWeights';
@@ -305,6 +304,7 @@ export function buildCli(): Command {
     .option('--steps <n>', 'timed steps (after one warm-up step)', int, 5)
     .option('--batch <n>', 'override the profile benchmark batch', int)
     .option('--workers <n>', 'threads computing gradients: 1, or 2 to use a second core', int, 1)
+    .option('--rounds <n>', 'instead: one core against two, in n alternating rounds (paired ratios and their medians)', int)
     .option('--clip-scale', "instead: image-encoder forward and RVPT step of a random model of the profile's size (use -p paper for ViT-B/32)")
     .option('--json', 'end with one JSON line')
     .action(async (o) => {
@@ -317,6 +317,16 @@ export function buildCli(): Command {
           console.log(`backend ${r.backend}, profile ${profile.name} (${(r.params / 1e6).toFixed(1)}M parameters), batch ${r.batch}`);
           console.log(`image encoder forward: ${r.forward.imagesPerSecond.toFixed(2)} images/s (median ${r.forward.msPerBatch.toFixed(0)} ms per batch)`);
           console.log(`RVPT step (b=${r.promptLength}, D=${r.depth}): ${r.rvptStep.imagesPerSecond.toFixed(2)} images/s (median ${r.rvptStep.msPerBatch.toFixed(0)} ms per batch)`);
+        }
+        return;
+      }
+      if (o.rounds !== undefined) {
+        const cmp = await compareWorkers(profile.model, o.batch ?? profile.benchBatch, o.steps, b.name, o.rounds, (s) => process.stderr.write(`[bench] ${s}\n`));
+        if (o.json) console.log(JSON.stringify({ ...cmp, provenance: provenance() }));
+        else {
+          const m = cmp.median;
+          console.log(`backend ${b.name}, profile ${profile.name}, ${o.rounds} rounds of ${o.steps} steps at each worker count`);
+          console.log(`one core: efficiency ${m.oneCoreEfficiency.toFixed(3)} (median); two cores: ${m.twoOverOneMs.toFixed(2)}x one in ms, ${m.twoOverOneNormalised.toFixed(2)}x normalised (medians of the paired rounds)`);
         }
         return;
       }

@@ -46,6 +46,23 @@ test('bench --json ends with one JSON object of the documented shape', () => {
   expect(last.wasmKernels).toBe(true);
 });
 
+test('bench --rounds pairs a one-core and a two-core run per round, and its medians are of the paired ratios', () => {
+  const r = rvpt('bench', '--profile', 'tiny', '--steps', '1', '--rounds', '2', '--json');
+  expect(r.status).toBe(0);
+  const last = JSON.parse(r.stdout.trim().split('\n').pop()!);
+  expect(last.rounds).toHaveLength(2);
+  const med2 = (xs: number[]) => (xs[0] + xs[1]) / 2;
+  for (const round of last.rounds) {
+    expect([round.one.workers, round.two.workers]).toEqual([1, 2]);
+    expect(round.twoOverOneMs).toBeCloseTo(round.one.msPerStep.median / round.two.msPerStep.median, 10);
+    expect(round.twoOverOneNormalised).toBeCloseTo(round.two.efficiency / round.one.efficiency, 10);
+  }
+  expect(last.median.twoOverOneMs).toBeCloseTo(med2(last.rounds.map((x: { twoOverOneMs: number }) => x.twoOverOneMs)), 10);
+  expect(last.median.oneCoreEfficiency).toBeCloseTo(med2(last.rounds.map((x: { one: { efficiency: number } }) => x.one.efficiency)), 10);
+  expect(last.provenance.backend).toBe('wasm');
+  expect(rvpt('bench', '--profile', 'tiny', '--rounds', '0').stderr).toMatch(/rounds must be a positive integer, got 0/);
+});
+
 test('eval of a missing or foreign checkpoint says what is wrong', () => {
   const r = rvpt('eval', '--profile', 'tiny', '--checkpoint', '/nonexistent/model.safetensors');
   expect(r.status).toBe(1);
