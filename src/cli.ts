@@ -7,12 +7,13 @@ import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { initBackend } from './backend';
 import { PROFILES, Profile, getProfile } from './experiments/profiles';
 import { cleanAccuracy, ensurePretrained } from './experiments/pretrainRun';
-import { benchClipScale, benchTrainStep, compareWorkers } from './experiments/bench';
+import { BenchResult, benchClipScale, benchTrainStep, compareWorkers } from './experiments/bench';
+import { spawnSync } from 'child_process';
 import { loadCheckpoint } from './checkpoint/checkpoint';
 import { provenance } from './util/provenance';
 import * as fs from 'fs';
 import * as path from 'path';
-import { readJsonFile, writeJsonAtomic } from './util/fsutil';
+import { projectRoot, readJsonFile, writeJsonAtomic } from './util/fsutil';
 import { resultsDir } from './experiments/tables';
 import { ATTACKS, makeTrigger } from './attacks/registry';
 import { ensureBackdoored } from './experiments/backdoorRun';
@@ -321,7 +322,14 @@ export function buildCli(): Command {
         return;
       }
       if (o.rounds !== undefined) {
-        const cmp = await compareWorkers(profile.model, o.batch ?? profile.benchBatch, o.steps, b.name, o.rounds, (s) => process.stderr.write(`[bench] ${s}\n`));
+        // Each run in a fresh process (see compareWorkers), with this command's options.
+        const run = async (workers: 1 | 2): Promise<BenchResult> => {
+          const args = ['bench', '--profile', o.profile, '--backend', b.name, '--steps', String(o.steps), '--workers', String(workers), '--json', ...(o.batch ? ['--batch', String(o.batch)] : [])];
+          const r = spawnSync(process.execPath, [path.join(projectRoot(), 'bin', 'rvpt.js'), ...args], { encoding: 'utf8' });
+          if (r.status !== 0) throw new Error(`rvpt ${args.join(' ')} failed: ${(r.stderr || '').trim().split('\n').pop()}`);
+          return JSON.parse(r.stdout.trim().split('\n').pop()!) as BenchResult;
+        };
+        const cmp = await compareWorkers(o.rounds, run, (s) => process.stderr.write(`[bench] ${s}\n`));
         if (o.json) console.log(JSON.stringify({ ...cmp, provenance: provenance() }));
         else {
           const m = cmp.median;

@@ -207,14 +207,15 @@ export interface WorkersComparison {
  * One core against two, in alternating rounds. On a shared VM the machine's speed drifts by 10-50% within minutes,
  * and a one-thread step drifts more than a two-thread one, so runs far apart in time do not compare: each round pairs
  * a one-worker run with the two-worker run right after it. Two ratios per round: of the step times, and of the
- * efficiencies (each run normalised by its own yardstick).
+ * efficiencies (each run normalised by its own yardstick). `run` makes one benchTrainStep run; the CLI runs each in a
+ * fresh process, as separate `rvpt bench` runs are, so that no run inherits another's heap, compiled code or worker.
  */
-export async function compareWorkers(c: CLIPConfig, batch: number, steps: number, backend: string, rounds: number, log?: (s: string) => void): Promise<WorkersComparison> {
+export async function compareWorkers(rounds: number, run: (workers: 1 | 2) => Promise<BenchResult>, log?: (s: string) => void): Promise<WorkersComparison> {
   if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`compareWorkers: rounds must be a positive integer, got ${rounds}.`);
   const out: WorkersComparison['rounds'] = [];
   for (let r = 0; r < rounds; r++) {
-    const one = await benchTrainStep(c, batch, steps, backend, undefined, 1);
-    const two = await benchTrainStep(c, batch, steps, backend, undefined, 2);
+    const one = await run(1);
+    const two = await run(2);
     const round = { one, two, twoOverOneMs: one.msPerStep.median / two.msPerStep.median, twoOverOneNormalised: two.efficiency / one.efficiency };
     out.push(round);
     log?.(`round ${r + 1}/${rounds}: one core ${one.msPerStep.median.toFixed(0)} ms (efficiency ${one.efficiency.toFixed(3)}), two ${two.msPerStep.median.toFixed(0)} ms: ${round.twoOverOneMs.toFixed(2)}x (${round.twoOverOneNormalised.toFixed(2)}x normalised)`);
