@@ -50,6 +50,27 @@ function rate(v: string): number {
   return n;
 }
 
+/** A comma-separated option's values, each parsed; an error names the option and the value. */
+function numberList(v: string | undefined, what: string, parse: (x: string) => number): number[] | undefined {
+  if (v === undefined) return undefined;
+  return String(v)
+    .split(',')
+    .map((x) => {
+      try {
+        return parse(x.trim());
+      } catch (e) {
+        throw new Error(`--${what}: '${x}': ${(e as Error).message}`);
+      }
+    });
+}
+
+/** A comma-separated --attacks option, each checked against the registry before any training (unset: undefined). */
+function attackList(v: string | undefined, profile: Profile): string[] | undefined {
+  const attacks = v ? String(v).split(',') : undefined;
+  for (const a of attacks ?? []) makeTrigger(a, profile.triggers?.[a] ?? {}); // throws, naming the registered attacks
+  return attacks;
+}
+
 /** `key=value` pairs to a config object; numbers and booleans are parsed, anything else stays a string. */
 export function parseKeyValues(pairs: string[]): Record<string, unknown> {
   const out: Record<string, unknown> = {};
@@ -252,22 +273,9 @@ export function buildCli(): Command {
     .option('--jobs <n>', 'processes training side by side (default: the profile, small 2)', int)
     .action(async (o) => {
       const profile = withJobs(getProfile(o.profile), o.jobs);
-      const list = (v: string | undefined, what: string, parse: (x: string) => number): number[] | undefined =>
-        v === undefined
-          ? undefined
-          : String(v)
-              .split(',')
-              .map((x) => {
-                try {
-                  return parse(x.trim());
-                } catch (e) {
-                  throw new Error(`--${what}: '${x}': ${(e as Error).message}`);
-                }
-              });
-      const attacks = o.attacks ? String(o.attacks).split(',') : undefined;
-      for (const a of attacks ?? []) makeTrigger(a, profile.triggers?.[a] ?? {}); // fail fast on an unknown attack
-      const rates = list(o.rates, 'rates', rate);
-      const lrs = list(o.lrs, 'lrs', (x) => {
+      const attacks = attackList(o.attacks, profile);
+      const rates = numberList(o.rates, 'rates', rate);
+      const lrs = numberList(o.lrs, 'lrs', (x) => {
         const n = Number(x);
         if (!(n > 0)) throw new Error('It must be a positive number, e.g. 1e-4.');
         return n;
@@ -284,17 +292,12 @@ export function buildCli(): Command {
     .option('--jobs <n>', 'processes training side by side (default: the profile, small 2)', int)
     .action(async (o) => {
       const profile = withJobs(getProfile(o.profile), o.jobs);
-      const attacks = o.attacks ? String(o.attacks).split(',') : tuningAttacks(profile);
-      for (const a of attacks) makeTrigger(a, profile.triggers?.[a] ?? {}); // fail fast on an unknown attack
-      const shots = o.shots
-        ? String(o.shots)
-            .split(',')
-            .map((x) => {
-              const n = Number(x.trim());
-              if (!Number.isInteger(n) || n < 1) throw new Error(`--shots: '${x}' must be a positive whole number of shots per class, e.g. 64.`);
-              return n;
-            })
-        : undefined;
+      const attacks = attackList(o.attacks, profile) ?? tuningAttacks(profile);
+      const shots = numberList(o.shots, 'shots', (x) => {
+        const n = Number(x);
+        if (!Number.isInteger(n) || n < 1) throw new Error('It must be a positive whole number of shots per class, e.g. 64.');
+        return n;
+      });
       const grid = shots ? shots.flatMap((k) => [true, false].map((augment) => ({ shots: k, augment }))) : TUNING_GRID;
       await initBackend(o.backend);
       const r = await runTuningProbe(profile, attacks, grid, (s) => process.stderr.write(`[rvpt] ${s}\n`));

@@ -88,7 +88,7 @@ test('backdoor with an unknown attack names the registered attacks before any tr
 test('tuning-probe refuses bad shots or an unknown attack before any training', () => {
   const r = rvpt('tuning-probe', '--profile', 'tiny', '--shots', '16,2.5');
   expect(r.status).toBe(1);
-  expect(r.stderr).toMatch(/--shots: '2\.5' must be a positive whole number of shots per class/);
+  expect(r.stderr).toMatch(/--shots: '2\.5': It must be a positive whole number of shots per class/);
   expect(rvpt('tuning-probe', '--profile', 'tiny', '--attacks', 'Sleeper').stderr).toMatch(/Unknown attack 'Sleeper'/);
 });
 
