@@ -4,7 +4,7 @@
 PROFILE ?= small
 export PYDEVD_DISABLE_FILE_VALIDATION = 1
 
-.PHONY: setup build test unit notebooks reproduce pretrain bench kernels scale-probe strength-probe tuning-probe clean
+.PHONY: setup build test unit notebooks reproduce pretrain bench kernels scale-probe strength-probe tuning-probe repulsion-probe clean
 
 setup:
 	@bash scripts/setup.sh
@@ -54,6 +54,12 @@ strength-probe: setup
 # tables' 100 steps, with and without augmentation (notebook 03): 36 cells, cached; writes figures/tuning-probe.{json,md}.
 tuning-probe: setup
 	node bin/rvpt.js tuning-probe
+
+# RVPT at alpha 1, 2, 4 and 8 (VPT as 0) on the BadNet, Blended and BadCLIP models of small and of profiles/wide.json
+# (notebook 03): each width's trade-off. Needs the scale probe's wide models (made here if missing: about 30 min more);
+# 30 cells, cached (the 18 beyond the two tables took 11 min on two cores); writes figures/repulsion-probe.{json,md}.
+repulsion-probe: setup
+	node bin/rvpt.js repulsion-probe
 
 # Rebuild the hand-written WASM kernels (src/kernels/*.c -> src/kernels/*Wasm.ts, committed) after editing them.
 kernels:

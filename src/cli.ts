@@ -1,6 +1,6 @@
 /**
  * The `rvpt` command line: pretrain, eval, backdoor, defend, tables, figures, report, clip, strength-probe, tuning-probe,
- * bench.
+ * repulsion-probe, bench.
  * Every command takes --profile, --seed and --backend.
  */
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
@@ -32,6 +32,7 @@ import { figureAblations, figureAttention, figureEmbeddings, figurePR } from './
 import { writeReproductionReport } from './experiments/report';
 import { STRENGTH_GRID, runStrengthProbe, strengthGrid } from './experiments/strengthProbe';
 import { TUNING_GRID, runTuningProbe, tuningAttacks } from './experiments/tuningProbe';
+import { REPULSION_ALPHAS, REPULSION_PROFILES, runRepulsionProbe } from './experiments/repulsionProbe';
 
 /** A profile with --jobs applied (cell processes are not part of any cache key: the numbers do not depend on them). */
 function withJobs(profile: Profile, jobs: number | undefined): Profile {
@@ -302,6 +303,25 @@ export function buildCli(): Command {
       await initBackend(o.backend);
       const r = await runTuningProbe(profile, attacks, grid, (s) => process.stderr.write(`[rvpt] ${s}\n`));
       console.log(`tuning probe: ${r.path}`);
+    });
+
+  common(program.command('repulsion-probe').description("RVPT at several alphas on each profile's backdoored models, VPT as alpha 0: each width's trade-off (notebook 03)"))
+    .option('--profiles <list>', `profiles to compare, comma-separated; the first one's results folder gets the files (default: ${REPULSION_PROFILES.join(',')}, or --profile alone when given)`)
+    .option('--attacks <names>', 'attacks, comma-separated (default: BadNet,Blended,BadCLIP)')
+    .option('--alphas <list>', `RVPT's alpha values, comma-separated (default: ${REPULSION_ALPHAS.join(',')})`)
+    .option('--jobs <n>', 'processes training side by side (default: the first profile, small 2)', int)
+    .action(async (o, cmd: Command) => {
+      const names = o.profiles ? String(o.profiles).split(',') : cmd.getOptionValueSource('profile') === 'cli' ? [o.profile] : REPULSION_PROFILES;
+      const profiles = names.map((n: string, i: number) => (i === 0 ? withJobs(getProfile(n.trim()), o.jobs) : getProfile(n.trim())));
+      const attacks = attackList(o.attacks, profiles[0]);
+      const alphas = numberList(o.alphas, 'alphas', (x) => {
+        const n = Number(x);
+        if (!(n > 0) || !Number.isFinite(n)) throw new Error('It must be a positive number, e.g. 4 (alpha 0, VPT, is in every curve already).');
+        return n;
+      });
+      await initBackend(o.backend);
+      const r = await runRepulsionProbe(profiles, attacks, alphas, (s) => process.stderr.write(`[rvpt] ${s}\n`));
+      console.log(`repulsion probe: ${r.path}`);
     });
 
   common(program.command('bench').description('time one full contrastive training step and the plain 1024^3 matmul'))

@@ -73,3 +73,4 @@ export * from './experiments/cellPool';
 export * from './experiments/scaleProbe';
 export * from './experiments/strengthProbe';
 export * from './experiments/tuningProbe';
+export * from './experiments/repulsionProbe';

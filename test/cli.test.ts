@@ -92,6 +92,14 @@ test('tuning-probe refuses bad shots or an unknown attack before any training', 
   expect(rvpt('tuning-probe', '--profile', 'tiny', '--attacks', 'Sleeper').stderr).toMatch(/Unknown attack 'Sleeper'/);
 });
 
+test('repulsion-probe refuses a bad alpha, profile or attack before any training', () => {
+  const r = rvpt('repulsion-probe', '--profile', 'tiny', '--alphas', '1,0');
+  expect(r.status).toBe(1);
+  expect(r.stderr).toMatch(/--alphas: '0': It must be a positive number/);
+  expect(rvpt('repulsion-probe', '--profiles', 'tiny,huge').stderr).toMatch(/Unknown profile 'huge'/);
+  expect(rvpt('repulsion-probe', '--profile', 'tiny', '--attacks', 'Sleeper').stderr).toMatch(/Unknown attack 'Sleeper'/);
+});
+
 test('strength-probe refuses a bad rate, lr or attack before any training', () => {
   const r = rvpt('strength-probe', '--profile', 'tiny', '--rates', '0.01,2');
   expect(r.status).toBe(1);

@@ -4,7 +4,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { PROFILES, Profile } from '../src/experiments/profiles';
 import { reproductionReport } from '../src/experiments/report';
-import { committedScaleProbe, scaleProbeRows } from '../src/experiments/scaleProbe';
+import { caShareRows, committedCaShares, committedScaleProbe, scaleProbeRows } from '../src/experiments/scaleProbe';
 
 const cell = (asr: number, ca: number) => ({ asr, ca });
 
@@ -64,4 +64,26 @@ test('the committed scale probe holds Table 1 at both widths, for the same attac
   const { rows } = scaleProbeRows(committedScaleProbe(), 'fashion-mnist');
   expect(rows.map((r) => r[0]).filter((a, i, all) => all.indexOf(a) === i)).toEqual(['BadNet', 'Blended', 'ISSBA', 'WaNet', 'TrojVQA', 'BadCLIP']);
   for (const r of rows) expect(r[3]).toMatch(/^\d+\.\d\d \(\d+\.\d\d\)$/);
+});
+
+test('the CA shares split RVPT’s CA change into VPT’s and the repelling’s, from the tables, after the paper’s BadCLIP cell', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rvpt-shares-'));
+  try {
+    const f = path.join(dir, 't.json');
+    const ds = { 'No defense': { Blended: cell(96.5, 85.6), WaNet: cell(80, 85.5) }, VPT: { Blended: cell(76, 82.51) }, RVPT: { Blended: cell(58.27, 74.43), WaNet: cell(0.1, 73.8) } };
+    fs.writeFileSync(f, JSON.stringify({ table: 'table1', datasets: { 'fashion-mnist': ds }, provenance: {} }));
+    const { header, rows } = caShareRows([{ label: 'a', file: f, dataset: 'fashion-mnist' }]);
+    expect(header).toEqual(['model', 'dataset', 'attack', 'No defense CA', 'VPT minus No defense', 'RVPT minus VPT', 'RVPT minus No defense']);
+    // The paper: No defense 61.33, VPT 64.32 (Table 8), RVPT 61.81. WaNet has no VPT cell here, so no row.
+    expect(rows).toEqual([
+      ['paper: CLIP ViT-B/32', 'ImageNet', 'BadCLIP', '61.33', '+3.0', '-2.5', '+0.5'],
+      ['a', 'fashion-mnist', 'Blended', '85.60', '-3.1', '-8.1', '-11.2'],
+    ]);
+    expect(() => caShareRows([{ label: 'a', file: f, dataset: 'emoji' }])).toThrow(/t\.json has no dataset 'emoji'/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  const committed = caShareRows(committedCaShares()).rows;
+  expect(committed.filter((r) => r[1] === 'fashion-mnist').length).toBe(12); // six attacks at each width
+  expect(committed.filter((r) => r[1] === 'emoji').map((r) => r[2])).toEqual(['BadNet', 'Blended', 'WaNet']);
 });

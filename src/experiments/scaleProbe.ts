@@ -9,6 +9,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { projectRoot, readJsonFile } from '../util/fsutil';
 import { ResultsTable, asrCaText } from './tables';
+import { PAPER_TABLE1 } from './paperNumbers';
 
 export interface ScaleColumn {
   /** A short name for the column, e.g. 'small (width 64)'. */
@@ -25,7 +26,7 @@ export function committedScaleProbe(root = projectRoot()): ScaleColumn[] {
   ];
 }
 
-function readTable(c: ScaleColumn): ResultsTable {
+function readTable(c: { label: string; file: string }): ResultsTable {
   if (!fs.existsSync(c.file)) throw new Error(`Scale probe: ${c.file} (column '${c.label}') does not exist. Write it with \`npx rvpt tables --only table1\` and the column's profile.`);
   const t = readJsonFile<ResultsTable>(c.file, 'Scale probe table');
   if (!t.datasets || typeof t.datasets !== 'object') throw new Error(`Scale probe: ${c.file} has no 'datasets' field; is it a table written by \`rvpt tables\`?`);
@@ -55,4 +56,44 @@ export function scaleProbeRows(columns: ScaleColumn[], dataset: string, methods 
     }
   }
   return { header: ['attack', 'method', ...columns.map((c) => `${c.label}: ASR (CA)`), ...columns.map((c) => `${c.label}: RVPT CA − no defense`)], rows };
+}
+
+/** One committed table and dataset whose CA the shares below split. */
+export interface CaShareSource extends ScaleColumn {
+  dataset: string;
+}
+
+/** Fashion-MNIST at both widths, and emoji at `small`: every table that has VPT beside RVPT. */
+export function committedCaShares(root = projectRoot()): CaShareSource[] {
+  const [small, wide] = committedScaleProbe(root);
+  return [
+    { ...small, dataset: 'fashion-mnist' },
+    { ...wide, dataset: 'fashion-mnist' },
+    { label: 'small (image width 64)', file: path.join(root, 'figures', 'table2.json'), dataset: 'emoji' },
+  ];
+}
+
+const signed1 = (x: number) => `${x >= 0 ? '+' : ''}${x.toFixed(1)}`;
+
+/**
+ * Where RVPT's CA change comes from, in two shares: prompt tuning itself (VPT minus No defense: what the same prompts
+ * gain or lose on the same shots without the repelling term) and the repelling term (RVPT minus VPT). The paper's
+ * BadCLIP cell on ImageNet (Tables 1 and 8, the only attack with a VPT number) comes first, computed from
+ * paperNumbers.ts, then one row per source and attack.
+ */
+export function caShareRows(sources: CaShareSource[]): { header: string[]; rows: string[][] } {
+  const header = ['model', 'dataset', 'attack', 'No defense CA', 'VPT minus No defense', 'RVPT minus VPT', 'RVPT minus No defense'];
+  const row = (model: string, dataset: string, attack: string, nd: number, vpt: number, rvpt: number) => [model, dataset, attack, nd.toFixed(2), signed1(vpt - nd), signed1(rvpt - vpt), signed1(rvpt - nd)];
+  const paper = (m: string) => PAPER_TABLE1[m].BadCLIP!.ca;
+  const rows = [row('paper: CLIP ViT-B/32', 'ImageNet', 'BadCLIP', paper('No defense'), paper('VPT'), paper('RVPT'))];
+  for (const s of sources) {
+    const t = readTable(s).datasets[s.dataset];
+    if (!t) throw new Error(`CA shares: ${s.file} has no dataset '${s.dataset}'.`);
+    for (const [attack, nd] of Object.entries(t['No defense'] ?? {})) {
+      const vpt = t.VPT?.[attack];
+      const rvpt = t.RVPT?.[attack];
+      if (nd && vpt && rvpt) rows.push(row(s.label, s.dataset, attack, nd.ca, vpt.ca, rvpt.ca));
+    }
+  }
+  return { header, rows };
 }

@@ -1,0 +1,173 @@
+/**
+ * The repulsion probe (notebook 03, README "Defenses"). The scale probe compared RVPT at two widths at the paper's
+ * alpha only, and one point per width cannot tell a better trade-off from a point further along the same one: the
+ * wider model kept more CA but also removed less. This probe traces each width's whole trade-off instead. It runs
+ * RVPT at several weights alpha of the repelling term on the tables' backdoored models of each profile (`small`, and
+ * `profiles/wide.json`, the image tower twice as wide), with VPT (alpha 0) as the curve's start. At equal ASR, the
+ * curve with the higher CA is the better trade-off.
+ * Each point is the profile with RVPT's alpha overridden (`repulsionProfile`), so its cells are cached like the
+ * tables', and the profile's own alpha *is* the tables' cell.
+ */
+import { BackdoorMetrics } from '../metrics/backdoor';
+import { RVPT_DEFAULTS } from '../defenses/rvpt';
+import { ensureBackdoored } from './backdoorRun';
+import { runCellsInParallel, CellJob } from './cellPool';
+import { runCell } from './defenseRun';
+import { externalWeights } from './externalWeights';
+import { figureAttacks } from './analysis';
+import { Profile } from './profiles';
+import { finalFR } from './strengthProbe';
+import { TableProvenance, asrCaText, tableProvenance } from './tables';
+import { committedProbe, probeMarkdown, writeProbe } from './probeFiles';
+import { Figure } from '../viz/plotly';
+
+/** The committed alphas: half, once, twice and four times the paper's alpha = 2 (the tables'). */
+export const REPULSION_ALPHAS = [1, 2, 4, 8];
+
+/** The profiles of the committed probe, as `rvpt repulsion-probe --profiles` takes them. */
+export const REPULSION_PROFILES = ['small', 'profiles/wide.json'];
+
+/** The attacks of the committed probe: the paper's Fig. 3 three (those the profile has). */
+export function repulsionAttacks(profile: Profile): string[] {
+  return figureAttacks(profile, ['BadNet', 'Blended', 'BadCLIP']);
+}
+
+/** The profile with RVPT's alpha set to `alpha`; the profile's own value leaves the config as written (the tables' cell). */
+export function repulsionProfile(profile: Profile, alpha: number): Profile {
+  if (!Number.isFinite(alpha) || alpha <= 0) throw new Error(`Repulsion probe: alpha ${alpha} must be a positive number (alpha 0 is VPT, which every curve starts from).`);
+  const config = profile.defenses.RVPT ?? {};
+  if ({ ...RVPT_DEFAULTS, ...config }.alpha === alpha) return profile;
+  return { ...profile, defenses: { ...profile.defenses, RVPT: { ...config, alpha } } };
+}
+
+export interface RepulsionRow {
+  profile: string;
+  /** The image tower's width. */
+  width: number;
+  attack: string;
+  /** 0: VPT. */
+  alpha: number;
+  /** The defended model on the main dataset's test set. */
+  metrics: BackdoorMetrics;
+  /** The undefended model's, for the CA change. */
+  noDefense: BackdoorMetrics;
+  /** The FR term (mean cosine to the frozen class tokens) over the last epoch of steps. */
+  finalFR: number | null;
+}
+
+export interface RepulsionProbe {
+  probe: 'repulsion';
+  dataset: string;
+  rows: RepulsionRow[];
+  provenance: TableProvenance;
+}
+
+/** The committed probe (figures/repulsion-probe.json), for notebook 03. */
+export function committedRepulsionProbe(file?: string): RepulsionProbe {
+  return committedProbe<RepulsionProbe>('repulsion-probe', 'Repulsion probe', file);
+}
+
+const signed = (x: number) => `${x >= 0 ? '+' : ''}${x.toFixed(2)}`;
+
+export function repulsionRows(p: RepulsionProbe): { header: string[]; rows: string[][] } {
+  const header = ['profile (width)', 'attack', 'alpha', 'ASR (CA)', 'CA minus No defense', 'final FR'];
+  const rows = p.rows.map((r) => [
+    `${r.profile} (${r.width})`,
+    r.attack,
+    r.alpha === 0 ? '0 (VPT)' : String(r.alpha),
+    asrCaText(r.metrics),
+    signed(r.metrics.ca - r.noDefense.ca),
+    r.finalFR === null ? '–' : r.finalFR.toFixed(3),
+  ]);
+  return { header, rows };
+}
+
+/**
+ * At each ASR, what it costs in CA: the CA change from the undefended model (x) against the ASR (y) at each alpha, one
+ * curve per profile and attack, with the issue's target region (ASR at most 5%, CA at most 2 points down).
+ */
+export function repulsionFigure(p: RepulsionProbe): Figure {
+  const groups = new Map<string, RepulsionRow[]>();
+  for (const r of p.rows) groups.set(`${r.attack}|${r.profile}`, [...(groups.get(`${r.attack}|${r.profile}`) ?? []), r]);
+  const profiles = [...new Set(p.rows.map((r) => r.profile))];
+  const colours: Record<string, string> = { BadNet: '#1f77b4', Blended: '#2ca02c', BadCLIP: '#9467bd' };
+  const symbols: Record<string, string> = { BadNet: 'circle', Blended: 'square', BadCLIP: 'diamond' };
+  const data = [...groups.values()].map((rows) => {
+    const r0 = rows[0];
+    const first = profiles.indexOf(r0.profile) === 0;
+    return {
+      type: 'scatter',
+      mode: 'lines+markers+text',
+      name: `${r0.attack}, ${r0.profile} (width ${r0.width})`,
+      x: rows.map((r) => r.metrics.ca - r.noDefense.ca),
+      y: rows.map((r) => r.metrics.asr),
+      text: rows.map((r) => (r.alpha === 0 ? 'VPT' : `α${r.alpha}`)),
+      textposition: 'top center',
+      marker: { size: 9, symbol: (symbols[r0.attack] ?? 'circle') + (first ? '-open' : ''), color: colours[r0.attack] },
+      line: { dash: first ? 'dot' : 'solid', color: colours[r0.attack] },
+    };
+  });
+  return {
+    data,
+    layout: {
+      title: { text: `RVPT's trade-off as alpha grows, at each width (${p.dataset}; VPT is alpha 0)` },
+      xaxis: { title: { text: 'CA minus No defense CA (points)' } },
+      yaxis: { title: { text: 'ASR (%)' }, range: [-3, 105] },
+      shapes: [{ type: 'rect', x0: -2, x1: 2, y0: 0, y1: 5, line: { color: 'red', dash: 'dash' }, fillcolor: 'rgba(255,0,0,0.08)' }],
+      annotations: [{ x: 0, y: 5, text: 'target', showarrow: false, yanchor: 'bottom', font: { color: 'red' } }],
+    },
+  };
+}
+
+export function repulsionMarkdown(p: RepulsionProbe): string {
+  return probeMarkdown(
+    `Repulsion probe: RVPT at several alphas, at each width (${p.dataset})`,
+    "Each row: a profile's backdoored model from its tables, defended by VPT (alpha 0) or RVPT at the given alpha, all else at the profile's settings. ASR % (CA %) on the test set (all of it); ASR over images whose true class is not the target. Final FR: the mean cosine between the prompted and the frozen class tokens over the last epoch of steps.",
+    repulsionRows(p),
+    p.provenance,
+  );
+}
+
+/**
+ * Defend and measure every profile x attack x alpha (cached; two processes when the first profile has two jobs), then
+ * write repulsion-probe.{json,md} into the first profile's results folder (figures/ for `small`). Returns the JSON path.
+ */
+export async function runRepulsionProbe(profiles: Profile[], attacks?: string[], alphas: number[] = REPULSION_ALPHAS, log: (s: string) => void = () => {}): Promise<{ path: string; probe: RepulsionProbe }> {
+  if (!profiles.length || !alphas.length) throw new Error('Repulsion probe: no profiles or no alphas to run.');
+  for (const p of profiles) {
+    if (externalWeights(p)) throw new Error(`Repulsion probe: profile '${p.name}' takes its backdoored models from a weights file; the probe compares profiles that make their own (small, profiles/wide.json).`);
+  }
+  const t0 = Date.now();
+  const dataset = profiles[0].datasets.main;
+  const variants = profiles.map((p) => alphas.map((a) => repulsionProfile(p, a)));
+  const attacksOf = (p: Profile) => attacks ?? repulsionAttacks(p);
+  const cell = (profile: Profile, attack: string, method: string): CellJob => ({ profile, attack, method, dataset, testSets: [dataset] });
+  const jobs = profiles.flatMap((p, i) => attacksOf(p).flatMap((a) => [cell(p, a, 'VPT'), ...variants[i].map((v) => cell(v, a, 'RVPT'))]));
+  await runCellsInParallel(jobs, profiles[0].jobs ?? 1, log);
+  const rows: RepulsionRow[] = [];
+  for (const [i, p] of profiles.entries()) {
+    const epochs = (m: string) => ({ ...RVPT_DEFAULTS, ...(p.defenses[m] ?? {}) }).epochs;
+    for (const attack of attacksOf(p)) {
+      const bd = await ensureBackdoored(p, attack, { dataset, log });
+      try {
+        const noDefense = bd.metrics[dataset];
+        const point = async (v: Profile, method: string, alpha: number) => {
+          log(`repulsion probe ${p.name} ${attack}: alpha ${alpha}`);
+          const c = await runCell(v, attack, method, dataset, [dataset], { backdoored: bd, log });
+          rows.push({ profile: p.name, width: p.model.width, attack, alpha, metrics: c.metrics[dataset]!, noDefense, finalFR: c.history?.fr?.length ? finalFR(c.history.fr, epochs(method)) : null });
+        };
+        await point(p, 'VPT', 0);
+        for (const [k, alpha] of alphas.entries()) await point(variants[i][k], 'RVPT', alpha);
+      } finally {
+        bd.model.dispose();
+      }
+    }
+  }
+  const config = {
+    profiles: profiles.map((p) => ({ name: p.name, model: p.model, defenses: { VPT: p.defenses.VPT ?? {}, RVPT: p.defenses.RVPT ?? {} }, shots: p.shots, evalLimit: p.evalLimit })),
+    attacks: attacks ?? null,
+    alphas,
+  };
+  const probe: RepulsionProbe = { probe: 'repulsion', dataset, rows, provenance: tableProvenance(profiles[0], config, profiles[0].backdoor.seed, (Date.now() - t0) / 1000) };
+  return { path: writeProbe(profiles[0], 'repulsion-probe', probe, repulsionMarkdown(probe)), probe };
+}
