@@ -38,3 +38,15 @@ export function writeProbe(profile: Profile, name: string, probe: unknown, markd
   writeFileAtomic(path.join(dir, `${name}.md`), markdown);
   return json;
 }
+
+/** One colour and marker per attack, shared by the probes' figures. */
+export const ATTACK_COLOURS: Record<string, string> = { BadNet: '#1f77b4', Blended: '#2ca02c', BadCLIP: '#9467bd' };
+export const ATTACK_SYMBOLS: Record<string, string> = { BadNet: 'circle', Blended: 'square', BadCLIP: 'diamond' };
+
+/** The issue's target region on an ASR (y) against CA-change (x) plot: ASR at most 5%, CA at most 2 points down. */
+export function targetRegion(): { shapes: Record<string, unknown>[]; annotations: Record<string, unknown>[] } {
+  return {
+    shapes: [{ type: 'rect', x0: -2, x1: 2, y0: 0, y1: 5, line: { color: 'red', dash: 'dash' }, fillcolor: 'rgba(255,0,0,0.08)' }],
+    annotations: [{ x: 0, y: 5, text: 'target', showarrow: false, yanchor: 'bottom', font: { color: 'red' } }],
+  };
+}

@@ -18,7 +18,7 @@ import { figureAttacks } from './analysis';
 import { Profile } from './profiles';
 import { finalFR } from './strengthProbe';
 import { TableProvenance, asrCaText, tableProvenance } from './tables';
-import { committedProbe, probeMarkdown, writeProbe } from './probeFiles';
+import { ATTACK_COLOURS, ATTACK_SYMBOLS, committedProbe, probeMarkdown, targetRegion, writeProbe } from './probeFiles';
 import { Figure } from '../viz/plotly';
 
 /** The committed alphas: half, once, twice and four times the paper's alpha = 2 (the tables'). */
@@ -90,8 +90,6 @@ export function repulsionFigure(p: RepulsionProbe): Figure {
   const groups = new Map<string, RepulsionRow[]>();
   for (const r of p.rows) groups.set(`${r.attack}|${r.profile}`, [...(groups.get(`${r.attack}|${r.profile}`) ?? []), r]);
   const profiles = [...new Set(p.rows.map((r) => r.profile))];
-  const colours: Record<string, string> = { BadNet: '#1f77b4', Blended: '#2ca02c', BadCLIP: '#9467bd' };
-  const symbols: Record<string, string> = { BadNet: 'circle', Blended: 'square', BadCLIP: 'diamond' };
   const data = [...groups.values()].map((rows) => {
     const r0 = rows[0];
     const first = profiles.indexOf(r0.profile) === 0;
@@ -103,8 +101,8 @@ export function repulsionFigure(p: RepulsionProbe): Figure {
       y: rows.map((r) => r.metrics.asr),
       text: rows.map((r) => (r.alpha === 0 ? 'VPT' : `α${r.alpha}`)),
       textposition: 'top center',
-      marker: { size: 9, symbol: (symbols[r0.attack] ?? 'circle') + (first ? '-open' : ''), color: colours[r0.attack] },
-      line: { dash: first ? 'dot' : 'solid', color: colours[r0.attack] },
+      marker: { size: 9, symbol: (ATTACK_SYMBOLS[r0.attack] ?? 'circle') + (first ? '-open' : ''), color: ATTACK_COLOURS[r0.attack] },
+      line: { dash: first ? 'dot' : 'solid', color: ATTACK_COLOURS[r0.attack] },
     };
   });
   return {
@@ -113,8 +111,7 @@ export function repulsionFigure(p: RepulsionProbe): Figure {
       title: { text: `RVPT's trade-off as alpha grows, at each width (${p.dataset}; VPT is alpha 0)` },
       xaxis: { title: { text: 'CA minus No defense CA (points)' } },
       yaxis: { title: { text: 'ASR (%)' }, range: [-3, 105] },
-      shapes: [{ type: 'rect', x0: -2, x1: 2, y0: 0, y1: 5, line: { color: 'red', dash: 'dash' }, fillcolor: 'rgba(255,0,0,0.08)' }],
-      annotations: [{ x: 0, y: 5, text: 'target', showarrow: false, yanchor: 'bottom', font: { color: 'red' } }],
+      ...targetRegion(),
     },
   };
 }

@@ -23,7 +23,7 @@ import { figureAttacks } from './analysis';
 import { Profile } from './profiles';
 import { finalFR } from './strengthProbe';
 import { TableProvenance, asrCaText, tableProvenance } from './tables';
-import { committedProbe, probeMarkdown, writeProbe } from './probeFiles';
+import { ATTACK_COLOURS, ATTACK_SYMBOLS, committedProbe, probeMarkdown, targetRegion, writeProbe } from './probeFiles';
 import { Figure } from '../viz/plotly';
 
 export interface TuningVariant {
@@ -123,8 +123,6 @@ export function tuningFigure(p: TuningProbe): Figure {
     groups.set(name, [...(groups.get(name) ?? []), r]);
   }
   // One colour and marker per attack; augmented runs solid, the others open and dotted.
-  const symbols: Record<string, string> = { BadNet: 'circle', Blended: 'square', BadCLIP: 'diamond' };
-  const colours: Record<string, string> = { BadNet: '#1f77b4', Blended: '#2ca02c', BadCLIP: '#9467bd' };
   const data: Record<string, unknown>[] = [...groups.entries()].map(([name, rows]) => ({
     type: 'scatter',
     mode: 'lines+markers+text',
@@ -133,8 +131,8 @@ export function tuningFigure(p: TuningProbe): Figure {
     y: rows.map((r) => r.metrics.RVPT?.asr),
     text: rows.map((r) => `${r.shots}`),
     textposition: 'top center',
-    marker: { size: 10, symbol: (symbols[rows[0].attack] ?? 'circle') + (rows[0].augment ? '' : '-open'), color: colours[rows[0].attack] },
-    line: { dash: rows[0].augment ? 'solid' : 'dot', color: colours[rows[0].attack] },
+    marker: { size: 10, symbol: (ATTACK_SYMBOLS[rows[0].attack] ?? 'circle') + (rows[0].augment ? '' : '-open'), color: ATTACK_COLOURS[rows[0].attack] },
+    line: { dash: rows[0].augment ? 'solid' : 'dot', color: ATTACK_COLOURS[rows[0].attack] },
   }));
   return {
     data,
@@ -142,8 +140,7 @@ export function tuningFigure(p: TuningProbe): Figure {
       title: { text: `RVPT with more clean shots (same steps) and without augmentation (${p.dataset}; labels: shots per class)` },
       xaxis: { title: { text: 'RVPT CA minus No defense CA (points)' } },
       yaxis: { title: { text: 'RVPT ASR (%)' }, range: [0, 105] },
-      shapes: [{ type: 'rect', x0: -2, x1: 2, y0: 0, y1: 5, line: { color: 'red', dash: 'dash' }, fillcolor: 'rgba(255,0,0,0.08)' }],
-      annotations: [{ x: 0, y: 5, text: 'target', showarrow: false, yanchor: 'bottom', font: { color: 'red' } }],
+      ...targetRegion(),
     },
   };
 }
