@@ -79,7 +79,7 @@ test('the CA shares split RVPT’s CA change into VPT’s and the repelling’s,
       ['paper: CLIP ViT-B/32', 'ImageNet', 'BadCLIP', '61.33', '+3.0', '-2.5', '+0.5'],
       ['a', 'fashion-mnist', 'Blended', '85.60', '-3.1', '-8.1', '-11.2'],
     ]);
-    expect(() => caShareRows([{ label: 'a', file: f, dataset: 'emoji' }])).toThrow(/t\.json has no dataset 'emoji'/);
+    expect(() => caShareRows([{ label: 'a', file: f, dataset: 'emoji' }])).toThrow(/t\.json has no dataset 'emoji' \(it has fashion-mnist\)/);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -26,7 +26,7 @@ export function committedScaleProbe(root = projectRoot()): ScaleColumn[] {
   ];
 }
 
-function readTable(c: { label: string; file: string }): ResultsTable {
+function readTable(c: ScaleColumn): ResultsTable {
   if (!fs.existsSync(c.file)) throw new Error(`Scale probe: ${c.file} (column '${c.label}') does not exist. Write it with \`npx rvpt tables --only table1\` and the column's profile.`);
   const t = readJsonFile<ResultsTable>(c.file, 'Scale probe table');
   if (!t.datasets || typeof t.datasets !== 'object') throw new Error(`Scale probe: ${c.file} has no 'datasets' field; is it a table written by \`rvpt tables\`?`);
@@ -87,8 +87,9 @@ export function caShareRows(sources: CaShareSource[]): { header: string[]; rows:
   const paper = (m: string) => PAPER_TABLE1[m].BadCLIP!.ca;
   const rows = [row('paper: CLIP ViT-B/32', 'ImageNet', 'BadCLIP', paper('No defense'), paper('VPT'), paper('RVPT'))];
   for (const s of sources) {
-    const t = readTable(s).datasets[s.dataset];
-    if (!t) throw new Error(`CA shares: ${s.file} has no dataset '${s.dataset}'.`);
+    const datasets = readTable(s).datasets;
+    const t = datasets[s.dataset];
+    if (!t) throw new Error(`CA shares: ${s.file} has no dataset '${s.dataset}' (it has ${Object.keys(datasets).join(', ')}).`);
     for (const [attack, nd] of Object.entries(t['No defense'] ?? {})) {
       const vpt = t.VPT?.[attack];
       const rvpt = t.RVPT?.[attack];
