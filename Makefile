@@ -58,8 +58,10 @@ tuning-probe: setup
 # RVPT at alpha 1, 2, 4 and 8 (VPT as 0) on the BadNet, Blended and BadCLIP models of small and of profiles/wide.json
 # (notebook 03): each width's trade-off. Needs the scale probe's wide models (made here if missing: about 30 min more);
 # 30 cells, cached (the 18 beyond the two tables took 10 min on two cores); writes figures/repulsion-probe.{json,md}.
+# Then on emoji (small only: Table 2's models), alpha 1, 2, 3, 4, 8: figures/repulsion-probe-emoji.{json,md}.
 repulsion-probe: setup
 	node bin/rvpt.js repulsion-probe
+	node bin/rvpt.js repulsion-probe --profile small --dataset emoji --alphas 1,2,3,4,8
 
 # Rebuild the hand-written WASM kernels (src/kernels/*.c -> src/kernels/*Wasm.ts, committed) after editing them.
 kernels:

@@ -5,7 +5,7 @@
  */
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { initBackend } from './backend';
-import { PROFILES, Profile, getProfile } from './experiments/profiles';
+import { PROFILES, Profile, getProfile, profileDatasets } from './experiments/profiles';
 import { cleanAccuracy, ensurePretrained } from './experiments/pretrainRun';
 import { BenchResult, benchClipScale, benchTrainStep, compareWorkers } from './experiments/bench';
 import { spawnSync } from 'child_process';
@@ -309,6 +309,7 @@ export function buildCli(): Command {
     .option('--profiles <list>', `profiles to compare, comma-separated; the first one's results folder gets the files (default: ${REPULSION_PROFILES.join(',')}, or --profile alone when given)`)
     .option('--attacks <names>', 'attacks, comma-separated (default: BadNet,Blended,BadCLIP)')
     .option('--alphas <list>', `RVPT's alpha values, comma-separated (default: ${REPULSION_ALPHAS.join(',')})`)
+    .option('--dataset <name>', "the dataset whose backdoored models are defended (default: the first profile's main one; emoji: Table 2's models)")
     .option('--jobs <n>', 'processes training side by side (default: the first profile, small 2)', int)
     .action(async (o, cmd: Command) => {
       const names = o.profiles ? String(o.profiles).split(',') : cmd.getOptionValueSource('profile') === 'cli' ? [o.profile] : REPULSION_PROFILES;
@@ -319,8 +320,10 @@ export function buildCli(): Command {
         if (!(n > 0) || !Number.isFinite(n)) throw new Error('It must be a positive number, e.g. 4 (alpha 0, VPT, is in every curve already).');
         return n;
       });
+      const dataset = o.dataset ?? profiles[0].datasets.main;
+      if (!profileDatasets(profiles[0]).includes(dataset)) throw new Error(`--dataset: profile '${profiles[0].name}' has no dataset '${dataset}' (it has ${profileDatasets(profiles[0]).join(', ')}).`);
       await initBackend(o.backend);
-      const r = await runRepulsionProbe(profiles, attacks, alphas, (s) => process.stderr.write(`[rvpt] ${s}\n`));
+      const r = await runRepulsionProbe(profiles, attacks, alphas, (s) => process.stderr.write(`[rvpt] ${s}\n`), dataset);
       console.log(`repulsion probe: ${r.path}`);
     });
 

@@ -98,6 +98,7 @@ test('repulsion-probe refuses a bad alpha, profile or attack before any training
   expect(r.stderr).toMatch(/--alphas: '0': It must be a positive number/);
   expect(rvpt('repulsion-probe', '--profiles', 'tiny,huge').stderr).toMatch(/Unknown profile 'huge'/);
   expect(rvpt('repulsion-probe', '--profile', 'tiny', '--attacks', 'Sleeper').stderr).toMatch(/Unknown attack 'Sleeper'/);
+  expect(rvpt('repulsion-probe', '--profile', 'tiny', '--dataset', 'mnist').stderr).toMatch(/--dataset: profile 'tiny' has no dataset 'mnist' \(it has fashion-mnist, emoji\)/);
 });
 
 test('strength-probe refuses a bad rate, lr or attack before any training', () => {

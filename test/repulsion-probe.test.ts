@@ -83,7 +83,22 @@ test('the committed probe holds both widths’ curves, and its alpha-2 and VPT p
       expect(r.finalFR).toBeGreaterThan(0);
     }
   }
-  expect(() => committedRepulsionProbe('/nonexistent/repulsion-probe.json')).toThrow(/repulsion-probe\.json does not exist\. Write it with `make repulsion-probe`/);
+  expect(() => committedRepulsionProbe(undefined, '/nonexistent/repulsion-probe.json')).toThrow(/repulsion-probe\.json does not exist\. Write it with `make repulsion-probe`/);
+});
+
+test('the committed emoji probe holds Table 2’s three attacks at small, and its alpha-2 and VPT points are Table 2’s cells', () => {
+  const p = committedRepulsionProbe('emoji');
+  expect(p.dataset).toBe('emoji');
+  expect(p.provenance.profile).toBe('small');
+  const alphas = (p.provenance.config as { alphas: number[] }).alphas;
+  expect(alphas).toContain(2);
+  expect(p.rows.map((r) => [r.profile, r.attack, r.alpha])).toEqual(['BadNet', 'Blended', 'WaNet'].flatMap((a) => [0, ...alphas].map((alpha) => ['small', a, alpha])));
+  const t = readJsonFile<{ datasets: Record<string, Record<string, Record<string, { asr: number; ca: number }>>> }>(path.join(__dirname, '..', 'figures', 'table2.json'), 'table2').datasets.emoji;
+  for (const r of p.rows) {
+    expect({ asr: r.noDefense.asr, ca: r.noDefense.ca }).toEqual({ asr: t['No defense'][r.attack].asr, ca: t['No defense'][r.attack].ca });
+    const m = r.alpha === 0 ? 'VPT' : r.alpha === 2 ? 'RVPT' : null;
+    if (m) expect({ asr: r.metrics.asr, ca: r.metrics.ca }).toEqual({ asr: t[m][r.attack].asr, ca: t[m][r.attack].ca });
+  }
 });
 
 test('the probe defends each alpha on the one backdoored model, a larger alpha repels more, and a second run only reads the caches', async () => {

@@ -15,6 +15,8 @@ import { runCellsInParallel, CellJob } from './cellPool';
 import { runCell } from './defenseRun';
 import { externalWeights } from './externalWeights';
 import { figureAttacks } from './analysis';
+import { availableAttacks } from './paperTables';
+import { testSetNames } from '../data/load';
 import { Profile } from './profiles';
 import { finalFR } from './strengthProbe';
 import { TableProvenance, asrCaText, tableProvenance } from './tables';
@@ -27,9 +29,18 @@ export const REPULSION_ALPHAS = [1, 2, 4, 8];
 /** The profiles of the committed probe, as `rvpt repulsion-probe --profiles` takes them. */
 export const REPULSION_PROFILES = ['small', 'profiles/wide.json'];
 
-/** The attacks of the committed probe: the paper's Fig. 3 three (those the profile has). */
-export function repulsionAttacks(profile: Profile): string[] {
-  return figureAttacks(profile, ['BadNet', 'Blended', 'BadCLIP']);
+/**
+ * The attacks of the committed probe: on the main dataset the paper's Fig. 3 three (those the profile has), on the
+ * emoji dataset Table 2's three.
+ */
+export function repulsionAttacks(profile: Profile, dataset = profile.datasets.main): string[] {
+  if (dataset === profile.datasets.main) return figureAttacks(profile, ['BadNet', 'Blended', 'BadCLIP']);
+  return availableAttacks(profile, dataset, ['BadNet', 'Blended', 'WaNet']);
+}
+
+/** The files' stem: repulsion-probe on the main dataset, repulsion-probe-DATASET on another. */
+export function repulsionFileName(profile: Profile, dataset: string): string {
+  return dataset === profile.datasets.main ? 'repulsion-probe' : `repulsion-probe-${dataset}`;
 }
 
 /** The profile with RVPT's alpha set to `alpha`; the profile's own value leaves the config as written (the tables' cell). */
@@ -62,9 +73,9 @@ export interface RepulsionProbe {
   provenance: TableProvenance;
 }
 
-/** The committed probe (figures/repulsion-probe.json), for notebook 03. */
-export function committedRepulsionProbe(file?: string): RepulsionProbe {
-  return committedProbe<RepulsionProbe>('repulsion-probe', 'Repulsion probe', file);
+/** A committed probe (figures/repulsion-probe.json; with a dataset, figures/repulsion-probe-DATASET.json), for notebook 03. */
+export function committedRepulsionProbe(dataset?: string, file?: string): RepulsionProbe {
+  return committedProbe<RepulsionProbe>(dataset ? `repulsion-probe-${dataset}` : 'repulsion-probe', 'Repulsion probe', file);
 }
 
 const signed = (x: number) => `${x >= 0 ? '+' : ''}${x.toFixed(2)}`;
@@ -119,26 +130,34 @@ export function repulsionFigure(p: RepulsionProbe): Figure {
 export function repulsionMarkdown(p: RepulsionProbe): string {
   return probeMarkdown(
     `Repulsion probe: RVPT at several alphas, at each width (${p.dataset})`,
-    "Each row: a profile's backdoored model from its tables, defended by VPT (alpha 0) or RVPT at the given alpha, all else at the profile's settings. ASR % (CA %) on the test set (all of it); ASR over images whose true class is not the target. Final FR: the mean cosine between the prompted and the frozen class tokens over the last epoch of steps.",
+    "Each row: a profile's backdoored model from its tables, defended by VPT (alpha 0) or RVPT at the given alpha, all else at the profile's settings. ASR % (CA %) on the dataset's test set (all of it); ASR over images whose true class is not the target. Final FR: the mean cosine between the prompted and the frozen class tokens over the last epoch of steps.",
     repulsionRows(p),
     p.provenance,
   );
 }
 
 /**
- * Defend and measure every profile x attack x alpha (cached; two processes when the first profile has two jobs), then
- * write repulsion-probe.{json,md} into the first profile's results folder (figures/ for `small`). Returns the JSON path.
+ * Defend and measure every profile x attack x alpha on `dataset` (default: the first profile's main one; cached, and on
+ * all of the dataset's test sets as the tables' cells are; two processes when the first profile has two jobs), then
+ * write repulsion-probe[-DATASET].{json,md} into the first profile's results folder (figures/ for `small`). Returns the
+ * JSON path.
  */
-export async function runRepulsionProbe(profiles: Profile[], attacks?: string[], alphas: number[] = REPULSION_ALPHAS, log: (s: string) => void = () => {}): Promise<{ path: string; probe: RepulsionProbe }> {
+export async function runRepulsionProbe(
+  profiles: Profile[],
+  attacks?: string[],
+  alphas: number[] = REPULSION_ALPHAS,
+  log: (s: string) => void = () => {},
+  dataset = profiles[0]?.datasets.main,
+): Promise<{ path: string; probe: RepulsionProbe }> {
   if (!profiles.length || !alphas.length) throw new Error('Repulsion probe: no profiles or no alphas to run.');
   for (const p of profiles) {
     if (externalWeights(p)) throw new Error(`Repulsion probe: profile '${p.name}' takes its backdoored models from a weights file; the probe compares profiles that make their own (small, profiles/wide.json).`);
   }
   const t0 = Date.now();
-  const dataset = profiles[0].datasets.main;
+  const testSets = testSetNames(dataset);
   const variants = profiles.map((p) => alphas.map((a) => repulsionProfile(p, a)));
-  const attacksOf = (p: Profile) => attacks ?? repulsionAttacks(p);
-  const cell = (profile: Profile, attack: string, method: string): CellJob => ({ profile, attack, method, dataset, testSets: [dataset] });
+  const attacksOf = (p: Profile) => attacks ?? repulsionAttacks(p, dataset);
+  const cell = (profile: Profile, attack: string, method: string): CellJob => ({ profile, attack, method, dataset, testSets });
   const jobs = profiles.flatMap((p, i) => attacksOf(p).flatMap((a) => [cell(p, a, 'VPT'), ...variants[i].map((v) => cell(v, a, 'RVPT'))]));
   await runCellsInParallel(jobs, profiles[0].jobs ?? 1, log);
   const rows: RepulsionRow[] = [];
@@ -150,7 +169,7 @@ export async function runRepulsionProbe(profiles: Profile[], attacks?: string[],
         const noDefense = bd.metrics[dataset];
         const point = async (v: Profile, method: string, alpha: number) => {
           log(`repulsion probe ${p.name} ${attack}: alpha ${alpha}`);
-          const c = await runCell(v, attack, method, dataset, [dataset], { backdoored: bd, log });
+          const c = await runCell(v, attack, method, dataset, testSets, { backdoored: bd, log });
           rows.push({ profile: p.name, width: p.model.width, attack, alpha, metrics: c.metrics[dataset]!, noDefense, finalFR: c.history?.fr?.length ? finalFR(c.history.fr, epochs(method)) : null });
         };
         await point(p, 'VPT', 0);
@@ -166,5 +185,5 @@ export async function runRepulsionProbe(profiles: Profile[], attacks?: string[],
     alphas,
   };
   const probe: RepulsionProbe = { probe: 'repulsion', dataset, rows, provenance: tableProvenance(profiles[0], config, profiles[0].backdoor.seed, (Date.now() - t0) / 1000) };
-  return { path: writeProbe(profiles[0], 'repulsion-probe', probe, repulsionMarkdown(probe)), probe };
+  return { path: writeProbe(profiles[0], repulsionFileName(profiles[0], dataset), probe, repulsionMarkdown(probe)), probe };
 }
