@@ -9,6 +9,7 @@ import { getProfile } from '../src/experiments/profiles';
 import { cellFile } from '../src/experiments/defenseRun';
 import { REPULSION_ALPHAS, RepulsionProbe, committedRepulsionProbe, repulsionFigure, repulsionMarkdown, repulsionProfile, repulsionRows, runRepulsionProbe } from '../src/experiments/repulsionProbe';
 import { readJsonFile } from '../src/util/fsutil';
+import { targetRegion } from '../src/experiments/probeFiles';
 import { HAND_PROVENANCE, cellMetrics, cutDownTiny, freshCacheSharingData, setup } from './helpers';
 
 const saved = process.env.RVPT_CACHE;
@@ -63,6 +64,9 @@ test('rows, markdown and figure follow the measured numbers', () => {
   expect(s.x.map((x) => +x.toFixed(2))).toEqual([-3.97, -20.57]);
   expect(s.y).toEqual([23.06, 2.79]);
   expect(s.text).toEqual(['VPT', 'α4']);
+  // The target region: ASR at most 5% and CA at most 2 points down, so it runs from -2 to past the largest CA change.
+  expect((fig.layout.shapes as Record<string, number>[])[0]).toMatchObject({ x0: -2, x1: 3, y0: 0, y1: 5 });
+  expect(targetRegion([-3, 6.29, null]).shapes[0]).toMatchObject({ x0: -2, x1: 7.29 });
 });
 
 test('the committed probe holds both widths’ curves, and its alpha-2 and VPT points are the tables’ cells', () => {

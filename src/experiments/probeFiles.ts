@@ -40,13 +40,17 @@ export function writeProbe(profile: Profile, name: string, probe: unknown, markd
 }
 
 /** One colour and marker per attack, shared by the probes' figures. */
-export const ATTACK_COLOURS: Record<string, string> = { BadNet: '#1f77b4', Blended: '#2ca02c', BadCLIP: '#9467bd' };
-export const ATTACK_SYMBOLS: Record<string, string> = { BadNet: 'circle', Blended: 'square', BadCLIP: 'diamond' };
+export const ATTACK_COLOURS: Record<string, string> = { BadNet: '#1f77b4', Blended: '#2ca02c', BadCLIP: '#9467bd', WaNet: '#ff7f0e', ISSBA: '#d62728', TrojVQA: '#8c564b' };
+export const ATTACK_SYMBOLS: Record<string, string> = { BadNet: 'circle', Blended: 'square', BadCLIP: 'diamond', WaNet: 'triangle-up', ISSBA: 'cross', TrojVQA: 'star' };
 
-/** The issue's target region on an ASR (y) against CA-change (x) plot: ASR at most 5%, CA at most 2 points down. */
-export function targetRegion(): { shapes: Record<string, unknown>[]; annotations: Record<string, unknown>[] } {
+/**
+ * The issue's target region on an ASR (y) against CA-change (x) plot: ASR at most 5% and CA at most 2 points down,
+ * so from x = -2 rightwards, past the largest CA change plotted (`xs`).
+ */
+export function targetRegion(xs: (number | null)[]): { shapes: Record<string, unknown>[]; annotations: Record<string, unknown>[] } {
+  const right = Math.max(2, ...xs.filter((x): x is number => x !== null && Number.isFinite(x))) + 1;
   return {
-    shapes: [{ type: 'rect', x0: -2, x1: 2, y0: 0, y1: 5, line: { color: 'red', dash: 'dash' }, fillcolor: 'rgba(255,0,0,0.08)' }],
-    annotations: [{ x: 0, y: 5, text: 'target', showarrow: false, yanchor: 'bottom', font: { color: 'red' } }],
+    shapes: [{ type: 'rect', x0: -2, x1: right, y0: 0, y1: 5, line: { color: 'red', dash: 'dash' }, fillcolor: 'rgba(255,0,0,0.08)' }],
+    annotations: [{ x: (right - 2) / 2, y: 5, text: 'target', showarrow: false, yanchor: 'bottom', font: { color: 'red' } }],
   };
 }

@@ -119,17 +119,17 @@ export function repulsionFigure(p: RepulsionProbe): Figure {
   return {
     data,
     layout: {
-      title: { text: `RVPT's trade-off as alpha grows, at each width (${p.dataset}; VPT is alpha 0)` },
+      title: { text: `RVPT's trade-off as alpha grows (${p.dataset}, image width ${[...new Set(p.rows.map((r) => r.width))].join(' and ')}; VPT is alpha 0)` },
       xaxis: { title: { text: 'CA minus No defense CA (points)' } },
       yaxis: { title: { text: 'ASR (%)' }, range: [-3, 105] },
-      ...targetRegion(),
+      ...targetRegion(data.flatMap((d) => d.x as (number | null)[])),
     },
   };
 }
 
 export function repulsionMarkdown(p: RepulsionProbe): string {
   return probeMarkdown(
-    `Repulsion probe: RVPT at several alphas, at each width (${p.dataset})`,
+    `Repulsion probe: VPT and RVPT at several alphas, on ${p.dataset} (image width ${[...new Set(p.rows.map((r) => r.width))].join(' and ')})`,
     "Each row: a profile's backdoored model from its tables, defended by VPT (alpha 0) or RVPT at the given alpha, all else at the profile's settings. ASR % (CA %) on the dataset's test set (all of it); ASR over images whose true class is not the target. Final FR: the mean cosine between the prompted and the frozen class tokens over the last epoch of steps.",
     repulsionRows(p),
     p.provenance,

@@ -140,7 +140,7 @@ export function tuningFigure(p: TuningProbe): Figure {
       title: { text: `RVPT with more clean shots (same steps) and without augmentation (${p.dataset}; labels: shots per class)` },
       xaxis: { title: { text: 'RVPT CA minus No defense CA (points)' } },
       yaxis: { title: { text: 'RVPT ASR (%)' }, range: [0, 105] },
-      ...targetRegion(),
+      ...targetRegion(data.flatMap((d) => d.x as (number | null)[])),
     },
   };
 }
