@@ -6,7 +6,8 @@
  * `profiles/wide.json`, the image tower twice as wide), with VPT (alpha 0) as the curve's start. At equal ASR, the
  * curve with the higher CA is the better trade-off.
  * Each point is the profile with RVPT's alpha overridden (`repulsionProfile`), so its cells are cached like the
- * tables', and the profile's own alpha *is* the tables' cell.
+ * tables', and the profile's own alpha *is* the tables' cell. On the emoji dataset (`--dataset emoji`) the same curve
+ * is traced on Table 2's models, where prompt tuning has CA to gain.
  */
 import { BackdoorMetrics } from '../metrics/backdoor';
 import { RVPT_DEFAULTS } from '../defenses/rvpt';
@@ -58,7 +59,7 @@ export interface RepulsionRow {
   attack: string;
   /** 0: VPT. */
   alpha: number;
-  /** The defended model on the main dataset's test set. */
+  /** The defended model on the probe's dataset's test set. */
   metrics: BackdoorMetrics;
   /** The undefended model's, for the CA change. */
   noDefense: BackdoorMetrics;
