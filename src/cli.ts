@@ -312,7 +312,7 @@ export function buildCli(): Command {
     .option('--dataset <name>', "the dataset whose backdoored models are defended (default: the first profile's main one; emoji: Table 2's models)")
     .option('--jobs <n>', 'processes training side by side (default: the first profile, small 2)', int)
     .action(async (o, cmd: Command) => {
-      const names = o.profiles ? String(o.profiles).split(',') : cmd.getOptionValueSource('profile') === 'cli' ? [o.profile] : REPULSION_PROFILES;
+      const names = o.profiles ? String(o.profiles).split(',') : cmd.getOptionValueSource('profile') === 'cli' ? [o.profile] : REPULSION_PROFILES.map((n) => (n.endsWith('.json') ? path.join(projectRoot(), n) : n)); // the committed pair, from any directory
       const profiles = names.map((n: string, i: number) => (i === 0 ? withJobs(getProfile(n.trim()), o.jobs) : getProfile(n.trim())));
       const attacks = attackList(o.attacks, profiles[0]);
       const alphas = numberList(o.alphas, 'alphas', (x) => {
