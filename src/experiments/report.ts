@@ -6,7 +6,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { Profile } from './profiles';
-import { asrCaText, resultsDir } from './tables';
+import { asrCaText, resultsDir, signedText } from './tables';
 import { PaperCell, PAPER_COST, PAPER_TABLE1, PAPER_TABLE2, PAPER_TABLE3, SHIFT_ANALOGUE } from './paperNumbers';
 import { Claim } from './analysis';
 import { externalWeights } from './externalWeights';
@@ -35,11 +35,6 @@ function verdict(checks: boolean[]): Verdict {
   return n === checks.length ? 'reproduced' : n ? 'partly' : 'not reproduced';
 }
 
-/** A difference with its sign: +5.1, -0.6. */
-function signed(x: number): string {
-  return `${x >= 0 ? '+' : ''}${x.toFixed(1)}`;
-}
-
 function line(v: Verdict, claim: string, numbers: string): string {
   const mark = { reproduced: '✅ reproduced', partly: '🟡 partly', 'not reproduced': '❌ not reproduced', 'not measured': '⬜ not measured' }[v];
   return `- **${mark}**: ${claim} (${numbers})`;
@@ -60,7 +55,7 @@ function defenseClaims(ours: Ours | undefined, attacks: string[], paper: Record<
   const out: string[] = [];
   out.push(line(verdict(have.map((a) => nd[a]!.asr >= 60)), 'without defense every attack takes (paper: ASR 60-99.8%)', have.map((a) => `${a} ${nd[a]!.asr.toFixed(1)}`).join(', ')));
   out.push(line(verdict(have.map((a) => rv[a]!.asr <= 5)), 'RVPT brings every attack to ASR ≤ 5% (paper: at most 2.76%)', have.map((a) => `${a} ${rv[a]!.asr.toFixed(1)}`).join(', ')));
-  out.push(line(verdict(have.map((a) => rv[a]!.ca >= nd[a]!.ca - 2)), "RVPT keeps CA within 2 points of the undefended model's (paper: within 0.6)", 'RVPT minus undefended CA: ' + have.map((a) => `${a} ${signed(rv[a]!.ca - nd[a]!.ca)}`).join(', ')));
+  out.push(line(verdict(have.map((a) => rv[a]!.ca >= nd[a]!.ca - 2)), "RVPT keeps CA within 2 points of the undefended model's (paper: within 0.6)", 'RVPT minus undefended CA: ' + have.map((a) => `${a} ${signedText(rv[a]!.ca - nd[a]!.ca)}`).join(', ')));
   const cc = ours.CleanCLIP ?? {};
   const both = have.filter((a) => cc[a]);
   out.push(line(verdict(both.map((a) => rv[a]!.asr <= cc[a]!.asr)), 'RVPT ends with a lower ASR than CleanCLIP on every attack', both.map((a) => `${a} ${rv[a]!.asr.toFixed(1)} vs ${cc[a]!.asr.toFixed(1)}`).join(', ')));

@@ -20,7 +20,7 @@ import { availableAttacks } from './paperTables';
 import { testSetNames } from '../data/load';
 import { Profile } from './profiles';
 import { finalFR } from './strengthProbe';
-import { TableProvenance, asrCaText, tableProvenance } from './tables';
+import { TableProvenance, asrCaText, signedText, tableProvenance } from './tables';
 import { ATTACK_COLOURS, ATTACK_SYMBOLS, committedProbe, probeMarkdown, targetRegion, writeProbe } from './probeFiles';
 import { Figure } from '../viz/plotly';
 
@@ -79,8 +79,6 @@ export function committedRepulsionProbe(dataset?: string, file?: string): Repuls
   return committedProbe<RepulsionProbe>(dataset ? `repulsion-probe-${dataset}` : 'repulsion-probe', 'Repulsion probe', file);
 }
 
-const signed = (x: number) => `${x >= 0 ? '+' : ''}${x.toFixed(2)}`;
-
 export function repulsionRows(p: RepulsionProbe): { header: string[]; rows: string[][] } {
   const header = ['profile (width)', 'attack', 'alpha', 'ASR (CA)', 'CA minus No defense', 'final FR'];
   const rows = p.rows.map((r) => [
@@ -88,7 +86,7 @@ export function repulsionRows(p: RepulsionProbe): { header: string[]; rows: stri
     r.attack,
     r.alpha === 0 ? '0 (VPT)' : String(r.alpha),
     asrCaText(r.metrics),
-    signed(r.metrics.ca - r.noDefense.ca),
+    signedText(r.metrics.ca - r.noDefense.ca, 2),
     r.finalFR === null ? '–' : r.finalFR.toFixed(3),
   ]);
   return { header, rows };

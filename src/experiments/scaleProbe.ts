@@ -8,7 +8,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { projectRoot, readJsonFile } from '../util/fsutil';
-import { ResultsTable, asrCaText } from './tables';
+import { ResultsTable, asrCaText, signedText } from './tables';
 import { PAPER_TABLE1 } from './paperNumbers';
 
 export interface ScaleColumn {
@@ -73,8 +73,6 @@ export function committedCaShares(root = projectRoot()): CaShareSource[] {
   ];
 }
 
-const signed1 = (x: number) => `${x >= 0 ? '+' : ''}${x.toFixed(1)}`;
-
 /**
  * Where RVPT's CA change comes from, in two shares: prompt tuning itself (VPT minus No defense: what the same prompts
  * gain or lose on the same shots without the repelling term) and the repelling term (RVPT minus VPT). The paper's
@@ -83,7 +81,7 @@ const signed1 = (x: number) => `${x >= 0 ? '+' : ''}${x.toFixed(1)}`;
  */
 export function caShareRows(sources: CaShareSource[]): { header: string[]; rows: string[][] } {
   const header = ['model', 'dataset', 'attack', 'No defense CA', 'VPT minus No defense', 'RVPT minus VPT', 'RVPT minus No defense'];
-  const row = (model: string, dataset: string, attack: string, nd: number, vpt: number, rvpt: number) => [model, dataset, attack, nd.toFixed(2), signed1(vpt - nd), signed1(rvpt - vpt), signed1(rvpt - nd)];
+  const row = (model: string, dataset: string, attack: string, nd: number, vpt: number, rvpt: number) => [model, dataset, attack, nd.toFixed(2), signedText(vpt - nd), signedText(rvpt - vpt), signedText(rvpt - nd)];
   const paper = (m: string) => PAPER_TABLE1[m].BadCLIP!.ca;
   const rows = [row('paper: CLIP ViT-B/32', 'ImageNet', 'BadCLIP', paper('No defense'), paper('VPT'), paper('RVPT'))];
   for (const s of sources) {

@@ -23,7 +23,7 @@ import { runCell } from './defenseRun';
 import { ensurePretrained } from './pretrainRun';
 import { externalWeights } from './externalWeights';
 import { Profile } from './profiles';
-import { TableProvenance, asrCaText, tableProvenance } from './tables';
+import { TableProvenance, asrCaText, signedText, tableProvenance } from './tables';
 import { committedProbe, probeMarkdown, writeProbe } from './probeFiles';
 import { Figure } from '../viz/plotly';
 import { DEFAULT_AUGMENT } from '../data/augment';
@@ -148,7 +148,7 @@ export function strengthRows(p: StrengthProbe): { header: string[]; rows: string
       String(r.lr),
       r.augment ? 'crop + flip' : 'none',
       `${(r.shift * 100).toFixed(2)}%`,
-      nd ? `${(nd.ca - r.cleanCA >= 0 ? '+' : '') + (nd.ca - r.cleanCA).toFixed(2)}` : '–',
+      nd ? signedText(nd.ca - r.cleanCA, 2) : '–',
       asrCaText(nd),
       ...STRENGTH_METHODS.map((m) => asrCaText(r.metrics[m])),
       nd && rv && nd.asr > 0 ? (rv.asr / nd.asr).toFixed(2) : '–',

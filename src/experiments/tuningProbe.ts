@@ -22,7 +22,7 @@ import { externalWeights } from './externalWeights';
 import { figureAttacks } from './analysis';
 import { Profile } from './profiles';
 import { finalFR } from './strengthProbe';
-import { TableProvenance, asrCaText, tableProvenance } from './tables';
+import { TableProvenance, asrCaText, signedText, tableProvenance } from './tables';
 import { ATTACK_COLOURS, ATTACK_SYMBOLS, committedProbe, probeMarkdown, targetRegion, writeProbe } from './probeFiles';
 import { Figure } from '../viz/plotly';
 
@@ -89,8 +89,6 @@ export function committedTuningProbe(file?: string): TuningProbe {
   return committedProbe<TuningProbe>('tuning-probe', 'Tuning probe', file);
 }
 
-const signed = (x: number) => `${x >= 0 ? '+' : ''}${x.toFixed(2)}`;
-
 /** Rows for notebook 03 and the markdown: one per attack and variant, in the file's order. */
 export function tuningRows(p: TuningProbe): { header: string[]; rows: string[][] } {
   const header = ['attack', 'shots per class', 'augmentation', 'images (steps)', 'No defense ASR (CA)', ...TUNING_METHODS.map((m) => `${m} ASR (CA)`), 'RVPT CA minus No defense', 'final FR: VPT / RVPT'];
@@ -105,7 +103,7 @@ export function tuningRows(p: TuningProbe): { header: string[]; rows: string[][]
       `${r.images} (${r.steps})`,
       asrCaText(nd),
       ...TUNING_METHODS.map((m) => asrCaText(r.metrics[m])),
-      nd && rv ? signed(rv.ca - nd.ca) : '–',
+      nd && rv ? signedText(rv.ca - nd.ca, 2) : '–',
       `${fr('VPT')} / ${fr('RVPT')}`,
     ];
   });
