@@ -9,12 +9,9 @@ import * as path from 'path';
 import { adoptLegacy, cacheDir, cacheKey } from '../src/util/fsutil';
 import { cellFile } from '../src/experiments/defenseRun';
 import { PROFILES } from '../src/experiments/profiles';
+import { restoreCacheAfterAll } from './helpers';
 
-const saved = process.env.RVPT_CACHE;
-afterAll(() => {
-  if (saved === undefined) delete process.env.RVPT_CACHE;
-  else process.env.RVPT_CACHE = saved;
-});
+restoreCacheAfterAll();
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'rvpt-keys-'));
 

@@ -11,20 +11,16 @@ import { getProfile, Profile } from '../src/experiments/profiles';
 import { CellJob, nextRun, runCellsInParallel } from '../src/experiments/cellPool';
 import { runCell } from '../src/experiments/defenseRun';
 import { cleanFinetuneCA, ensureBackdoored } from '../src/experiments/backdoorRun';
-import { setup } from './helpers';
+import { restoreCacheAfterAll, setup } from './helpers';
 
 const TOY = path.join(__dirname, 'fixtures', 'paper-toy');
-const saved = process.env.RVPT_CACHE;
 
 beforeAll(async () => {
   await setup();
   jest.spyOn(console, 'warn').mockImplementation(() => {});
 });
 
-afterAll(() => {
-  if (saved === undefined) delete process.env.RVPT_CACHE;
-  else process.env.RVPT_CACHE = saved;
-});
+restoreCacheAfterAll();
 
 test('two processes compute each uncached cell once, with the numbers of a sequential run', async () => {
   const profile: Profile = { ...getProfile(path.join(TOY, 'profile.json')), name: 'pool-test' };

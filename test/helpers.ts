@@ -54,9 +54,18 @@ export function cutDownTiny(name: string, defenses: Record<string, unknown>, sho
   };
 }
 
+/** Put RVPT_CACHE back as it was when the test file loaded, after its tests (which point it at their own folders). */
+export function restoreCacheAfterAll(): void {
+  const saved = process.env.RVPT_CACHE;
+  afterAll(() => {
+    if (saved === undefined) delete process.env.RVPT_CACHE;
+    else process.env.RVPT_CACHE = saved;
+  });
+}
+
 /**
  * Point RVPT_CACHE at a fresh temporary folder whose data/ is the default cache's (rendering the emoji sets takes about
- * a minute). The caller restores RVPT_CACHE.
+ * a minute). The caller restores RVPT_CACHE (restoreCacheAfterAll).
  */
 export function freshCacheSharingData(prefix: string): string {
   const data = cacheDir('data');

@@ -10,14 +10,10 @@ import { cellFile } from '../src/experiments/defenseRun';
 import { REPULSION_ALPHAS, RepulsionProbe, committedRepulsionProbe, repulsionFigure, repulsionMarkdown, repulsionProfile, repulsionRows, runRepulsionProbe } from '../src/experiments/repulsionProbe';
 import { readJsonFile } from '../src/util/fsutil';
 import { targetRegion } from '../src/experiments/probeFiles';
-import { HAND_PROVENANCE, cellMetrics, cutDownTiny, freshCacheSharingData, setup } from './helpers';
+import { HAND_PROVENANCE, cellMetrics, cutDownTiny, freshCacheSharingData, restoreCacheAfterAll, setup } from './helpers';
 
-const saved = process.env.RVPT_CACHE;
 beforeAll(setup);
-afterAll(() => {
-  if (saved === undefined) delete process.env.RVPT_CACHE;
-  else process.env.RVPT_CACHE = saved;
-});
+restoreCacheAfterAll();
 
 test('a point sets only RVPT’s alpha, and the profile’s own alpha is the tables’ cell', () => {
   const small = getProfile('small');

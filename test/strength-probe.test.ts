@@ -11,14 +11,10 @@ import { backdoorKey } from '../src/experiments/cellPool';
 import { MiniCLIP } from '../src/model/clip';
 import { STRENGTH_GRID, StrengthProbe, committedStrengthProbe, imageTowerShift, runStrengthProbe, strengthGrid, strengthMarkdown, strengthRows, variantProfile } from '../src/experiments/strengthProbe';
 import { DEFAULT_AUGMENT } from '../src/data/augment';
-import { HAND_PROVENANCE, TEST_CONFIG, cellMetrics, cutDownTiny, freshCacheSharingData, setup } from './helpers';
+import { HAND_PROVENANCE, TEST_CONFIG, cellMetrics, cutDownTiny, freshCacheSharingData, restoreCacheAfterAll, setup } from './helpers';
 
-const saved = process.env.RVPT_CACHE;
 beforeAll(setup);
-afterAll(() => {
-  if (saved === undefined) delete process.env.RVPT_CACHE;
-  else process.env.RVPT_CACHE = saved;
-});
+restoreCacheAfterAll();
 
 test('a variant overrides its attack’s rate and lr only, and a dataset override that would mask it is an error', () => {
   const small = getProfile('small');

@@ -13,14 +13,10 @@ import { DEFAULT_AUGMENT } from '../src/data/augment';
 import { RVPT_DEFAULTS } from '../src/defenses/rvpt';
 import { TUNING_GRID, TuningProbe, committedTuningProbe, runTuningProbe, tuningMarkdown, tuningProfile, tuningRows } from '../src/experiments/tuningProbe';
 import { readJsonFile } from '../src/util/fsutil';
-import { HAND_PROVENANCE, cellMetrics, cutDownTiny, freshCacheSharingData, setup } from './helpers';
+import { HAND_PROVENANCE, cellMetrics, cutDownTiny, freshCacheSharingData, restoreCacheAfterAll, setup } from './helpers';
 
-const saved = process.env.RVPT_CACHE;
 beforeAll(setup);
-afterAll(() => {
-  if (saved === undefined) delete process.env.RVPT_CACHE;
-  else process.env.RVPT_CACHE = saved;
-});
+restoreCacheAfterAll();
 
 /** Optimiser steps of a prompt-tuning run, as promptTuning counts them. */
 const stepsOf = (p: Profile, method: string, classes: number) => {
