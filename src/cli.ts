@@ -1,6 +1,6 @@
 /**
  * The `rvpt` command line: pretrain, eval, backdoor, defend, tables, figures, report, clip, strength-probe, tuning-probe,
- * repulsion-probe, bench.
+ * repulsion-probe, seed-probe, bench.
  * Every command takes --profile, --seed and --backend.
  */
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
@@ -33,6 +33,7 @@ import { writeReproductionReport } from './experiments/report';
 import { STRENGTH_GRID, runStrengthProbe, strengthGrid } from './experiments/strengthProbe';
 import { TUNING_GRID, runTuningProbe, tuningAttacks } from './experiments/tuningProbe';
 import { REPULSION_ALPHAS, REPULSION_PROFILES, runRepulsionProbe } from './experiments/repulsionProbe';
+import { SEED_PROBE_METHODS, SEED_PROBE_SEEDS, runSeedProbe } from './experiments/seedProbe';
 
 /** A profile with --jobs applied (cell processes are not part of any cache key: the numbers do not depend on them). */
 function withJobs(profile: Profile, jobs: number | undefined): Profile {
@@ -325,6 +326,29 @@ export function buildCli(): Command {
       await initBackend(o.backend);
       const r = await runRepulsionProbe(profiles, attacks, alphas, (s) => process.stderr.write(`[rvpt] ${s}\n`), dataset);
       console.log(`repulsion probe: ${r.path}`);
+    });
+
+  common(program.command('seed-probe').description("VPT and RVPT at several defense seeds on the tables' backdoored models: how far one cell moves with the seed alone (notebook 03)"))
+    .option('--attacks <names>', "attacks, comma-separated (default: the dataset's table's, six on the main dataset, three on emoji)")
+    .option('--seeds <list>', `defense seeds, comma-separated; the profile's own (0 at small) reads the tables' cell (default: ${SEED_PROBE_SEEDS.join(',')})`)
+    .option('--methods <list>', `of ${SEED_PROBE_METHODS.join(', ')}, comma-separated (default: both)`)
+    .option('--dataset <name>', "the dataset whose backdoored models are defended (default: the profile's main one; emoji: Table 2's models)")
+    .option('--jobs <n>', 'processes training side by side (default: the profile, small 2)', int)
+    .action(async (o) => {
+      const profile = withJobs(getProfile(o.profile), o.jobs);
+      const attacks = attackList(o.attacks, profile);
+      const seeds = numberList(o.seeds, 'seeds', (x) => {
+        const n = Number(x);
+        if (x === '' || !Number.isInteger(n) || n < 0) throw new Error('It must be a whole number of at least 0, e.g. 3.');
+        return n;
+      });
+      const methods = o.methods ? String(o.methods).split(',').map((m: string) => m.trim()) : undefined;
+      for (const m of methods ?? []) if (!SEED_PROBE_METHODS.includes(m)) throw new Error(`--methods: '${m}' is not one of ${SEED_PROBE_METHODS.join(', ')}.`);
+      const dataset = o.dataset ?? profile.datasets.main;
+      if (!profileDatasets(profile).includes(dataset)) throw new Error(`--dataset: profile '${profile.name}' has no dataset '${dataset}' (it has ${profileDatasets(profile).join(', ')}).`);
+      await initBackend(o.backend);
+      const r = await runSeedProbe(profile, attacks, seeds, (s) => process.stderr.write(`[rvpt] ${s}\n`), dataset, methods);
+      console.log(`seed probe: ${r.path}`);
     });
 
   common(program.command('bench').description('time one full contrastive training step and the plain 1024^3 matmul'))

@@ -74,3 +74,4 @@ export * from './experiments/scaleProbe';
 export * from './experiments/strengthProbe';
 export * from './experiments/tuningProbe';
 export * from './experiments/repulsionProbe';
+export * from './experiments/seedProbe';

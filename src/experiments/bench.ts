@@ -15,6 +15,7 @@ import { disposePrompts, initDeepPrompts, promptLayers, promptParams } from '../
 import { MemoryMeter } from '../defenses/defense';
 import { PromptStepState, promptTuningStep } from '../defenses/rvpt';
 import { wasmKernelsInstalled } from '../kernels';
+import { median } from '../util/stats';
 
 /** Forward multiply-add FLOPs of one transformer block over `t` tokens of width `w` (2 FLOPs per MAC). */
 function blockFlops(t: number, w: number): number {
@@ -50,12 +51,6 @@ export interface BenchResult {
   denseGflops: number;
   /** denseGflops / matmulGflops: about the best `efficiency` a step made of these products could reach. */
   efficiencyCeiling: number;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const n = s.length;
-  return n % 2 ? s[(n - 1) / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
 }
 
 /**

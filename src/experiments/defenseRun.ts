@@ -43,6 +43,20 @@ export function defenseConfig(profile: Profile, method: string): Record<string, 
   return { ...(profile.defenses[method] ?? {}) };
 }
 
+/**
+ * The seed of a defense run: which clean shots it gets, its initialisation, batch order and augmentation. A method's
+ * config may set its own (`seed`: the seed probe's runs, seedProbe.ts); without one it is the profile's seed, as in
+ * every table's cell. The backdoored model it defends is the same either way.
+ */
+export function defenseSeed(profile: Profile, method: string): number {
+  const s = profile.defenses[method]?.seed;
+  if (s === undefined) return profile.backdoor.seed;
+  if (typeof s !== 'number' || !Number.isInteger(s) || s < 0) {
+    throw new Error(`Profile '${profile.name}': defenses.${method}.seed is ${JSON.stringify(s)}; it must be a whole number of at least 0 (the defense run's own seed), or left out to use the profile's seed (${profile.backdoor.seed}).`);
+  }
+  return s;
+}
+
 /** Where a cell is cached: a key of everything it depends on (the backdoored checkpoint, the method's config...). */
 export function cellFile(profile: Profile, attack: string, method: string, dataset: string, testSets: string[], backdoorCheckpoint: string): string {
   const tuneOn = getDefense(method).perDataset ? dataset : '*';
@@ -72,10 +86,12 @@ export async function runCell(
       log(`ignoring unreadable cached cell ${file}`);
     }
   }
-  const shots = await loadShots(dataset, profile.shots, profile.backdoor.seed);
+  const seed = defenseSeed(profile, method);
+  const shots = await loadShots(dataset, profile.shots, seed);
+  const { seed: _ownSeed, ...methodConfig } = config; // the seed is the run's, not one of the method's hyperparameters
   const defended = await defense.run(
-    { profile, model: bd.model, tokenizer: bd.tokenizer, shots, cleanCorpus: async () => (await pretrainData(profile)).corpus, seed: profile.backdoor.seed, log, quiet: opts.quiet },
-    config,
+    { profile, model: bd.model, tokenizer: bd.tokenizer, shots, cleanCorpus: async () => (await pretrainData(profile)).corpus, seed, log, quiet: opts.quiet },
+    methodConfig,
   );
   try {
     const metrics: Record<string, BackdoorMetrics | null> = {};
@@ -87,7 +103,7 @@ export async function runCell(
     }
     const summary = Object.entries(metrics).map(([t, m]) => (m ? `${t} ASR ${m.asr.toFixed(2)}% CA ${m.ca.toFixed(2)}%` : `${t} –`)).join('; ');
     log(`${method} vs ${attack}: ${summary} (${defended.cost.seconds.toFixed(0)} s)`);
-    const cell: CellResult = { attack, method, dataset, config, metrics, cost: defended.cost, history: defended.history, backdoorCheckpoint: bd.checkpoint, seed: profile.backdoor.seed };
+    const cell: CellResult = { attack, method, dataset, config, metrics, cost: defended.cost, history: defended.history, backdoorCheckpoint: bd.checkpoint, seed };
     writeJsonAtomic(file, cell);
     return cell;
   } finally {

@@ -1,0 +1,220 @@
+/**
+ * The seed probe (notebook 03, README "Defenses"). Every cell of the tables, and every point of the other probes, is
+ * one defense run at one seed, and the probes' readings ("width 128 trades better", "Blended's curve is not
+ * monotone") compare such single runs. This probe measures how far a cell moves when only the defense's seed changes:
+ * which 16 clean shots per class it is tuned on, the prompts' initialisation, the batch order and the augmentation.
+ * The backdoored model and the test set (with its triggers) stay the tables' own, so the spread is the defense's alone.
+ * Each run is the profile with the method's `seed` set (`seedProfile`, read by defenseRun.ts's defenseSeed); the
+ * profile's own seed *is* the tables' cell.
+ */
+import { BackdoorMetrics } from '../metrics/backdoor';
+import { ensureBackdoored } from './backdoorRun';
+import { runCellsInParallel, CellJob } from './cellPool';
+import { defenseSeed, runCell } from './defenseRun';
+import { externalWeights } from './externalWeights';
+import { availableAttacks } from './paperTables';
+import { ATTACK_NAMES } from '../attacks/registry';
+import { testSetNames } from '../data/load';
+import { Profile } from './profiles';
+import { TableProvenance, asrCaText, signedText, tableProvenance } from './tables';
+import { ATTACK_COLOURS, ATTACK_SYMBOLS, committedProbe, probeMarkdown, targetRegion, writeProbe } from './probeFiles';
+import { markdownTable } from '../viz/notebook';
+import { median } from '../util/stats';
+import { Figure } from '../viz/plotly';
+
+/** The committed seeds: the tables' (0 at `small`) and four more. */
+export const SEED_PROBE_SEEDS = [0, 1, 2, 3, 4];
+
+/** The two prompt-tuning defenses: the spread of each, and whether RVPT's lead over VPT outlasts it. */
+export const SEED_PROBE_METHODS = ['VPT', 'RVPT'];
+
+/** The issue's target for RVPT: ASR at most 5%, CA at most 2 points below No defense. */
+export const RVPT_TARGET = { asr: 5, caDrop: 2 };
+
+/** The attacks of the committed probe: each table's (Table 1's six on the main dataset, Table 2's three on emoji). */
+export function seedProbeAttacks(profile: Profile, dataset = profile.datasets.main): string[] {
+  return availableAttacks(profile, dataset, dataset === profile.datasets.main ? ATTACK_NAMES : ['BadNet', 'Blended', 'WaNet']);
+}
+
+/** The files' stem: seed-probe on the main dataset, seed-probe-DATASET on another. */
+export function seedProbeFileName(profile: Profile, dataset: string): string {
+  return dataset === profile.datasets.main ? 'seed-probe' : `seed-probe-${dataset}`;
+}
+
+/** The profile with `method`'s seed set to `seed`; the profile's own seed leaves the config as written (the tables' cell). */
+export function seedProfile(profile: Profile, method: string, seed: number): Profile {
+  if (!Number.isInteger(seed) || seed < 0) throw new Error(`Seed probe: seed ${seed} must be a whole number of at least 0.`);
+  if (defenseSeed(profile, method) === seed) return profile;
+  const config = profile.defenses[method] ?? {};
+  if (seed === profile.backdoor.seed) {
+    const { seed: _drop, ...rest } = config;
+    return { ...profile, defenses: { ...profile.defenses, [method]: rest } };
+  }
+  return { ...profile, defenses: { ...profile.defenses, [method]: { ...config, seed } } };
+}
+
+export interface SeedRow {
+  attack: string;
+  method: string;
+  seed: number;
+  /** The defended model on the dataset's test set. */
+  metrics: BackdoorMetrics;
+  /** The undefended model's, for the CA change (the same model at every seed). */
+  noDefense: BackdoorMetrics;
+}
+
+export interface SeedProbe {
+  probe: 'seed';
+  dataset: string;
+  /** The tables' seed: its rows are the tables' cells. */
+  tableSeed: number;
+  rows: SeedRow[];
+  provenance: TableProvenance;
+}
+
+/** A committed probe (figures/seed-probe.json; with a dataset, figures/seed-probe-DATASET.json), for notebook 03. */
+export function committedSeedProbe(dataset?: string, file?: string): SeedProbe {
+  return committedProbe<SeedProbe>(dataset ? `seed-probe-${dataset}` : 'seed-probe', 'Seed probe', file);
+}
+
+const meetsTarget = (r: SeedRow) => r.metrics.asr <= RVPT_TARGET.asr && r.metrics.ca - r.noDefense.ca >= -RVPT_TARGET.caDrop;
+
+export interface SeedSummary {
+  attack: string;
+  method: string;
+  seeds: number;
+  /** The tables' cell. */
+  table: BackdoorMetrics | null;
+  asr: { median: number; min: number; max: number };
+  /** CA minus No defense. */
+  caChange: { median: number; min: number; max: number };
+  /** Seeds whose run meets the issue's target (ASR at most 5%, CA at most 2 points down). */
+  meetTarget: number;
+}
+
+/** Per attack and method: the median and range over seeds, the tables' cell among them, and how many meet the target. */
+export function seedSummaries(p: SeedProbe): SeedSummary[] {
+  const groups = new Map<string, SeedRow[]>();
+  for (const r of p.rows) groups.set(`${r.attack}|${r.method}`, [...(groups.get(`${r.attack}|${r.method}`) ?? []), r]);
+  const spread = (xs: number[]) => ({ median: median(xs), min: Math.min(...xs), max: Math.max(...xs) });
+  return [...groups.values()].map((rows) => ({
+    attack: rows[0].attack,
+    method: rows[0].method,
+    seeds: rows.length,
+    table: rows.find((r) => r.seed === p.tableSeed)?.metrics ?? null,
+    asr: spread(rows.map((r) => r.metrics.asr)),
+    caChange: spread(rows.map((r) => r.metrics.ca - r.noDefense.ca)),
+    meetTarget: rows.filter(meetsTarget).length,
+  }));
+}
+
+export function seedSummaryRows(p: SeedProbe): { header: string[]; rows: string[][] } {
+  const header = ['attack', 'method', 'seeds', `table's cell (seed ${p.tableSeed})`, 'ASR median [min, max]', 'CA minus No defense, median [min, max]', 'runs meeting the target'];
+  const rows = seedSummaries(p).map((s) => [
+    s.attack,
+    s.method,
+    String(s.seeds),
+    asrCaText(s.table),
+    `${s.asr.median.toFixed(2)} [${s.asr.min.toFixed(2)}, ${s.asr.max.toFixed(2)}]`,
+    `${signedText(s.caChange.median, 2)} [${signedText(s.caChange.min, 2)}, ${signedText(s.caChange.max, 2)}]`,
+    `${s.meetTarget} of ${s.seeds}`,
+  ]);
+  return { header, rows };
+}
+
+export function seedRows(p: SeedProbe): { header: string[]; rows: string[][] } {
+  const header = ['attack', 'method', 'seed', 'ASR (CA)', 'CA minus No defense'];
+  const rows = p.rows.map((r) => [r.attack, r.method, r.seed === p.tableSeed ? `${r.seed} (tables)` : String(r.seed), asrCaText(r.metrics), signedText(r.metrics.ca - r.noDefense.ca, 2)]);
+  return { header, rows };
+}
+
+/**
+ * Every run: ASR (y) against the CA change from the undefended model (x), one colour per attack, VPT open and RVPT
+ * filled, the tables' seed larger; with the issue's target region (ASR at most 5%, CA at most 2 points down).
+ */
+export function seedFigure(p: SeedProbe): Figure {
+  const groups = new Map<string, SeedRow[]>();
+  for (const r of p.rows) groups.set(`${r.attack}|${r.method}`, [...(groups.get(`${r.attack}|${r.method}`) ?? []), r]);
+  const data: Record<string, unknown>[] = [...groups.values()].map((rows) => {
+    const r0 = rows[0];
+    const vpt = r0.method === 'VPT';
+    return {
+      type: 'scatter',
+      mode: 'markers',
+      name: `${r0.attack}, ${r0.method}`,
+      x: rows.map((r) => r.metrics.ca - r.noDefense.ca),
+      y: rows.map((r) => r.metrics.asr),
+      text: rows.map((r) => `seed ${r.seed}${r.seed === p.tableSeed ? ' (tables)' : ''}`),
+      marker: { size: rows.map((r) => (r.seed === p.tableSeed ? 13 : 8)), symbol: (ATTACK_SYMBOLS[r0.attack] ?? 'circle') + (vpt ? '-open' : ''), color: ATTACK_COLOURS[r0.attack] },
+    };
+  });
+  return {
+    data,
+    layout: {
+      title: { text: `VPT (open) and RVPT (filled) at ${[...new Set(p.rows.map((r) => r.seed))].length} defense seeds (${p.dataset}; larger: the tables' seed)` },
+      xaxis: { title: { text: 'CA minus No defense CA (points)' } },
+      yaxis: { title: { text: 'ASR (%)' }, range: [-3, 105] },
+      ...targetRegion(data.flatMap((d) => d.x as number[])),
+    },
+  };
+}
+
+export function seedMarkdown(p: SeedProbe): string {
+  const perSeed = seedRows(p);
+  return [
+    probeMarkdown(
+      `Seed probe: VPT and RVPT at several defense seeds on the tables' backdoored models (${p.dataset})`,
+      `Each run: a table's backdoored model defended at the profile's settings but for the defense's seed (the clean shots drawn, the prompts' initialisation, the batch order and the augmentation); the backdoored model and the test set are the same at every seed. ASR % (CA %) on the test set (all of it); ASR over images whose true class is not the target. Target: ASR at most ${RVPT_TARGET.asr}% and CA at most ${RVPT_TARGET.caDrop} points below No defense.`,
+      seedSummaryRows(p),
+      p.provenance,
+    ).trimEnd(),
+    '',
+    '## Every run',
+    '',
+    markdownTable(perSeed.header, perSeed.rows),
+    '',
+  ].join('\n');
+}
+
+/**
+ * Defend and measure every attack x method x seed on `dataset` (default: the profile's main one; cached, and on all
+ * of the dataset's test sets as the tables' cells are, so the tables' seed reads their cells; two processes when the
+ * profile has two jobs), then write seed-probe[-DATASET].{json,md} into the profile's results folder (figures/ for
+ * `small`). Returns the JSON path.
+ */
+export async function runSeedProbe(
+  profile: Profile,
+  attacks?: string[],
+  seeds: number[] = SEED_PROBE_SEEDS,
+  log: (s: string) => void = () => {},
+  dataset = profile.datasets.main,
+  methods: string[] = SEED_PROBE_METHODS,
+): Promise<{ path: string; probe: SeedProbe }> {
+  if (!seeds.length || !methods.length) throw new Error('Seed probe: no seeds or no methods to run.');
+  if (new Set(seeds).size !== seeds.length) throw new Error(`Seed probe: seeds ${seeds.join(',')} repeat a seed; give each once.`);
+  for (const m of methods) if (!SEED_PROBE_METHODS.includes(m)) throw new Error(`Seed probe: method '${m}' is not one of ${SEED_PROBE_METHODS.join(', ')} (the prompt-tuning defenses, whose cells the probe reruns).`);
+  if (externalWeights(profile)) throw new Error(`Seed probe: profile '${profile.name}' takes its backdoored models from a weights file; run the probe at small or a profile file that makes its own.`);
+  const t0 = Date.now();
+  const testSets = testSetNames(dataset);
+  const list = attacks ?? seedProbeAttacks(profile, dataset);
+  const variant = (m: string, s: number) => seedProfile(profile, m, s);
+  const jobs: CellJob[] = list.flatMap((attack) => methods.flatMap((method) => seeds.map((s) => ({ profile: variant(method, s), attack, method, dataset, testSets }))));
+  await runCellsInParallel(jobs, profile.jobs ?? 1, log);
+  const rows: SeedRow[] = [];
+  for (const attack of list) {
+    const bd = await ensureBackdoored(profile, attack, { dataset, log });
+    try {
+      for (const method of methods) {
+        for (const seed of seeds) {
+          const c = await runCell(variant(method, seed), attack, method, dataset, testSets, { backdoored: bd, log });
+          rows.push({ attack, method, seed, metrics: c.metrics[dataset]!, noDefense: bd.metrics[dataset] });
+        }
+      }
+    } finally {
+      bd.model.dispose();
+    }
+  }
+  const config = { attacks: list, methods, seeds, defenses: Object.fromEntries(methods.map((m) => [m, profile.defenses[m] ?? {}])), shots: profile.shots, evalLimit: profile.evalLimit };
+  const probe: SeedProbe = { probe: 'seed', dataset, tableSeed: profile.backdoor.seed, rows, provenance: tableProvenance(profile, config, profile.backdoor.seed, (Date.now() - t0) / 1000) };
+  return { path: writeProbe(profile, seedProbeFileName(profile, dataset), probe, seedMarkdown(probe)), probe };
+}
