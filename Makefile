@@ -4,7 +4,7 @@
 PROFILE ?= small
 export PYDEVD_DISABLE_FILE_VALIDATION = 1
 
-.PHONY: setup build test unit notebooks reproduce pretrain bench kernels scale-probe strength-probe tuning-probe repulsion-probe clean
+.PHONY: setup build test unit notebooks reproduce pretrain bench kernels scale-probe strength-probe tuning-probe repulsion-probe seed-probe clean
 
 setup:
 	@bash scripts/setup.sh
@@ -62,6 +62,13 @@ tuning-probe: setup
 repulsion-probe: setup
 	node bin/rvpt.js repulsion-probe
 	node bin/rvpt.js repulsion-probe --profile small --dataset emoji --alphas 1,2,3,4,8
+
+# VPT and RVPT at defense seeds 0-4 (0: the tables' cells) on Table 1's six models and Table 2's three emoji ones
+# (notebook 03): how far one cell moves with the seed alone. 90 cells, cached; writes figures/seed-probe.{json,md} and
+# figures/seed-probe-emoji.{json,md}.
+seed-probe: setup
+	node bin/rvpt.js seed-probe
+	node bin/rvpt.js seed-probe --dataset emoji
 
 # Rebuild the hand-written WASM kernels (src/kernels/*.c -> src/kernels/*Wasm.ts, committed) after editing them.
 kernels:

@@ -101,6 +101,16 @@ test('repulsion-probe refuses a bad alpha, profile or attack before any training
   expect(rvpt('repulsion-probe', '--profile', 'tiny', '--dataset', 'mnist').stderr).toMatch(/--dataset: profile 'tiny' has no dataset 'mnist' \(it has fashion-mnist, emoji\)/);
 });
 
+test('seed-probe refuses a bad seed, method, attack or dataset before any training', () => {
+  const r = rvpt('seed-probe', '--profile', 'tiny', '--seeds', '0,1.5');
+  expect(r.status).toBe(1);
+  expect(r.stderr).toMatch(/--seeds: '1\.5': It must be a whole number of at least 0/);
+  expect(rvpt('seed-probe', '--profile', 'tiny', '--seeds', '2,2').stderr).toMatch(/seeds 2,2 repeat a seed/);
+  expect(rvpt('seed-probe', '--profile', 'tiny', '--methods', 'VPT,CleanCLIP').stderr).toMatch(/--methods: 'CleanCLIP' is not one of VPT, RVPT/);
+  expect(rvpt('seed-probe', '--profile', 'tiny', '--attacks', 'Sleeper').stderr).toMatch(/Unknown attack 'Sleeper'/);
+  expect(rvpt('seed-probe', '--profile', 'tiny', '--dataset', 'mnist').stderr).toMatch(/--dataset: profile 'tiny' has no dataset 'mnist' \(it has fashion-mnist, emoji\)/);
+});
+
 test('strength-probe refuses a bad rate, lr or attack before any training', () => {
   const r = rvpt('strength-probe', '--profile', 'tiny', '--rates', '0.01,2');
   expect(r.status).toBe(1);

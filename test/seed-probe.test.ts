@@ -1,0 +1,117 @@
+/**
+ * The seed probe (seedProbe.ts): VPT and RVPT at several defense seeds on the tables' backdoored models; the rows and
+ * their summary are computed from those cells, never typed in. End to end at a cut-down tiny profile: what is tested
+ * is the plumbing (the seed reaches the run, the tables' seed is the tables' cell), not the finding.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { getProfile } from '../src/experiments/profiles';
+import { cellFile, defenseSeed, runCell } from '../src/experiments/defenseRun';
+import { SEED_PROBE_METHODS, SEED_PROBE_SEEDS, SeedProbe, committedSeedProbe, runSeedProbe, seedFigure, seedMarkdown, seedProbeAttacks, seedProfile, seedRows, seedSummaries, seedSummaryRows } from '../src/experiments/seedProbe';
+import { readJsonFile } from '../src/util/fsutil';
+import { median } from '../src/util/stats';
+import { HAND_PROVENANCE, cellMetrics, cutDownTiny, freshCacheSharingData, restoreCacheAfterAll, setup } from './helpers';
+
+beforeAll(setup);
+restoreCacheAfterAll();
+
+test('a run sets only its method’s seed, and the profile’s own seed is the tables’ cell', () => {
+  const small = getProfile('small');
+  expect(defenseSeed(small, 'RVPT')).toBe(small.backdoor.seed);
+  expect(seedProfile(small, 'RVPT', small.backdoor.seed)).toBe(small);
+  const three = seedProfile(small, 'RVPT', 3);
+  expect(three.defenses.RVPT).toEqual({ ...small.defenses.RVPT, seed: 3 });
+  expect(three.defenses.VPT).toBe(small.defenses.VPT);
+  expect(defenseSeed(three, 'RVPT')).toBe(3);
+  expect(defenseSeed(three, 'VPT')).toBe(small.backdoor.seed);
+  const key = (p: typeof small) => cellFile(p, 'BadCLIP', 'RVPT', 'fashion-mnist', ['fashion-mnist'], 'ckpt');
+  expect(key(three)).not.toBe(key(small));
+  expect(key(seedProfile(three, 'RVPT', 3))).toBe(key(three));
+  // Back to the profile's seed: the seed field goes, so the cell is the tables' again.
+  expect(key(seedProfile(three, 'RVPT', small.backdoor.seed))).toBe(key(small));
+  for (const bad of [-1, 1.5, NaN]) expect(() => seedProfile(small, 'RVPT', bad)).toThrow(/seed .* must be a whole number/);
+  const broken = { ...small, defenses: { ...small.defenses, RVPT: { ...small.defenses.RVPT, seed: 'one' } } };
+  expect(() => defenseSeed(broken, 'RVPT')).toThrow(/Profile 'small': defenses\.RVPT\.seed is "one"; it must be a whole number of at least 0/);
+});
+
+test('the attacks are the table’s: six on the main dataset, Table 2’s three on emoji', () => {
+  const small = getProfile('small');
+  expect(seedProbeAttacks(small)).toEqual(['BadNet', 'Blended', 'ISSBA', 'WaNet', 'TrojVQA', 'BadCLIP']);
+  expect(seedProbeAttacks(small, 'emoji')).toEqual(['BadNet', 'Blended', 'WaNet']);
+});
+
+test('summary, rows, markdown and figure follow the measured numbers', () => {
+  const m = cellMetrics;
+  const nd = m(84.84, 84.98);
+  const probe: SeedProbe = {
+    probe: 'seed',
+    dataset: 'fashion-mnist',
+    tableSeed: 0,
+    rows: [
+      { attack: 'BadNet', method: 'RVPT', seed: 0, metrics: m(8.52, 71.55), noDefense: nd },
+      { attack: 'BadNet', method: 'RVPT', seed: 1, metrics: m(4.0, 83.5), noDefense: nd },
+      { attack: 'BadNet', method: 'RVPT', seed: 2, metrics: m(30.1, 80.0), noDefense: nd },
+    ],
+    provenance: HAND_PROVENANCE,
+  };
+  const [s] = seedSummaries(probe);
+  expect(s).toMatchObject({ attack: 'BadNet', method: 'RVPT', seeds: 3, meetTarget: 1 });
+  expect(s.table).toEqual(m(8.52, 71.55));
+  expect(s.asr).toEqual({ median: 8.52, min: 4, max: 30.1 });
+  expect(+s.caChange.median.toFixed(2)).toBe(-4.98);
+  expect(seedSummaryRows(probe).rows).toEqual([['BadNet', 'RVPT', '3', '8.52 (71.55)', '8.52 [4.00, 30.10]', '-4.98 [-13.43, -1.48]', '1 of 3']]);
+  expect(seedRows(probe).rows[0]).toEqual(['BadNet', 'RVPT', '0 (tables)', '8.52 (71.55)', '-13.43']);
+  const md = seedMarkdown(probe);
+  expect(md).toContain('| BadNet | RVPT | 3 | 8.52 (71.55) | 8.52 [4.00, 30.10] | -4.98 [-13.43, -1.48] | 1 of 3 |');
+  expect(md).toContain('| BadNet | RVPT | 1 | 4.00 (83.50) | -1.48 |');
+  const fig = seedFigure(probe);
+  const [trace] = fig.data as { name: string; y: number[]; marker: { size: number[]; symbol: string } }[];
+  expect(trace.name).toBe('BadNet, RVPT');
+  expect(trace.y).toEqual([8.52, 4, 30.1]);
+  expect(trace.marker.size).toEqual([13, 8, 8]); // the tables' seed drawn larger
+  expect(trace.marker.symbol).toBe('circle');
+  expect(median([3, 1, 2, 10])).toBe(2.5);
+  expect(() => median([])).toThrow(/empty/);
+});
+
+test('a profile whose backdoored models come from a weights file, a repeated seed or another method is refused', async () => {
+  const toy = getProfile(path.join(__dirname, 'fixtures', 'paper-toy', 'profile.json'));
+  await expect(runSeedProbe(toy, ['BadNet'])).rejects.toThrow(/profile 'paper-toy' takes its backdoored models from a weights file/);
+  await expect(runSeedProbe(getProfile('tiny'), ['BadNet'], [1, 1])).rejects.toThrow(/repeat a seed/);
+  await expect(runSeedProbe(getProfile('tiny'), ['BadNet'], [1], undefined, undefined, ['CleanCLIP'])).rejects.toThrow(/method 'CleanCLIP' is not one of VPT, RVPT/);
+});
+
+test('the seed reaches the run: another seed tunes on other shots, the tables’ seed is the tables’ cell, and a second run only reads the caches', async () => {
+  const profile = cutDownTiny('seed-test', { RVPT: { epochs: 4, batch: 10, warmupEpochs: 0 }, VPT: { epochs: 4, batch: 10, warmupEpochs: 0 } }, 2);
+  const cache = freshCacheSharingData('rvpt-seed-');
+  const first = await runSeedProbe(profile, ['BadNet'], [0, 5], undefined, undefined, ['RVPT']);
+  expect(first.path).toBe(path.join(cache, 'results', 'seed-test', 'seed-probe.json'));
+  const written = JSON.parse(fs.readFileSync(first.path, 'utf8')) as SeedProbe;
+  expect(written.rows.map((r) => [r.attack, r.method, r.seed])).toEqual([['BadNet', 'RVPT', 0], ['BadNet', 'RVPT', 5]]);
+  expect(written.rows[0].noDefense).toEqual(written.rows[1].noDefense); // one backdoored model
+  expect(fs.readFileSync(first.path.replace(/json$/, 'md'), 'utf8')).toContain('| BadNet | RVPT | 0 (tables) |');
+  // The seed-0 row is the unchanged profile's cell (the tables'), read from its cache; seed 5 trained on other shots.
+  const [table, other] = await Promise.all([runCell(profile, 'BadNet', 'RVPT', 'fashion-mnist', ['fashion-mnist']), runCell(seedProfile(profile, 'RVPT', 5), 'BadNet', 'RVPT', 'fashion-mnist', ['fashion-mnist'])]);
+  expect(written.rows[0].metrics).toEqual(table.metrics['fashion-mnist']);
+  expect(written.rows[1].metrics).toEqual(other.metrics['fashion-mnist']);
+  expect([table.seed, other.seed]).toEqual([0, 5]);
+  expect(other.history.loss).not.toEqual(table.history.loss);
+  expect(other.config.seed).toBe(5);
+  const again = await runSeedProbe(profile, ['BadNet'], [0, 5], undefined, undefined, ['RVPT']);
+  expect(again.probe.rows).toEqual(written.rows);
+  expect(again.probe.provenance.seconds).toBeLessThan(first.probe.provenance.seconds);
+}, 300000);
+
+test('the committed probe holds every attack, method and seed, and its tables’-seed rows are Table 1’s cells', () => {
+  const p = committedSeedProbe();
+  expect(p.provenance.profile).toBe('small');
+  expect(p.tableSeed).toBe(0);
+  const attacks = seedProbeAttacks(getProfile('small'));
+  expect(p.rows.map((r) => [r.attack, r.method, r.seed])).toEqual(attacks.flatMap((a) => SEED_PROBE_METHODS.flatMap((m) => SEED_PROBE_SEEDS.map((s) => [a, m, s]))));
+  const t = readJsonFile<{ datasets: Record<string, Record<string, Record<string, { asr: number; ca: number }>>> }>(path.join(__dirname, '..', 'figures', 'table1.json'), 'table1').datasets['fashion-mnist'];
+  for (const r of p.rows) {
+    expect({ asr: r.noDefense.asr, ca: r.noDefense.ca }).toEqual({ asr: t['No defense'][r.attack].asr, ca: t['No defense'][r.attack].ca });
+    if (r.seed === p.tableSeed) expect({ asr: r.metrics.asr, ca: r.metrics.ca }).toEqual({ asr: t[r.method][r.attack].asr, ca: t[r.method][r.attack].ca });
+  }
+  expect(() => committedSeedProbe(undefined, '/nonexistent/seed-probe.json')).toThrow(/seed-probe\.json does not exist\. Write it with `make seed-probe`/);
+});
