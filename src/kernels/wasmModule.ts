@@ -21,6 +21,20 @@ export function heapOffset(backend: WasmBackendLike, t: tf.TensorInfo): number {
 }
 
 /**
+ * A float32 tensor's values without copying them where the backend is WASM: a view into its heap, valid until the
+ * backend next allocates (read it at once). Two-core training reads its gradients this way: copying them out
+ * (dataSync) allocated 2 MB per side per step, and the garbage collector's helper threads then took CPU time from
+ * the two training threads. Other backends copy.
+ */
+export function valuesView(t: tf.Tensor): Float32Array {
+  const b = tf.backend() as unknown as Partial<WasmBackendLike>;
+  if (tf.getBackend() === 'wasm' && t.dtype === 'float32' && b.dataIdMap && b.wasm) {
+    return new Float32Array(b.wasm.asm.memory.buffer, heapOffset(b as WasmBackendLike, t), t.size);
+  }
+  return t.dataSync() as Float32Array;
+}
+
+/**
  * Replace a kernel of the WASM backend, keeping TF.js's own to fall back on and to restore. `install` registers
  * ours (built once per backend); `restore` and `reinstate` swap the two registrations without rebuilding anything.
  */

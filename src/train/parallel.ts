@@ -26,6 +26,7 @@ import { CLIPConfig } from '../model/config';
 import { MiniCLIP, clipLoss } from '../model/clip';
 import { TokenBatch } from '../model/text';
 import { AdamW, AdamWSpec } from './optim';
+import { valuesView } from '../kernels/wasmModule';
 
 /** Control slots in the shared Int32Array. */
 export const CTRL = { CMD: 0, MAIN_EMB: 1, WORK_EMB: 2, WORK_GRAD: 3, READY: 4, ERROR: 5, STOP: 6, MAIN_GRAD: 7, MAIN_UPD: 8, WORK_UPD: 9 } as const;
@@ -143,8 +144,8 @@ export function halfContrastiveLoss(
   const n = l.half * l.embedDim;
   const own = side === 'main' ? 0 : 2 * n;
   const other = side === 'main' ? 2 * n : 0;
-  emb.set(img.dataSync(), own);
-  emb.set(txt.dataSync(), own + n);
+  emb.set(valuesView(img), own);
+  emb.set(valuesView(txt), own + n);
   signal(ctrl, side === 'main' ? CTRL.MAIN_EMB : CTRL.WORK_EMB, step);
   waitFor(ctrl, side === 'main' ? CTRL.WORK_EMB : CTRL.MAIN_EMB, step);
   const oImg = tf.tensor2d(emb.slice(other, other + n), [l.half, l.embedDim]);
@@ -232,7 +233,7 @@ export class SharedViews {
     const mine = side === 0 ? this.mainGrads : this.grads;
     l.names.forEach((name, i) => {
       const g = grads[name];
-      if (g) mine.set(g.dataSync() as Float32Array, this.offsets[i]);
+      if (g) mine.set(valuesView(g), this.offsets[i]);
       else mine.fill(0, this.offsets[i], this.offsets[i] + l.sizes[i]);
       if (side === 0) this.present[i] = g ? 1 : 0;
     });
