@@ -333,6 +333,7 @@ export function buildCli(): Command {
     .option('--seeds <list>', `defense seeds, comma-separated; the profile's own (0 at small) reads the tables' cell (default: ${SEED_PROBE_SEEDS.join(',')})`)
     .option('--methods <list>', `of ${SEED_PROBE_METHODS.join(', ')}, comma-separated (default: both)`)
     .option('--dataset <name>', "the dataset whose backdoored models are defended (default: the profile's main one; emoji: Table 2's models)")
+    .option('--fixed-shots', "tune every run on the tables' clean shots: only the initialisation, batch order and augmentation change with the seed")
     .option('--jobs <n>', 'processes training side by side (default: the profile, small 2)', int)
     .action(async (o) => {
       const profile = withJobs(getProfile(o.profile), o.jobs);
@@ -347,7 +348,7 @@ export function buildCli(): Command {
       const dataset = o.dataset ?? profile.datasets.main;
       if (!profileDatasets(profile).includes(dataset)) throw new Error(`--dataset: profile '${profile.name}' has no dataset '${dataset}' (it has ${profileDatasets(profile).join(', ')}).`);
       await initBackend(o.backend);
-      const r = await runSeedProbe(profile, attacks, seeds, (s) => process.stderr.write(`[rvpt] ${s}\n`), dataset, methods);
+      const r = await runSeedProbe(profile, { attacks, seeds, dataset, methods, fixedShots: !!o.fixedShots, log: (s) => process.stderr.write(`[rvpt] ${s}\n`) });
       console.log(`seed probe: ${r.path}`);
     });
 

@@ -30,8 +30,17 @@ test('a run sets only its method’s seed, and the profile’s own seed is the t
   // Back to the profile's seed: the seed field goes, so the cell is the tables' again.
   expect(key(seedProfile(three, 'RVPT', small.backdoor.seed))).toBe(key(small));
   for (const bad of [-1, 1.5, NaN]) expect(() => seedProfile(small, 'RVPT', bad)).toThrow(/seed .* must be a whole number/);
+  // Fixed shots: the run's seed changes, its shots stay the profile seed's; without, the shots follow the run's seed.
+  const fixed = seedProfile(small, 'RVPT', 3, true);
+  expect(fixed.defenses.RVPT).toEqual({ ...small.defenses.RVPT, seed: 3, shotsSeed: small.backdoor.seed });
+  expect([defenseSeed(fixed, 'RVPT'), defenseSeed(fixed, 'RVPT', 'shotsSeed')]).toEqual([3, small.backdoor.seed]);
+  expect(defenseSeed(three, 'RVPT', 'shotsSeed')).toBe(3);
+  expect(key(fixed)).not.toBe(key(three));
+  expect(seedProfile(small, 'RVPT', small.backdoor.seed, true)).toBe(small);
   const broken = { ...small, defenses: { ...small.defenses, RVPT: { ...small.defenses.RVPT, seed: 'one' } } };
   expect(() => defenseSeed(broken, 'RVPT')).toThrow(/Profile 'small': defenses\.RVPT\.seed is "one"; it must be a whole number of at least 0/);
+  const brokenShots = { ...small, defenses: { ...small.defenses, RVPT: { ...small.defenses.RVPT, shotsSeed: -2 } } };
+  expect(() => defenseSeed(brokenShots, 'RVPT', 'shotsSeed')).toThrow(/defenses\.RVPT\.shotsSeed is -2/);
 });
 
 test('the attacks are the table’s: six on the main dataset, Table 2’s three on emoji', () => {
@@ -76,15 +85,15 @@ test('summary, rows, markdown and figure follow the measured numbers', () => {
 
 test('a profile whose backdoored models come from a weights file, a repeated seed or another method is refused', async () => {
   const toy = getProfile(path.join(__dirname, 'fixtures', 'paper-toy', 'profile.json'));
-  await expect(runSeedProbe(toy, ['BadNet'])).rejects.toThrow(/profile 'paper-toy' takes its backdoored models from a weights file/);
-  await expect(runSeedProbe(getProfile('tiny'), ['BadNet'], [1, 1])).rejects.toThrow(/repeat a seed/);
-  await expect(runSeedProbe(getProfile('tiny'), ['BadNet'], [1], undefined, undefined, ['CleanCLIP'])).rejects.toThrow(/method 'CleanCLIP' is not one of VPT, RVPT/);
+  await expect(runSeedProbe(toy, { attacks: ['BadNet'] })).rejects.toThrow(/profile 'paper-toy' takes its backdoored models from a weights file/);
+  await expect(runSeedProbe(getProfile('tiny'), { attacks: ['BadNet'], seeds: [1, 1] })).rejects.toThrow(/repeat a seed/);
+  await expect(runSeedProbe(getProfile('tiny'), { attacks: ['BadNet'], seeds: [1], methods: ['CleanCLIP'] })).rejects.toThrow(/method 'CleanCLIP' is not one of VPT, RVPT/);
 });
 
 test('the seed reaches the run: another seed tunes on other shots, the tables’ seed is the tables’ cell, and a second run only reads the caches', async () => {
   const profile = cutDownTiny('seed-test', { RVPT: { epochs: 4, batch: 10, warmupEpochs: 0 }, VPT: { epochs: 4, batch: 10, warmupEpochs: 0 } }, 2);
   const cache = freshCacheSharingData('rvpt-seed-');
-  const first = await runSeedProbe(profile, ['BadNet'], [0, 5], undefined, undefined, ['RVPT']);
+  const first = await runSeedProbe(profile, { attacks: ['BadNet'], seeds: [0, 5], methods: ['RVPT'] });
   expect(first.path).toBe(path.join(cache, 'results', 'seed-test', 'seed-probe.json'));
   const written = JSON.parse(fs.readFileSync(first.path, 'utf8')) as SeedProbe;
   expect(written.rows.map((r) => [r.attack, r.method, r.seed])).toEqual([['BadNet', 'RVPT', 0], ['BadNet', 'RVPT', 5]]);
@@ -97,9 +106,18 @@ test('the seed reaches the run: another seed tunes on other shots, the tables’
   expect([table.seed, other.seed]).toEqual([0, 5]);
   expect(other.history.loss).not.toEqual(table.history.loss);
   expect(other.config.seed).toBe(5);
-  const again = await runSeedProbe(profile, ['BadNet'], [0, 5], undefined, undefined, ['RVPT']);
+  const again = await runSeedProbe(profile, { attacks: ['BadNet'], seeds: [0, 5], methods: ['RVPT'] });
   expect(again.probe.rows).toEqual(written.rows);
   expect(again.probe.provenance.seconds).toBeLessThan(first.probe.provenance.seconds);
+  // With the tables' shots at every seed: its own file and cells, seed 5 keeps seed 0's shots but not its run.
+  const fixed = await runSeedProbe(profile, { attacks: ['BadNet'], seeds: [0, 5], methods: ['RVPT'], fixedShots: true });
+  expect(fixed.path).toBe(path.join(cache, 'results', 'seed-test', 'seed-probe-fixed-shots.json'));
+  expect(fixed.probe.fixedShots).toBe(true);
+  expect(fixed.probe.rows[0]).toEqual(written.rows[0]); // the tables' cell either way
+  const fixedCell = await runCell(seedProfile(profile, 'RVPT', 5, true), 'BadNet', 'RVPT', 'fashion-mnist', ['fashion-mnist']);
+  expect(fixedCell.config).toMatchObject({ seed: 5, shotsSeed: 0 });
+  expect(fixedCell.history.loss).not.toEqual(table.history.loss);
+  expect(fixedCell.history.loss).not.toEqual(other.history.loss);
 }, 300000);
 
 test('the committed probe holds every attack, method and seed, and its tables’-seed rows are Table 1’s cells', () => {

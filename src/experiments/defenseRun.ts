@@ -46,13 +46,14 @@ export function defenseConfig(profile: Profile, method: string): Record<string, 
 /**
  * The seed of a defense run: which clean shots it gets, its initialisation, batch order and augmentation. A method's
  * config may set its own (`seed`: the seed probe's runs, seedProbe.ts); without one it is the profile's seed, as in
- * every table's cell. The backdoored model it defends is the same either way.
+ * every table's cell. The backdoored model it defends is the same either way. `shotsSeed` draws the shots alone
+ * (default: the run's seed), so that the shots can stay fixed while the rest of the run's randomness changes.
  */
-export function defenseSeed(profile: Profile, method: string): number {
-  const s = profile.defenses[method]?.seed;
-  if (s === undefined) return profile.backdoor.seed;
+export function defenseSeed(profile: Profile, method: string, field: 'seed' | 'shotsSeed' = 'seed'): number {
+  const s = profile.defenses[method]?.[field];
+  if (s === undefined) return field === 'seed' ? profile.backdoor.seed : defenseSeed(profile, method);
   if (typeof s !== 'number' || !Number.isInteger(s) || s < 0) {
-    throw new Error(`Profile '${profile.name}': defenses.${method}.seed is ${JSON.stringify(s)}; it must be a whole number of at least 0 (the defense run's own seed), or left out to use the profile's seed (${profile.backdoor.seed}).`);
+    throw new Error(`Profile '${profile.name}': defenses.${method}.${field} is ${JSON.stringify(s)}; it must be a whole number of at least 0, or left out to use ${field === 'seed' ? `the profile's seed (${profile.backdoor.seed})` : "the run's seed"}.`);
   }
   return s;
 }
@@ -87,8 +88,8 @@ export async function runCell(
     }
   }
   const seed = defenseSeed(profile, method);
-  const shots = await loadShots(dataset, profile.shots, seed);
-  const { seed: _ownSeed, ...methodConfig } = config; // the seed is the run's, not one of the method's hyperparameters
+  const shots = await loadShots(dataset, profile.shots, defenseSeed(profile, method, 'shotsSeed'));
+  const { seed: _seed, shotsSeed: _shotsSeed, ...methodConfig } = config; // the run's seeds, not the method's hyperparameters
   const defended = await defense.run(
     { profile, model: bd.model, tokenizer: bd.tokenizer, shots, cleanCorpus: async () => (await pretrainData(profile)).corpus, seed, log, quiet: opts.quiet },
     methodConfig,

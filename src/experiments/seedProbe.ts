@@ -10,7 +10,7 @@
 import { BackdoorMetrics } from '../metrics/backdoor';
 import { ensureBackdoored } from './backdoorRun';
 import { runCellsInParallel, CellJob } from './cellPool';
-import { defenseSeed, runCell } from './defenseRun';
+import { runCell } from './defenseRun';
 import { externalWeights } from './externalWeights';
 import { availableAttacks } from './paperTables';
 import { ATTACK_NAMES } from '../attacks/registry';
@@ -36,21 +36,23 @@ export function seedProbeAttacks(profile: Profile, dataset = profile.datasets.ma
   return availableAttacks(profile, dataset, dataset === profile.datasets.main ? ATTACK_NAMES : ['BadNet', 'Blended', 'WaNet']);
 }
 
-/** The files' stem: seed-probe on the main dataset, seed-probe-DATASET on another. */
-export function seedProbeFileName(profile: Profile, dataset: string): string {
-  return dataset === profile.datasets.main ? 'seed-probe' : `seed-probe-${dataset}`;
+/** The files' stem: seed-probe on the main dataset, seed-probe-DATASET on another; -fixed-shots when the shots stay the tables'. */
+export function seedProbeFileName(profile: Profile, dataset: string, fixedShots = false): string {
+  return ['seed-probe', ...(dataset === profile.datasets.main ? [] : [dataset]), ...(fixedShots ? ['fixed-shots'] : [])].join('-');
 }
 
-/** The profile with `method`'s seed set to `seed`; the profile's own seed leaves the config as written (the tables' cell). */
-export function seedProfile(profile: Profile, method: string, seed: number): Profile {
+/**
+ * The profile with `method`'s seed set to `seed`; with `fixedShots`, the shots stay those of the profile's seed (only
+ * the initialisation, batch order and augmentation change). The profile's own seed leaves the config as written (the
+ * tables' cell).
+ */
+export function seedProfile(profile: Profile, method: string, seed: number, fixedShots = false): Profile {
   if (!Number.isInteger(seed) || seed < 0) throw new Error(`Seed probe: seed ${seed} must be a whole number of at least 0.`);
-  if (defenseSeed(profile, method) === seed) return profile;
-  const config = profile.defenses[method] ?? {};
-  if (seed === profile.backdoor.seed) {
-    const { seed: _drop, ...rest } = config;
-    return { ...profile, defenses: { ...profile.defenses, [method]: rest } };
-  }
-  return { ...profile, defenses: { ...profile.defenses, [method]: { ...config, seed } } };
+  const current = profile.defenses[method] ?? {};
+  const { seed: _seed, shotsSeed: _shotsSeed, ...rest } = current;
+  if (seed === profile.backdoor.seed && !('seed' in current) && !('shotsSeed' in current)) return profile;
+  const config = seed === profile.backdoor.seed ? rest : { ...rest, seed, ...(fixedShots ? { shotsSeed: profile.backdoor.seed } : {}) };
+  return { ...profile, defenses: { ...profile.defenses, [method]: config } };
 }
 
 export interface SeedRow {
@@ -66,15 +68,20 @@ export interface SeedRow {
 export interface SeedProbe {
   probe: 'seed';
   dataset: string;
+  /** Whether every run was tuned on the tables' shots (only the initialisation, order and augmentation vary); absent: no. */
+  fixedShots?: boolean;
   /** The tables' seed: its rows are the tables' cells. */
   tableSeed: number;
   rows: SeedRow[];
   provenance: TableProvenance;
 }
 
-/** A committed probe (figures/seed-probe.json; with a dataset, figures/seed-probe-DATASET.json), for notebook 03. */
-export function committedSeedProbe(dataset?: string, file?: string): SeedProbe {
-  return committedProbe<SeedProbe>(dataset ? `seed-probe-${dataset}` : 'seed-probe', 'Seed probe', file);
+/**
+ * A committed probe, for notebook 03: figures/seed-probe.json, or with a variant figures/seed-probe-VARIANT.json
+ * (emoji: Table 2's models; fixed-shots: the tables' shots at every seed).
+ */
+export function committedSeedProbe(variant?: string, file?: string): SeedProbe {
+  return committedProbe<SeedProbe>(variant ? `seed-probe-${variant}` : 'seed-probe', 'Seed probe', file);
 }
 
 const meetsTarget = (r: SeedRow) => r.metrics.asr <= RVPT_TARGET.asr && r.metrics.ca - r.noDefense.ca >= -RVPT_TARGET.caDrop;
@@ -151,7 +158,7 @@ export function seedFigure(p: SeedProbe): Figure {
   return {
     data,
     layout: {
-      title: { text: `VPT (open) and RVPT (filled) at ${[...new Set(p.rows.map((r) => r.seed))].length} defense seeds (${p.dataset}; larger: the tables' seed)` },
+      title: { text: `VPT (open) and RVPT (filled) at ${[...new Set(p.rows.map((r) => r.seed))].length} defense seeds${p.fixedShots ? ", the tables' shots at each" : ''} (${p.dataset}; larger: the tables' seed)` },
       xaxis: { title: { text: 'CA minus No defense CA (points)' } },
       yaxis: { title: { text: 'ASR (%)' }, range: [-3, 105] },
       ...targetRegion(data.flatMap((d) => d.x as number[])),
@@ -163,8 +170,8 @@ export function seedMarkdown(p: SeedProbe): string {
   const perSeed = seedRows(p);
   return [
     probeMarkdown(
-      `Seed probe: VPT and RVPT at several defense seeds on the tables' backdoored models (${p.dataset})`,
-      `Each run: a table's backdoored model defended at the profile's settings but for the defense's seed (the clean shots drawn, the prompts' initialisation, the batch order and the augmentation); the backdoored model and the test set are the same at every seed. ASR % (CA %) on the test set (all of it); ASR over images whose true class is not the target. Target: ASR at most ${RVPT_TARGET.asr}% and CA at most ${RVPT_TARGET.caDrop} points below No defense.`,
+      `Seed probe: VPT and RVPT at several defense seeds on the tables' backdoored models (${p.dataset}${p.fixedShots ? ", the tables' shots at every seed" : ''})`,
+      `Each run: a table's backdoored model defended at the profile's settings but for the defense's seed (${p.fixedShots ? "the prompts' initialisation, the batch order and the augmentation; the clean shots are the tables' at every seed" : "the clean shots drawn, the prompts' initialisation, the batch order and the augmentation"}); the backdoored model and the test set are the same at every seed. ASR % (CA %) on the test set (all of it); ASR over images whose true class is not the target. Target: ASR at most ${RVPT_TARGET.asr}% and CA at most ${RVPT_TARGET.caDrop} points below No defense.`,
       seedSummaryRows(p),
       p.provenance,
     ).trimEnd(),
@@ -176,28 +183,34 @@ export function seedMarkdown(p: SeedProbe): string {
   ].join('\n');
 }
 
+export interface SeedProbeOptions {
+  /** Default: the dataset's table's (seedProbeAttacks). */
+  attacks?: string[];
+  seeds?: number[];
+  /** Default: the profile's main dataset; emoji: Table 2's models. */
+  dataset?: string;
+  methods?: string[];
+  /** Tune every run on the tables' shots, so that only the initialisation, order and augmentation vary. */
+  fixedShots?: boolean;
+  log?: (s: string) => void;
+}
+
 /**
- * Defend and measure every attack x method x seed on `dataset` (default: the profile's main one; cached, and on all
- * of the dataset's test sets as the tables' cells are, so the tables' seed reads their cells; two processes when the
- * profile has two jobs), then write seed-probe[-DATASET].{json,md} into the profile's results folder (figures/ for
- * `small`). Returns the JSON path.
+ * Defend and measure every attack x method x seed on the dataset (cached, and on all of the dataset's test sets as the
+ * tables' cells are, so the tables' seed reads their cells; two processes when the profile has two jobs), then write
+ * seed-probe[-DATASET][-fixed-shots].{json,md} into the profile's results folder (figures/ for `small`). Returns the
+ * JSON path.
  */
-export async function runSeedProbe(
-  profile: Profile,
-  attacks?: string[],
-  seeds: number[] = SEED_PROBE_SEEDS,
-  log: (s: string) => void = () => {},
-  dataset = profile.datasets.main,
-  methods: string[] = SEED_PROBE_METHODS,
-): Promise<{ path: string; probe: SeedProbe }> {
+export async function runSeedProbe(profile: Profile, opts: SeedProbeOptions = {}): Promise<{ path: string; probe: SeedProbe }> {
+  const { seeds = SEED_PROBE_SEEDS, dataset = profile.datasets.main, methods = SEED_PROBE_METHODS, fixedShots = false, log = () => {} } = opts;
   if (!seeds.length || !methods.length) throw new Error('Seed probe: no seeds or no methods to run.');
   if (new Set(seeds).size !== seeds.length) throw new Error(`Seed probe: seeds ${seeds.join(',')} repeat a seed; give each once.`);
   for (const m of methods) if (!SEED_PROBE_METHODS.includes(m)) throw new Error(`Seed probe: method '${m}' is not one of ${SEED_PROBE_METHODS.join(', ')} (the prompt-tuning defenses, whose cells the probe reruns).`);
   if (externalWeights(profile)) throw new Error(`Seed probe: profile '${profile.name}' takes its backdoored models from a weights file; run the probe at small or a profile file that makes its own.`);
   const t0 = Date.now();
   const testSets = testSetNames(dataset);
-  const list = attacks ?? seedProbeAttacks(profile, dataset);
-  const variant = (m: string, s: number) => seedProfile(profile, m, s);
+  const list = opts.attacks ?? seedProbeAttacks(profile, dataset);
+  const variant = (m: string, s: number) => seedProfile(profile, m, s, fixedShots);
   const jobs: CellJob[] = list.flatMap((attack) => methods.flatMap((method) => seeds.map((s) => ({ profile: variant(method, s), attack, method, dataset, testSets }))));
   await runCellsInParallel(jobs, profile.jobs ?? 1, log);
   const rows: SeedRow[] = [];
@@ -214,7 +227,7 @@ export async function runSeedProbe(
       bd.model.dispose();
     }
   }
-  const config = { attacks: list, methods, seeds, defenses: Object.fromEntries(methods.map((m) => [m, profile.defenses[m] ?? {}])), shots: profile.shots, evalLimit: profile.evalLimit };
-  const probe: SeedProbe = { probe: 'seed', dataset, tableSeed: profile.backdoor.seed, rows, provenance: tableProvenance(profile, config, profile.backdoor.seed, (Date.now() - t0) / 1000) };
-  return { path: writeProbe(profile, seedProbeFileName(profile, dataset), probe, seedMarkdown(probe)), probe };
+  const config = { attacks: list, methods, seeds, fixedShots, defenses: Object.fromEntries(methods.map((m) => [m, profile.defenses[m] ?? {}])), shots: profile.shots, evalLimit: profile.evalLimit };
+  const probe: SeedProbe = { probe: 'seed', dataset, fixedShots, tableSeed: profile.backdoor.seed, rows, provenance: tableProvenance(profile, config, profile.backdoor.seed, (Date.now() - t0) / 1000) };
+  return { path: writeProbe(profile, seedProbeFileName(profile, dataset, fixedShots), probe, seedMarkdown(probe)), probe };
 }
