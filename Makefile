@@ -64,12 +64,13 @@ repulsion-probe: setup
 	node bin/rvpt.js repulsion-probe --profile small --dataset emoji --alphas 1,2,3,4,8
 
 # VPT and RVPT at defense seeds 0-4 (0: the tables' cells) on Table 1's six models and Table 2's three emoji ones
-# (notebook 03): how far one cell moves with the seed alone. 90 cells, cached (the 72 new ones took 10 min on two
-# cores); writes figures/seed-probe.{json,md} and
-# figures/seed-probe-emoji.{json,md}.
+# (notebook 03): how far one cell moves with the seed alone; then Table 1's again with the tables' shots at every
+# seed (only the initialisation, batch order and augmentation change). 138 cells, cached (the 120 new ones took 17
+# min on two cores); writes figures/seed-probe.{json,md}, seed-probe-emoji.{json,md}, seed-probe-fixed-shots.{json,md}.
 seed-probe: setup
 	node bin/rvpt.js seed-probe
 	node bin/rvpt.js seed-probe --dataset emoji
+	node bin/rvpt.js seed-probe --fixed-shots
 
 # Rebuild the hand-written WASM kernels (src/kernels/*.c -> src/kernels/*Wasm.ts, committed) after editing them.
 kernels:

@@ -120,9 +120,10 @@ test('the seed reaches the run: another seed tunes on other shots, the tables’
   expect(fixedCell.history.loss).not.toEqual(other.history.loss);
 }, 300000);
 
-test('the committed probe holds every attack, method and seed, and its tables’-seed rows are Table 1’s cells', () => {
-  const p = committedSeedProbe();
+test.each([[undefined, false], ['fixed-shots', true]])('the committed probe (%s) holds every attack, method and seed, and its tables’-seed rows are Table 1’s cells', (variant, fixedShots) => {
+  const p = committedSeedProbe(variant);
   expect(p.provenance.profile).toBe('small');
+  expect(p.fixedShots ?? false).toBe(fixedShots);
   expect(p.tableSeed).toBe(0);
   const attacks = seedProbeAttacks(getProfile('small'));
   expect(p.rows.map((r) => [r.attack, r.method, r.seed])).toEqual(attacks.flatMap((a) => SEED_PROBE_METHODS.flatMap((m) => SEED_PROBE_SEEDS.map((s) => [a, m, s]))));
