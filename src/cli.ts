@@ -66,6 +66,13 @@ function numberList(v: string | undefined, what: string, parse: (x: string) => n
     });
 }
 
+/** A --dataset option: one of the profile's datasets (unset: its main one). */
+function datasetOption(v: string | undefined, profile: Profile): string {
+  const dataset = v ?? profile.datasets.main;
+  if (!profileDatasets(profile).includes(dataset)) throw new Error(`--dataset: profile '${profile.name}' has no dataset '${dataset}' (it has ${profileDatasets(profile).join(', ')}).`);
+  return dataset;
+}
+
 /** A comma-separated --attacks option, each checked against the registry before any training (unset: undefined). */
 function attackList(v: string | undefined, profile: Profile): string[] | undefined {
   const attacks = v ? String(v).split(',') : undefined;
@@ -321,8 +328,7 @@ export function buildCli(): Command {
         if (!(n > 0) || !Number.isFinite(n)) throw new Error('It must be a positive number, e.g. 4 (alpha 0, VPT, is in every curve already).');
         return n;
       });
-      const dataset = o.dataset ?? profiles[0].datasets.main;
-      if (!profileDatasets(profiles[0]).includes(dataset)) throw new Error(`--dataset: profile '${profiles[0].name}' has no dataset '${dataset}' (it has ${profileDatasets(profiles[0]).join(', ')}).`);
+      const dataset = datasetOption(o.dataset, profiles[0]);
       await initBackend(o.backend);
       const r = await runRepulsionProbe(profiles, attacks, alphas, (s) => process.stderr.write(`[rvpt] ${s}\n`), dataset);
       console.log(`repulsion probe: ${r.path}`);
@@ -345,8 +351,7 @@ export function buildCli(): Command {
       });
       const methods = o.methods ? String(o.methods).split(',').map((m: string) => m.trim()) : undefined;
       for (const m of methods ?? []) if (!SEED_PROBE_METHODS.includes(m)) throw new Error(`--methods: '${m}' is not one of ${SEED_PROBE_METHODS.join(', ')}.`);
-      const dataset = o.dataset ?? profile.datasets.main;
-      if (!profileDatasets(profile).includes(dataset)) throw new Error(`--dataset: profile '${profile.name}' has no dataset '${dataset}' (it has ${profileDatasets(profile).join(', ')}).`);
+      const dataset = datasetOption(o.dataset, profile);
       await initBackend(o.backend);
       const r = await runSeedProbe(profile, { attacks, seeds, dataset, methods, fixedShots: !!o.fixedShots, log: (s) => process.stderr.write(`[rvpt] ${s}\n`) });
       console.log(`seed probe: ${r.path}`);

@@ -39,6 +39,13 @@ export function writeProbe(profile: Profile, name: string, probe: unknown, markd
   return json;
 }
 
+/** A probe's rows grouped by `key` (one figure trace or summary line per group), in the order they first appear. */
+export function groupRows<T>(rows: T[], key: (r: T) => string): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const r of rows) groups.set(key(r), [...(groups.get(key(r)) ?? []), r]);
+  return groups;
+}
+
 /** One colour and marker per attack, shared by the probes' figures. */
 export const ATTACK_COLOURS: Record<string, string> = { BadNet: '#1f77b4', Blended: '#2ca02c', BadCLIP: '#9467bd', WaNet: '#ff7f0e', ISSBA: '#d62728', TrojVQA: '#8c564b' };
 export const ATTACK_SYMBOLS: Record<string, string> = { BadNet: 'circle', Blended: 'square', BadCLIP: 'diamond', WaNet: 'triangle-up', ISSBA: 'cross', TrojVQA: 'star' };

@@ -21,7 +21,7 @@ import { testSetNames } from '../data/load';
 import { Profile } from './profiles';
 import { finalFR } from './strengthProbe';
 import { TableProvenance, asrCaText, signedText, tableProvenance } from './tables';
-import { ATTACK_COLOURS, ATTACK_SYMBOLS, committedProbe, probeMarkdown, targetRegion, writeProbe } from './probeFiles';
+import { ATTACK_COLOURS, ATTACK_SYMBOLS, committedProbe, groupRows, probeMarkdown, targetRegion, writeProbe } from './probeFiles';
 import { Figure } from '../viz/plotly';
 
 /** The committed alphas: half, once, twice and four times the paper's alpha = 2 (the tables'). */
@@ -97,8 +97,7 @@ export function repulsionRows(p: RepulsionProbe): { header: string[]; rows: stri
  * curve per profile and attack, with the issue's target region (ASR at most 5%, CA at most 2 points down).
  */
 export function repulsionFigure(p: RepulsionProbe): Figure {
-  const groups = new Map<string, RepulsionRow[]>();
-  for (const r of p.rows) groups.set(`${r.attack}|${r.profile}`, [...(groups.get(`${r.attack}|${r.profile}`) ?? []), r]);
+  const groups = groupRows(p.rows, (r) => `${r.attack}|${r.profile}`);
   const profiles = [...new Set(p.rows.map((r) => r.profile))];
   const data = [...groups.values()].map((rows) => {
     const r0 = rows[0];

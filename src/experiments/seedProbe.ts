@@ -17,7 +17,7 @@ import { ATTACK_NAMES } from '../attacks/registry';
 import { testSetNames } from '../data/load';
 import { Profile } from './profiles';
 import { TableProvenance, asrCaText, signedText, tableProvenance } from './tables';
-import { ATTACK_COLOURS, ATTACK_SYMBOLS, committedProbe, probeMarkdown, targetRegion, writeProbe } from './probeFiles';
+import { ATTACK_COLOURS, ATTACK_SYMBOLS, committedProbe, groupRows, probeMarkdown, targetRegion, writeProbe } from './probeFiles';
 import { markdownTable } from '../viz/notebook';
 import { median } from '../util/stats';
 import { Figure } from '../viz/plotly';
@@ -84,6 +84,8 @@ export function committedSeedProbe(variant?: string, file?: string): SeedProbe {
   return committedProbe<SeedProbe>(variant ? `seed-probe-${variant}` : 'seed-probe', 'Seed probe', file);
 }
 
+const byAttackAndMethod = (p: SeedProbe) => groupRows(p.rows, (r) => `${r.attack}|${r.method}`);
+
 const meetsTarget = (r: SeedRow) => r.metrics.asr <= RVPT_TARGET.asr && r.metrics.ca - r.noDefense.ca >= -RVPT_TARGET.caDrop;
 
 export interface SeedSummary {
@@ -101,8 +103,7 @@ export interface SeedSummary {
 
 /** Per attack and method: the median and range over seeds, the tables' cell among them, and how many meet the target. */
 export function seedSummaries(p: SeedProbe): SeedSummary[] {
-  const groups = new Map<string, SeedRow[]>();
-  for (const r of p.rows) groups.set(`${r.attack}|${r.method}`, [...(groups.get(`${r.attack}|${r.method}`) ?? []), r]);
+  const groups = byAttackAndMethod(p);
   const spread = (xs: number[]) => ({ median: median(xs), min: Math.min(...xs), max: Math.max(...xs) });
   return [...groups.values()].map((rows) => ({
     attack: rows[0].attack,
@@ -140,8 +141,7 @@ export function seedRows(p: SeedProbe): { header: string[]; rows: string[][] } {
  * filled, the tables' seed larger; with the issue's target region (ASR at most 5%, CA at most 2 points down).
  */
 export function seedFigure(p: SeedProbe): Figure {
-  const groups = new Map<string, SeedRow[]>();
-  for (const r of p.rows) groups.set(`${r.attack}|${r.method}`, [...(groups.get(`${r.attack}|${r.method}`) ?? []), r]);
+  const groups = byAttackAndMethod(p);
   const data: Record<string, unknown>[] = [...groups.values()].map((rows) => {
     const r0 = rows[0];
     const vpt = r0.method === 'VPT';

@@ -24,7 +24,7 @@ import { ensurePretrained } from './pretrainRun';
 import { externalWeights } from './externalWeights';
 import { Profile } from './profiles';
 import { TableProvenance, asrCaText, signedText, tableProvenance } from './tables';
-import { committedProbe, probeMarkdown, writeProbe } from './probeFiles';
+import { committedProbe, groupRows, probeMarkdown, writeProbe } from './probeFiles';
 import { Figure } from '../viz/plotly';
 import { DEFAULT_AUGMENT } from '../data/augment';
 
@@ -162,11 +162,7 @@ export function strengthRows(p: StrengthProbe): { header: string[]; rows: string
  * poisoning rate), with the line where RVPT removes nothing and the issue's 5% target.
  */
 export function strengthFigure(p: StrengthProbe): Figure {
-  const groups = new Map<string, StrengthRow[]>();
-  for (const r of p.rows) {
-    const name = `${r.attack}, lr ${r.lr}${r.augment ? ', augmented' : ''}`;
-    groups.set(name, [...(groups.get(name) ?? []), r]);
-  }
+  const groups = groupRows(p.rows, (r) => `${r.attack}, lr ${r.lr}${r.augment ? ', augmented' : ''}`);
   const symbols: Record<string, string> = { BadCLIP: 'diamond' };
   const data: Record<string, unknown>[] = [...groups.entries()].map(([name, rows]) => ({
     type: 'scatter',

@@ -23,7 +23,7 @@ import { figureAttacks } from './analysis';
 import { Profile } from './profiles';
 import { finalFR } from './strengthProbe';
 import { TableProvenance, asrCaText, signedText, tableProvenance } from './tables';
-import { ATTACK_COLOURS, ATTACK_SYMBOLS, committedProbe, probeMarkdown, targetRegion, writeProbe } from './probeFiles';
+import { ATTACK_COLOURS, ATTACK_SYMBOLS, committedProbe, groupRows, probeMarkdown, targetRegion, writeProbe } from './probeFiles';
 import { Figure } from '../viz/plotly';
 
 export interface TuningVariant {
@@ -115,11 +115,7 @@ export function tuningRows(p: TuningProbe): { header: string[]; rows: string[][]
  * labelled with the shots, and the issue's target region (ASR at most 5%, CA at most 2 points down).
  */
 export function tuningFigure(p: TuningProbe): Figure {
-  const groups = new Map<string, TuningRow[]>();
-  for (const r of p.rows) {
-    const name = `${r.attack}, ${r.augment ? 'augmented' : 'no augmentation'}`;
-    groups.set(name, [...(groups.get(name) ?? []), r]);
-  }
+  const groups = groupRows(p.rows, (r) => `${r.attack}, ${r.augment ? 'augmented' : 'no augmentation'}`);
   // One colour and marker per attack; augmented runs solid, the others open and dotted.
   const data: Record<string, unknown>[] = [...groups.entries()].map(([name, rows]) => ({
     type: 'scatter',
