@@ -14,7 +14,11 @@ for src in src/kernels/*.c; do
   name=$(basename "$src" .c)
   out=$(mktemp)
   # -fno-builtin: no memset/memcpy calls (-mbulk-memory turns __builtin_memcpy into memory.copy); --import-memory: the module works in TF.js's own memory.
-  "$CLANG" --target=wasm32 -O3 -msimd128 -mbulk-memory -nostdlib -fno-builtin -Wl,--no-entry -Wl,--import-memory -Wl,--strip-all -o "$out" "$src"
+  # A source that says "build: shared-memory" imports a shared memory instead (adamw.ts gives it one of its own),
+  # with no stack: two threads run it at once on one memory, where one stack would be shared.
+  shared=()
+  if grep -q 'build: shared-memory' "$src"; then shared=(-matomics -Wl,--shared-memory -Wl,--max-memory=4294967296 -Wl,-z,stack-size=0); fi
+  "$CLANG" --target=wasm32 -O3 -msimd128 -mbulk-memory -nostdlib -fno-builtin "${shared[@]}" -Wl,--no-entry -Wl,--import-memory -Wl,--strip-all -o "$out" "$src"
   node -e '
     const fs = require("fs"), crypto = require("crypto");
     const [src, wasm, dest, name] = process.argv.slice(1);

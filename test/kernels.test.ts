@@ -17,6 +17,7 @@ import { BMM_WASM_SOURCE_SHA256 } from '../src/kernels/bmmWasm';
 import { COPY_WASM_SOURCE_SHA256 } from '../src/kernels/copyWasm';
 import { BROADCAST_WASM_SOURCE_SHA256 } from '../src/kernels/broadcastWasm';
 import { FUSED_WASM_SOURCE_SHA256 } from '../src/kernels/fusedWasm';
+import { ADAMW_WASM_SOURCE_SHA256 } from '../src/kernels/adamwWasm';
 import { MiniCLIP } from '../src/model/clip';
 import { causalMask } from '../src/model/text';
 import { attention } from '../src/model/transformer';
@@ -62,7 +63,7 @@ function mismatches(x: ArrayLike<number>, y: ArrayLike<number>): number {
 
 test('the embedded kernels were built from the committed C sources', () => {
   // If this fails, a .c file changed without a rebuild: run `make kernels` (needs clang-14 and lld-14).
-  for (const [name, sha] of [['bmm.c', BMM_WASM_SOURCE_SHA256], ['copy.c', COPY_WASM_SOURCE_SHA256], ['broadcast.c', BROADCAST_WASM_SOURCE_SHA256], ['fused.c', FUSED_WASM_SOURCE_SHA256]]) {
+  for (const [name, sha] of [['bmm.c', BMM_WASM_SOURCE_SHA256], ['copy.c', COPY_WASM_SOURCE_SHA256], ['broadcast.c', BROADCAST_WASM_SOURCE_SHA256], ['fused.c', FUSED_WASM_SOURCE_SHA256], ['adamw.c', ADAMW_WASM_SOURCE_SHA256]]) {
     const src = fs.readFileSync(path.join(__dirname, '..', 'src', 'kernels', name));
     expect({ name, sha: crypto.createHash('sha256').update(src).digest('hex') }).toEqual({ name, sha });
   }

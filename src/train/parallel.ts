@@ -13,8 +13,8 @@
  * (the logit scale) take the main side's gradient only. The exchanges are synchronous (Atomics.wait) because a
  * TF.js gradient tape cannot span an `await`.
  *
- * The update is split too: each side sums the two gradients (main + worker, a fixed order) and runs the optimiser
- * for its share of the parameters (half the values), in place in shared memory, then loads the other side's
+ * The update is split too: each side sums the two gradients (main + worker, a fixed order, in the optimiser's loop)
+ * and runs the optimiser for its share of the parameters (half the values), in place in shared memory, then loads the other side's
  * share. The optimiser's state lives in shared memory as well, so the main side can checkpoint all of it. The
  * update is element by element, so who computes an element does not change its bits: a run is deterministic for
  * a given seed and worker count, and its update is the one a single thread would make from the same sums.
@@ -25,8 +25,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import { CLIPConfig } from '../model/config';
 import { MiniCLIP, clipLoss } from '../model/clip';
 import { TokenBatch } from '../model/text';
-import { AdamW, AdamWSpec } from './optim';
+import { AdamW, AdamWSpec, assignValues } from './optim';
 import { valuesView } from '../kernels/wasmModule';
+import { AdamWKernel } from '../kernels/adamw';
 
 /** Control slots in the shared Int32Array. */
 export const CTRL = { CMD: 0, MAIN_EMB: 1, WORK_EMB: 2, WORK_GRAD: 3, READY: 4, ERROR: 5, STOP: 6, MAIN_GRAD: 7, MAIN_UPD: 8, WORK_UPD: 9 } as const;
@@ -52,14 +53,13 @@ export interface SharedBuffers {
   ctrl: SharedArrayBuffer;
   /** The step's learning rate and optimiser step count (float64). */
   hyper: SharedArrayBuffer;
-  params: SharedArrayBuffer;
-  /** The worker's gradients, then the main side's, each in `names` order. */
-  grads: SharedArrayBuffer;
-  mainGrads: SharedArrayBuffer;
+  /**
+   * The AdamW kernel's memory, holding in this order (see SharedViews): the parameters, the worker's gradients, the
+   * main side's, and AdamW's two slots (m, v) one after the other, each in `names` order.
+   */
+  optimizer: WebAssembly.Memory;
   /** Whether the main side has a gradient for each parameter (one without is not updated, as on one core). */
   present: SharedArrayBuffer;
-  /** AdamW's two slots (m, v), one after the other. */
-  slots: SharedArrayBuffer;
   images: SharedArrayBuffer;
   tokens: SharedArrayBuffer;
   /** [main img, main txt, worker img, worker txt] embeddings, each half x embedDim. */
@@ -99,11 +99,8 @@ export function makeBuffers(l: ParallelLayout): SharedBuffers {
   return {
     ctrl: f(16),
     hyper: f(2 * 2),
-    params: f(l.total),
-    grads: f(l.total),
-    mainGrads: f(l.total),
+    optimizer: AdamWKernel.create(5 * l.total, 4).memory,
     present: f(l.names.length),
-    slots: f(2 * l.total),
     images: f(l.half * l.imageSize * l.imageSize * 3),
     tokens: f(l.half * (l.contextLength + 1)),
     emb: f(4 * l.half * l.embedDim),
@@ -159,6 +156,7 @@ export function halfContrastiveLoss(
 export class SharedViews {
   readonly ctrl: Int32Array;
   readonly hyper: Float64Array;
+  readonly kernel: AdamWKernel;
   readonly params: Float32Array;
   readonly grads: Float32Array;
   readonly mainGrads: Float32Array;
@@ -169,8 +167,6 @@ export class SharedViews {
   readonly emb: Float32Array;
   /** Where each parameter starts in the flat buffers. */
   readonly offsets: number[] = [];
-  /** A gradient sum, reused across parameters and steps. */
-  private readonly sum: Float32Array;
 
   constructor(
     readonly layout: ParallelLayout,
@@ -178,11 +174,13 @@ export class SharedViews {
   ) {
     this.ctrl = new Int32Array(bufs.ctrl);
     this.hyper = new Float64Array(bufs.hyper);
-    this.params = new Float32Array(bufs.params);
-    this.grads = new Float32Array(bufs.grads);
-    this.mainGrads = new Float32Array(bufs.mainGrads);
+    // Both sides lay the kernel's memory out by the same allocations, in the same order.
+    this.kernel = AdamWKernel.attach(bufs.optimizer);
+    this.params = this.kernel.alloc(layout.total);
+    this.grads = this.kernel.alloc(layout.total);
+    this.mainGrads = this.kernel.alloc(layout.total);
+    this.slots = this.kernel.alloc(2 * layout.total);
     this.present = new Int32Array(bufs.present);
-    this.slots = new Float32Array(bufs.slots);
     this.images = new Float32Array(bufs.images);
     this.tokens = new Int32Array(bufs.tokens);
     this.emb = new Float32Array(bufs.emb);
@@ -191,7 +189,6 @@ export class SharedViews {
       this.offsets.push(o);
       o += n;
     });
-    this.sum = new Float32Array(Math.max(0, ...layout.sizes));
   }
 
   /** A parameter's values in the shared buffer (index in `names`). */
@@ -205,18 +202,15 @@ export class SharedViews {
 
   /** Load parameters from the shared buffer: all of them, or only those `owner` updates. */
   readParams(model: MiniCLIP, owner?: number): void {
-    tf.tidy(() => {
-      this.layout.names.forEach((name, i) => {
-        if (owner !== undefined && this.layout.owner[i] !== owner) return;
-        const v = model.params[name];
-        v.assign(tf.tensor(this.paramValues(i), v.shape));
-      });
+    this.layout.names.forEach((name, i) => {
+      if (owner === undefined || this.layout.owner[i] === owner) assignValues(model.params[name], this.paramValues(i));
     });
   }
 
-  /** Back the optimiser's state of every trained parameter with the shared slots. */
+  /** Back the optimiser's state of every trained parameter with the shared slots, updated by the shared kernel. */
   shareSlots(opt: AdamW): void {
     const l = this.layout;
+    opt.useKernel(this.kernel);
     l.names.forEach((name, i) => {
       if (l.owner[i] < 0) return;
       const o = this.offsets[i];
@@ -226,36 +220,27 @@ export class SharedViews {
 
   /**
    * Write this side's gradients, wait for the other side's, then update this side's share of the parameters in
-   * place in the shared buffer and in this side's variables. `opt.step` must already be the step's count.
+   * place in the shared memory (on the AdamW kernel, which needs all its arrays there) and in this side's variables.
+   * `opt.step` must already be the step's count.
    */
   update(side: 0 | 1, model: MiniCLIP, grads: Record<string, tf.Tensor>, opt: AdamW, lr: number, step: number): void {
     const l = this.layout;
     const mine = side === 0 ? this.mainGrads : this.grads;
+    const region = (buf: Float32Array, i: number) => buf.subarray(this.offsets[i], this.offsets[i] + l.sizes[i]);
     l.names.forEach((name, i) => {
+      if (side === 0) this.present[i] = grads[name] ? 1 : 0;
+      if (l.owner[i] < 0) return;
       const g = grads[name];
       if (g) mine.set(valuesView(g), this.offsets[i]);
-      else mine.fill(0, this.offsets[i], this.offsets[i] + l.sizes[i]);
-      if (side === 0) this.present[i] = g ? 1 : 0;
+      else region(mine, i).fill(0);
     });
     signal(this.ctrl, side === 0 ? CTRL.MAIN_GRAD : CTRL.WORK_GRAD, step);
     waitFor(this.ctrl, side === 0 ? CTRL.WORK_GRAD : CTRL.MAIN_GRAD, step);
-    tf.tidy(() => {
-      l.names.forEach((name, i) => {
-        if (l.owner[i] !== side || !this.present[i]) return;
-        const o = this.offsets[i];
-        const n = l.sizes[i];
-        const sum = this.sum.subarray(0, n);
-        const main = this.mainGrads.subarray(o, o + n);
-        if (SHARED_ONLY_MAIN.has(name)) sum.set(main);
-        else {
-          const other = this.grads.subarray(o, o + n);
-          for (let k = 0; k < n; k++) sum[k] = main[k] + other[k];
-        }
-        const p = this.paramValues(i);
-        opt.updateValues(name, p, sum, lr);
-        const v = model.params[name];
-        v.assign(tf.tensor(p, v.shape));
-      });
+    l.names.forEach((name, i) => {
+      if (l.owner[i] !== side || !this.present[i]) return;
+      const p = this.paramValues(i);
+      opt.updateValues(name, p, region(this.mainGrads, i), lr, SHARED_ONLY_MAIN.has(name) ? undefined : region(this.grads, i));
+      assignValues(model.params[name], p);
     });
     signal(this.ctrl, side === 0 ? CTRL.MAIN_UPD : CTRL.WORK_UPD, step);
     waitFor(this.ctrl, side === 0 ? CTRL.WORK_UPD : CTRL.MAIN_UPD, step);

@@ -30,7 +30,8 @@ export function contrastiveStep(
     if (!(opt instanceof AdamW)) throw new Error('Two-core training updates with AdamW (the optimiser its worker was started for).');
     const [n, s] = images.shape;
     const half = n / 2;
-    helper.submit(step + 1, valuesView(tf.slice(images, [half, 0, 0, 0], [half, s, s, 3])), tokens, lr, opt.step + 1);
+    const perImage = s * s * 3;
+    helper.submit(step + 1, valuesView(images).subarray(half * perImage, n * perImage), tokens, lr, opt.step + 1);
     const mine = tf.slice(images, [0, 0, 0, 0], [half, s, s, 3]);
     const myTokens: TokenBatch = { ids: tokens.ids.subarray(0, half * tokens.contextLength), eot: tokens.eot.subarray(0, half), batch: half, contextLength: tokens.contextLength };
     const v = helper.views;
