@@ -59,11 +59,6 @@ export class AdamWKernel {
     return a;
   }
 
-  /** The view of `n` values at a byte offset another thread chose (see alloc's layout). */
-  view(byteOffset: number, n: number): Float32Array {
-    return new Float32Array(this.buffer, byteOffset, n);
-  }
-
   holds(...arrays: (Float32Array | undefined)[]): boolean {
     return arrays.every((a) => a === undefined || a.buffer === this.buffer);
   }
