@@ -67,10 +67,13 @@ repulsion-probe: setup
 # (notebook 03): how far one cell moves with the seed alone; then Table 1's again with the tables' shots at every
 # seed (only the initialisation, batch order and augmentation change). 138 cells, cached (the 120 new ones took 17
 # min on two cores); writes figures/seed-probe.{json,md}, seed-probe-emoji.{json,md}, seed-probe-fixed-shots.{json,md}.
+# Last, RVPT's FR on the last block's class token after ln_post instead of the residual stream (the paper does not
+# say which): 30 more cells (4 min), figures/seed-probe-fr-ln-post.{json,md}.
 seed-probe: setup
 	node bin/rvpt.js seed-probe
 	node bin/rvpt.js seed-probe --dataset emoji
 	node bin/rvpt.js seed-probe --fixed-shots
+	node bin/rvpt.js seed-probe --methods RVPT --fr-token ln_post
 
 # Rebuild the hand-written WASM kernels (src/kernels/*.c -> src/kernels/*Wasm.ts, committed) after editing them.
 kernels:

@@ -22,6 +22,7 @@ import { costTable, paperTableSpecs, runTable, tableJobs } from './experiments/p
 import { runCellsInParallel } from './experiments/cellPool';
 import { runCell } from './experiments/defenseRun';
 import { DEFENSES } from './defenses/registry';
+import { FR_TOKENS, FrToken } from './defenses/rvpt';
 import { loadClipWeights } from './checkpoint/clipWeights';
 import { ClipTokenizer } from './model/clipTokenizer';
 import { decodeImage } from './data/imageFolder';
@@ -340,6 +341,7 @@ export function buildCli(): Command {
     .option('--methods <list>', `of ${SEED_PROBE_METHODS.join(', ')}, comma-separated (default: both)`)
     .option('--dataset <name>', "the dataset whose backdoored models are defended (default: the profile's main one; emoji: Table 2's models)")
     .option('--fixed-shots', "tune every run on the tables' clean shots: only the initialisation, batch order and augmentation change with the seed")
+    .option('--fr-token <where>', `where RVPT's FR reads the last block's class token: ${FR_TOKENS.join(' | ')} (the paper does not say; default residual, the tables')`, 'residual')
     .option('--jobs <n>', 'processes training side by side (default: the profile, small 2)', int)
     .action(async (o) => {
       const profile = withJobs(getProfile(o.profile), o.jobs);
@@ -353,7 +355,7 @@ export function buildCli(): Command {
       for (const m of methods ?? []) if (!SEED_PROBE_METHODS.includes(m)) throw new Error(`--methods: '${m}' is not one of ${SEED_PROBE_METHODS.join(', ')}.`);
       const dataset = datasetOption(o.dataset, profile);
       await initBackend(o.backend);
-      const r = await runSeedProbe(profile, { attacks, seeds, dataset, methods, fixedShots: !!o.fixedShots, log: (s) => process.stderr.write(`[rvpt] ${s}\n`) });
+      const r = await runSeedProbe(profile, { attacks, seeds, dataset, methods, fixedShots: !!o.fixedShots, frToken: o.frToken as FrToken, log: (s) => process.stderr.write(`[rvpt] ${s}\n`) });
       console.log(`seed probe: ${r.path}`);
     });
 

@@ -109,6 +109,7 @@ test('seed-probe refuses a bad seed, method, attack or dataset before any traini
   expect(rvpt('seed-probe', '--profile', 'tiny', '--methods', 'VPT,CleanCLIP').stderr).toMatch(/--methods: 'CleanCLIP' is not one of VPT, RVPT/);
   expect(rvpt('seed-probe', '--profile', 'tiny', '--attacks', 'Sleeper').stderr).toMatch(/Unknown attack 'Sleeper'/);
   expect(rvpt('seed-probe', '--profile', 'tiny', '--dataset', 'mnist').stderr).toMatch(/--dataset: profile 'tiny' has no dataset 'mnist' \(it has fashion-mnist, emoji\)/);
+  expect(rvpt('seed-probe', '--profile', 'tiny', '--fr-token', 'proj').stderr).toMatch(/--fr-token "proj" must be one of residual, ln_post/);
 });
 
 test('strength-probe refuses a bad rate, lr or attack before any training', () => {

@@ -4,7 +4,8 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { DEFENSES, getDefense } from '../src/defenses/registry';
 import { DefenseContext } from '../src/defenses/defense';
-import { featureRepelling } from '../src/defenses/rvpt';
+import { featureRepelling, repelledTokens } from '../src/defenses/rvpt';
+import { layerNorm } from '../src/model/layers';
 import { edaAugment } from '../src/defenses/cleanclip';
 import { evaluateDefended } from '../src/defenses/evaluate';
 import { testEmbeddings } from '../src/metrics/features';
@@ -80,6 +81,35 @@ test('RVPT tunes only the prompts, repels the class tokens (FR falls) and leaks 
   vpt.dispose();
   tf.dispose(Object.values(before));
   expect(tf.memory().numTensors).toBe(n0);
+});
+
+test("FR's last class token: the residual stream by default, after ln_post with frToken 'ln_post'; a bad value is refused", async () => {
+  const last = C.layers - 1;
+  const cls = Array.from({ length: C.layers }, (_, i) => tf.add(tf.randomNormal([3, C.width], 0, 1, 'float32', 10 + i), 2 * i) as tf.Tensor2D);
+  const layers = [1, last];
+  const residual = repelledTokens(model, cls, layers, 'residual');
+  const post = repelledTokens(model, cls, layers, 'ln_post');
+  expect(residual).toEqual([cls[1], cls[last]]);
+  expect(post[0]).toBe(cls[1]);
+  const want = layerNorm(cls[last], model.params['visual.ln_post.weight'] as tf.Tensor1D, model.params['visual.ln_post.bias'] as tf.Tensor1D);
+  expect(maxAbsDiff(post[1], want)).toBe(0);
+  // Not a no-op: the cosine to another token changes once the mean is taken out (the tokens are offset by 2 * i).
+  const other = cls[0];
+  const cos = (t: tf.Tensor2D) => featureRepelling([t], [other]).dataSync()[0];
+  expect(Math.abs(cos(post[1]) - cos(residual[1]))).toBeGreaterThan(0.01);
+  // Unprompted blocks are left out, as before: only `layers` count, in block order.
+  expect(repelledTokens(model, cls, [last, 0], 'residual')).toEqual([cls[0], cls[last]]);
+  tf.dispose([...cls, ...post.slice(1), want]);
+  // Over a run: the same CE at the first step (the same prompts), another FR, both finite.
+  const cfg = { epochs: 2, batch: 8, promptLength: 2, depth: 1 };
+  const a = await getDefense('RVPT').run(ctx(), cfg);
+  const b = await getDefense('RVPT').run(ctx(), { ...cfg, frToken: 'ln_post' });
+  expect(b.history.ce[0]).toBe(a.history.ce[0]);
+  expect(b.history.fr[0]).not.toBe(a.history.fr[0]);
+  expect(b.history.loss.every(Number.isFinite)).toBe(true);
+  a.dispose();
+  b.dispose();
+  await expect(getDefense('RVPT').run(ctx(), { ...cfg, frToken: 'proj' })).rejects.toThrow(/RVPT: frToken is "proj"; it must be one of 'residual', 'ln_post'/);
 });
 
 test('Linear Probe learns the shots; it has no text side, so a text trigger gets null (the paper\'s "-")', async () => {

@@ -7,8 +7,9 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { getProfile } from '../src/experiments/profiles';
 import { cellFile, defenseSeed, runCell } from '../src/experiments/defenseRun';
-import { SEED_PROBE_METHODS, SEED_PROBE_SEEDS, SeedProbe, committedSeedProbe, runSeedProbe, seedFigure, seedMarkdown, seedProbeAttacks, seedProfile, seedRows, seedSummaries, seedSummaryRows } from '../src/experiments/seedProbe';
+import { SEED_PROBE_METHODS, SEED_PROBE_SEEDS, SeedProbe, committedSeedProbe, frTokenProfile, isTableRow, pairedSeedRows, runSeedProbe, seedProbeFileName, seedFigure, seedMarkdown, seedProbeAttacks, seedProfile, seedRows, seedSummaries, seedSummaryRows } from '../src/experiments/seedProbe';
 import { readJsonFile } from '../src/util/fsutil';
+import { signedText } from '../src/experiments/tables';
 import { median } from '../src/util/stats';
 import { HAND_PROVENANCE, cellMetrics, cutDownTiny, freshCacheSharingData, restoreCacheAfterAll, setup } from './helpers';
 
@@ -41,6 +42,28 @@ test('a run sets only its method’s seed, and the profile’s own seed is the t
   expect(() => defenseSeed(broken, 'RVPT')).toThrow(/Profile 'small': defenses\.RVPT\.seed is "one"; it must be a whole number of at least 0/);
   const brokenShots = { ...small, defenses: { ...small.defenses, RVPT: { ...small.defenses.RVPT, shotsSeed: -2 } } };
   expect(() => defenseSeed(brokenShots, 'RVPT', 'shotsSeed')).toThrow(/defenses\.RVPT\.shotsSeed is -2/);
+});
+
+test("--fr-token ln_post changes RVPT's config alone, gets its own cells and file, and its RVPT rows are not the tables'", () => {
+  const small = getProfile('small');
+  expect(frTokenProfile(small, 'residual')).toBe(small);
+  const post = frTokenProfile(small, 'ln_post');
+  expect(post.name).toBe(small.name); // the tables' backdoored models and results folder
+  expect(post.defenses.RVPT).toEqual({ ...small.defenses.RVPT, frToken: 'ln_post' });
+  expect(post.defenses.VPT).toBe(small.defenses.VPT);
+  const key = (p: typeof small, m: string) => cellFile(p, 'BadCLIP', m, 'fashion-mnist', ['fashion-mnist'], 'ckpt');
+  expect(key(post, 'RVPT')).not.toBe(key(small, 'RVPT'));
+  expect(key(post, 'VPT')).toBe(key(small, 'VPT'));
+  // The seed-probe variants compose: the seed field joins frToken.
+  expect(seedProfile(post, 'RVPT', 3).defenses.RVPT).toEqual({ ...small.defenses.RVPT, frToken: 'ln_post', seed: 3 });
+  expect(() => frTokenProfile(small, 'proj' as never)).toThrow(/--fr-token "proj" must be one of residual, ln_post/);
+  expect(seedProbeFileName(small, 'fashion-mnist', false, 'ln_post')).toBe('seed-probe-fr-ln-post');
+  expect(seedProbeFileName(small, 'emoji', true, 'ln_post')).toBe('seed-probe-emoji-fixed-shots-fr-ln-post');
+  expect(seedProbeFileName(small, 'fashion-mnist')).toBe('seed-probe');
+  const row = (method: string, seed: number) => ({ attack: 'BadNet', method, seed, metrics: {} as never, noDefense: {} as never });
+  const probe = (frToken?: 'ln_post') => ({ probe: 'seed', dataset: 'fashion-mnist', tableSeed: 0, rows: [], ...(frToken ? { frToken } : {}) }) as unknown as SeedProbe;
+  expect([isTableRow(probe(), row('RVPT', 0)), isTableRow(probe(), row('RVPT', 1))]).toEqual([true, false]);
+  expect([isTableRow(probe('ln_post'), row('RVPT', 0)), isTableRow(probe('ln_post'), row('VPT', 0))]).toEqual([false, true]);
 });
 
 test('the attacks are the table’s: six on the main dataset, Table 2’s three on emoji', () => {
@@ -133,4 +156,24 @@ test.each([[undefined, false], ['fixed-shots', true]])('the committed probe (%s)
     if (r.seed === p.tableSeed) expect({ asr: r.metrics.asr, ca: r.metrics.ca }).toEqual({ asr: t[r.method][r.attack].asr, ca: t[r.method][r.attack].ca });
   }
   expect(() => committedSeedProbe(undefined, '/nonexistent/seed-probe.json')).toThrow(/seed-probe\.json does not exist\. Write it with `make seed-probe`/);
+});
+
+test('the committed ln_post probe holds RVPT at every attack and seed on the tables’ models, with its own cells', () => {
+  const p = committedSeedProbe('fr-ln-post');
+  const base = committedSeedProbe();
+  expect([p.provenance.profile, p.frToken, p.tableSeed]).toEqual(['small', 'ln_post', 0]);
+  const attacks = seedProbeAttacks(getProfile('small'));
+  expect(p.rows.map((r) => [r.attack, r.method, r.seed])).toEqual(attacks.flatMap((a) => SEED_PROBE_SEEDS.map((s) => [a, 'RVPT', s])));
+  expect(p.rows.some((r) => isTableRow(p, r))).toBe(false);
+  const rvpt = base.rows.filter((r) => r.method === 'RVPT');
+  p.rows.forEach((r, i) => {
+    expect(r.noDefense).toEqual(rvpt[i].noDefense); // the same backdoored models
+    expect(r.metrics).not.toEqual(rvpt[i].metrics); // its own runs, not the residual cells read again
+  });
+  // Paired by seed: one row per attack, five seeds each, each change within the two probes' own numbers.
+  const paired = pairedSeedRows(base, p);
+  expect(paired.rows.map((r) => [r[0], r[1], r[2]])).toEqual(attacks.map((a) => [a, 'RVPT', '5']));
+  const bad = p.rows.filter((r) => r.attack === 'BadCLIP').map((r, i) => r.metrics.asr - rvpt.filter((x) => x.attack === 'BadCLIP')[i].metrics.asr);
+  expect(paired.rows[5][3]).toBe(`${signedText(median(bad), 2)} [${signedText(Math.min(...bad), 2)}, ${signedText(Math.max(...bad), 2)}]`);
+  expect(() => pairedSeedRows(base, { ...p, rows: p.rows.map((r) => ({ ...r, seed: r.seed + 10 })) })).toThrow(/share no attack, method and seed/);
 });

@@ -7,7 +7,7 @@
  * repulsion (the paper's default); alpha = 0 is plain VPT (vpt.ts). The text side is the fixed zero-shot classifier.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { l2normalize, matMulBT, withFrozenWeights } from '../model/layers';
+import { l2normalize, layerNorm, matMulBT, withFrozenWeights } from '../model/layers';
 import { MiniCLIP } from '../model/clip';
 import { DeepPrompts, disposePrompts, initDeepPrompts, promptLayers, promptParams } from '../model/prompts';
 import { rowsBatch, zeroShotClassifier } from '../metrics/zeroshot';
@@ -45,7 +45,16 @@ export interface PromptTuningConfig {
    * 82.1% at the model's scale; RVPT ASR 9.1% against 0.4%).
    */
   logitScale: number | null;
+  /**
+   * Where FR reads the last block's class token c^L: 'residual', the residual stream like every other prompted
+   * block's (the default), or 'ln_post', after the image tower's final LayerNorm, the token the projection reads.
+   * PAPER.md section 1: the paper does not say which.
+   */
+  frToken: FrToken;
 }
+
+export const FR_TOKENS = ['residual', 'ln_post'] as const;
+export type FrToken = (typeof FR_TOKENS)[number];
 
 export const RVPT_DEFAULTS: PromptTuningConfig = {
   promptLength: 16,
@@ -62,12 +71,23 @@ export const RVPT_DEFAULTS: PromptTuningConfig = {
   initStd: 0.02,
   augment: DEFAULT_AUGMENT,
   logitScale: null,
+  frToken: 'residual',
 };
 
 /** Mean over layers of the cosine between prompted and original class tokens, per sample: [B]. */
 export function featureRepelling(prompted: tf.Tensor2D[], original: tf.Tensor2D[]): tf.Tensor1D {
   const cos = prompted.map((c, i) => tf.sum(tf.mul(l2normalize(c), l2normalize(original[i])), 1));
   return tf.div(tf.addN(cos), cos.length) as tf.Tensor1D;
+}
+
+/**
+ * The class tokens FR compares, one per prompted block (`cls` indexed by block), with the last block's taken after
+ * ln_post when `frToken` says so.
+ */
+export function repelledTokens(model: MiniCLIP, cls: tf.Tensor2D[], layers: number[], frToken: FrToken): tf.Tensor2D[] {
+  const last = model.config.layers - 1;
+  const lnPost = (t: tf.Tensor2D) => layerNorm(t, model.params['visual.ln_post.weight'] as tf.Tensor1D, model.params['visual.ln_post.bias'] as tf.Tensor1D);
+  return cls.flatMap((t, i) => (layers.includes(i) ? [frToken === 'ln_post' && i === last ? lnPost(t) : t] : []));
 }
 
 /** What one prompt-tuning step needs besides the batch. */
@@ -88,7 +108,7 @@ export interface PromptStepState {
  * One step: sigma = the frozen model's class tokens; loss = CE(prompted zero-shot logits) + alpha * max(FR, m).
  * Returns [loss, ce, fr].
  */
-export function promptTuningStep(s: PromptStepState, c: Pick<PromptTuningConfig, 'alpha' | 'margin'>, x: tf.Tensor4D, labels: tf.Tensor2D, lr: number): number[] {
+export function promptTuningStep(s: PromptStepState, c: Pick<PromptTuningConfig, 'alpha' | 'margin'> & { frToken?: FrToken }, x: tf.Tensor4D, labels: tf.Tensor2D, lr: number): number[] {
   return tf.tidy(() => {
     // Own tidy: the frozen pass's activations are released before the prompted pass (at ViT-B/32, ~80 MB per image).
     // The blocks before the first prompted one compute the same thing in both passes: the prompted pass resumes from
@@ -96,7 +116,7 @@ export function promptTuningStep(s: PromptStepState, c: Pick<PromptTuningConfig,
     const first = Math.min(...s.layers);
     const frozen = tf.tidy(() => {
       const o = s.model.encodeImage(x, { collectCls: true, keepInputOf: first });
-      return { sigma: o.cls!.filter((_, i) => s.layers.includes(i)), hidden: o.hidden! };
+      return { sigma: repelledTokens(s.model, o.cls!, s.layers, c.frToken ?? 'residual'), hidden: o.hidden! };
     });
     const sigma = frozen.sigma;
     // The model is frozen: only the prompts get gradients (withFrozenWeights skips the weights' ones).
@@ -104,7 +124,7 @@ export function promptTuningStep(s: PromptStepState, c: Pick<PromptTuningConfig,
       const out = s.model.encodeImage(x, { prompts: s.prompts, collectCls: true, resume: { block: first, x: frozen.hidden } });
       const logits = tf.mul(matMulBT(l2normalize(out.embedding), s.text), s.scale) as tf.Tensor2D;
       const ce = tf.losses.softmaxCrossEntropy(labels, logits) as tf.Scalar;
-      const fr = tf.mean(tf.maximum(featureRepelling(out.cls!.filter((_, i) => s.layers.includes(i)), sigma), c.margin)) as tf.Scalar;
+      const fr = tf.mean(tf.maximum(featureRepelling(repelledTokens(s.model, out.cls!, s.layers, c.frToken ?? 'residual'), sigma), c.margin)) as tf.Scalar;
       return [c.alpha ? (tf.add(ce, tf.mul(fr, c.alpha)) as tf.Scalar) : ce, ce, fr];
     }, s.mem));
   });
@@ -112,6 +132,9 @@ export function promptTuningStep(s: PromptStepState, c: Pick<PromptTuningConfig,
 
 export async function promptTuning(name: string, ctx: DefenseContext, c: PromptTuningConfig): Promise<Defended> {
   const { model, tokenizer, shots } = ctx;
+  if (!(FR_TOKENS as readonly string[]).includes(c.frToken)) {
+    throw new Error(`${name}: frToken is ${JSON.stringify(c.frToken)}; it must be one of ${FR_TOKENS.map((t) => `'${t}'`).join(', ')} (where FR reads the last block's class token).`);
+  }
   const L = model.config.layers;
   const spec = { length: c.promptLength, depth: c.depth, layers: c.layers, initStd: c.initStd };
   const layers = promptLayers(L, spec);

@@ -21,6 +21,7 @@ import { ATTACK_COLOURS, ATTACK_SYMBOLS, committedProbe, groupRows, probeMarkdow
 import { markdownTable } from '../viz/notebook';
 import { median } from '../util/stats';
 import { Figure } from '../viz/plotly';
+import { FR_TOKENS, FrToken } from '../defenses/rvpt';
 
 /** The committed seeds: the tables' (0 at `small`) and four more. */
 export const SEED_PROBE_SEEDS = [0, 1, 2, 3, 4];
@@ -36,9 +37,20 @@ export function seedProbeAttacks(profile: Profile, dataset = profile.datasets.ma
   return availableAttacks(profile, dataset, dataset === profile.datasets.main ? ATTACK_NAMES : ['BadNet', 'Blended', 'WaNet']);
 }
 
-/** The files' stem: seed-probe on the main dataset, seed-probe-DATASET on another; -fixed-shots when the shots stay the tables'. */
-export function seedProbeFileName(profile: Profile, dataset: string, fixedShots = false): string {
-  return ['seed-probe', ...(dataset === profile.datasets.main ? [] : [dataset]), ...(fixedShots ? ['fixed-shots'] : [])].join('-');
+/**
+ * The files' stem: seed-probe on the main dataset, seed-probe-DATASET on another; -fixed-shots when the shots stay the
+ * tables'; -fr-ln-post when RVPT's FR reads the last block's token after ln_post.
+ */
+export function seedProbeFileName(profile: Profile, dataset: string, fixedShots = false, frToken: FrToken = 'residual'): string {
+  const fr = frToken === 'residual' ? [] : [`fr-${frToken.replace('_', '-')}`];
+  return ['seed-probe', ...(dataset === profile.datasets.main ? [] : [dataset]), ...(fixedShots ? ['fixed-shots'] : []), ...fr].join('-');
+}
+
+/** The profile with RVPT's FR reading the last block's class token at `frToken` (rvpt.ts); 'residual' is the profile. */
+export function frTokenProfile(profile: Profile, frToken: FrToken): Profile {
+  if (!(FR_TOKENS as readonly string[]).includes(frToken)) throw new Error(`Seed probe: --fr-token ${JSON.stringify(frToken)} must be one of ${FR_TOKENS.join(', ')}.`);
+  if (frToken === 'residual') return profile;
+  return { ...profile, defenses: { ...profile.defenses, RVPT: { ...(profile.defenses.RVPT ?? {}), frToken } } };
 }
 
 /**
@@ -70,7 +82,9 @@ export interface SeedProbe {
   dataset: string;
   /** Whether every run was tuned on the tables' shots (only the initialisation, order and augmentation vary); absent: no. */
   fixedShots?: boolean;
-  /** The tables' seed: its rows are the tables' cells. */
+  /** Where RVPT's FR read the last block's class token, when not the tables' residual stream; its RVPT rows are then not the tables' cells. */
+  frToken?: FrToken;
+  /** The tables' seed: its rows are the tables' cells (but RVPT's with another frToken). */
   tableSeed: number;
   rows: SeedRow[];
   provenance: TableProvenance;
@@ -83,6 +97,9 @@ export interface SeedProbe {
 export function committedSeedProbe(variant?: string, file?: string): SeedProbe {
   return committedProbe<SeedProbe>(variant ? `seed-probe-${variant}` : 'seed-probe', 'Seed probe', file);
 }
+
+/** Whether a row is a table's cell: the tables' seed, at the tables' settings. */
+export const isTableRow = (p: SeedProbe, r: SeedRow) => r.seed === p.tableSeed && !(p.frToken && p.frToken !== 'residual' && r.method === 'RVPT');
 
 const byAttackAndMethod = (p: SeedProbe) => groupRows(p.rows, (r) => `${r.attack}|${r.method}`);
 
@@ -109,7 +126,7 @@ export function seedSummaries(p: SeedProbe): SeedSummary[] {
     attack: rows[0].attack,
     method: rows[0].method,
     seeds: rows.length,
-    table: rows.find((r) => r.seed === p.tableSeed)?.metrics ?? null,
+    table: rows.find((r) => isTableRow(p, r))?.metrics ?? null,
     asr: spread(rows.map((r) => r.metrics.asr)),
     caChange: spread(rows.map((r) => r.metrics.ca - r.noDefense.ca)),
     meetTarget: rows.filter(meetsTarget).length,
@@ -130,9 +147,29 @@ export function seedSummaryRows(p: SeedProbe): { header: string[]; rows: string[
   return { header, rows };
 }
 
+/**
+ * Two probes' runs paired by attack, method and seed (e.g. the ln_post variant against the tables' settings): per
+ * attack and method, `b` minus `a` in ASR and in CA, median [min, max] over the seeds both hold.
+ */
+export function pairedSeedRows(a: SeedProbe, b: SeedProbe): { header: string[]; rows: string[][] } {
+  const key = (r: SeedRow) => `${r.attack}|${r.method}|${r.seed}`;
+  const inA = new Map(a.rows.map((r) => [key(r), r]));
+  const pairs = b.rows.filter((r) => inA.has(key(r))).map((r) => ({ attack: r.attack, method: r.method, a: inA.get(key(r))!.metrics, b: r.metrics }));
+  if (!pairs.length) throw new Error('pairedSeedRows: the two probes share no attack, method and seed.');
+  const range = (xs: number[]) => `${signedText(median(xs), 2)} [${signedText(Math.min(...xs), 2)}, ${signedText(Math.max(...xs), 2)}]`;
+  const rows = [...groupRows(pairs, (x) => `${x.attack}|${x.method}`).values()].map((g) => [
+    g[0].attack,
+    g[0].method,
+    String(g.length),
+    range(g.map((x) => x.b.asr - x.a.asr)),
+    range(g.map((x) => x.b.ca - x.a.ca)),
+  ]);
+  return { header: ['attack', 'method', 'seeds', 'ASR change, median [min, max]', 'CA change, median [min, max]'], rows };
+}
+
 export function seedRows(p: SeedProbe): { header: string[]; rows: string[][] } {
   const header = ['attack', 'method', 'seed', 'ASR (CA)', 'CA minus No defense'];
-  const rows = p.rows.map((r) => [r.attack, r.method, r.seed === p.tableSeed ? `${r.seed} (tables)` : String(r.seed), asrCaText(r.metrics), signedText(r.metrics.ca - r.noDefense.ca, 2)]);
+  const rows = p.rows.map((r) => [r.attack, r.method, isTableRow(p, r) ? `${r.seed} (tables)` : String(r.seed), asrCaText(r.metrics), signedText(r.metrics.ca - r.noDefense.ca, 2)]);
   return { header, rows };
 }
 
@@ -151,14 +188,14 @@ export function seedFigure(p: SeedProbe): Figure {
       name: `${r0.attack}, ${r0.method}`,
       x: rows.map((r) => r.metrics.ca - r.noDefense.ca),
       y: rows.map((r) => r.metrics.asr),
-      text: rows.map((r) => `seed ${r.seed}${r.seed === p.tableSeed ? ' (tables)' : ''}`),
-      marker: { size: rows.map((r) => (r.seed === p.tableSeed ? 13 : 8)), symbol: (ATTACK_SYMBOLS[r0.attack] ?? 'circle') + (vpt ? '-open' : ''), color: ATTACK_COLOURS[r0.attack] },
+      text: rows.map((r) => `seed ${r.seed}${isTableRow(p, r) ? ' (tables)' : ''}`),
+      marker: { size: rows.map((r) => (isTableRow(p, r) ? 13 : 8)), symbol: (ATTACK_SYMBOLS[r0.attack] ?? 'circle') + (vpt ? '-open' : ''), color: ATTACK_COLOURS[r0.attack] },
     };
   });
   return {
     data,
     layout: {
-      title: { text: `VPT (open) and RVPT (filled) at ${[...new Set(p.rows.map((r) => r.seed))].length} defense seeds${p.fixedShots ? ", the tables' shots at each" : ''} (${p.dataset}; larger: the tables' seed)` },
+      title: { text: `VPT (open) and RVPT (filled) at ${[...new Set(p.rows.map((r) => r.seed))].length} defense seeds${p.fixedShots ? ", the tables' shots at each" : ''}${frNote(p)} (${p.dataset}; larger: the tables' seed)` },
       xaxis: { title: { text: 'CA minus No defense CA (points)' } },
       yaxis: { title: { text: 'ASR (%)' }, range: [-3, 105] },
       ...targetRegion(data.flatMap((d) => d.x as number[])),
@@ -166,11 +203,13 @@ export function seedFigure(p: SeedProbe): Figure {
   };
 }
 
+const frNote = (p: SeedProbe) => (p.frToken && p.frToken !== 'residual' ? `, RVPT's FR on the last block's token after ${p.frToken}` : '');
+
 export function seedMarkdown(p: SeedProbe): string {
   const perSeed = seedRows(p);
   return [
     probeMarkdown(
-      `Seed probe: VPT and RVPT at several defense seeds on the tables' backdoored models (${p.dataset}${p.fixedShots ? ", the tables' shots at every seed" : ''})`,
+      `Seed probe: VPT and RVPT at several defense seeds on the tables' backdoored models (${p.dataset}${p.fixedShots ? ", the tables' shots at every seed" : ''}${frNote(p)})`,
       `Each run: a table's backdoored model defended at the profile's settings but for the defense's seed (${p.fixedShots ? "the prompts' initialisation, the batch order and the augmentation; the clean shots are the tables' at every seed" : "the clean shots drawn, the prompts' initialisation, the batch order and the augmentation"}); the backdoored model and the test set are the same at every seed. ASR % (CA %) on the test set (all of it); ASR over images whose true class is not the target. Target: ASR at most ${RVPT_TARGET.asr}% and CA at most ${RVPT_TARGET.caDrop} points below No defense.`,
       seedSummaryRows(p),
       p.provenance,
@@ -192,6 +231,8 @@ export interface SeedProbeOptions {
   methods?: string[];
   /** Tune every run on the tables' shots, so that only the initialisation, order and augmentation vary. */
   fixedShots?: boolean;
+  /** Where RVPT's FR reads the last block's class token (default: 'residual', the tables'). */
+  frToken?: FrToken;
   log?: (s: string) => void;
 }
 
@@ -202,7 +243,8 @@ export interface SeedProbeOptions {
  * JSON path.
  */
 export async function runSeedProbe(profile: Profile, opts: SeedProbeOptions = {}): Promise<{ path: string; probe: SeedProbe }> {
-  const { seeds = SEED_PROBE_SEEDS, dataset = profile.datasets.main, methods = SEED_PROBE_METHODS, fixedShots = false, log = () => {} } = opts;
+  const { seeds = SEED_PROBE_SEEDS, dataset = profile.datasets.main, methods = SEED_PROBE_METHODS, fixedShots = false, frToken = 'residual', log = () => {} } = opts;
+  profile = frTokenProfile(profile, frToken); // the same name: the tables' backdoored models and results folder
   if (!seeds.length || !methods.length) throw new Error('Seed probe: no seeds or no methods to run.');
   if (new Set(seeds).size !== seeds.length) throw new Error(`Seed probe: seeds ${seeds.join(',')} repeat a seed; give each once.`);
   for (const m of methods) if (!SEED_PROBE_METHODS.includes(m)) throw new Error(`Seed probe: method '${m}' is not one of ${SEED_PROBE_METHODS.join(', ')} (the prompt-tuning defenses, whose cells the probe reruns).`);
@@ -228,6 +270,7 @@ export async function runSeedProbe(profile: Profile, opts: SeedProbeOptions = {}
     }
   }
   const config = { attacks: list, methods, seeds, fixedShots, defenses: Object.fromEntries(methods.map((m) => [m, profile.defenses[m] ?? {}])), shots: profile.shots, evalLimit: profile.evalLimit };
-  const probe: SeedProbe = { probe: 'seed', dataset, fixedShots, tableSeed: profile.backdoor.seed, rows, provenance: tableProvenance(profile, config, profile.backdoor.seed, (Date.now() - t0) / 1000) };
-  return { path: writeProbe(profile, seedProbeFileName(profile, dataset, fixedShots), probe, seedMarkdown(probe)), probe };
+  const fr = frToken === 'residual' ? {} : { frToken };
+  const probe: SeedProbe = { probe: 'seed', dataset, fixedShots, ...fr, tableSeed: profile.backdoor.seed, rows, provenance: tableProvenance(profile, config, profile.backdoor.seed, (Date.now() - t0) / 1000) };
+  return { path: writeProbe(profile, seedProbeFileName(profile, dataset, fixedShots, frToken), probe, seedMarkdown(probe)), probe };
 }
