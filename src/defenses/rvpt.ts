@@ -55,6 +55,7 @@ export interface PromptTuningConfig {
 
 export const FR_TOKENS = ['residual', 'ln_post'] as const;
 export type FrToken = (typeof FR_TOKENS)[number];
+export const isFrToken = (x: unknown): x is FrToken => (FR_TOKENS as readonly unknown[]).includes(x);
 
 export const RVPT_DEFAULTS: PromptTuningConfig = {
   promptLength: 16,
@@ -114,9 +115,10 @@ export function promptTuningStep(s: PromptStepState, c: Pick<PromptTuningConfig,
     // The blocks before the first prompted one compute the same thing in both passes: the prompted pass resumes from
     // the frozen pass's residual stream there (the same bits; at the small profile's D = 2, two of its six blocks fewer).
     const first = Math.min(...s.layers);
+    const frToken = c.frToken ?? 'residual';
     const frozen = tf.tidy(() => {
       const o = s.model.encodeImage(x, { collectCls: true, keepInputOf: first });
-      return { sigma: repelledTokens(s.model, o.cls!, s.layers, c.frToken ?? 'residual'), hidden: o.hidden! };
+      return { sigma: repelledTokens(s.model, o.cls!, s.layers, frToken), hidden: o.hidden! };
     });
     const sigma = frozen.sigma;
     // The model is frozen: only the prompts get gradients (withFrozenWeights skips the weights' ones).
@@ -124,7 +126,7 @@ export function promptTuningStep(s: PromptStepState, c: Pick<PromptTuningConfig,
       const out = s.model.encodeImage(x, { prompts: s.prompts, collectCls: true, resume: { block: first, x: frozen.hidden } });
       const logits = tf.mul(matMulBT(l2normalize(out.embedding), s.text), s.scale) as tf.Tensor2D;
       const ce = tf.losses.softmaxCrossEntropy(labels, logits) as tf.Scalar;
-      const fr = tf.mean(tf.maximum(featureRepelling(repelledTokens(s.model, out.cls!, s.layers, c.frToken ?? 'residual'), sigma), c.margin)) as tf.Scalar;
+      const fr = tf.mean(tf.maximum(featureRepelling(repelledTokens(s.model, out.cls!, s.layers, frToken), sigma), c.margin)) as tf.Scalar;
       return [c.alpha ? (tf.add(ce, tf.mul(fr, c.alpha)) as tf.Scalar) : ce, ce, fr];
     }, s.mem));
   });
@@ -132,7 +134,7 @@ export function promptTuningStep(s: PromptStepState, c: Pick<PromptTuningConfig,
 
 export async function promptTuning(name: string, ctx: DefenseContext, c: PromptTuningConfig): Promise<Defended> {
   const { model, tokenizer, shots } = ctx;
-  if (!(FR_TOKENS as readonly string[]).includes(c.frToken)) {
+  if (!isFrToken(c.frToken)) {
     throw new Error(`${name}: frToken is ${JSON.stringify(c.frToken)}; it must be one of ${FR_TOKENS.map((t) => `'${t}'`).join(', ')} (where FR reads the last block's class token).`);
   }
   const L = model.config.layers;

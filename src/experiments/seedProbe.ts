@@ -21,7 +21,7 @@ import { ATTACK_COLOURS, ATTACK_SYMBOLS, committedProbe, groupRows, probeMarkdow
 import { markdownTable } from '../viz/notebook';
 import { median } from '../util/stats';
 import { Figure } from '../viz/plotly';
-import { FR_TOKENS, FrToken } from '../defenses/rvpt';
+import { FR_TOKENS, FrToken, isFrToken } from '../defenses/rvpt';
 
 /** The committed seeds: the tables' (0 at `small`) and four more. */
 export const SEED_PROBE_SEEDS = [0, 1, 2, 3, 4];
@@ -48,7 +48,7 @@ export function seedProbeFileName(profile: Profile, dataset: string, fixedShots 
 
 /** The profile with RVPT's FR reading the last block's class token at `frToken` (rvpt.ts); 'residual' is the profile. */
 export function frTokenProfile(profile: Profile, frToken: FrToken): Profile {
-  if (!(FR_TOKENS as readonly string[]).includes(frToken)) throw new Error(`Seed probe: --fr-token ${JSON.stringify(frToken)} must be one of ${FR_TOKENS.join(', ')}.`);
+  if (!isFrToken(frToken)) throw new Error(`Seed probe: --fr-token ${JSON.stringify(frToken)} must be one of ${FR_TOKENS.join(', ')}.`);
   if (frToken === 'residual') return profile;
   return { ...profile, defenses: { ...profile.defenses, RVPT: { ...(profile.defenses.RVPT ?? {}), frToken } } };
 }
@@ -98,8 +98,11 @@ export function committedSeedProbe(variant?: string, file?: string): SeedProbe {
   return committedProbe<SeedProbe>(variant ? `seed-probe-${variant}` : 'seed-probe', 'Seed probe', file);
 }
 
+/** The probe's FR token when it is not the tables' (its RVPT runs are then not the tables' cells). */
+const otherFrToken = (p: SeedProbe) => (p.frToken && p.frToken !== 'residual' ? p.frToken : undefined);
+
 /** Whether a row is a table's cell: the tables' seed, at the tables' settings. */
-export const isTableRow = (p: SeedProbe, r: SeedRow) => r.seed === p.tableSeed && !(p.frToken && p.frToken !== 'residual' && r.method === 'RVPT');
+export const isTableRow = (p: SeedProbe, r: SeedRow) => r.seed === p.tableSeed && !(otherFrToken(p) && r.method === 'RVPT');
 
 const byAttackAndMethod = (p: SeedProbe) => groupRows(p.rows, (r) => `${r.attack}|${r.method}`);
 
@@ -203,7 +206,7 @@ export function seedFigure(p: SeedProbe): Figure {
   };
 }
 
-const frNote = (p: SeedProbe) => (p.frToken && p.frToken !== 'residual' ? `, RVPT's FR on the last block's token after ${p.frToken}` : '');
+const frNote = (p: SeedProbe) => (otherFrToken(p) ? `, RVPT's FR on the last block's token after ${p.frToken}` : '');
 
 export function seedMarkdown(p: SeedProbe): string {
   const perSeed = seedRows(p);
