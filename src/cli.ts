@@ -8,6 +8,7 @@ import { initBackend } from './backend';
 import { PROFILES, Profile, getProfile, profileDatasets } from './experiments/profiles';
 import { cleanAccuracy, ensurePretrained } from './experiments/pretrainRun';
 import { BenchResult, benchClipScale, benchTrainStep, compareWorkers } from './experiments/bench';
+import { STEP_PHASES } from './train/parallel';
 import { spawnSync } from 'child_process';
 import { loadCheckpoint } from './checkpoint/checkpoint';
 import { provenance } from './util/provenance';
@@ -360,7 +361,8 @@ export function buildCli(): Command {
     });
 
   common(program.command('bench').description('time one full contrastive training step and the plain 1024^3 matmul'))
-    .option('--steps <n>', 'timed steps (after one warm-up step)', int, 5)
+    .option('--steps <n>', 'timed steps (after the warm-up)', int, 5)
+    .option('--warmup <n>', "untimed steps first: kernel set-up, then V8 compiling TF.js's JavaScript, which with two workers takes both cores' time for ~100 steps", int, 100)
     .option('--batch <n>', 'override the profile benchmark batch', int)
     .option('--workers <n>', 'threads computing gradients: 1, or 2 to use a second core', int, 1)
     .option('--rounds <n>', 'instead: one core against two, in n alternating rounds (paired ratios and their medians)', int)
@@ -382,7 +384,7 @@ export function buildCli(): Command {
       if (o.rounds !== undefined) {
         // Each run in a fresh process (see compareWorkers), with this command's options.
         const run = async (workers: 1 | 2): Promise<BenchResult> => {
-          const args = ['bench', '--profile', o.profile, '--backend', b.name, '--steps', String(o.steps), '--workers', String(workers), '--json', ...(o.batch ? ['--batch', String(o.batch)] : [])];
+          const args = ['bench', '--profile', o.profile, '--backend', b.name, '--steps', String(o.steps), '--warmup', String(o.warmup), '--workers', String(workers), '--json', ...(o.batch ? ['--batch', String(o.batch)] : [])];
           const r = spawnSync(process.execPath, [path.join(projectRoot(), 'bin', 'rvpt.js'), ...args], { encoding: 'utf8' });
           if (r.status !== 0) throw new Error(`rvpt ${args.join(' ')} failed: ${(r.stderr || '').trim().split('\n').pop()}`);
           return JSON.parse(r.stdout.trim().split('\n').pop()!) as BenchResult;
@@ -391,18 +393,27 @@ export function buildCli(): Command {
         if (o.json) console.log(JSON.stringify({ ...cmp, provenance: provenance() }));
         else {
           const m = cmp.median;
-          console.log(`backend ${b.name}, profile ${profile.name}, ${o.rounds} rounds of ${o.steps} steps at each worker count`);
+          console.log(`backend ${b.name}, profile ${profile.name}, ${o.rounds} rounds of ${o.steps} steps after ${o.warmup} warm-up steps at each worker count`);
           console.log(`one core: efficiency ${m.oneCoreEfficiency.toFixed(3)} (median); two cores: ${m.twoOverOneMs.toFixed(2)}x one in ms, ${m.twoOverOneNormalised.toFixed(2)}x normalised (medians of the paired rounds)`);
+          const a = cmp.account;
+          if (a) {
+            const pair = (x: { main: number; worker: number }) => `${x.main.toFixed(1)} / ${x.worker.toFixed(1)}`;
+            console.log(`two-core step, ms (main / worker): own work ${pair(a.computeMs)}, copies ${pair(a.copyMs)}, waiting for the other ${pair(a.waitMs)}`);
+            console.log(`per step, one core / two: training threads runnable without a CPU ${a.runQueueMs.one.toFixed(1)} / ${a.runQueueMs.two.toFixed(1)} ms; other threads (V8 GC, compiler) on a CPU ${a.otherThreadsMs.one.toFixed(1)} / ${a.otherThreadsMs.two.toFixed(1)} ms`);
+          }
         }
         return;
       }
-      const r = await benchTrainStep(profile.model, o.batch ?? profile.benchBatch, o.steps, b.name, (s) => process.stderr.write(`[bench] ${s}\n`), o.workers);
+      const r = await benchTrainStep(profile.model, o.batch ?? profile.benchBatch, o.steps, b.name, (s) => process.stderr.write(`[bench] ${s}\n`), o.workers, o.warmup);
       if (o.json) console.log(JSON.stringify(r));
       else {
-        console.log(`backend ${r.backend}, profile ${profile.name}, batch ${r.config.batch}, workers ${r.workers}`);
+        console.log(`backend ${r.backend}, profile ${profile.name}, batch ${r.config.batch}, workers ${r.workers}, ${r.warmupSteps} warm-up steps`);
         console.log(`step: median ${r.msPerStep.median.toFixed(0)} ms (min ${r.msPerStep.min.toFixed(0)}, max ${r.msPerStep.max.toFixed(0)}), ${r.stepGflop.toFixed(2)} GFLOP`);
         console.log(`training ${r.gflops.toFixed(2)} GFLOP/s; plain matmul ${r.matmulGflops.toFixed(2)} GFLOP/s; efficiency ${r.efficiency.toFixed(3)}`);
         console.log(`this model's dense products alone ${r.denseGflops.toFixed(2)} GFLOP/s (ceiling on efficiency about ${r.efficiencyCeiling.toFixed(2)})`);
+        const c = r.threadCpu;
+        if (c) console.log(`per step, on a CPU: main ${c.mainMs.toFixed(1)} ms${r.workers === 2 ? `, worker ${c.workerMs.toFixed(1)} ms` : ''}, other threads ${c.otherMs.toFixed(1)} ms; runnable without one: main ${c.mainWaitMs.toFixed(1)} ms${r.workers === 2 ? `, worker ${c.workerWaitMs.toFixed(1)} ms` : ''}`);
+        if (r.phasesMs) for (const side of ['main', 'worker'] as const) console.log(`${side} per step: ${STEP_PHASES.map((p) => `${p} ${r.phasesMs![side][p].toFixed(1)}`).join(', ')} ms`);
       }
     });
   return program;

@@ -31,10 +31,19 @@ test('a bad number and a bad backend are refused', () => {
 });
 
 test('bench --json ends with one JSON object of the documented shape', () => {
-  const r = rvpt('bench', '--profile', 'tiny', '--steps', '1', '--json');
+  const r = rvpt('bench', '--profile', 'tiny', '--steps', '1', '--warmup', '3', '--json');
   expect(r.status).toBe(0);
   const last = JSON.parse(r.stdout.trim().split('\n').pop()!);
-  expect(Object.keys(last).sort()).toEqual(['backend', 'config', 'denseGflops', 'efficiency', 'efficiencyCeiling', 'gflops', 'matmulGflops', 'msPerStep', 'stepGflop', 'wasmKernels', 'workers'].sort());
+  expect(Object.keys(last).sort()).toEqual(
+    ['backend', 'config', 'denseGflops', 'efficiency', 'efficiencyCeiling', 'gflops', 'matmulGflops', 'msPerStep', 'phasesMs', 'stepGflop', 'threadCpu', 'warmupSteps', 'wasmKernels', 'workers'].sort(),
+  );
+  expect(last.warmupSteps).toBe(3);
+  // By default the warm-up outlasts V8's compiling of TF.js's JavaScript (benchTrainStep's comment).
+  expect(rvpt('bench', '--help').stdout).toMatch(/--warmup <n>[\s\S]*\(default: 100\)/);
+  expect(last.phasesMs).toBeNull(); // one core has no phases
+  // Linux's per-thread counters: the main thread computed the step; there is no worker.
+  expect(last.threadCpu.mainMs).toBeGreaterThan(0);
+  expect(last.threadCpu.workerMs).toBe(0);
   expect(Object.keys(last.config).sort()).toEqual(['batch', 'contextLength', 'embedDim', 'heads', 'imageSize', 'layers', 'patch', 'textHeads', 'textLayers', 'textWidth', 'vocabSize', 'width'].sort());
   // A median of per-step ratios (the yardstick is timed after each step), so near, not equal to, the ratio of medians.
   const ratio = last.gflops / last.matmulGflops;
@@ -47,11 +56,34 @@ test('bench --json ends with one JSON object of the documented shape', () => {
 });
 
 test('bench --rounds pairs a one-core and a two-core run per round, and its medians are of the paired ratios', () => {
-  const r = rvpt('bench', '--profile', 'tiny', '--steps', '1', '--rounds', '2', '--json');
+  const r = rvpt('bench', '--profile', 'tiny', '--steps', '3', '--warmup', '2', '--rounds', '2', '--json');
   expect(r.status).toBe(0);
   const last = JSON.parse(r.stdout.trim().split('\n').pop()!);
   expect(last.rounds).toHaveLength(2);
+  const phases = ['forward', 'waitEmbeddings', 'backward', 'writeGradients', 'waitGradients', 'update', 'waitUpdate', 'loadOther'];
+  type Phases = Record<string, number>;
+  const sum = (p: Phases, names: string[]) => names.reduce((a, n) => a + p[n], 0);
+  for (const round of last.rounds) {
+    expect([round.one.warmupSteps, round.two.warmupSteps]).toEqual([2, 2]);
+    const p = round.two.phasesMs;
+    for (const side of ['main', 'worker']) {
+      expect(Object.keys(p[side]).sort()).toEqual([...phases].sort());
+      for (const n of phases) expect(p[side][n]).toBeGreaterThanOrEqual(0);
+      // The phases run inside the timed step (from the half's forward to the load of the other half; the worker's
+      // load may end a little after the main side's), so their mean sum is at most the slowest step, and they are
+      // most of it (the rest: the submit, the slice, the tidy's end).
+      expect(sum(p[side], phases)).toBeLessThanOrEqual(round.two.msPerStep.max + 5);
+      expect(sum(p[side], phases)).toBeGreaterThan(0.5 * round.two.msPerStep.min);
+    }
+    expect(round.two.threadCpu.workerMs).toBeGreaterThan(0);
+  }
+  // The account is the medians (of two: the mean) of the rounds' sums by kind.
   const med2 = (xs: number[]) => (xs[0] + xs[1]) / 2;
+  const twoOf = (f: (x: { two: { phasesMs: Record<string, Phases> } }) => number) => med2(last.rounds.map(f));
+  expect(last.account.waitMs.main).toBeCloseTo(twoOf((x) => sum(x.two.phasesMs.main, ['waitEmbeddings', 'waitGradients', 'waitUpdate'])), 10);
+  expect(last.account.computeMs.worker).toBeCloseTo(twoOf((x) => sum(x.two.phasesMs.worker, ['forward', 'backward', 'update'])), 10);
+  expect(last.account.copyMs.main).toBeCloseTo(twoOf((x) => sum(x.two.phasesMs.main, ['writeGradients', 'loadOther'])), 10);
+  expect(last.account.otherThreadsMs.two).toBeCloseTo(med2(last.rounds.map((x: { two: { threadCpu: { otherMs: number } } }) => x.two.threadCpu.otherMs)), 10);
   for (const round of last.rounds) {
     expect([round.one.workers, round.two.workers]).toEqual([1, 2]);
     expect(round.twoOverOneMs).toBeCloseTo(round.one.msPerStep.median / round.two.msPerStep.median, 10);
@@ -61,6 +93,7 @@ test('bench --rounds pairs a one-core and a two-core run per round, and its medi
   expect(last.median.oneCoreEfficiency).toBeCloseTo(med2(last.rounds.map((x: { one: { efficiency: number } }) => x.one.efficiency)), 10);
   expect(last.provenance.backend).toBe('wasm');
   expect(rvpt('bench', '--profile', 'tiny', '--rounds', '0').stderr).toMatch(/rounds must be a positive integer, got 0/);
+  expect(rvpt('bench', '--profile', 'tiny', '--warmup', '0').stderr).toMatch(/warmup must be a whole number of steps of at least 1 \(the first pays for kernel set-up\), got 0/);
 });
 
 test('eval of a missing or foreign checkpoint says what is wrong', () => {

@@ -7,7 +7,8 @@ import { CLIPConfig, numPatches } from '../model/config';
 import { MiniCLIP } from '../model/clip';
 import { TokenBatch, trimTokens } from '../model/text';
 import { AdamW } from '../train/optim';
-import { ContrastiveWorker } from '../train/parallel';
+import { ContrastiveWorker, STEP_PHASES, StepPhase } from '../train/parallel';
+import { ThreadClock, ThreadCpu } from '../util/threads';
 import { contrastiveStep } from '../train/step';
 import { SGD } from '../train/optim';
 import { l2normalize, weightGrad } from '../model/layers';
@@ -34,6 +35,8 @@ export function pairForwardFlops(c: CLIPConfig, promptTokens = 0, textTokens = c
 export interface BenchResult {
   backend: string;
   workers: number;
+  /** Untimed steps run first (see benchTrainStep). */
+  warmupSteps: number;
   /** Whether our WASM kernels (src/kernels/) replaced some of TF.js's (src/kernels/index.ts; RVPT_WASM_KERNELS=0: no). */
   wasmKernels: boolean;
   config: Record<string, number>;
@@ -51,6 +54,13 @@ export interface BenchResult {
   denseGflops: number;
   /** denseGflops / matmulGflops: about the best `efficiency` a step made of these products could reach. */
   efficiencyCeiling: number;
+  /**
+   * Per timed step (mean), from the kernel's per-thread counters: the training threads' time on a CPU and runnable
+   * without one, and the other threads' (V8's GC and compiler) time on a CPU. Null where Linux's schedstat is absent.
+   */
+  threadCpu: ThreadCpu | null;
+  /** Two cores only: each side's milliseconds per timed step (mean) in each of STEP_PHASES (train/parallel.ts). */
+  phasesMs: { main: Record<StepPhase, number>; worker: Record<StepPhase, number> } | null;
 }
 
 /**
@@ -129,7 +139,14 @@ export function syntheticBatch(c: CLIPConfig, batch: number, seed = 0): { images
   return { images, tokens: { ids, eot, batch, contextLength: c.contextLength } };
 }
 
-export async function benchTrainStep(c: CLIPConfig, batch: number, steps: number, backend: string, log?: (s: string) => void, workers = 1): Promise<BenchResult> {
+/**
+ * `steps` timed training steps after `warmup` untimed ones. The first step pays for kernel set-up and allocations;
+ * the next hundred or so for V8 compiling TF.js's JavaScript with TurboFan, on background threads (measured at small:
+ * 52 ms of compiling per step over steps 1-20, 17 over 41-60, 9 over 101-120). With one worker that runs on the idle
+ * second core; with two it takes CPU from both training threads, so a short warm-up times the compiler, not the step.
+ */
+export async function benchTrainStep(c: CLIPConfig, batch: number, steps: number, backend: string, log?: (s: string) => void, workers = 1, warmup = 1): Promise<BenchResult> {
+  if (!Number.isInteger(warmup) || warmup < 1) throw new Error(`bench: warmup must be a whole number of steps of at least 1 (the first pays for kernel set-up), got ${warmup}.`);
   const model = MiniCLIP.init(c, 0);
   const opt = new AdamW(model.params);
   const { images, tokens } = syntheticBatch(c, batch);
@@ -140,14 +157,30 @@ export async function benchTrainStep(c: CLIPConfig, batch: number, steps: number
   const yard = yardstick();
   yard.time(); // warm-up
   const yardMs: number[] = [];
+  // The threads' CPU is summed over the timed steps only (not the yardstick, which runs on the main thread alone).
+  const cpu = new ThreadClock();
+  let phases: NonNullable<BenchResult['phasesMs']> | null = null;
+  let threadCpu: ThreadCpu | null = null;
   try {
-    for (let i = 0; i < steps + 1; i++) {
+    for (let i = 0; i < warmup + steps; i++) {
+      const timed = i >= warmup;
+      if (i === warmup) helper?.resetPhases();
+      if (timed) cpu.begin();
       const t0 = performance.now();
       contrastiveStep(model, model.params, opt, images, tokens, 1e-4, helper, i).dispose();
       const ms = performance.now() - t0;
-      if (i > 0) times.push(ms); // the first step pays for kernel set-up and allocations
-      if (i > 0) yardMs.push(yard.time());
-      log?.(`step ${i}/${steps}: ${ms.toFixed(0)} ms${i === 0 ? ' (warm-up, not counted)' : ''}`);
+      if (timed) {
+        cpu.end();
+        times.push(ms);
+        yardMs.push(yard.time());
+      }
+      if (timed || i % 10 === 0 || i === warmup - 1) log?.(timed ? `step ${i - warmup + 1}/${steps}: ${ms.toFixed(0)} ms` : `warm-up step ${i + 1}/${warmup}: ${ms.toFixed(0)} ms (not counted)`);
+    }
+    threadCpu = cpu.perWindow(process.pid, helper?.threadId ?? 0);
+    if (helper && steps > 0) {
+      const totals = helper.phaseTotals();
+      const perStep = (r: Record<StepPhase, number>) => Object.fromEntries(STEP_PHASES.map((p) => [p, r[p] / steps])) as Record<StepPhase, number>;
+      phases = { main: perStep(totals.main), worker: perStep(totals.worker) };
     }
   } finally {
     await helper?.stop(); // a waiting worker would keep the process alive
@@ -166,6 +199,7 @@ export async function benchTrainStep(c: CLIPConfig, batch: number, steps: number
   return {
     backend,
     workers,
+    warmupSteps: warmup,
     wasmKernels: wasmKernelsInstalled(),
     config: {
       batch,
@@ -188,6 +222,8 @@ export async function benchTrainStep(c: CLIPConfig, batch: number, steps: number
     efficiency,
     denseGflops,
     efficiencyCeiling: denseGflops / matmulGflops,
+    threadCpu,
+    phasesMs: phases,
   };
 }
 
@@ -196,6 +232,43 @@ export interface WorkersComparison {
   rounds: { one: BenchResult; two: BenchResult; twoOverOneMs: number; twoOverOneNormalised: number }[];
   /** Medians over the rounds: one core's efficiency, and how much faster two cores are than one. */
   median: { oneCoreEfficiency: number; twoOverOneMs: number; twoOverOneNormalised: number };
+  /** Where the two-core step goes (medians over the rounds, ms per step); null without the per-thread counters. */
+  account: StepAccount | null;
+}
+
+/**
+ * A two-core step's time by kind, per side: its own work (forward, backward, AdamW on its share), the copies into
+ * and out of shared memory, and the waits for the other side; the training threads' time runnable without a CPU,
+ * and the other threads' time on one, at one core and at two.
+ */
+export interface StepAccount {
+  computeMs: { main: number; worker: number };
+  copyMs: { main: number; worker: number };
+  waitMs: { main: number; worker: number };
+  runQueueMs: { one: number; two: number };
+  otherThreadsMs: { one: number; two: number };
+}
+
+const COMPUTE: StepPhase[] = ['forward', 'backward', 'update'];
+const COPY: StepPhase[] = ['writeGradients', 'loadOther'];
+const WAIT: StepPhase[] = ['waitEmbeddings', 'waitGradients', 'waitUpdate'];
+
+/** Medians over the rounds of the two-core runs' phases and of both runs' thread counters. */
+export function stepAccount(rounds: WorkersComparison['rounds']): StepAccount | null {
+  const two = rounds.map((r) => r.two.phasesMs);
+  const cpu = rounds.map((r) => [r.one.threadCpu, r.two.threadCpu] as const);
+  if (!rounds.length || two.some((p) => !p) || cpu.some(([a, b]) => !a || !b)) return null;
+  const phases = two as NonNullable<BenchResult['phasesMs']>[];
+  const counters = cpu as unknown as [ThreadCpu, ThreadCpu][];
+  const sum = (r: Record<StepPhase, number>, ps: StepPhase[]) => ps.reduce((a, p) => a + r[p], 0);
+  const bySide = (ps: StepPhase[]) => ({ main: median(phases.map((p) => sum(p.main, ps))), worker: median(phases.map((p) => sum(p.worker, ps))) });
+  return {
+    computeMs: bySide(COMPUTE),
+    copyMs: bySide(COPY),
+    waitMs: bySide(WAIT),
+    runQueueMs: { one: median(counters.map(([a]) => a.mainWaitMs)), two: median(counters.map(([, b]) => b.mainWaitMs + b.workerWaitMs)) },
+    otherThreadsMs: { one: median(counters.map(([a]) => a.otherMs)), two: median(counters.map(([, b]) => b.otherMs)) },
+  };
 }
 
 /**
@@ -222,6 +295,7 @@ export async function compareWorkers(rounds: number, run: (workers: 1 | 2) => Pr
       twoOverOneMs: median(out.map((r) => r.twoOverOneMs)),
       twoOverOneNormalised: median(out.map((r) => r.twoOverOneNormalised)),
     },
+    account: stepAccount(out),
   };
 }
 

@@ -30,7 +30,15 @@ import { valuesView } from '../kernels/wasmModule';
 import { AdamWKernel } from '../kernels/adamw';
 
 /** Control slots in the shared Int32Array. */
-export const CTRL = { CMD: 0, MAIN_EMB: 1, WORK_EMB: 2, WORK_GRAD: 3, READY: 4, ERROR: 5, STOP: 6, MAIN_GRAD: 7, MAIN_UPD: 8, WORK_UPD: 9 } as const;
+export const CTRL = { CMD: 0, MAIN_EMB: 1, WORK_EMB: 2, WORK_GRAD: 3, READY: 4, ERROR: 5, STOP: 6, MAIN_GRAD: 7, MAIN_UPD: 8, WORK_UPD: 9, TID: 10, DONE: 11 } as const;
+
+/**
+ * Where each side's step goes, in the order it happens (see the diagram above): its half's forward pass and the
+ * embeddings' copy, the wait for the other half's embeddings, the loss and the backward pass, the copy of its
+ * gradients, the wait for the other side's, AdamW on its share, the wait for the other share, and its load.
+ */
+export const STEP_PHASES = ['forward', 'waitEmbeddings', 'backward', 'writeGradients', 'waitGradients', 'update', 'waitUpdate', 'loadOther'] as const;
+export type StepPhase = (typeof STEP_PHASES)[number];
 
 /** Parameters that only the main side differentiates (they are not part of either tower). */
 export const SHARED_ONLY_MAIN = new Set(['logit_scale']);
@@ -64,6 +72,8 @@ export interface SharedBuffers {
   tokens: SharedArrayBuffer;
   /** [main img, main txt, worker img, worker txt] embeddings, each half x embedDim. */
   emb: SharedArrayBuffer;
+  /** Milliseconds spent in each of STEP_PHASES, summed over steps: the main side's, then the worker's (float64). */
+  phases: SharedArrayBuffer;
 }
 
 export function makeLayout(model: MiniCLIP, batch: number, optimizer: AdamWSpec, trained: string[]): ParallelLayout {
@@ -104,6 +114,7 @@ export function makeBuffers(l: ParallelLayout): SharedBuffers {
     images: f(l.half * l.imageSize * l.imageSize * 3),
     tokens: f(l.half * (l.contextLength + 1)),
     emb: f(4 * l.half * l.embedDim),
+    phases: f(2 * 2 * STEP_PHASES.length),
   };
 }
 
@@ -126,16 +137,10 @@ export function signal(ctrl: Int32Array, slot: number, value: number): void {
  * The loss of one side: own half's embeddings with gradient, the other half's as constants, in the fixed
  * order [main half; worker half] so both sides compute the same logits.
  */
-export function halfContrastiveLoss(
-  model: MiniCLIP,
-  images: tf.Tensor4D,
-  tokens: TokenBatch,
-  side: 'main' | 'worker',
-  l: ParallelLayout,
-  ctrl: Int32Array,
-  emb: Float32Array,
-  step: number,
-): tf.Scalar {
+export function halfContrastiveLoss(model: MiniCLIP, images: tf.Tensor4D, tokens: TokenBatch, side: 'main' | 'worker', v: SharedViews, step: number): tf.Scalar {
+  const { layout: l, ctrl, emb } = v;
+  const s = side === 'main' ? 0 : 1;
+  v.startClock();
   const img = model.encodeImage(images).embedding;
   const txt = model.encodeText(tokens);
   const n = l.half * l.embedDim;
@@ -143,8 +148,10 @@ export function halfContrastiveLoss(
   const other = side === 'main' ? 2 * n : 0;
   emb.set(valuesView(img), own);
   emb.set(valuesView(txt), own + n);
+  v.lap(s, 'forward');
   signal(ctrl, side === 'main' ? CTRL.MAIN_EMB : CTRL.WORK_EMB, step);
   waitFor(ctrl, side === 'main' ? CTRL.WORK_EMB : CTRL.MAIN_EMB, step);
+  v.lap(s, 'waitEmbeddings');
   const oImg = tf.tensor2d(emb.slice(other, other + n), [l.half, l.embedDim]);
   const oTxt = tf.tensor2d(emb.slice(other + n, other + 2 * n), [l.half, l.embedDim]);
   const allImg = side === 'main' ? tf.concat([img, oImg]) : tf.concat([oImg, img]);
@@ -165,8 +172,11 @@ export class SharedViews {
   readonly images: Float32Array;
   readonly tokens: Int32Array;
   readonly emb: Float32Array;
+  readonly phases: Float64Array;
   /** Where each parameter starts in the flat buffers. */
   readonly offsets: number[] = [];
+  /** When this thread's current phase began (performance.now()). */
+  private phaseStart = 0;
 
   constructor(
     readonly layout: ParallelLayout,
@@ -184,11 +194,34 @@ export class SharedViews {
     this.images = new Float32Array(bufs.images);
     this.tokens = new Int32Array(bufs.tokens);
     this.emb = new Float32Array(bufs.emb);
+    this.phases = new Float64Array(bufs.phases);
     let o = 0;
     layout.sizes.forEach((n) => {
       this.offsets.push(o);
       o += n;
     });
+  }
+
+  /** Start timing this thread's step (its first phase). */
+  startClock(): void {
+    this.phaseStart = performance.now();
+  }
+
+  /** Close `phase` of `side`'s step (0 main, 1 worker) and start the next. */
+  lap(side: 0 | 1, phase: StepPhase): void {
+    const now = performance.now();
+    this.phases[side * STEP_PHASES.length + STEP_PHASES.indexOf(phase)] += now - this.phaseStart;
+    this.phaseStart = now;
+  }
+
+  /** Each phase's milliseconds for `side`, summed over the steps since the last reset. */
+  phaseTotals(side: 0 | 1): Record<StepPhase, number> {
+    return Object.fromEntries(STEP_PHASES.map((p, i) => [p, this.phases[side * STEP_PHASES.length + i]])) as Record<StepPhase, number>;
+  }
+
+  /** Zero both sides' sums (between steps, while neither thread is in one). */
+  resetPhases(): void {
+    this.phases.fill(0);
   }
 
   /** A parameter's values in the shared buffer (index in `names`). */
@@ -227,6 +260,7 @@ export class SharedViews {
     const l = this.layout;
     const mine = side === 0 ? this.mainGrads : this.grads;
     const region = (buf: Float32Array, i: number) => buf.subarray(this.offsets[i], this.offsets[i] + l.sizes[i]);
+    this.lap(side, 'backward');
     l.names.forEach((name, i) => {
       if (side === 0) this.present[i] = grads[name] ? 1 : 0;
       if (l.owner[i] < 0) return;
@@ -234,17 +268,22 @@ export class SharedViews {
       if (g) mine.set(valuesView(g), this.offsets[i]);
       else region(mine, i).fill(0);
     });
+    this.lap(side, 'writeGradients');
     signal(this.ctrl, side === 0 ? CTRL.MAIN_GRAD : CTRL.WORK_GRAD, step);
     waitFor(this.ctrl, side === 0 ? CTRL.WORK_GRAD : CTRL.MAIN_GRAD, step);
+    this.lap(side, 'waitGradients');
     l.names.forEach((name, i) => {
       if (l.owner[i] !== side || !this.present[i]) return;
       const p = this.paramValues(i);
       opt.updateValues(name, p, region(this.mainGrads, i), lr, SHARED_ONLY_MAIN.has(name) ? undefined : region(this.grads, i));
       assignValues(model.params[name], p);
     });
+    this.lap(side, 'update');
     signal(this.ctrl, side === 0 ? CTRL.MAIN_UPD : CTRL.WORK_UPD, step);
     waitFor(this.ctrl, side === 0 ? CTRL.WORK_UPD : CTRL.MAIN_UPD, step);
+    this.lap(side, 'waitUpdate');
     this.readParams(model, 1 - side);
+    this.lap(side, 'loadOther');
   }
 }
 
@@ -262,6 +301,8 @@ export function readTokens(buf: Int32Array, count: number, contextLength: number
 export class ContrastiveWorker {
   private worker: Worker;
   private failure: Error | null = null;
+  /** The last step handed to the worker. */
+  private submitted = 0;
 
   /** The views must hold the parameters and the optimiser's state before the worker starts reading them. */
   private constructor(
@@ -313,7 +354,25 @@ export class ContrastiveWorker {
     writeTokens(tokens, l.half, l.half, v.tokens);
     v.hyper[0] = lr;
     v.hyper[1] = optStep;
+    this.submitted = step;
     signal(v.ctrl, CTRL.CMD, step);
+  }
+
+  /** The worker's thread id as the kernel numbers it (0 where unknown), for per-thread CPU accounting. */
+  get threadId(): number {
+    return Atomics.load(this.views.ctrl, CTRL.TID);
+  }
+
+  /** Both sides' milliseconds per phase (STEP_PHASES) since the last reset, once the worker has finished its step. */
+  phaseTotals(): { main: Record<StepPhase, number>; worker: Record<StepPhase, number> } {
+    waitFor(this.views.ctrl, CTRL.DONE, this.submitted);
+    return { main: this.views.phaseTotals(0), worker: this.views.phaseTotals(1) };
+  }
+
+  /** Zero the phase sums, once the worker has finished its step (the main side's has returned). */
+  resetPhases(): void {
+    waitFor(this.views.ctrl, CTRL.DONE, this.submitted);
+    this.views.resetPhases();
   }
 
   async stop(): Promise<void> {

@@ -35,7 +35,7 @@ export function contrastiveStep(
     const mine = tf.slice(images, [0, 0, 0, 0], [half, s, s, 3]);
     const myTokens: TokenBatch = { ids: tokens.ids.subarray(0, half * tokens.contextLength), eot: tokens.eot.subarray(0, half), batch: half, contextLength: tokens.contextLength };
     const v = helper.views;
-    const { value, grads } = namedGrads(params, () => halfContrastiveLoss(model, mine, myTokens, 'main', helper.layout, v.ctrl, v.emb, step + 1));
+    const { value, grads } = namedGrads(params, () => halfContrastiveLoss(model, mine, myTokens, 'main', v, step + 1));
     opt.step++;
     v.update(0, model, grads, opt, lr, step + 1);
     return value;

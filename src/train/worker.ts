@@ -6,6 +6,7 @@ import { MiniCLIP } from '../model/clip';
 import { CLIPConfig } from '../model/config';
 import { namedGrads, trainableParams } from '../model/params';
 import { AdamW } from './optim';
+import { currentThreadId } from '../util/threads';
 import { CTRL, ParallelLayout, SHARED_ONLY_MAIN, SharedBuffers, SharedViews, halfContrastiveLoss, readTokens, signal, waitFor } from './parallel';
 
 async function run(): Promise<void> {
@@ -19,6 +20,7 @@ async function run(): Promise<void> {
   v.shareSlots(opt);
   const differentiated = trainableParams(trained, (n) => !SHARED_ONLY_MAIN.has(n));
   v.readParams(model);
+  Atomics.store(v.ctrl, CTRL.TID, currentThreadId());
   signal(v.ctrl, CTRL.READY, 1);
   let done = 0;
   for (;;) {
@@ -29,12 +31,13 @@ async function run(): Promise<void> {
     tf.tidy(() => {
       const x = tf.tensor4d(v.images, [layout.half, s, s, 3]);
       const t = readTokens(v.tokens, layout.half, layout.contextLength);
-      const { value, grads } = namedGrads(differentiated, () => halfContrastiveLoss(model, x, t, 'worker', layout, v.ctrl, v.emb, step));
+      const { value, grads } = namedGrads(differentiated, () => halfContrastiveLoss(model, x, t, 'worker', v, step));
       value.dispose();
       opt.step = v.hyper[1];
       v.update(1, model, grads, opt, v.hyper[0], step);
     });
     done = step;
+    signal(v.ctrl, CTRL.DONE, step);
   }
 }
 
