@@ -11,7 +11,7 @@ import { emojiEntries, renderSvg } from '../src/data/emoji';
 import { loadImageFolder } from '../src/data/imageFolder';
 import { kShot, splitOff } from '../src/data/splits';
 import { classCounts, copyImageRow, imageRows, numImages, subset, ImageDataset } from '../src/data/dataset';
-import { augmentBatch, DEFAULT_AUGMENT } from '../src/data/augment';
+import { applyAugment, augmentBatch, DEFAULT_AUGMENT, drawAugment, sliceDraw } from '../src/data/augment';
 import { makeRng } from '../src/util/rng';
 import { setup } from './helpers';
 
@@ -145,4 +145,17 @@ test('augmentation keeps shape and range and is reproducible from its seed', () 
   expect(tf.min(a).dataSync()[0]).toBeGreaterThanOrEqual(0);
   expect(tf.max(a).dataSync()[0]).toBeLessThanOrEqual(1);
   expect(tf.max(tf.abs(tf.sub(a, x))).dataSync()[0]).toBeGreaterThan(0.01);
+});
+
+test("a batch's halves augmented apart (as two-core training does) give the whole batch's values exactly", () => {
+  const x = tf.randomUniform([8, 16, 16, 3], 0, 1, 'float32', 4) as tf.Tensor4D;
+  const d = drawAugment(8, DEFAULT_AUGMENT, makeRng(6));
+  // Both halves must hold a flip and an unflipped image, or the test would not cover the flip's mask.
+  for (const half of [d.flips.slice(0, 4), d.flips.slice(4)]) expect(new Set(half).size).toBe(2);
+  const whole = applyAugment(x, d);
+  const halves = tf.concat([applyAugment(tf.slice(x, [0], [4]), sliceDraw(d, 0, 4)), applyAugment(tf.slice(x, [4], [4]), sliceDraw(d, 4, 8))]);
+  expect(Array.from(halves.dataSync())).toEqual(Array.from(whole.dataSync()));
+  // The draws come from the rng as augmentBatch's do.
+  expect(Array.from(whole.dataSync())).toEqual(Array.from(augmentBatch(x, DEFAULT_AUGMENT, makeRng(6)).dataSync()));
+  expect(() => applyAugment(x, sliceDraw(d, 0, 4))).toThrow(/applyAugment: 4 draws for 8 images/);
 });

@@ -16,8 +16,14 @@ export interface AugmentConfig {
 
 export const DEFAULT_AUGMENT: AugmentConfig = { scale: [0.6, 1], ratio: [3 / 4, 4 / 3], flip: 0.5 };
 
-/** Normalised crop boxes [y1, x1, y2, x2] and flip flags for a batch. */
-export function drawAugment(n: number, cfg: AugmentConfig, rng: Rng): { boxes: Float32Array; flips: boolean[] } {
+/** Normalised crop boxes [y1, x1, y2, x2] and flip flags, one of each per image of a batch. */
+export interface AugmentDraw {
+  boxes: Float32Array;
+  flips: boolean[];
+}
+
+/** Crop boxes and flip flags for a batch. */
+export function drawAugment(n: number, cfg: AugmentConfig, rng: Rng): AugmentDraw {
   const boxes = new Float32Array(n * 4);
   const flips: boolean[] = [];
   for (let i = 0; i < n; i++) {
@@ -34,14 +40,28 @@ export function drawAugment(n: number, cfg: AugmentConfig, rng: Rng): { boxes: F
   return { boxes, flips };
 }
 
-export function augmentBatch(images: tf.Tensor4D, cfg: AugmentConfig, rng: Rng): tf.Tensor4D {
+/** The draws of images [from, to) of a batch. */
+export function sliceDraw(d: AugmentDraw, from: number, to: number): AugmentDraw {
+  return { boxes: d.boxes.slice(from * 4, to * 4), flips: d.flips.slice(from, to) };
+}
+
+/**
+ * Crop, resize and flip image i by draw i. Each image's values depend on its own draw only, so the halves of a batch
+ * augmented apart (one per training thread) give the whole batch's values exactly.
+ */
+export function applyAugment(images: tf.Tensor4D, d: AugmentDraw): tf.Tensor4D {
   const [n, h, w] = images.shape;
-  const { boxes, flips } = drawAugment(n, cfg, rng);
+  if (d.flips.length !== n || d.boxes.length !== 4 * n) throw new Error(`applyAugment: ${d.flips.length} draws for ${n} images.`);
   return tf.tidy(() => {
-    const cropped = tf.image.cropAndResize(images, tf.tensor2d(boxes, [n, 4]), tf.range(0, n, 1, 'int32') as tf.Tensor1D, [h, w], 'bilinear');
-    if (!flips.some((f) => f)) return cropped;
-    const mask = tf.tensor4d(Float32Array.from(flips, (f) => (f ? 1 : 0)), [n, 1, 1, 1]);
+    const cropped = tf.image.cropAndResize(images, tf.tensor2d(d.boxes, [n, 4]), tf.range(0, n, 1, 'int32') as tf.Tensor1D, [h, w], 'bilinear');
+    if (!d.flips.some((f) => f)) return cropped;
+    const mask = tf.tensor4d(Float32Array.from(d.flips, (f) => (f ? 1 : 0)), [n, 1, 1, 1]);
     const flipped = tf.reverse(cropped, 2);
     return tf.add(tf.mul(flipped, mask), tf.mul(cropped, tf.sub(1, mask))) as tf.Tensor4D;
   });
+}
+
+/** A batch's crops and flips, drawn from `rng`. */
+export function augmentBatch(images: tf.Tensor4D, cfg: AugmentConfig, rng: Rng): tf.Tensor4D {
+  return applyAugment(images, drawAugment(images.shape[0], cfg, rng));
 }

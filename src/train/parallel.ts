@@ -28,6 +28,7 @@ import { TokenBatch } from '../model/text';
 import { AdamW, AdamWSpec, assignValues } from './optim';
 import { valuesView } from '../kernels/wasmModule';
 import { AdamWKernel } from '../kernels/adamw';
+import { AugmentDraw, applyAugment } from '../data/augment';
 
 /** Control slots in the shared Int32Array. */
 export const CTRL = { CMD: 0, MAIN_EMB: 1, WORK_EMB: 2, WORK_GRAD: 3, READY: 4, ERROR: 5, STOP: 6, MAIN_GRAD: 7, MAIN_UPD: 8, WORK_UPD: 9, TID: 10, DONE: 11 } as const;
@@ -59,7 +60,7 @@ export interface ParallelLayout {
 
 export interface SharedBuffers {
   ctrl: SharedArrayBuffer;
-  /** The step's learning rate and optimiser step count (float64). */
+  /** The step's learning rate, optimiser step count, and 1 if its images are to be augmented (float64). */
   hyper: SharedArrayBuffer;
   /**
    * The AdamW kernel's memory, holding in this order (see SharedViews): the parameters, the worker's gradients, the
@@ -69,6 +70,8 @@ export interface SharedBuffers {
   /** Whether the main side has a gradient for each parameter (one without is not updated, as on one core). */
   present: SharedArrayBuffer;
   images: SharedArrayBuffer;
+  /** The worker's half's crop boxes (4 per image) and flips (1 or 0), when the step augments. */
+  augment: SharedArrayBuffer;
   tokens: SharedArrayBuffer;
   /** [main img, main txt, worker img, worker txt] embeddings, each half x embedDim. */
   emb: SharedArrayBuffer;
@@ -108,10 +111,11 @@ export function makeBuffers(l: ParallelLayout): SharedBuffers {
   const f = (n: number) => new SharedArrayBuffer(n * 4);
   return {
     ctrl: f(16),
-    hyper: f(2 * 2),
+    hyper: f(2 * 3),
     optimizer: AdamWKernel.create(5 * l.total, 4).memory,
     present: f(l.names.length),
     images: f(l.half * l.imageSize * l.imageSize * 3),
+    augment: f(l.half * 5),
     tokens: f(l.half * (l.contextLength + 1)),
     emb: f(4 * l.half * l.embedDim),
     phases: f(2 * 2 * STEP_PHASES.length),
@@ -170,6 +174,7 @@ export class SharedViews {
   readonly present: Int32Array;
   readonly slots: Float32Array;
   readonly images: Float32Array;
+  readonly augment: Float32Array;
   readonly tokens: Int32Array;
   readonly emb: Float32Array;
   readonly phases: Float64Array;
@@ -192,6 +197,7 @@ export class SharedViews {
     this.slots = this.kernel.alloc(2 * layout.total);
     this.present = new Int32Array(bufs.present);
     this.images = new Float32Array(bufs.images);
+    this.augment = new Float32Array(bufs.augment);
     this.tokens = new Int32Array(bufs.tokens);
     this.emb = new Float32Array(bufs.emb);
     this.phases = new Float64Array(bufs.phases);
@@ -200,6 +206,16 @@ export class SharedViews {
       this.offsets.push(o);
       o += n;
     });
+  }
+
+  /** The worker's half of the step's images, augmented if the main side asked for it (call inside a tidy). */
+  workerImages(): tf.Tensor4D {
+    const { half, imageSize: s } = this.layout;
+    const raw = tf.tensor4d(this.images, [half, s, s, 3]);
+    if (!this.hyper[2]) return raw;
+    const boxes = this.augment.slice(0, 4 * half);
+    const flips = Array.from(this.augment.subarray(4 * half, 5 * half), (f) => f === 1);
+    return applyAugment(raw, { boxes, flips });
   }
 
   /** Start timing this thread's step (its first phase). */
@@ -344,13 +360,20 @@ export class ContrastiveWorker {
 
   /**
    * Hand the worker its half of step `step` (1-based): the second half of the batch's images and captions, to be
-   * updated at learning rate `lr` and optimiser step `optStep`.
+   * updated at learning rate `lr` and optimiser step `optStep`; `augment`, the draws of that half, if the step
+   * augments (the worker crops and flips its own half, so that both cores share the work).
    */
-  submit(step: number, images: Float32Array, tokens: TokenBatch, lr: number, optStep: number): void {
+  submit(step: number, images: Float32Array, tokens: TokenBatch, lr: number, optStep: number, augment: AugmentDraw | null = null): void {
     const l = this.layout;
     const v = this.views;
     if (images.length !== v.images.length) throw new Error(`The worker's half batch has ${v.images.length} image values, not ${images.length}.`);
     v.images.set(images);
+    if (augment) {
+      if (augment.flips.length !== l.half) throw new Error(`The worker's half batch has ${l.half} images, not ${augment.flips.length} augmentation draws.`);
+      v.augment.set(augment.boxes, 0);
+      v.augment.set(Float32Array.from(augment.flips, (f) => (f ? 1 : 0)), 4 * l.half);
+    }
+    v.hyper[2] = augment ? 1 : 0;
     writeTokens(tokens, l.half, l.half, v.tokens);
     v.hyper[0] = lr;
     v.hyper[1] = optStep;

@@ -10,7 +10,7 @@ import { MiniCLIP } from '../model/clip';
 import { TextTokenizer } from '../model/tokenizer';
 import { trainableParams } from '../model/params';
 import { CaptionCorpus } from '../data/corpus';
-import { AugmentConfig, augmentBatch } from '../data/augment';
+import { AugmentConfig, drawAugment } from '../data/augment';
 import { AdamW, OptimizerState, warmupCosine } from './optim';
 import { makeRng, permutation } from '../util/rng';
 import { Progress } from '../util/progress';
@@ -95,9 +95,10 @@ export async function pretrain(model: MiniCLIP, tokenizer: TextTokenizer, corpus
       const tokens = tokenizer.encodeBatch(b.captions, model.config.contextLength);
       const lr = schedule(step);
       const raw = tf.tensor4d(b.images, [cfg.batch, corpus.imageSize, corpus.imageSize, 3]);
-      const images = cfg.augment ? augmentBatch(raw, cfg.augment, rng) : raw;
-      const loss = contrastiveStep(model, params, opt, images, tokens, lr, helper, step);
-      tf.dispose([raw, images]);
+      // The crops and flips are drawn here, in the step's rng order, and applied in the step (by both threads).
+      const draw = cfg.augment ? drawAugment(cfg.batch, cfg.augment, rng) : null;
+      const loss = contrastiveStep(model, params, opt, raw, tokens, lr, helper, step, draw);
+      raw.dispose();
       const l = loss.dataSync()[0];
       loss.dispose();
       if (!Number.isFinite(l)) throw new Error(`Pre-training diverged at step ${step}: loss ${l}. Lower the learning rate (now ${cfg.lr}).`);

@@ -27,9 +27,8 @@ async function run(): Promise<void> {
     waitFor(v.ctrl, CTRL.CMD, done + 1);
     if (Atomics.load(v.ctrl, CTRL.STOP)) return;
     const step = Atomics.load(v.ctrl, CTRL.CMD);
-    const s = layout.imageSize;
     tf.tidy(() => {
-      const x = tf.tensor4d(v.images, [layout.half, s, s, 3]);
+      const x = v.workerImages();
       const t = readTokens(v.tokens, layout.half, layout.contextLength);
       const { value, grads } = namedGrads(differentiated, () => halfContrastiveLoss(model, x, t, 'worker', v, step));
       value.dispose();
