@@ -388,14 +388,19 @@ export class ContrastiveWorker {
 
   /** Both sides' milliseconds per phase (STEP_PHASES) since the last reset, once the worker has finished its step. */
   phaseTotals(): { main: Record<StepPhase, number>; worker: Record<StepPhase, number> } {
-    waitFor(this.views.ctrl, CTRL.DONE, this.submitted);
+    this.waitIdle();
     return { main: this.views.phaseTotals(0), worker: this.views.phaseTotals(1) };
   }
 
   /** Zero the phase sums, once the worker has finished its step (the main side's has returned). */
   resetPhases(): void {
-    waitFor(this.views.ctrl, CTRL.DONE, this.submitted);
+    this.waitIdle();
     this.views.resetPhases();
+  }
+
+  /** Block until the worker has finished the last step handed to it (its phases are then complete). */
+  private waitIdle(): void {
+    waitFor(this.views.ctrl, CTRL.DONE, this.submitted);
   }
 
   async stop(): Promise<void> {

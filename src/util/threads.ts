@@ -48,7 +48,7 @@ export class ThreadClock {
   private start: Map<number, ThreadTimes> | null = null;
   private sums = new Map<number, ThreadTimes>();
   private windows = 0;
-  available = true;
+  private available = true;
 
   begin(): void {
     this.start = threadTimes();
