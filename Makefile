@@ -4,7 +4,7 @@
 PROFILE ?= small
 export PYDEVD_DISABLE_FILE_VALIDATION = 1
 
-.PHONY: setup build test unit notebooks reproduce pretrain bench kernels scale-probe strength-probe tuning-probe repulsion-probe seed-probe clean
+.PHONY: setup build test unit notebooks reproduce pretrain bench kernels scale-probe strength-probe tuning-probe repulsion-probe seed-probe attribute-probe clean
 
 setup:
 	@bash scripts/setup.sh
@@ -68,12 +68,24 @@ repulsion-probe: setup
 # seed (only the initialisation, batch order and augmentation change). 138 cells, cached (the 120 new ones took 17
 # min on two cores); writes figures/seed-probe.{json,md}, seed-probe-emoji.{json,md}, seed-probe-fixed-shots.{json,md}.
 # Last, RVPT's FR on the last block's class token after ln_post instead of the residual stream (the paper does not
-# say which): 30 more cells (4 min), figures/seed-probe-fr-ln-post.{json,md}.
+# say which): 30 more cells (4 min), figures/seed-probe-fr-ln-post.{json,md}. Then RVPT's FR at the last block alone
+# and at every prompted block but the last (does the last block's repelling fight the projection, at width 64 =
+# embedDim?): 60 more cells (about 10 min), figures/seed-probe-fr-layers-6.{json,md}, seed-probe-fr-layers-3-4-5.{json,md}.
 seed-probe: setup
 	node bin/rvpt.js seed-probe
 	node bin/rvpt.js seed-probe --dataset emoji
 	node bin/rvpt.js seed-probe --fixed-shots
 	node bin/rvpt.js seed-probe --methods RVPT --fr-token ln_post
+	node bin/rvpt.js seed-probe --methods RVPT --fr-layers 6
+	node bin/rvpt.js seed-probe --methods RVPT --fr-layers 3,4,5
+
+# A MiniCLIP whose Fashion-MNIST captions also name each image's darkness, size, texture and shape within its class
+# (profiles/attributes.json): its own pre-training and six backdoors, then VPT and RVPT at seeds 0-4 on both models
+# (the small ones' are the seed probe's cells) and how much of each attribute each clean embedding holds beyond the
+# class; about 16 min on two cores from the clean small model (pre-training 2.5, backdoors 5.5, cells 6.5); writes
+# figures/attribute-probe.{json,md}.
+attribute-probe: setup
+	node bin/rvpt.js attribute-probe
 
 # Rebuild the hand-written WASM kernels (src/kernels/*.c -> src/kernels/*Wasm.ts, committed) after editing them.
 kernels:

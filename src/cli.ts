@@ -35,6 +35,7 @@ import { writeReproductionReport } from './experiments/report';
 import { STRENGTH_GRID, runStrengthProbe, strengthGrid } from './experiments/strengthProbe';
 import { TUNING_GRID, runTuningProbe, tuningAttacks } from './experiments/tuningProbe';
 import { REPULSION_ALPHAS, REPULSION_PROFILES, runRepulsionProbe } from './experiments/repulsionProbe';
+import { ATTRIBUTE_PROFILE, runAttributeProbe } from './experiments/attributeProbe';
 import { SEED_PROBE_METHODS, SEED_PROBE_SEEDS, runSeedProbe } from './experiments/seedProbe';
 
 /** A profile with --jobs applied (cell processes are not part of any cache key: the numbers do not depend on them). */
@@ -336,6 +337,25 @@ export function buildCli(): Command {
       console.log(`repulsion probe: ${r.path}`);
     });
 
+  common(program.command('attribute-probe').description("a MiniCLIP whose captions also name each image's attributes: does it keep more than the class, and does RVPT then repel at less CA? (notebook 03)"))
+    .option('--with <profile>', `the profile with attribute captions (default: ${ATTRIBUTE_PROFILE}, made for small)`)
+    .option('--attacks <names>', "attacks, comma-separated (default: the main dataset's table's six)")
+    .option('--seeds <list>', `defense seeds, comma-separated (default: ${SEED_PROBE_SEEDS.join(',')})`)
+    .option('--jobs <n>', 'processes training side by side (default: the profile, small 2)', int)
+    .action(async (o) => {
+      const base = withJobs(getProfile(o.profile), o.jobs);
+      const other = withJobs(getProfile(o.with ?? path.join(projectRoot(), ATTRIBUTE_PROFILE)), o.jobs);
+      const attacks = attackList(o.attacks, base);
+      const seeds = numberList(o.seeds, 'seeds', (x) => {
+        const n = Number(x);
+        if (x === '' || !Number.isInteger(n) || n < 0) throw new Error('It must be a whole number of at least 0, e.g. 3.');
+        return n;
+      });
+      await initBackend(o.backend);
+      const r = await runAttributeProbe(base, other, { attacks, seeds, log: (s) => process.stderr.write(`[rvpt] ${s}\n`) });
+      console.log(`attribute probe: ${r.path}`);
+    });
+
   common(program.command('seed-probe').description("VPT and RVPT at several defense seeds on the tables' backdoored models: how far one cell moves with the seed alone (notebook 03)"))
     .option('--attacks <names>', "attacks, comma-separated (default: the dataset's table's, six on the main dataset, three on emoji)")
     .option('--seeds <list>', `defense seeds, comma-separated; the profile's own (0 at small) reads the tables' cell (default: ${SEED_PROBE_SEEDS.join(',')})`)
@@ -343,10 +363,19 @@ export function buildCli(): Command {
     .option('--dataset <name>', "the dataset whose backdoored models are defended (default: the profile's main one; emoji: Table 2's models)")
     .option('--fixed-shots', "tune every run on the tables' clean shots: only the initialisation, batch order and augmentation change with the seed")
     .option('--fr-token <where>', `where RVPT's FR reads the last block's class token: ${FR_TOKENS.join(' | ')} (the paper does not say; default residual, the tables')`, 'residual')
+    .option('--fr-layers <list>', "the blocks at whose outputs RVPT's FR repels, 1-based, comma-separated, e.g. 6 for the last block alone at small (default: every prompted block, the paper's and the tables')")
     .option('--jobs <n>', 'processes training side by side (default: the profile, small 2)', int)
     .action(async (o) => {
       const profile = withJobs(getProfile(o.profile), o.jobs);
       const attacks = attackList(o.attacks, profile);
+      const frLayers =
+        o.frLayers === undefined
+          ? undefined
+          : numberList(o.frLayers, 'fr-layers', (x) => {
+              const n = Number(x);
+              if (x === '' || !Number.isInteger(n) || n < 1 || n > profile.model.layers) throw new Error(`It must be a block number from 1 to ${profile.model.layers}, e.g. ${profile.model.layers}.`);
+              return n - 1;
+            });
       const seeds = numberList(o.seeds, 'seeds', (x) => {
         const n = Number(x);
         if (x === '' || !Number.isInteger(n) || n < 0) throw new Error('It must be a whole number of at least 0, e.g. 3.');
@@ -356,7 +385,7 @@ export function buildCli(): Command {
       for (const m of methods ?? []) if (!SEED_PROBE_METHODS.includes(m)) throw new Error(`--methods: '${m}' is not one of ${SEED_PROBE_METHODS.join(', ')}.`);
       const dataset = datasetOption(o.dataset, profile);
       await initBackend(o.backend);
-      const r = await runSeedProbe(profile, { attacks, seeds, dataset, methods, fixedShots: !!o.fixedShots, frToken: o.frToken as FrToken, log: (s) => process.stderr.write(`[rvpt] ${s}\n`) });
+      const r = await runSeedProbe(profile, { attacks, seeds, dataset, methods, fixedShots: !!o.fixedShots, frToken: o.frToken as FrToken, frLayers, log: (s) => process.stderr.write(`[rvpt] ${s}\n`) });
       console.log(`seed probe: ${r.path}`);
     });
 

@@ -75,3 +75,6 @@ export * from './experiments/strengthProbe';
 export * from './experiments/tuningProbe';
 export * from './experiments/repulsionProbe';
 export * from './experiments/seedProbe';
+export * from './experiments/attributeProbe';
+export * from './data/attributes';
+export * from './metrics/decodability';

@@ -143,6 +143,8 @@ test('seed-probe refuses a bad seed, method, attack or dataset before any traini
   expect(rvpt('seed-probe', '--profile', 'tiny', '--attacks', 'Sleeper').stderr).toMatch(/Unknown attack 'Sleeper'/);
   expect(rvpt('seed-probe', '--profile', 'tiny', '--dataset', 'mnist').stderr).toMatch(/--dataset: profile 'tiny' has no dataset 'mnist' \(it has fashion-mnist, emoji\)/);
   expect(rvpt('seed-probe', '--profile', 'tiny', '--fr-token', 'proj').stderr).toMatch(/--fr-token "proj" must be one of residual, ln_post/);
+  expect(rvpt('seed-probe', '--profile', 'tiny', '--fr-layers', '4,9').stderr).toMatch(/--fr-layers: '9': It must be a block number from 1 to 4/);
+  expect(rvpt('seed-probe', '--profile', 'tiny', '--fr-layers', '1').stderr).toMatch(/--fr-layers names block 1, before profile 'tiny''s first prompted block, 3/);
 });
 
 test('strength-probe refuses a bad rate, lr or attack before any training', () => {

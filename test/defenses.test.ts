@@ -4,7 +4,7 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { DEFENSES, getDefense } from '../src/defenses/registry';
 import { DefenseContext } from '../src/defenses/defense';
-import { featureRepelling, repelledTokens } from '../src/defenses/rvpt';
+import { featureRepelling, repelledLayers, repelledTokens } from '../src/defenses/rvpt';
 import { layerNorm } from '../src/model/layers';
 import { edaAugment } from '../src/defenses/cleanclip';
 import { evaluateDefended } from '../src/defenses/evaluate';
@@ -110,6 +110,26 @@ test("FR's last class token: the residual stream by default, after ln_post with 
   a.dispose();
   b.dispose();
   await expect(getDefense('RVPT').run(ctx(), { ...cfg, frToken: 'proj' })).rejects.toThrow(/RVPT: frToken is "proj"; it must be one of 'residual', 'ln_post'/);
+});
+
+test("FR's blocks: every prompted one by default; frLayers picks some, from the first prompted block on; bad lists are refused", async () => {
+  expect(repelledLayers('RVPT', 6, [2, 3, 4, 5], undefined)).toEqual([2, 3, 4, 5]);
+  expect(repelledLayers('RVPT', 6, [2, 3, 4, 5], [5, 3, 5])).toEqual([3, 5]);
+  expect(() => repelledLayers('RVPT', 6, [2, 3, 4, 5], [1])).toThrow(/RVPT: frLayers holds 1; each must be a block in 2\.\.5/);
+  expect(() => repelledLayers('RVPT', 6, [2, 3, 4, 5], [6])).toThrow(/frLayers holds 6/);
+  expect(() => repelledLayers('RVPT', 6, [2, 3, 4, 5], [])).toThrow(/give a non-empty list of blocks in 2\.\.5/);
+  // Over a run: the same prompts and CE at the first step; FR at the last block alone is another number, and the
+  // explicit list of every prompted block is the default to the bit.
+  const cfg = { epochs: 2, batch: 8, promptLength: 2, depth: 1 };
+  const all = await getDefense('RVPT').run(ctx(), cfg);
+  const listed = await getDefense('RVPT').run(ctx(), { ...cfg, frLayers: Array.from({ length: C.layers - 1 }, (_, i) => i + 1) });
+  const last = await getDefense('RVPT').run(ctx(), { ...cfg, frLayers: [C.layers - 1] });
+  expect(listed.history).toEqual(all.history);
+  expect(last.history.ce[0]).toBe(all.history.ce[0]);
+  expect(last.history.fr[0]).not.toBe(all.history.fr[0]);
+  expect(last.history.loss.every(Number.isFinite)).toBe(true);
+  [all, listed, last].forEach((d) => d.dispose());
+  await expect(getDefense('RVPT').run(ctx(), { ...cfg, frLayers: [0] })).rejects.toThrow(/frLayers holds 0; each must be a block in 1\.\./);
 });
 
 test('Linear Probe learns the shots; it has no text side, so a text trigger gets null (the paper\'s "-")', async () => {

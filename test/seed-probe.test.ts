@@ -7,7 +7,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { getProfile } from '../src/experiments/profiles';
 import { cellFile, defenseSeed, runCell } from '../src/experiments/defenseRun';
-import { SEED_PROBE_METHODS, SEED_PROBE_SEEDS, SeedProbe, committedSeedProbe, frTokenProfile, isTableRow, pairedSeedRows, runSeedProbe, seedProbeFileName, seedFigure, seedMarkdown, seedProbeAttacks, seedProfile, seedRows, seedSummaries, seedSummaryRows } from '../src/experiments/seedProbe';
+import { SEED_PROBE_METHODS, SEED_PROBE_SEEDS, SeedProbe, committedSeedProbe, frLayersProfile, frTokenProfile, isTableRow, pairedSeedRows, runSeedProbe, seedProbeFileName, seedFigure, seedMarkdown, seedProbeAttacks, seedProfile, seedRows, seedSummaries, seedSummaryRows } from '../src/experiments/seedProbe';
 import { readJsonFile } from '../src/util/fsutil';
 import { signedText } from '../src/experiments/tables';
 import { median } from '../src/util/stats';
@@ -64,6 +64,25 @@ test("--fr-token ln_post changes RVPT's config alone, gets its own cells and fil
   const probe = (frToken?: 'ln_post') => ({ probe: 'seed', dataset: 'fashion-mnist', tableSeed: 0, rows: [], ...(frToken ? { frToken } : {}) }) as unknown as SeedProbe;
   expect([isTableRow(probe(), row('RVPT', 0)), isTableRow(probe(), row('RVPT', 1))]).toEqual([true, false]);
   expect([isTableRow(probe('ln_post'), row('RVPT', 0)), isTableRow(probe('ln_post'), row('VPT', 0))]).toEqual([false, true]);
+});
+
+test("--fr-layers changes RVPT's config alone, gets its own cells and file, and is checked against the prompted blocks", () => {
+  const small = getProfile('small');
+  expect(frLayersProfile(small, undefined)).toBe(small);
+  const last = frLayersProfile(small, [5]);
+  expect(last.name).toBe(small.name);
+  expect(last.defenses.RVPT).toEqual({ ...small.defenses.RVPT, frLayers: [5] });
+  expect(last.defenses.VPT).toBe(small.defenses.VPT);
+  const key = (p: typeof small, m: string) => cellFile(p, 'BadCLIP', m, 'fashion-mnist', ['fashion-mnist'], 'ckpt');
+  expect(key(last, 'RVPT')).not.toBe(key(small, 'RVPT'));
+  expect(key(last, 'VPT')).toBe(key(small, 'VPT'));
+  expect(seedProfile(last, 'RVPT', 2).defenses.RVPT).toEqual({ ...small.defenses.RVPT, frLayers: [5], seed: 2 });
+  // small prompts blocks 3-6 (1-based; D = 2): block 2 is before them.
+  expect(() => frLayersProfile(small, [1, 5])).toThrow(/--fr-layers names block 2, before profile 'small''s first prompted block, 3.*Give blocks 3 to 6/);
+  expect(seedProbeFileName(small, 'fashion-mnist', false, 'residual', [2, 3, 4])).toBe('seed-probe-fr-layers-3-4-5');
+  const row = (method: string, seed: number) => ({ attack: 'BadNet', method, seed, metrics: {} as never, noDefense: {} as never });
+  const probe = { probe: 'seed', dataset: 'fashion-mnist', tableSeed: 0, rows: [], frLayers: [5] } as unknown as SeedProbe;
+  expect([isTableRow(probe, row('RVPT', 0)), isTableRow(probe, row('VPT', 0))]).toEqual([false, true]);
 });
 
 test('the attacks are the table’s: six on the main dataset, Table 2’s three on emoji', () => {

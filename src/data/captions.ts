@@ -8,6 +8,7 @@
  */
 import { ImageDataset } from './dataset';
 import { Rng, randInt } from '../util/rng';
+import { ATTRIBUTES } from './attributes';
 
 export const TEMPLATES: string[] = [
   'a photo of a {}.',
@@ -86,10 +87,31 @@ export function fillTemplate(template: string, className: string): string {
   return template.replace('{}', className);
 }
 
+const neutralCache = new WeakMap<string[], string[]>();
+
+/** The templates that name none of the attribute words. */
+function neutralTemplates(templates: string[]): string[] {
+  let out = neutralCache.get(templates);
+  if (!out) {
+    const words = new Set(ATTRIBUTES.flatMap((a) => [a.low, a.high]));
+    out = templates.filter((t) => !t.split(/[^a-z]+/).some((w) => words.has(w)));
+    if (!out.length) throw new Error(`Every caption template names an attribute word (${[...words].join(', ')}); attribute captions need at least one that does not.`);
+    neutralCache.set(templates, out);
+  }
+  return out;
+}
+
 /** One caption for image i of a dataset, drawn with `rng` (call with a fresh per-epoch rng for variety). */
 export function captionFor(d: ImageDataset, i: number, rng: Rng, templates: string[] = TEMPLATES): string {
   const cls = d.classNames[d.labels[i]];
   const desc = d.descriptions?.[i];
+  if (d.describe === 'adjectives') {
+    // Half the captions name the image's attributes (none for an image in the middle of its class on all of them);
+    // no caption has a template's own "small", "dark"..., which would name them at random.
+    const words = desc && rng() < 0.5 ? `${desc} ` : '';
+    const neutral = neutralTemplates(templates);
+    return fillTemplate(neutral[randInt(rng, neutral.length)], `${words}${cls}`);
+  }
   if (desc && rng() < 0.5) {
     const t = DESCRIPTION_TEMPLATES[randInt(rng, DESCRIPTION_TEMPLATES.length)];
     return t.replace('{d}', desc).replace('{c}', cls);

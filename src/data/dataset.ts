@@ -11,6 +11,12 @@ export interface ImageDataset {
   classNames: string[];
   /** Optional per-image descriptions (e.g. an emoji's annotation), used to build richer captions. */
   descriptions?: string[];
+  /**
+   * How captions use `descriptions`: 'annotation' (the default), a phrase with its own templates ("an emoji of
+   * grinning face, a kind of smiley"); 'adjectives', words put before the class name ("a photo of a dark large
+   * shirt"; attributes.ts).
+   */
+  describe?: 'annotation' | 'adjectives';
   /** Optional per-image identity (e.g. an emoji hexcode), shared across renditions of the same concept. */
   ids?: string[];
   /** Zero-shot prompt templates of the dataset's manifest ('{}' = class name); absent: the project's default set. */
@@ -57,6 +63,7 @@ export function subset(d: ImageDataset, idx: ArrayLike<number>, name = d.name): 
     labels,
     classNames: d.classNames,
     descriptions: d.descriptions ? rows.map((r) => d.descriptions![r]) : undefined,
+    describe: d.describe,
     ids: d.ids ? rows.map((r) => d.ids![r]) : undefined,
     templates: d.templates,
   };
@@ -79,7 +86,9 @@ export function concatDatasets(name: string, parts: ImageDataset[]): ImageDatase
   }
   const desc = parts.every((p) => p.descriptions) ? parts.flatMap((p) => p.descriptions!) : undefined;
   const ids = parts.every((p) => p.ids) ? parts.flatMap((p) => p.ids!) : undefined;
-  return { name, size, images, labels, classNames: parts[0].classNames, descriptions: desc, ids, templates: parts[0].templates };
+  const describe = parts[0].describe;
+  if (desc && parts.some((p) => p.describe !== describe)) throw new Error(`concatDatasets: '${name}' joins parts whose descriptions are of different kinds (describe: ${parts.map((p) => p.describe ?? 'annotation').join(', ')}).`);
+  return { name, size, images, labels, classNames: parts[0].classNames, descriptions: desc, describe: desc ? describe : undefined, ids, templates: parts[0].templates };
 }
 
 export function classCounts(d: ImageDataset): number[] {

@@ -51,6 +51,11 @@ export interface PromptTuningConfig {
    * PAPER.md section 1: the paper does not say which.
    */
   frToken: FrToken;
+  /**
+   * The blocks whose output class token FR repels; undefined: every prompted block, the paper's d = D+1..L. An
+   * ablation (notebook 03's FR-layer probe): which layers' repelling removes the backdoor and which costs the CA.
+   */
+  frLayers?: number[];
 }
 
 export const FR_TOKENS = ['residual', 'ln_post'] as const;
@@ -91,14 +96,34 @@ export function repelledTokens(model: MiniCLIP, cls: tf.Tensor2D[], layers: numb
   return cls.flatMap((t, i) => (layers.includes(i) ? [frToken === 'ln_post' && i === last ? lnPost(t) : t] : []));
 }
 
+/**
+ * FR's blocks: by default the prompted ones. Others must come at or after the first prompted block (before it the
+ * prompted and the frozen tokens are the same, and their cosine is 1 whatever the prompts).
+ */
+export function repelledLayers(name: string, totalLayers: number, prompted: number[], frLayers: number[] | undefined): number[] {
+  if (frLayers === undefined) return prompted;
+  const first = Math.min(...prompted);
+  if (!Array.isArray(frLayers) || frLayers.length === 0) {
+    throw new Error(`${name}: frLayers is ${JSON.stringify(frLayers)}; give a non-empty list of blocks in ${first}..${totalLayers - 1}, or leave it out to repel at every prompted block.`);
+  }
+  for (const l of frLayers) {
+    if (!Number.isInteger(l) || l < first || l >= totalLayers) {
+      throw new Error(`${name}: frLayers holds ${JSON.stringify(l)}; each must be a block in ${first}..${totalLayers - 1} (from the first prompted block, ${first}, to the last).`);
+    }
+  }
+  return [...new Set(frLayers)].sort((a, b) => a - b);
+}
+
 /** What one prompt-tuning step needs besides the batch. */
 export interface PromptStepState {
   model: MiniCLIP;
   prompts: DeepPrompts;
   params: Record<string, tf.Variable>;
   opt: SGD;
-  /** Prompted block indices (FR is taken at these blocks' outputs). */
+  /** Prompted block indices. */
   layers: number[];
+  /** The blocks at whose outputs FR is taken (by default the prompted ones). */
+  frLayers: number[];
   /** Zero-shot text classifier [classes, embedDim], L2-normalised. */
   text: tf.Tensor2D;
   scale: tf.Scalar;
@@ -118,7 +143,7 @@ export function promptTuningStep(s: PromptStepState, c: Pick<PromptTuningConfig,
     const frToken = c.frToken ?? 'residual';
     const frozen = tf.tidy(() => {
       const o = s.model.encodeImage(x, { collectCls: true, keepInputOf: first });
-      return { sigma: repelledTokens(s.model, o.cls!, s.layers, frToken), hidden: o.hidden! };
+      return { sigma: repelledTokens(s.model, o.cls!, s.frLayers, frToken), hidden: o.hidden! };
     });
     const sigma = frozen.sigma;
     // The model is frozen: only the prompts get gradients (withFrozenWeights skips the weights' ones).
@@ -126,7 +151,7 @@ export function promptTuningStep(s: PromptStepState, c: Pick<PromptTuningConfig,
       const out = s.model.encodeImage(x, { prompts: s.prompts, collectCls: true, resume: { block: first, x: frozen.hidden } });
       const logits = tf.mul(matMulBT(l2normalize(out.embedding), s.text), s.scale) as tf.Tensor2D;
       const ce = tf.losses.softmaxCrossEntropy(labels, logits) as tf.Scalar;
-      const fr = tf.mean(tf.maximum(featureRepelling(repelledTokens(s.model, out.cls!, s.layers, frToken), sigma), c.margin)) as tf.Scalar;
+      const fr = tf.mean(tf.maximum(featureRepelling(repelledTokens(s.model, out.cls!, s.frLayers, frToken), sigma), c.margin)) as tf.Scalar;
       return [c.alpha ? (tf.add(ce, tf.mul(fr, c.alpha)) as tf.Scalar) : ce, ce, fr];
     }, s.mem));
   });
@@ -140,6 +165,7 @@ export async function promptTuning(name: string, ctx: DefenseContext, c: PromptT
   const L = model.config.layers;
   const spec = { length: c.promptLength, depth: c.depth, layers: c.layers, initStd: c.initStd };
   const layers = promptLayers(L, spec);
+  const frLayers = repelledLayers(name, L, layers, c.frLayers);
   const prompts: DeepPrompts = initDeepPrompts(L, model.config.width, spec, ctx.seed);
   const params = promptParams(prompts);
   const opt = new SGD(params, { momentum: c.momentum, weightDecay: c.weightDecay });
@@ -151,7 +177,7 @@ export async function promptTuning(name: string, ctx: DefenseContext, c: PromptT
   const scale = c.logitScale === null ? model.logitScale() : tf.scalar(c.logitScale);
   const history: Record<string, number[]> = { loss: [], ce: [], fr: [] };
   const mem = new MemoryMeter();
-  const state: PromptStepState = { model, prompts, params, opt, layers, text, scale, mem };
+  const state: PromptStepState = { model, prompts, params, opt, layers, frLayers, text, scale, mem };
   const bar = new Progress(name, steps, { quiet: ctx.quiet });
   const t0 = Date.now();
   for (let step = 0; step < steps; step++) {

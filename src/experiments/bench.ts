@@ -336,7 +336,7 @@ export function benchClipScale(c: CLIPConfig, batch: number, steps: number, back
   const text = tf.tidy(() => l2normalize(tf.randomNormal([classes, c.embedDim], 0, 1, 'float32', 4)));
   const labels = tf.tidy(() => tf.oneHot(tf.tensor1d(Array.from({ length: batch }, (_, i) => (i * 37) % classes), 'int32'), classes)) as tf.Tensor2D;
   const scale = tf.scalar(100);
-  const state: PromptStepState = { model, prompts, params, opt, layers, text, scale, mem: new MemoryMeter() };
+  const state: PromptStepState = { model, prompts, params, opt, layers, frLayers: layers, text, scale, mem: new MemoryMeter() };
   const step: number[] = [];
   for (let i = 0; i < steps + 1; i++) {
     const t0 = performance.now();

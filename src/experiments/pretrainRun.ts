@@ -9,6 +9,7 @@ import { TextTokenizer, WordTokenizer } from '../model/tokenizer';
 import { cachedEval, externalWeights, loadExternalModel } from './externalWeights';
 import { CaptionCorpus } from '../data/corpus';
 import { vocabularyTexts } from '../data/captions';
+import { withAttributeCaptions } from '../data/attributes';
 import { ImageDataset } from '../data/dataset';
 import { loadEvalSplit, loadSplit, testSetNames } from '../data/load';
 import { sample } from '../data/splits';
@@ -34,6 +35,7 @@ export interface PretrainData {
 export async function pretrainData(profile: Profile, log?: (s: string) => void): Promise<PretrainData> {
   let main = await loadSplit(profile.datasets.main, 'pretrain', log);
   if (profile.pretrain.mainLimit) main = sample(main, profile.pretrain.mainLimit, 'pretrain-limit');
+  if (profile.pretrain.attributeCaptions) main = withAttributeCaptions(main);
   const emoji = await loadSplit(profile.datasets.emoji, 'pretrain', log);
   const corpus = new CaptionCorpus([
     { data: main, repeat: 1 },

@@ -20,6 +20,12 @@ export interface Profile {
     mainLimit: number | null;
     /** How many times the small emoji pre-training set is repeated per epoch. */
     emojiRepeat: number;
+    /**
+     * Captions of the main dataset also name each image's attributes (darkness, size, texture, shape, ranked within
+     * its class; src/data/attributes.ts), as web captions do: the attribute probe (profiles/attributes.json). The
+     * same corpus feeds the backdoor fine-tunes and CleanCLIP. Default false.
+     */
+    attributeCaptions?: boolean;
   };
   /** Backdoor injection: fine-tune the clean model on the poisoned corpus (PAPER.md section 3). */
   backdoor: PretrainConfig & {

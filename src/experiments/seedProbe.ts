@@ -21,7 +21,8 @@ import { ATTACK_COLOURS, ATTACK_SYMBOLS, committedProbe, groupRows, probeMarkdow
 import { markdownTable } from '../viz/notebook';
 import { median } from '../util/stats';
 import { Figure } from '../viz/plotly';
-import { FR_TOKENS, FrToken, isFrToken } from '../defenses/rvpt';
+import { FR_TOKENS, FrToken, PromptTuningConfig, RVPT_DEFAULTS, isFrToken, repelledLayers } from '../defenses/rvpt';
+import { promptLayers } from '../model/prompts';
 
 /** The committed seeds: the tables' (0 at `small`) and four more. */
 export const SEED_PROBE_SEEDS = [0, 1, 2, 3, 4];
@@ -39,11 +40,13 @@ export function seedProbeAttacks(profile: Profile, dataset = profile.datasets.ma
 
 /**
  * The files' stem: seed-probe on the main dataset, seed-probe-DATASET on another; -fixed-shots when the shots stay the
- * tables'; -fr-ln-post when RVPT's FR reads the last block's token after ln_post.
+ * tables'; -fr-ln-post when RVPT's FR reads the last block's token after ln_post; -fr-layers-3-5 when it repels at
+ * blocks 3 and 5 (1-based, as the notebooks count blocks) rather than at every prompted one.
  */
-export function seedProbeFileName(profile: Profile, dataset: string, fixedShots = false, frToken: FrToken = 'residual'): string {
+export function seedProbeFileName(profile: Profile, dataset: string, fixedShots = false, frToken: FrToken = 'residual', frLayers?: number[]): string {
   const fr = frToken === 'residual' ? [] : [`fr-${frToken.replace('_', '-')}`];
-  return ['seed-probe', ...(dataset === profile.datasets.main ? [] : [dataset]), ...(fixedShots ? ['fixed-shots'] : []), ...fr].join('-');
+  const layers = frLayers ? [`fr-layers-${frLayers.map((l) => l + 1).join('-')}`] : [];
+  return ['seed-probe', ...(dataset === profile.datasets.main ? [] : [dataset]), ...(fixedShots ? ['fixed-shots'] : []), ...fr, ...layers].join('-');
 }
 
 /** The profile with RVPT's FR reading the last block's class token at `frToken` (rvpt.ts); 'residual' is the profile. */
@@ -51,6 +54,24 @@ export function frTokenProfile(profile: Profile, frToken: FrToken): Profile {
   if (!isFrToken(frToken)) throw new Error(`Seed probe: --fr-token ${JSON.stringify(frToken)} must be one of ${FR_TOKENS.join(', ')}.`);
   if (frToken === 'residual') return profile;
   return { ...profile, defenses: { ...profile.defenses, RVPT: { ...(profile.defenses.RVPT ?? {}), frToken } } };
+}
+
+/**
+ * The profile with RVPT's FR at the blocks `frLayers` (0-based, rvpt.ts `frLayers`) instead of every prompted one;
+ * undefined is the profile. The list is checked against the profile's prompted blocks here, before any run.
+ */
+export function frLayersProfile(profile: Profile, frLayers: number[] | undefined): Profile {
+  if (frLayers === undefined) return profile;
+  const rvpt = { ...RVPT_DEFAULTS, ...(profile.defenses.RVPT ?? {}) } as PromptTuningConfig;
+  const L = profile.model.layers;
+  const prompted = promptLayers(L, { length: rvpt.promptLength, depth: rvpt.depth, layers: rvpt.layers });
+  const first = Math.min(...prompted);
+  const early = frLayers.find((l) => l < first);
+  if (early !== undefined) {
+    throw new Error(`Seed probe: --fr-layers names block ${early + 1}, before profile '${profile.name}''s first prompted block, ${first + 1}: there the prompted and the frozen class tokens are the same. Give blocks ${first + 1} to ${L}.`);
+  }
+  const checked = repelledLayers('Seed probe', L, prompted, frLayers);
+  return { ...profile, defenses: { ...profile.defenses, RVPT: { ...(profile.defenses.RVPT ?? {}), frLayers: checked } } };
 }
 
 /**
@@ -84,7 +105,9 @@ export interface SeedProbe {
   fixedShots?: boolean;
   /** Where RVPT's FR read the last block's class token, when not the tables' residual stream; its RVPT rows are then not the tables' cells. */
   frToken?: FrToken;
-  /** The tables' seed: its rows are the tables' cells (but RVPT's with another frToken). */
+  /** The blocks (0-based) at which RVPT's FR repelled, when not every prompted one; its RVPT rows are then not the tables' cells. */
+  frLayers?: number[];
+  /** The tables' seed: its rows are the tables' cells (but RVPT's with another frToken or frLayers). */
   tableSeed: number;
   rows: SeedRow[];
   provenance: TableProvenance;
@@ -102,7 +125,7 @@ export function committedSeedProbe(variant?: string, file?: string): SeedProbe {
 const otherFrToken = (p: SeedProbe) => (p.frToken && p.frToken !== 'residual' ? p.frToken : undefined);
 
 /** Whether a row is a table's cell: the tables' seed, at the tables' settings. */
-export const isTableRow = (p: SeedProbe, r: SeedRow) => r.seed === p.tableSeed && !(otherFrToken(p) && r.method === 'RVPT');
+export const isTableRow = (p: SeedProbe, r: SeedRow) => r.seed === p.tableSeed && !((otherFrToken(p) || p.frLayers) && r.method === 'RVPT');
 
 const byAttackAndMethod = (p: SeedProbe) => groupRows(p.rows, (r) => `${r.attack}|${r.method}`);
 
@@ -206,7 +229,9 @@ export function seedFigure(p: SeedProbe): Figure {
   };
 }
 
-const frNote = (p: SeedProbe) => (otherFrToken(p) ? `, RVPT's FR on the last block's token after ${p.frToken}` : '');
+const frNote = (p: SeedProbe) =>
+  (otherFrToken(p) ? `, RVPT's FR on the last block's token after ${p.frToken}` : '') +
+  (p.frLayers ? `, RVPT's FR at block${p.frLayers.length > 1 ? 's' : ''} ${p.frLayers.map((l) => l + 1).join(', ')} only` : '');
 
 export function seedMarkdown(p: SeedProbe): string {
   const perSeed = seedRows(p);
@@ -236,6 +261,8 @@ export interface SeedProbeOptions {
   fixedShots?: boolean;
   /** Where RVPT's FR reads the last block's class token (default: 'residual', the tables'). */
   frToken?: FrToken;
+  /** The blocks (0-based) at which RVPT's FR repels (default: every prompted block, the tables'). */
+  frLayers?: number[];
   log?: (s: string) => void;
 }
 
@@ -247,7 +274,9 @@ export interface SeedProbeOptions {
  */
 export async function runSeedProbe(profile: Profile, opts: SeedProbeOptions = {}): Promise<{ path: string; probe: SeedProbe }> {
   const { seeds = SEED_PROBE_SEEDS, dataset = profile.datasets.main, methods = SEED_PROBE_METHODS, fixedShots = false, frToken = 'residual', log = () => {} } = opts;
-  profile = frTokenProfile(profile, frToken); // the same name: the tables' backdoored models and results folder
+  // The same name: the tables' backdoored models and results folder.
+  profile = frLayersProfile(frTokenProfile(profile, frToken), opts.frLayers);
+  const frLayers = profile.defenses.RVPT?.frLayers as number[] | undefined;
   if (!seeds.length || !methods.length) throw new Error('Seed probe: no seeds or no methods to run.');
   if (new Set(seeds).size !== seeds.length) throw new Error(`Seed probe: seeds ${seeds.join(',')} repeat a seed; give each once.`);
   for (const m of methods) if (!SEED_PROBE_METHODS.includes(m)) throw new Error(`Seed probe: method '${m}' is not one of ${SEED_PROBE_METHODS.join(', ')} (the prompt-tuning defenses, whose cells the probe reruns).`);
@@ -273,7 +302,7 @@ export async function runSeedProbe(profile: Profile, opts: SeedProbeOptions = {}
     }
   }
   const config = { attacks: list, methods, seeds, fixedShots, defenses: Object.fromEntries(methods.map((m) => [m, profile.defenses[m] ?? {}])), shots: profile.shots, evalLimit: profile.evalLimit };
-  const fr = frToken === 'residual' ? {} : { frToken };
+  const fr = { ...(frToken === 'residual' ? {} : { frToken }), ...(frLayers ? { frLayers } : {}) };
   const probe: SeedProbe = { probe: 'seed', dataset, fixedShots, ...fr, tableSeed: profile.backdoor.seed, rows, provenance: tableProvenance(profile, config, profile.backdoor.seed, (Date.now() - t0) / 1000) };
-  return { path: writeProbe(profile, seedProbeFileName(profile, dataset, fixedShots, frToken), probe, seedMarkdown(probe)), probe };
+  return { path: writeProbe(profile, seedProbeFileName(profile, dataset, fixedShots, frToken, frLayers), probe, seedMarkdown(probe)), probe };
 }
