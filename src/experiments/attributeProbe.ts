@@ -17,7 +17,7 @@ import { median } from '../util/stats';
 import { testSet } from './backdoorRun';
 import { ensurePretrained } from './pretrainRun';
 import { Profile } from './profiles';
-import { committedProbe, writeProbe } from './probeFiles';
+import { committedProbe, probeMarkdown, writeProbe } from './probeFiles';
 import { SeedProbe, SeedProbeOptions, runSeedProbe } from './seedProbe';
 import { TableProvenance, signedText, tableProvenance } from './tables';
 
@@ -134,20 +134,19 @@ export function attributeDefenseRows(p: AttributeProbe): { header: string[]; row
 
 export function attributeMarkdown(p: AttributeProbe): string {
   const models = attributeModelRows(p);
-  const defenses = attributeDefenseRows(p);
-  const pr = p.provenance;
   return [
-    `# Attribute probe: does a MiniCLIP taught features the task does not need let RVPT repel at less CA? (${p.dataset})`,
+    probeMarkdown(
+      `Attribute probe: does a MiniCLIP taught features the task does not need let RVPT repel at less CA? (${p.dataset})`,
+      "Two clean MiniCLIPs, pre-trained alike but for their captions: the profile's name only the class; the other's also name each image's darkness, size, texture and shape within its class (src/data/attributes.ts). Each backdoored by the six attacks at the profile's settings, then defended by VPT and RVPT at each seed of the seed probe (shots, initialisation, order and augmentation drawn per seed). ASR % over test images whose true class is not the target.",
+      attributeDefenseRows(p),
+      p.provenance,
+    ).trimEnd(),
     '',
-    "Two clean MiniCLIPs, pre-trained alike but for their captions: the profile's name only the class; the other's also name each image's darkness, size, texture and shape within its class (src/data/attributes.ts). R²: within-class ridge regression of each attribute from the clean model's image embedding, 5 folds over the test set (the class explains nothing by construction; higher: the embedding keeps more that the class does not need). Within-class variance share: of the embedding's total variance.",
+    '## What each clean model keeps beyond the class',
+    '',
+    "R²: within-class ridge regression of each attribute from the clean model's image embedding, 5 folds over the test set (the class explains nothing by construction; higher: the embedding keeps more that the class does not need). Within-class variance share: of the embedding's total variance.",
     '',
     markdownTable(models.header, models.rows),
-    '',
-    "Each model backdoored by the six attacks at the profile's settings, then defended by VPT and RVPT at each seed of the seed probe (shots, initialisation, order and augmentation drawn per seed). ASR % over test images whose true class is not the target.",
-    '',
-    markdownTable(defenses.header, defenses.rows),
-    '',
-    `Profile \`${pr.profile}\`, seed ${pr.seed}, backend ${pr.backend}, commit \`${pr.commit.slice(0, 12)}\`, ${pr.date}, ${pr.seconds.toFixed(0)} s.`,
     '',
   ].join('\n');
 }
