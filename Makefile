@@ -4,7 +4,7 @@
 PROFILE ?= small
 export PYDEVD_DISABLE_FILE_VALIDATION = 1
 
-.PHONY: setup build test unit notebooks reproduce pretrain bench kernels scale-probe strength-probe tuning-probe repulsion-probe seed-probe attribute-probe clean
+.PHONY: setup build test unit notebooks reproduce pretrain bench kernels scale-probe strength-probe tuning-probe repulsion-probe seed-probe attribute-probe attribute-probe-wide clean
 
 setup:
 	@bash scripts/setup.sh
@@ -86,6 +86,14 @@ seed-probe: setup
 # figures/attribute-probe.{json,md}.
 attribute-probe: setup
 	node bin/rvpt.js attribute-probe
+
+# The same at width 128 (profiles/wide.json against profiles/wide-attributes.json): room and reason together. Three
+# attacks (BadNet, Blended, BadCLIP) at seeds 0-2; about 45 min on two cores from nothing (two pre-trainings of 5.5
+# and 6.5 min, three backdoors and 18 cells per model); the result is copied to figures/wide/.
+attribute-probe-wide: setup
+	node bin/rvpt.js attribute-probe -p profiles/wide.json --with profiles/wide-attributes.json --attacks BadNet,Blended,BadCLIP --seeds 0,1,2
+	mkdir -p figures/wide
+	cp "$${RVPT_CACHE:-.cache}/results/wide/attribute-probe.json" "$${RVPT_CACHE:-.cache}/results/wide/attribute-probe.md" figures/wide/
 
 # Rebuild the hand-written WASM kernels (src/kernels/*.c -> src/kernels/*Wasm.ts, committed) after editing them.
 kernels:
