@@ -69,6 +69,15 @@ function numberList(v: string | undefined, what: string, parse: (x: string) => n
     });
 }
 
+/** --seeds: defense seeds, whole numbers of at least 0 (the seed and attribute probes). */
+function seedList(v: string | undefined): number[] | undefined {
+  return numberList(v, 'seeds', (x) => {
+    const n = Number(x);
+    if (x === '' || !Number.isInteger(n) || n < 0) throw new Error('It must be a whole number of at least 0, e.g. 3.');
+    return n;
+  });
+}
+
 /** A --dataset option: one of the profile's datasets (unset: its main one). */
 function datasetOption(v: string | undefined, profile: Profile): string {
   const dataset = v ?? profile.datasets.main;
@@ -346,11 +355,7 @@ export function buildCli(): Command {
       const base = withJobs(getProfile(o.profile), o.jobs);
       const other = withJobs(getProfile(o.with ?? path.join(projectRoot(), ATTRIBUTE_PROFILE)), o.jobs);
       const attacks = attackList(o.attacks, base);
-      const seeds = numberList(o.seeds, 'seeds', (x) => {
-        const n = Number(x);
-        if (x === '' || !Number.isInteger(n) || n < 0) throw new Error('It must be a whole number of at least 0, e.g. 3.');
-        return n;
-      });
+      const seeds = seedList(o.seeds);
       await initBackend(o.backend);
       const r = await runAttributeProbe(base, other, { attacks, seeds, log: (s) => process.stderr.write(`[rvpt] ${s}\n`) });
       console.log(`attribute probe: ${r.path}`);
@@ -376,11 +381,7 @@ export function buildCli(): Command {
               if (x === '' || !Number.isInteger(n) || n < 1 || n > profile.model.layers) throw new Error(`It must be a block number from 1 to ${profile.model.layers}, e.g. ${profile.model.layers}.`);
               return n - 1;
             });
-      const seeds = numberList(o.seeds, 'seeds', (x) => {
-        const n = Number(x);
-        if (x === '' || !Number.isInteger(n) || n < 0) throw new Error('It must be a whole number of at least 0, e.g. 3.');
-        return n;
-      });
+      const seeds = seedList(o.seeds);
       const methods = o.methods ? String(o.methods).split(',').map((m: string) => m.trim()) : undefined;
       for (const m of methods ?? []) if (!SEED_PROBE_METHODS.includes(m)) throw new Error(`--methods: '${m}' is not one of ${SEED_PROBE_METHODS.join(', ')}.`);
       const dataset = datasetOption(o.dataset, profile);

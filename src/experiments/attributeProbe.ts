@@ -13,12 +13,11 @@ import { numImages } from '../data/dataset';
 import { forBatches, imageBatch } from '../metrics/zeroshot';
 import { withinClassR2, withinClassVarianceShare } from '../metrics/decodability';
 import { markdownTable } from '../viz/notebook';
-import { median } from '../util/stats';
 import { testSet } from './backdoorRun';
 import { ensurePretrained } from './pretrainRun';
 import { Profile } from './profiles';
 import { committedProbe, probeMarkdown, writeProbe } from './probeFiles';
-import { SeedProbe, SeedProbeOptions, runSeedProbe } from './seedProbe';
+import { SeedProbe, SeedProbeOptions, runSeedProbe, seedSummaries } from './seedProbe';
 import { TableProvenance, signedText, tableProvenance } from './tables';
 
 /** The committed profile with attribute captions, made for `small` (relative to the project root). */
@@ -81,33 +80,30 @@ export async function attributeModel(profile: Profile, log: (s: string) => void 
   }
 }
 
-/** Per attack, method and profile: medians and ranges over the seed probe's seeds. */
+/** Per attack, method and profile: each seed probe's summary (seedSummaries), the profiles side by side. */
 export function attributeRows(probes: SeedProbe[], profiles: string[]): AttributeRow[] {
-  const rows: AttributeRow[] = [];
-  const attacks = [...new Set(probes.flatMap((p) => p.rows.map((r) => r.attack)))];
-  const methods = [...new Set(probes.flatMap((p) => p.rows.map((r) => r.method)))];
-  for (const attack of attacks) {
-    for (const method of methods) {
-      probes.forEach((p, k) => {
-        const rs = p.rows.filter((r) => r.attack === attack && r.method === method);
-        if (!rs.length) return;
-        const asr = rs.map((r) => r.metrics.asr);
-        const ca = rs.map((r) => r.metrics.ca - r.noDefense.ca);
-        rows.push({
-          attack,
-          method,
-          profile: profiles[k],
-          seeds: rs.length,
-          noDefense: { asr: rs[0].noDefense.asr, ca: rs[0].noDefense.ca },
-          asrMedian: median(asr),
-          caChangeMedian: median(ca),
-          asr: [Math.min(...asr), Math.max(...asr)],
-          caChange: [Math.min(...ca), Math.max(...ca)],
-        });
-      });
-    }
-  }
-  return rows;
+  const summaries = probes.map(seedSummaries);
+  const key = (x: { attack: string; method: string }) => `${x.attack}|${x.method}`;
+  const keys = [...new Set(summaries.flatMap((ss) => ss.map(key)))];
+  return keys.flatMap((k) =>
+    summaries.flatMap((ss, i) => {
+      const s = ss.find((x) => key(x) === k);
+      if (!s) return [];
+      const nd = probes[i].rows.find((r) => r.attack === s.attack)!.noDefense;
+      const row: AttributeRow = {
+        attack: s.attack,
+        method: s.method,
+        profile: profiles[i],
+        seeds: s.seeds,
+        noDefense: { asr: nd.asr, ca: nd.ca },
+        asrMedian: s.asr.median,
+        caChangeMedian: s.caChange.median,
+        asr: [s.asr.min, s.asr.max],
+        caChange: [s.caChange.min, s.caChange.max],
+      };
+      return [row];
+    }),
+  );
 }
 
 export function attributeModelRows(p: AttributeProbe): { header: string[]; rows: string[][] } {
