@@ -52,8 +52,13 @@ strength-probe: setup
 
 # VPT and RVPT on the tables' BadNet, Blended and BadCLIP models with 16, 64 and 256 clean shots per class at the
 # tables' 100 steps, with and without augmentation (notebook 03): 36 cells, cached; writes figures/tuning-probe.{json,md}.
+# Then 256 shots at 1, 4 and 16 times the tables' steps (the paper takes 925-25,000): 24 more cells (13 min on two
+# cores), figures/tuning-probe-budget.{json,md}. Then the 16-times runs with RVPT's repulsion capped at margin 0.5
+# and 0.7: 12 more cells (about 9 min; 6 of them took 4.4), figures/tuning-probe-margin.{json,md}.
 tuning-probe: setup
 	node bin/rvpt.js tuning-probe
+	node bin/rvpt.js tuning-probe --budgets 1,4,16
+	node bin/rvpt.js tuning-probe --margins -1,0.5,0.7
 
 # RVPT at alpha 1, 2, 4 and 8 (VPT as 0) on the BadNet, Blended and BadCLIP models of small and of profiles/wide.json
 # (notebook 03): each width's trade-off. Needs the scale probe's wide models (made here if missing: about 30 min more);

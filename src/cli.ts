@@ -33,7 +33,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { figureAblations, figureAttention, figureEmbeddings, figurePR } from './experiments/analysis';
 import { writeReproductionReport } from './experiments/report';
 import { STRENGTH_GRID, runStrengthProbe, strengthGrid } from './experiments/strengthProbe';
-import { TUNING_GRID, runTuningProbe, tuningAttacks } from './experiments/tuningProbe';
+import { BUDGET_GRID, MARGIN_GRID, TUNING_GRID, runTuningProbe, tuningAttacks } from './experiments/tuningProbe';
 import { REPULSION_ALPHAS, REPULSION_PROFILES, runRepulsionProbe } from './experiments/repulsionProbe';
 import { ATTRIBUTE_PROFILE, runAttributeProbe } from './experiments/attributeProbe';
 import { SEED_PROBE_METHODS, SEED_PROBE_SEEDS, runSeedProbe } from './experiments/seedProbe';
@@ -307,19 +307,32 @@ export function buildCli(): Command {
       console.log(`strength probe: ${r.path}`);
     });
 
-  common(program.command('tuning-probe').description('VPT and RVPT with more clean shots at the same steps, with and without augmentation (notebook 03)'))
+  common(program.command('tuning-probe').description('VPT and RVPT with more clean shots at the same steps (or, with --budgets, more steps), with and without augmentation (notebook 03)'))
     .option('--attacks <names>', 'attacks, comma-separated (default: BadNet,Blended,BadCLIP)')
-    .option('--shots <list>', `shots per class, comma-separated; each with and without augmentation (default: ${[...new Set(TUNING_GRID.map((v) => v.shots))].join(',')})`)
+    .option('--shots <list>', `shots per class, comma-separated; each with and without augmentation (default: ${[...new Set(TUNING_GRID.map((v) => v.shots))].join(',')}; with --budgets ${[...new Set(BUDGET_GRID.map((v) => v.shots))].join(',')})`)
+    .option('--budgets <list>', `optimiser steps as multiples of the tables', comma-separated, e.g. ${[...new Set(BUDGET_GRID.map((v) => v.budget))].join(',')}; writes tuning-probe-budget.{json,md} (default: 1, the same steps)`)
+    .option('--margins <list>', `RVPT's FR margins m in [-1, 1], comma-separated, e.g. ${[...new Set(MARGIN_GRID.map((v) => v.margin))].join(',')} (-1: full repulsion); writes tuning-probe-margin.{json,md} (default with it: ${MARGIN_GRID[0].shots} shots, budget ${MARGIN_GRID[0].budget})`)
     .option('--jobs <n>', 'processes training side by side (default: the profile, small 2)', int)
     .action(async (o) => {
       const profile = withJobs(getProfile(o.profile), o.jobs);
       const attacks = attackList(o.attacks, profile) ?? tuningAttacks(profile);
-      const shots = numberList(o.shots, 'shots', (x) => {
+      const margins = numberList(o.margins, 'margins', (x) => {
         const n = Number(x);
-        if (!Number.isInteger(n) || n < 1) throw new Error('It must be a positive whole number of shots per class, e.g. 64.');
+        if (x === '' || !(n >= -1 && n <= 1)) throw new Error('It must be a cosine between -1 (full repulsion, the paper) and 1 (none), e.g. 0.5.');
         return n;
       });
-      const grid = shots ? shots.flatMap((k) => [true, false].map((augment) => ({ shots: k, augment }))) : TUNING_GRID;
+      const whole = (what: string, example: number) => (x: string) => {
+        const n = Number(x);
+        if (!Number.isInteger(n) || n < 1) throw new Error(`It must be a positive whole number ${what}, e.g. ${example}.`);
+        return n;
+      };
+      const budgets = numberList(o.budgets, 'budgets', whole("(a multiple of the tables' steps)", 4)) ?? (margins ? [MARGIN_GRID[0].budget!] : undefined);
+      const shots = numberList(o.shots, 'shots', whole('of shots per class', 64)) ?? (margins ? [MARGIN_GRID[0].shots] : budgets ? [...new Set(BUDGET_GRID.map((v) => v.shots))] : undefined);
+      // Only the options given go into a variant, so the same-steps grid's rows keep the committed probe's shape.
+      const variant = (k: number, augment: boolean, budget?: number, margin?: number) => ({ shots: k, augment, ...(budget === undefined ? {} : { budget }), ...(margin === undefined ? {} : { margin }) });
+      const grid = shots
+        ? shots.flatMap((k) => (budgets ?? [undefined]).flatMap((b) => (margins ?? [undefined]).flatMap((m) => [true, false].map((augment) => variant(k, augment, b, m)))))
+        : TUNING_GRID;
       await initBackend(o.backend);
       const r = await runTuningProbe(profile, attacks, grid, (s) => process.stderr.write(`[rvpt] ${s}\n`));
       console.log(`tuning probe: ${r.path}`);

@@ -123,6 +123,12 @@ test('tuning-probe refuses bad shots or an unknown attack before any training', 
   expect(r.status).toBe(1);
   expect(r.stderr).toMatch(/--shots: '2\.5': It must be a positive whole number of shots per class/);
   expect(rvpt('tuning-probe', '--profile', 'tiny', '--attacks', 'Sleeper').stderr).toMatch(/Unknown attack 'Sleeper'/);
+  const b = rvpt('tuning-probe', '--profile', 'tiny', '--budgets', '4,0');
+  expect(b.status).toBe(1);
+  expect(b.stderr).toMatch(/--budgets: '0': It must be a positive whole number \(a multiple of the tables' steps\), e\.g\. 4/);
+  const m = rvpt('tuning-probe', '--profile', 'tiny', '--margins', '0.5,2');
+  expect(m.status).toBe(1);
+  expect(m.stderr).toMatch(/--margins: '2': It must be a cosine between -1 \(full repulsion, the paper\) and 1 \(none\)/);
 });
 
 test('repulsion-probe refuses a bad alpha, profile or attack before any training', () => {

@@ -11,7 +11,7 @@ import { cellFile } from '../src/experiments/defenseRun';
 import { ensureBackdoored } from '../src/experiments/backdoorRun';
 import { DEFAULT_AUGMENT } from '../src/data/augment';
 import { RVPT_DEFAULTS } from '../src/defenses/rvpt';
-import { TUNING_GRID, TuningProbe, committedTuningProbe, runTuningProbe, tuningMarkdown, tuningProfile, tuningRows } from '../src/experiments/tuningProbe';
+import { BUDGET_GRID, MARGIN_GRID, TUNING_GRID, TuningProbe, committedTuningProbe, isBudgetProbe, isMarginProbe, runTuningProbe, tuningMarkdown, tuningProfile, tuningRows, tuningStem } from '../src/experiments/tuningProbe';
 import { readJsonFile } from '../src/util/fsutil';
 import { HAND_PROVENANCE, cellMetrics, cutDownTiny, freshCacheSharingData, restoreCacheAfterAll, setup } from './helpers';
 
@@ -48,6 +48,40 @@ test('a variant keeps the tables’ steps, scales epochs and warm-up, and the pr
   expect(tuningProfile(plain, { shots: 16, augment: true }).defenses.RVPT).toEqual({ epochs: 20, augment: DEFAULT_AUGMENT });
   expect(() => tuningProfile(small, { shots: 2.5, augment: true })).toThrow(/shots 2\.5 must be a positive integer/);
   expect(() => tuningProfile(small, { shots: 0, augment: true })).toThrow(/shots 0 must be a positive integer/);
+});
+
+test('a budget multiplies the steps and the warm-up alike, budget 1 is the same-steps variant, and bad budgets are refused', () => {
+  const small = getProfile('small');
+  for (const v of BUDGET_GRID) {
+    const p = tuningProfile(small, v);
+    for (const m of ['VPT', 'RVPT']) {
+      expect(stepsOf(p, m, 10)).toBe(100 * v.budget!);
+      const c = { ...RVPT_DEFAULTS, ...p.defenses[m] };
+      expect(c.warmupEpochs / c.epochs).toBeCloseTo(1 / 20, 12); // the cosine schedule keeps its shape
+    }
+  }
+  expect(tuningProfile(small, { shots: 256, augment: true, budget: 1 })).toEqual(tuningProfile(small, { shots: 256, augment: true }));
+  expect(tuningProfile(small, { shots: 16, augment: true, budget: 1 }).defenses).toEqual(small.defenses);
+  expect(tuningProfile(small, { shots: 16, augment: true, budget: 4 }).defenses.RVPT).toMatchObject({ epochs: 80, warmupEpochs: 4 });
+  expect(() => tuningProfile(small, { shots: 16, augment: true, budget: 0 })).toThrow(/budget 0 must be a positive integer \(a multiple of the tables' steps/);
+  expect(() => tuningProfile(small, { shots: 16, augment: true, budget: 1.5 })).toThrow(/budget 1\.5 must be a positive integer/);
+  expect(tuningStem(TUNING_GRID)).toBe('tuning-probe');
+  expect(tuningStem([{ shots: 16, augment: true, budget: 1 }])).toBe('tuning-probe');
+  expect(tuningStem([...TUNING_GRID, ...BUDGET_GRID])).toBe('tuning-probe-budget');
+});
+
+test('a margin caps RVPT alone, the default margin is the uncapped variant, and a margin outside [-1, 1] is refused', () => {
+  const small = getProfile('small');
+  const long = { shots: 256, augment: true, budget: 16 };
+  const capped = tuningProfile(small, { ...long, margin: 0.5 });
+  const uncapped = tuningProfile(small, long);
+  expect(capped.defenses.RVPT).toEqual({ ...uncapped.defenses.RVPT, margin: 0.5 });
+  expect(capped.defenses.VPT).toEqual(uncapped.defenses.VPT); // VPT has no FR term: its cells are the budget probe's
+  expect(tuningProfile(small, { ...long, margin: RVPT_DEFAULTS.margin })).toEqual(uncapped);
+  expect(() => tuningProfile(small, { ...long, margin: 1.5 })).toThrow(/margin 1\.5 must be a cosine in \[-1, 1\]/);
+  expect(() => tuningProfile(small, { ...long, margin: NaN })).toThrow(/margin NaN must be a cosine/);
+  expect(tuningStem(MARGIN_GRID)).toBe('tuning-probe-margin');
+  expect(tuningStem([...BUDGET_GRID, { ...long, margin: -1 }])).toBe('tuning-probe-margin');
 });
 
 test('a profile whose backdoored models come from a weights file is refused', async () => {
@@ -89,6 +123,48 @@ test('the committed probe holds every attack x variant at the same steps, and it
   expect(() => committedTuningProbe('/nonexistent/tuning-probe.json')).toThrow(/tuning-probe\.json does not exist\. Write it with `make tuning-probe`/);
 });
 
+test('the committed budget probe holds 256 shots at 1, 4 and 16 times the steps, and its budget-1 rows are the same-steps probe’s', () => {
+  const p = committedTuningProbe(undefined, 'tuning-probe-budget');
+  expect(p.provenance.profile).toBe('small');
+  expect(isBudgetProbe(p)).toBe(true);
+  const attacks = ['BadNet', 'Blended', 'BadCLIP'];
+  expect(p.rows.map(({ attack, shots, augment, budget }) => ({ attack, shots, augment, budget }))).toEqual(attacks.flatMap((attack) => BUDGET_GRID.map((v) => ({ attack, ...v }))));
+  for (const r of p.rows) {
+    expect(r.steps).toBe(100 * r.budget!);
+    expect(r.images).toBe(2560);
+  }
+  const same = committedTuningProbe();
+  for (const r of p.rows.filter((x) => x.budget === 1)) {
+    const twin = same.rows.find((x) => x.attack === r.attack && x.shots === r.shots && x.augment === r.augment)!;
+    expect(r.metrics).toEqual(twin.metrics);
+    expect(r.finalFR).toEqual(twin.finalFR);
+  }
+  expect(() => committedTuningProbe('/nonexistent/tuning-probe-budget.json', 'tuning-probe-budget')).toThrow(/tuning-probe-budget\.json does not exist\. Write it with `make tuning-probe`/);
+});
+
+test('the committed margin probe holds the budget probe’s longest runs at m = -1, 0.5 and 0.7, and its m = -1 rows are that probe’s', () => {
+  const p = committedTuningProbe(undefined, 'tuning-probe-margin');
+  expect(p.provenance.profile).toBe('small');
+  expect(isMarginProbe(p)).toBe(true);
+  const attacks = ['BadNet', 'Blended', 'BadCLIP'];
+  expect(p.rows.map(({ attack, shots, augment, budget, margin }) => ({ attack, shots, augment, budget, margin }))).toEqual(attacks.flatMap((attack) => MARGIN_GRID.map((v) => ({ attack, ...v }))));
+  const budget = committedTuningProbe(undefined, 'tuning-probe-budget');
+  for (const r of p.rows) {
+    expect(r.steps).toBe(1600);
+    const twin = budget.rows.find((x) => x.attack === r.attack && x.augment === r.augment && x.budget === 16)!;
+    expect(r.metrics.VPT).toEqual(twin.metrics.VPT);
+    if (r.margin === -1) expect(r.metrics.RVPT).toEqual(twin.metrics.RVPT);
+    else {
+      // The recorded term is the capped one (at least m); within 0.05 of m, the prompts reached the cap and held it.
+      expect(r.finalFR.RVPT!).toBeGreaterThanOrEqual(r.margin!);
+      expect(r.finalFR.RVPT!).toBeLessThan(r.margin! + 0.05);
+    }
+  }
+  const { header, rows } = tuningRows(p);
+  expect(header[4]).toBe('RVPT margin');
+  expect(rows.map((x) => x[4])).toEqual(attacks.flatMap(() => MARGIN_GRID.map((v) => String(v.margin))));
+});
+
 test('the probe defends and writes each variant on the one backdoored model, at the same steps, and a second run only reads the caches', async () => {
   const profile = cutDownTiny('tuning-test', { RVPT: { epochs: 2, batch: 10 }, VPT: { epochs: 2, batch: 10 } }, 2);
   const cache = freshCacheSharingData('rvpt-tuning-');
@@ -112,6 +188,15 @@ test('the probe defends and writes each variant on the one backdoored model, at 
   const again = await runTuningProbe(profile, ['Blended'], variants);
   expect(again.probe.rows).toEqual(written.rows);
   expect(again.probe.provenance.seconds).toBeLessThan(first.probe.provenance.seconds);
+  // Trained three times as long, on the same backdoored model: its own file, the steps tripled, the metrics its own.
+  const longer = await runTuningProbe(profile, ['Blended'], [{ shots: 2, augment: true, budget: 3 }]);
+  expect(longer.path).toBe(path.join(cache, 'results', 'tuning-test', 'tuning-probe-budget.json'));
+  expect(isBudgetProbe(longer.probe)).toBe(true);
+  expect(longer.probe.rows.map((r) => [r.shots, r.augment, r.budget, r.images, r.steps])).toEqual([[2, true, 3, 20, 12]]);
+  expect(longer.probe.rows[0].metrics['No defense']).toEqual(a.metrics['No defense']);
+  expect(longer.probe.rows[0].metrics.RVPT).not.toEqual(a.metrics.RVPT);
+  expect(fs.readFileSync(longer.path.replace(/json$/, 'md'), 'utf8')).toMatch(/^# Budget probe: [^\n]*\n[\s\S]*\| Blended \| 2 \| crop \+ flip \| 20 \(12\) \|/);
+  expect(JSON.parse(fs.readFileSync(first.path, 'utf8'))).toEqual(again.probe); // the same-steps file is left alone
   // The model's stored no-defense metrics are on the sample of the profile that made it (100 images); a profile with
   // another sample size that shares the model gets its own (as the tables at 10,000 did not, after an ablation at 2,000
   // had made the BadNet model).

@@ -9,9 +9,12 @@ import { markdownTable } from '../viz/notebook';
 import { Profile } from './profiles';
 import { TableProvenance, resultsDir } from './tables';
 
-/** `name`: the file's stem, which is also its `make` target and `rvpt` command (strength-probe, tuning-probe). */
-export function committedProbe<T extends { rows: unknown[] }>(name: string, label: string, file = path.join(projectRoot(), 'figures', `${name}.json`)): T {
-  if (!fs.existsSync(file)) throw new Error(`${label}: ${file} does not exist. Write it with \`make ${name}\` (npx rvpt ${name}).`);
+/**
+ * `name`: the file's stem (strength-probe, seed-probe-emoji). `target`: the `make` target that writes it, the family's
+ * own (seed-probe for every seed-probe-* file), which runs the `rvpt` command of that name.
+ */
+export function committedProbe<T extends { rows: unknown[] }>(name: string, label: string, file = path.join(projectRoot(), 'figures', `${name}.json`), target = name): T {
+  if (!fs.existsSync(file)) throw new Error(`${label}: ${file} does not exist. Write it with \`make ${target}\` (it runs npx rvpt ${target}).`);
   const p = readJsonFile<T>(file, label);
   if (!Array.isArray(p.rows)) throw new Error(`${label}: ${file} has no 'rows' list; is it a file written by \`rvpt ${name}\`?`);
   return p;

@@ -76,7 +76,7 @@ export interface RepulsionProbe {
 
 /** A committed probe (figures/repulsion-probe.json; with a dataset, figures/repulsion-probe-DATASET.json), for notebook 03. */
 export function committedRepulsionProbe(dataset?: string, file?: string): RepulsionProbe {
-  return committedProbe<RepulsionProbe>(dataset ? `repulsion-probe-${dataset}` : 'repulsion-probe', 'Repulsion probe', file);
+  return committedProbe<RepulsionProbe>(dataset ? `repulsion-probe-${dataset}` : 'repulsion-probe', 'Repulsion probe', file, 'repulsion-probe');
 }
 
 export function repulsionRows(p: RepulsionProbe): { header: string[]; rows: string[][] } {

@@ -118,7 +118,7 @@ export interface SeedProbe {
  * (emoji: Table 2's models; fixed-shots: the tables' shots at every seed).
  */
 export function committedSeedProbe(variant?: string, file?: string): SeedProbe {
-  return committedProbe<SeedProbe>(variant ? `seed-probe-${variant}` : 'seed-probe', 'Seed probe', file);
+  return committedProbe<SeedProbe>(variant ? `seed-probe-${variant}` : 'seed-probe', 'Seed probe', file, 'seed-probe');
 }
 
 /** The probe's FR token when it is not the tables' (its RVPT runs are then not the tables' cells). */

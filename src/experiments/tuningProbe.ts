@@ -7,9 +7,14 @@
  *     shots means more distinct images, not more training;
  *   - the augmentation (CoOp's random resized crop and flip): the paper does not state it (PAPER.md section 1,
  *     inferred from CoOp), and its Perturbation Resistivity argument is about features that perturbations change.
+ * A third question came after: with enough distinct images, does RVPT keep its CA given more *training*? The paper
+ * takes 925 (OxfordPets) to 25,000 (ImageNet) optimiser steps, the tables 100. A variant's `budget` multiplies the
+ * tables' steps (epochs and warm-up stretched alike, so the cosine schedule keeps its shape); such variants go to
+ * tuning-probe-budget.{json,md}, beside the committed same-steps probe. Those longer runs repel further, so a variant
+ * may also cap RVPT's repulsion with the paper's margin m (the FR term max(cos, m) per sample): tuning-probe-margin.
  * Each variant is the profile with its VPT and RVPT configs and shot count overridden (`tuningProfile`), so its cells
  * are cached like the tables' on the tables' own backdoored models, and the profile's own variant (16 shots,
- * augmented) *is* the tables' cells.
+ * augmented, budget 1) *is* the tables' cells.
  */
 import { BackdoorMetrics } from '../metrics/backdoor';
 import { RVPT_DEFAULTS } from '../defenses/rvpt';
@@ -31,6 +36,27 @@ export interface TuningVariant {
   shots: number;
   /** CoOp's augmentation (random resized crop and flip) on the shots, or none. */
   augment: boolean;
+  /** Optimiser steps as a multiple of the tables' (default 1: the same steps whatever the shots). */
+  budget?: number;
+  /** RVPT's FR margin m in [-1, 1] (default: the profile's, -1, full repulsion); VPT has no FR term to cap. */
+  margin?: number;
+}
+
+/** The budget probe's grid (`make tuning-probe`'s second run): 256 shots per class at 1, 4 and 16 times the tables' steps (1: tuning-probe.json's own 256-shot cells). */
+export const BUDGET_GRID: TuningVariant[] = [1, 4, 16].flatMap((budget) => [true, false].map((augment) => ({ shots: 256, augment, budget })));
+
+const budgetOf = (v: TuningVariant) => v.budget ?? 1;
+
+/** The margin probe's grid: the budget probe's longest runs with RVPT's repulsion capped at m = 0.5 and 0.7 (-1: uncapped). */
+export const MARGIN_GRID: TuningVariant[] = [-1, 0.5, 0.7].flatMap((margin) => [true, false].map((augment) => ({ shots: 256, augment, budget: 16, margin })));
+
+/**
+ * The files' stem: tuning-probe for the same-steps grid, tuning-probe-budget once any variant trains longer,
+ * tuning-probe-margin once any sets RVPT's margin.
+ */
+export function tuningStem(variants: TuningVariant[]): string {
+  if (variants.some((v) => v.margin !== undefined)) return 'tuning-probe-margin';
+  return variants.some((v) => budgetOf(v) !== 1) ? 'tuning-probe-budget' : 'tuning-probe';
 }
 
 /** The committed grid: 16, 64 and 256 shots per class, each with and without augmentation. */
@@ -44,22 +70,26 @@ export function tuningAttacks(profile: Profile): string[] {
 }
 
 /**
- * The profile with `v`'s shots and augmentation for VPT and RVPT, at the profile's number of steps: epochs and warm-up
- * epochs scaled by profile.shots / v.shots. A value equal to the profile's leaves the config as written, so the
- * profile's own variant has the tables' cache keys.
+ * The profile with `v`'s shots and augmentation for VPT and RVPT, at `v.budget` times the profile's number of steps:
+ * epochs and warm-up epochs scaled by budget x profile.shots / v.shots. A value equal to the profile's leaves the
+ * config as written, so the profile's own variant has the tables' cache keys.
  */
 export function tuningProfile(profile: Profile, v: TuningVariant): Profile {
   if (!Number.isInteger(v.shots) || v.shots < 1) throw new Error(`Tuning probe: shots ${v.shots} must be a positive integer (shots per class).`);
+  const budget = budgetOf(v);
+  if (!Number.isInteger(budget) || budget < 1) throw new Error(`Tuning probe: budget ${v.budget} must be a positive integer (a multiple of the tables' steps, e.g. 4).`);
+  if (v.margin !== undefined && !(v.margin >= -1 && v.margin <= 1)) throw new Error(`Tuning probe: margin ${v.margin} must be a cosine in [-1, 1] (-1: full repulsion, the paper's default; 1: no repulsion, VPT).`);
   const defenses = { ...profile.defenses };
   for (const m of TUNING_METHODS) {
     const config: Record<string, unknown> = { ...(profile.defenses[m] ?? {}) };
     const effective = { ...RVPT_DEFAULTS, ...config };
-    if (v.shots !== profile.shots) {
-      config.epochs = (effective.epochs * profile.shots) / v.shots;
-      config.warmupEpochs = (effective.warmupEpochs * profile.shots) / v.shots;
+    if (v.shots !== profile.shots || budget !== 1) {
+      config.epochs = (effective.epochs * profile.shots * budget) / v.shots;
+      config.warmupEpochs = (effective.warmupEpochs * profile.shots * budget) / v.shots;
     }
     if (!v.augment && effective.augment !== null) config.augment = null;
     if (v.augment && effective.augment === null) config.augment = DEFAULT_AUGMENT;
+    if (m === 'RVPT' && v.margin !== undefined && v.margin !== effective.margin) config.margin = v.margin;
     defenses[m] = config;
   }
   return { ...profile, shots: v.shots, defenses };
@@ -69,7 +99,7 @@ export interface TuningRow extends TuningVariant {
   attack: string;
   /** Clean tuning images (shots x classes, fewer where a class has fewer). */
   images: number;
-  /** Optimiser steps of each method's run (the tables' 100 in every committed row: the epochs are scaled to keep them). */
+  /** Optimiser steps of each method's run (the tables' 100 in every row of tuning-probe.json: the epochs are scaled to keep them). */
   steps: number;
   /** No defense, VPT, RVPT on the main dataset's test set. */
   metrics: Record<string, BackdoorMetrics>;
@@ -84,14 +114,15 @@ export interface TuningProbe {
   provenance: TableProvenance;
 }
 
-/** The committed probe of the `small` profile (figures/tuning-probe.json), for notebook 03. */
-export function committedTuningProbe(file?: string): TuningProbe {
-  return committedProbe<TuningProbe>('tuning-probe', 'Tuning probe', file);
+/** The committed probe of the `small` profile (figures/tuning-probe.json, or with `stem` tuning-probe-budget), for notebook 03. */
+export function committedTuningProbe(file?: string, stem = 'tuning-probe'): TuningProbe {
+  return committedProbe<TuningProbe>(stem, 'Tuning probe', file, 'tuning-probe');
 }
 
 /** Rows for notebook 03 and the markdown: one per attack and variant, in the file's order. */
 export function tuningRows(p: TuningProbe): { header: string[]; rows: string[][] } {
-  const header = ['attack', 'shots per class', 'augmentation', 'images (steps)', 'No defense ASR (CA)', ...TUNING_METHODS.map((m) => `${m} ASR (CA)`), 'RVPT CA minus No defense', 'final FR: VPT / RVPT'];
+  const margins = isMarginProbe(p);
+  const header = ['attack', 'shots per class', 'augmentation', 'images (steps)', ...(margins ? ['RVPT margin'] : []), 'No defense ASR (CA)', ...TUNING_METHODS.map((m) => `${m} ASR (CA)`), 'RVPT CA minus No defense', 'final FR: VPT / RVPT'];
   const rows = p.rows.map((r) => {
     const nd = r.metrics['No defense'];
     const rv = r.metrics.RVPT;
@@ -101,6 +132,7 @@ export function tuningRows(p: TuningProbe): { header: string[]; rows: string[][]
       String(r.shots),
       r.augment ? 'crop + flip' : 'none',
       `${r.images} (${r.steps})`,
+      ...(margins ? [marginText(r)] : []),
       asrCaText(nd),
       ...TUNING_METHODS.map((m) => asrCaText(r.metrics[m])),
       nd && rv ? signedText(rv.ca - nd.ca, 2) : '–',
@@ -115,7 +147,9 @@ export function tuningRows(p: TuningProbe): { header: string[]; rows: string[][]
  * labelled with the shots, and the issue's target region (ASR at most 5%, CA at most 2 points down).
  */
 export function tuningFigure(p: TuningProbe): Figure {
-  const groups = groupRows(p.rows, (r) => `${r.attack}, ${r.augment ? 'augmented' : 'no augmentation'}`);
+  const budget = isBudgetProbe(p);
+  const margins = isMarginProbe(p);
+  const groups = groupRows(p.rows, (r) => `${r.attack}, ${r.augment ? 'augmented' : 'no augmentation'}${budget ? `, ${r.shots} shots` : ''}`);
   // One colour and marker per attack; augmented runs solid, the others open and dotted.
   const data: Record<string, unknown>[] = [...groups.entries()].map(([name, rows]) => ({
     type: 'scatter',
@@ -123,7 +157,7 @@ export function tuningFigure(p: TuningProbe): Figure {
     name,
     x: rows.map((r) => (r.metrics.RVPT && r.metrics['No defense'] ? r.metrics.RVPT.ca - r.metrics['No defense'].ca : null)),
     y: rows.map((r) => r.metrics.RVPT?.asr),
-    text: rows.map((r) => `${r.shots}`),
+    text: rows.map((r) => (margins ? `m ${marginText(r)}` : `${budget ? r.steps : r.shots}`)),
     textposition: 'top center',
     marker: { size: 10, symbol: (ATTACK_SYMBOLS[rows[0].attack] ?? 'circle') + (rows[0].augment ? '' : '-open'), color: ATTACK_COLOURS[rows[0].attack] },
     line: { dash: rows[0].augment ? 'solid' : 'dot', color: ATTACK_COLOURS[rows[0].attack] },
@@ -131,7 +165,13 @@ export function tuningFigure(p: TuningProbe): Figure {
   return {
     data,
     layout: {
-      title: { text: `RVPT with more clean shots (same steps) and without augmentation (${p.dataset}; labels: shots per class)` },
+      title: {
+        text: margins
+          ? `RVPT trained longer with its repulsion capped (${p.dataset}; labels: margin m)`
+          : budget
+          ? `RVPT trained longer on more clean shots, with and without augmentation (${p.dataset}; labels: steps)`
+          : `RVPT with more clean shots (same steps) and without augmentation (${p.dataset}; labels: shots per class)`,
+      },
       xaxis: { title: { text: 'RVPT CA minus No defense CA (points)' } },
       yaxis: { title: { text: 'RVPT ASR (%)' }, range: [0, 105] },
       ...targetRegion(data.flatMap((d) => d.x as (number | null)[])),
@@ -139,13 +179,42 @@ export function tuningFigure(p: TuningProbe): Figure {
   };
 }
 
+/** Whether the probe trains any variant longer than the tables (tuning-probe-budget.json, tuning-probe-margin.json). */
+export function isBudgetProbe(p: TuningProbe): boolean {
+  return p.rows.some((r) => budgetOf(r) !== 1);
+}
+
+/** Whether the probe sets RVPT's margin (tuning-probe-margin.json). */
+export function isMarginProbe(p: TuningProbe): boolean {
+  return p.rows.some((r) => r.margin !== undefined);
+}
+
+/** The margin a row's RVPT ran with ('-1' for the uncapped default). */
+const marginText = (r: TuningVariant) => String(r.margin ?? RVPT_DEFAULTS.margin);
+
 export function tuningMarkdown(p: TuningProbe): string {
-  return probeMarkdown(
-    `Tuning-data probe: VPT and RVPT with more clean shots at the same steps, with and without augmentation (${p.dataset})`,
-    "Each row: the tables' backdoored model, defended at the profile settings but for the shots per class and the augmentation; every run takes the same number of steps. ASR % (CA %) on the test set (all of it at `small`); ASR over images whose true class is not the target. Final FR: the mean cosine between the prompted and the frozen class tokens over the profile's last epoch of steps.",
-    tuningRows(p),
-    p.provenance,
-  );
+  const fr = "Final FR: the mean cosine between the prompted and the frozen class tokens over the run's last 5% of steps (the profile's last epoch, stretched with the run).";
+  const where = 'ASR % (CA %) on the test set (all of it at `small`); ASR over images whose true class is not the target.';
+  if (isMarginProbe(p))
+    return probeMarkdown(
+      `Margin probe: RVPT trained longer on more clean shots with its repulsion capped (${p.dataset})`,
+      `Each row: the tables' backdoored model, defended at the profile settings but for the shots per class, the augmentation, the number of steps (the tables take 100) and RVPT's margin m: its FR term is the mean over samples of max(cos, m), so the prompts stop repelling a token once its cosine to the frozen one is below m (-1: never, the paper's default). VPT has no FR term, so its runs are the budget probe's. ${where} ${fr} With a margin the term is the capped one, at least m.`,
+      tuningRows(p),
+      p.provenance,
+    );
+  return isBudgetProbe(p)
+    ? probeMarkdown(
+        `Budget probe: VPT and RVPT trained longer on more clean shots, with and without augmentation (${p.dataset})`,
+        `Each row: the tables' backdoored model, defended at the profile settings but for the shots per class, the augmentation and the number of steps (epochs and warm-up stretched alike; the tables take 100). ${where} ${fr}`,
+        tuningRows(p),
+        p.provenance,
+      )
+    : probeMarkdown(
+        `Tuning-data probe: VPT and RVPT with more clean shots at the same steps, with and without augmentation (${p.dataset})`,
+        `Each row: the tables' backdoored model, defended at the profile settings but for the shots per class and the augmentation; every run takes the same number of steps. ${where} Final FR: the mean cosine between the prompted and the frozen class tokens over the profile's last epoch of steps.`,
+        tuningRows(p),
+        p.provenance,
+      );
 }
 
 /**
@@ -168,7 +237,7 @@ export async function runTuningProbe(profile: Profile, attacks = tuningAttacks(p
     const bd = await ensureBackdoored(profile, attack, { dataset, log });
     try {
       for (const [i, v] of variants.entries()) {
-        log(`tuning probe ${attack}: ${v.shots} shots, ${v.augment ? 'augmented' : 'no augmentation'}`);
+        log(`tuning probe ${attack}: ${v.shots} shots, ${v.augment ? 'augmented' : 'no augmentation'}, ${budgetOf(v)}x the tables' steps`);
         const metrics: Record<string, BackdoorMetrics> = { 'No defense': bd.metrics[dataset] };
         const fr: Record<string, number | null> = {};
         let steps = 0;
@@ -186,5 +255,5 @@ export async function runTuningProbe(profile: Profile, attacks = tuningAttacks(p
   }
   const config = { attacks, variants, methods: TUNING_METHODS, defenses: Object.fromEntries(TUNING_METHODS.map((m) => [m, profile.defenses[m] ?? {}])), shots: profile.shots, evalLimit: profile.evalLimit };
   const probe: TuningProbe = { probe: 'tuning data', dataset, rows, provenance: tableProvenance(profile, config, profile.backdoor.seed, (Date.now() - t0) / 1000) };
-  return { path: writeProbe(profile, 'tuning-probe', probe, tuningMarkdown(probe)), probe };
+  return { path: writeProbe(profile, tuningStem(variants), probe, tuningMarkdown(probe)), probe };
 }
