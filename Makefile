@@ -52,13 +52,16 @@ strength-probe: setup
 
 # VPT and RVPT on the tables' BadNet, Blended and BadCLIP models with 16, 64 and 256 clean shots per class at the
 # tables' 100 steps, with and without augmentation (notebook 03): 36 cells, cached; writes figures/tuning-probe.{json,md}.
-# Then 256 shots at 1, 4 and 16 times the tables' steps (the paper takes 925-25,000): 24 more cells (13 min on two
+# Then 256 shots at 1, 4 and 16 times the tables' steps (the paper takes about 900-25,000): 24 more cells (13 min on two
 # cores), figures/tuning-probe-budget.{json,md}. Then the 16-times runs with RVPT's repulsion capped at margin 0.5
-# and 0.7: 12 more cells (about 9 min; 6 of them took 4.4), figures/tuning-probe-margin.{json,md}.
+# and 0.7: 12 more cells (about 9 min; 6 of them took 4.4), figures/tuning-probe-margin.{json,md}. Last, Table 2's
+# emoji models with the tables' 16 shots at 1, 4 and 16 times their steps: 36 cells (about 10 min from the emoji
+# backdoors; 20 of them took 6), figures/tuning-probe-budget-emoji.{json,md}.
 tuning-probe: setup
 	node bin/rvpt.js tuning-probe
 	node bin/rvpt.js tuning-probe --budgets 1,4,16
 	node bin/rvpt.js tuning-probe --margins -1,0.5,0.7
+	node bin/rvpt.js tuning-probe --dataset emoji --budgets 1,4,16
 
 # RVPT at alpha 1, 2, 4 and 8 (VPT as 0) on the BadNet, Blended and BadCLIP models of small and of profiles/wide.json
 # (notebook 03): each width's trade-off. Needs the scale probe's wide models (made here if missing: about 30 min more);
@@ -76,6 +79,8 @@ repulsion-probe: setup
 # say which): 30 more cells (4 min), figures/seed-probe-fr-ln-post.{json,md}. Then RVPT's FR at the last block alone
 # and at every prompted block but the last (does the last block's repelling fight the projection, at width 64 =
 # embedDim?): 60 more cells (about 10 min), figures/seed-probe-fr-layers-6.{json,md}, seed-probe-fr-layers-3-4-5.{json,md}.
+# Then RVPT on Table 2's emoji models at 16 times the tables' steps (1,600: the paper's Table 2 datasets take about
+# 900-2,500): 15 cells (10 min), figures/seed-probe-emoji-budget-16.{json,md}.
 seed-probe: setup
 	node bin/rvpt.js seed-probe
 	node bin/rvpt.js seed-probe --dataset emoji
@@ -83,6 +88,7 @@ seed-probe: setup
 	node bin/rvpt.js seed-probe --methods RVPT --fr-token ln_post
 	node bin/rvpt.js seed-probe --methods RVPT --fr-layers 6
 	node bin/rvpt.js seed-probe --methods RVPT --fr-layers 3,4,5
+	node bin/rvpt.js seed-probe --dataset emoji --methods RVPT --budget 16
 
 # A MiniCLIP whose Fashion-MNIST captions also name each image's darkness, size, texture and shape within its class
 # (profiles/attributes.json): its own pre-training and six backdoors, then VPT and RVPT at seeds 0-4 on both models

@@ -312,10 +312,13 @@ export function buildCli(): Command {
     .option('--shots <list>', `shots per class, comma-separated; each with and without augmentation (default: ${[...new Set(TUNING_GRID.map((v) => v.shots))].join(',')}; with --budgets ${[...new Set(BUDGET_GRID.map((v) => v.shots))].join(',')})`)
     .option('--budgets <list>', `optimiser steps as multiples of the tables', comma-separated, e.g. ${[...new Set(BUDGET_GRID.map((v) => v.budget))].join(',')}; writes tuning-probe-budget.{json,md} (default: 1, the same steps)`)
     .option('--margins <list>', `RVPT's FR margins m in [-1, 1], comma-separated, e.g. ${[...new Set(MARGIN_GRID.map((v) => v.margin))].join(',')} (-1: full repulsion); writes tuning-probe-margin.{json,md} (default with it: ${MARGIN_GRID[0].shots} shots, budget ${MARGIN_GRID[0].budget})`)
+    .option('-d, --dataset <name>', "the backdoored models' dataset (default: the profile's main one; emoji: Table 2's attacks, and with --budgets or --margins the profile's shots); files get -DATASET")
     .option('--jobs <n>', 'processes training side by side (default: the profile, small 2)', int)
     .action(async (o) => {
       const profile = withJobs(getProfile(o.profile), o.jobs);
-      const attacks = attackList(o.attacks, profile) ?? tuningAttacks(profile);
+      const dataset = datasetOption(o.dataset, profile);
+      const main = dataset === profile.datasets.main;
+      const attacks = attackList(o.attacks, profile) ?? tuningAttacks(profile, dataset);
       const margins = numberList(o.margins, 'margins', (x) => {
         const n = Number(x);
         if (x === '' || !(n >= -1 && n <= 1)) throw new Error('It must be a cosine between -1 (full repulsion, the paper) and 1 (none), e.g. 0.5.');
@@ -327,14 +330,16 @@ export function buildCli(): Command {
         return n;
       };
       const budgets = numberList(o.budgets, 'budgets', whole("(a multiple of the tables' steps)", 4)) ?? (margins ? [MARGIN_GRID[0].budget!] : undefined);
-      const shots = numberList(o.shots, 'shots', whole('of shots per class', 64)) ?? (margins ? [MARGIN_GRID[0].shots] : budgets ? [...new Set(BUDGET_GRID.map((v) => v.shots))] : undefined);
+      // Emoji has fewer than 256 images in some classes: there the longer runs keep the tables' shots.
+      const longShots = main ? (margins ? MARGIN_GRID : BUDGET_GRID)[0].shots : profile.shots;
+      const shots = numberList(o.shots, 'shots', whole('of shots per class', 64)) ?? (budgets ? [longShots] : main ? undefined : [profile.shots]);
       // Only the options given go into a variant, so the same-steps grid's rows keep the committed probe's shape.
       const variant = (k: number, augment: boolean, budget?: number, margin?: number) => ({ shots: k, augment, ...(budget === undefined ? {} : { budget }), ...(margin === undefined ? {} : { margin }) });
       const grid = shots
         ? shots.flatMap((k) => (budgets ?? [undefined]).flatMap((b) => (margins ?? [undefined]).flatMap((m) => [true, false].map((augment) => variant(k, augment, b, m)))))
         : TUNING_GRID;
       await initBackend(o.backend);
-      const r = await runTuningProbe(profile, attacks, grid, (s) => process.stderr.write(`[rvpt] ${s}\n`));
+      const r = await runTuningProbe(profile, attacks, grid, (s) => process.stderr.write(`[rvpt] ${s}\n`), dataset);
       console.log(`tuning probe: ${r.path}`);
     });
 
@@ -382,6 +387,11 @@ export function buildCli(): Command {
     .option('--fixed-shots', "tune every run on the tables' clean shots: only the initialisation, batch order and augmentation change with the seed")
     .option('--fr-token <where>', `where RVPT's FR reads the last block's class token: ${FR_TOKENS.join(' | ')} (the paper does not say; default residual, the tables')`, 'residual')
     .option('--fr-layers <list>', "the blocks at whose outputs RVPT's FR repels, 1-based, comma-separated, e.g. 6 for the last block alone at small (default: every prompted block, the paper's and the tables')")
+    .option('--budget <n>', "VPT's and RVPT's steps as a multiple of the tables' (epochs and warm-up stretched alike), e.g. 16; files get -budget-N (default: 1)", (x: string) => {
+      const n = Number(x);
+      if (!Number.isInteger(n) || n < 1) throw new Error(`--budget: '${x}': it must be a positive whole number (a multiple of the tables' steps), e.g. 16.`);
+      return n;
+    })
     .option('--jobs <n>', 'processes training side by side (default: the profile, small 2)', int)
     .action(async (o) => {
       const profile = withJobs(getProfile(o.profile), o.jobs);
@@ -399,7 +409,7 @@ export function buildCli(): Command {
       for (const m of methods ?? []) if (!SEED_PROBE_METHODS.includes(m)) throw new Error(`--methods: '${m}' is not one of ${SEED_PROBE_METHODS.join(', ')}.`);
       const dataset = datasetOption(o.dataset, profile);
       await initBackend(o.backend);
-      const r = await runSeedProbe(profile, { attacks, seeds, dataset, methods, fixedShots: !!o.fixedShots, frToken: o.frToken as FrToken, frLayers, log: (s) => process.stderr.write(`[rvpt] ${s}\n`) });
+      const r = await runSeedProbe(profile, { attacks, seeds, dataset, methods, fixedShots: !!o.fixedShots, frToken: o.frToken as FrToken, frLayers, budget: o.budget, log: (s) => process.stderr.write(`[rvpt] ${s}\n`) });
       console.log(`seed probe: ${r.path}`);
     });
 

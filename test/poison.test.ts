@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { poisonDataset, poisonedCorpusParts } from '../src/attacks/poison';
 import { makeTrigger } from '../src/attacks/registry';
 import { Trigger } from '../src/attacks/trigger';
-import { backdoorMetrics } from '../src/metrics/backdoor';
+import { backdoorMetrics, metricsFromPredictions } from '../src/metrics/backdoor';
 import { predict, zeroShotClassifier, accuracy } from '../src/metrics/zeroshot';
 import { MiniCLIP } from '../src/model/clip';
 import { WordTokenizer } from '../src/model/tokenizer';
@@ -24,6 +24,17 @@ function toy(n: number): ImageDataset {
     descriptions: Array.from({ length: n }, (_, i) => `item ${i}`),
   };
 }
+
+test('the metrics count ASR and the clean-to-target floor over non-target images only', () => {
+  const labels = Int32Array.from([0, 0, 1, 1, 2, 2, 2, 2]); // target 2: four non-target images
+  const clean = Int32Array.from([0, 2, 1, 1, 2, 2, 0, 2]); // one non-target image already goes to 2 untriggered
+  const trig = Int32Array.from([2, 2, 2, 1, 2, 2, 2, 2]);
+  const m = metricsFromPredictions(clean, trig, labels, 2);
+  expect(m.asr).toBeCloseTo((100 * 3) / 4, 10);
+  expect(m.cleanToTarget).toBeCloseTo((100 * 1) / 4, 10);
+  expect(m.ca).toBeCloseTo((100 * 6) / 8, 10);
+  expect(m.asrAll).toBeCloseTo((100 * 7) / 8, 10);
+});
 
 test('poisoning replaces a seeded share of pairs by triggered images labelled with the target', () => {
   const d = toy(200);
@@ -126,6 +137,7 @@ test('backdoor metrics: with an identity "trigger", poisoned accuracy equals CA 
   const toTarget = Array.from(pred).filter((p, i) => p === 2 && d.labels[i] !== 2).length;
   expect(r.asr).toBeCloseTo((100 * toTarget) / 48, 6);
   expect(r.asrAll).toBeCloseTo((100 * Array.from(pred).filter((p) => p === 2).length) / 64, 6);
+  expect(r.cleanToTarget).toBeCloseTo(r.asr, 6); // no trigger: the attack succeeds exactly where clean images go to the target
   m.dispose();
   expect(tf.memory().numTensors).toBeLessThan(500);
 });

@@ -7,7 +7,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { getProfile } from '../src/experiments/profiles';
 import { cellFile, defenseSeed, runCell } from '../src/experiments/defenseRun';
-import { SEED_PROBE_METHODS, SEED_PROBE_SEEDS, SeedProbe, committedSeedProbe, frLayersProfile, frTokenProfile, isTableRow, pairedSeedRows, runSeedProbe, seedProbeFileName, seedFigure, seedMarkdown, seedProbeAttacks, seedProfile, seedRows, seedSummaries, seedSummaryRows } from '../src/experiments/seedProbe';
+import { SEED_PROBE_METHODS, SEED_PROBE_SEEDS, SeedProbe, budgetProfile, committedSeedProbe, frLayersProfile, frTokenProfile, isTableRow, pairedSeedRows, runSeedProbe, seedProbeFileName, seedFigure, seedMarkdown, seedProbeAttacks, seedProfile, seedRows, seedSummaries, seedSummaryRows } from '../src/experiments/seedProbe';
 import { readJsonFile } from '../src/util/fsutil';
 import { signedText } from '../src/experiments/tables';
 import { median } from '../src/util/stats';
@@ -85,6 +85,24 @@ test("--fr-layers changes RVPT's config alone, gets its own cells and file, and 
   expect([isTableRow(probe, row('RVPT', 0)), isTableRow(probe, row('VPT', 0))]).toEqual([false, true]);
 });
 
+test('--budget stretches both methods’ steps alike, gets its own cells and file, and none of its rows is a table’s cell', () => {
+  const small = getProfile('small');
+  expect(budgetProfile(small, 1)).toBe(small);
+  const long = budgetProfile(small, 16);
+  expect(long.name).toBe(small.name);
+  expect(long.shots).toBe(small.shots);
+  for (const m of ['VPT', 'RVPT']) expect(long.defenses[m]).toEqual({ ...small.defenses[m], epochs: 320, warmupEpochs: 16 }); // 20 x 16 epochs, 1 x 16 of warm-up
+  expect(long.defenses.CleanCLIP).toBe(small.defenses.CleanCLIP);
+  const key = (p: typeof small, m: string) => cellFile(p, 'Blended', m, 'emoji', ['emoji'], 'ckpt');
+  expect(key(long, 'RVPT')).not.toBe(key(small, 'RVPT'));
+  expect(seedProfile(long, 'RVPT', 3).defenses.RVPT).toEqual({ ...long.defenses.RVPT, seed: 3 });
+  expect(seedProbeFileName(small, 'emoji', false, 'residual', undefined, 16)).toBe('seed-probe-emoji-budget-16');
+  expect(seedProbeFileName(small, 'emoji', false, 'residual', undefined, 1)).toBe('seed-probe-emoji');
+  const row = (method: string, seed: number) => ({ attack: 'BadNet', method, seed, metrics: {} as never, noDefense: {} as never });
+  const probe = { probe: 'seed', dataset: 'emoji', tableSeed: 0, rows: [], budget: 16 } as unknown as SeedProbe;
+  expect([isTableRow(probe, row('RVPT', 0)), isTableRow(probe, row('VPT', 0))]).toEqual([false, false]);
+});
+
 test('the attacks are the table’s: six on the main dataset, Table 2’s three on emoji', () => {
   const small = getProfile('small');
   expect(seedProbeAttacks(small)).toEqual(['BadNet', 'Blended', 'ISSBA', 'WaNet', 'TrojVQA', 'BadCLIP']);
@@ -123,6 +141,12 @@ test('summary, rows, markdown and figure follow the measured numbers', () => {
   expect(trace.marker.symbol).toBe('circle');
   expect(median([3, 1, 2, 10])).toBe(2.5);
   expect(() => median([])).toThrow(/empty/);
+  // The clean-to-target floor gets its column only where every run measured it (older results lack it).
+  const withFloor: SeedProbe = { ...probe, rows: probe.rows.map((r, i) => ({ ...r, metrics: { ...r.metrics, cleanToTarget: 4.19 + i } })) };
+  expect(seedRows(withFloor).header.at(-1)).toBe('clean images to the target (the ASR floor)');
+  expect(seedRows(withFloor).rows[1]).toEqual(['BadNet', 'RVPT', '1', '4.00 (83.50)', '-1.48', '5.19']);
+  const partly: SeedProbe = { ...withFloor, rows: [probe.rows[0], ...withFloor.rows.slice(1)] };
+  expect(seedRows(partly).header).toEqual(seedRows(probe).header);
 });
 
 test('a profile whose backdoored models come from a weights file, a repeated seed or another method is refused', async () => {

@@ -11,8 +11,9 @@ import { cellFile } from '../src/experiments/defenseRun';
 import { ensureBackdoored } from '../src/experiments/backdoorRun';
 import { DEFAULT_AUGMENT } from '../src/data/augment';
 import { RVPT_DEFAULTS } from '../src/defenses/rvpt';
-import { BUDGET_GRID, MARGIN_GRID, TUNING_GRID, TuningProbe, committedTuningProbe, isBudgetProbe, isMarginProbe, runTuningProbe, tuningMarkdown, tuningProfile, tuningRows, tuningStem } from '../src/experiments/tuningProbe';
+import { BUDGET_GRID, MARGIN_GRID, TUNING_GRID, TuningProbe, committedTuningProbe, isBudgetProbe, isMarginProbe, runTuningProbe, tuningAttacks, tuningMarkdown, tuningProfile, tuningRows, tuningStem } from '../src/experiments/tuningProbe';
 import { readJsonFile } from '../src/util/fsutil';
+import { committedSeedProbe } from '../src/experiments/seedProbe';
 import { HAND_PROVENANCE, cellMetrics, cutDownTiny, freshCacheSharingData, restoreCacheAfterAll, setup } from './helpers';
 
 beforeAll(setup);
@@ -68,6 +69,9 @@ test('a budget multiplies the steps and the warm-up alike, budget 1 is the same-
   expect(tuningStem(TUNING_GRID)).toBe('tuning-probe');
   expect(tuningStem([{ shots: 16, augment: true, budget: 1 }])).toBe('tuning-probe');
   expect(tuningStem([...TUNING_GRID, ...BUDGET_GRID])).toBe('tuning-probe-budget');
+  expect(tuningStem(BUDGET_GRID, 'emoji')).toBe('tuning-probe-budget-emoji');
+  expect(tuningAttacks(small)).toEqual(['BadNet', 'Blended', 'BadCLIP']);
+  expect(tuningAttacks(small, 'emoji')).toEqual(['BadNet', 'Blended', 'WaNet']); // Table 2's
 });
 
 test('a margin caps RVPT alone, the default margin is the uncapped variant, and a margin outside [-1, 1] is refused', () => {
@@ -163,6 +167,27 @@ test('the committed margin probe holds the budget probe’s longest runs at m = 
   const { header, rows } = tuningRows(p);
   expect(header[4]).toBe('RVPT margin');
   expect(rows.map((x) => x[4])).toEqual(attacks.flatMap(() => MARGIN_GRID.map((v) => String(v.margin))));
+});
+
+test('the committed emoji budget probe holds Table 2’s attacks at 1, 4 and 16 times the steps, its budget-1 augmented rows are Table 2’s cells, and the seed probe’s seed 0 is its longest run', () => {
+  const p = committedTuningProbe(undefined, 'tuning-probe-budget-emoji');
+  expect(p.dataset).toBe('emoji');
+  const attacks = ['BadNet', 'Blended', 'WaNet'];
+  const grid = [1, 4, 16].flatMap((budget) => [true, false].map((augment) => ({ shots: 16, augment, budget })));
+  expect(p.rows.map(({ attack, shots, augment, budget }) => ({ attack, shots, augment, budget }))).toEqual(attacks.flatMap((attack) => grid.map((v) => ({ attack, ...v }))));
+  const base = p.rows[0].steps;
+  for (const r of p.rows) expect(r.steps).toBe(base * r.budget!);
+  const table2 = readJsonFile<{ datasets: Record<string, Record<string, Record<string, { asr: number; ca: number }>>> }>(path.join(__dirname, '..', 'figures', 'table2.json'), 'table2');
+  for (const r of p.rows.filter((x) => x.budget === 1 && x.augment)) {
+    for (const m of ['No defense', 'VPT', 'RVPT']) expect({ asr: r.metrics[m].asr, ca: r.metrics[m].ca }).toEqual({ asr: table2.datasets.emoji[m][r.attack].asr, ca: table2.datasets.emoji[m][r.attack].ca });
+  }
+  const seeds = committedSeedProbe('emoji-budget-16');
+  expect(seeds.budget).toBe(16);
+  for (const r of seeds.rows) expect(r.metrics.cleanToTarget).toBeGreaterThanOrEqual(0);
+  for (const r of seeds.rows.filter((x) => x.seed === 0)) {
+    const twin = p.rows.find((x) => x.attack === r.attack && x.budget === 16 && x.augment)!;
+    expect({ asr: r.metrics.asr, ca: r.metrics.ca }).toEqual({ asr: twin.metrics.RVPT.asr, ca: twin.metrics.RVPT.ca });
+  }
 });
 
 test('the probe defends and writes each variant on the one backdoored model, at the same steps, and a second run only reads the caches', async () => {

@@ -23,6 +23,7 @@ import { median } from '../util/stats';
 import { Figure } from '../viz/plotly';
 import { FR_TOKENS, FrToken, PromptTuningConfig, RVPT_DEFAULTS, isFrToken, repelledLayers } from '../defenses/rvpt';
 import { promptLayers } from '../model/prompts';
+import { tuningProfile } from './tuningProbe';
 
 /** The committed seeds: the tables' (0 at `small`) and four more. */
 export const SEED_PROBE_SEEDS = [0, 1, 2, 3, 4];
@@ -43,10 +44,21 @@ export function seedProbeAttacks(profile: Profile, dataset = profile.datasets.ma
  * tables'; -fr-ln-post when RVPT's FR reads the last block's token after ln_post; -fr-layers-3-5 when it repels at
  * blocks 3 and 5 (1-based, as the notebooks count blocks) rather than at every prompted one.
  */
-export function seedProbeFileName(profile: Profile, dataset: string, fixedShots = false, frToken: FrToken = 'residual', frLayers?: number[]): string {
+export function seedProbeFileName(profile: Profile, dataset: string, fixedShots = false, frToken: FrToken = 'residual', frLayers?: number[], budget = 1): string {
   const fr = frToken === 'residual' ? [] : [`fr-${frToken.replace('_', '-')}`];
   const layers = frLayers ? [`fr-layers-${frLayers.map((l) => l + 1).join('-')}`] : [];
-  return ['seed-probe', ...(dataset === profile.datasets.main ? [] : [dataset]), ...(fixedShots ? ['fixed-shots'] : []), ...fr, ...layers].join('-');
+  const longer = budget === 1 ? [] : [`budget-${budget}`];
+  return ['seed-probe', ...(dataset === profile.datasets.main ? [] : [dataset]), ...(fixedShots ? ['fixed-shots'] : []), ...fr, ...layers, ...longer].join('-');
+}
+
+/**
+ * The profile with VPT's and RVPT's steps `budget` times the tables' (the tuning probe's budget: epochs and warm-up
+ * stretched alike, the shots and augmentation as they are); 1 is the profile.
+ */
+export function budgetProfile(profile: Profile, budget = 1): Profile {
+  if (budget === 1) return profile;
+  const augment = { ...RVPT_DEFAULTS, ...(profile.defenses.RVPT ?? {}) }.augment !== null;
+  return tuningProfile(profile, { shots: profile.shots, augment, budget });
 }
 
 /** The profile with RVPT's FR reading the last block's class token at `frToken` (rvpt.ts); 'residual' is the profile. */
@@ -107,7 +119,9 @@ export interface SeedProbe {
   frToken?: FrToken;
   /** The blocks (0-based) at which RVPT's FR repelled, when not every prompted one; its RVPT rows are then not the tables' cells. */
   frLayers?: number[];
-  /** The tables' seed: its rows are the tables' cells (but RVPT's with another frToken or frLayers). */
+  /** VPT's and RVPT's steps as a multiple of the tables', when not 1; its rows are then not the tables' cells. */
+  budget?: number;
+  /** The tables' seed: its rows are the tables' cells (but RVPT's with another frToken or frLayers, and none with a budget). */
   tableSeed: number;
   rows: SeedRow[];
   provenance: TableProvenance;
@@ -125,7 +139,7 @@ export function committedSeedProbe(variant?: string, file?: string): SeedProbe {
 const otherFrToken = (p: SeedProbe) => (p.frToken && p.frToken !== 'residual' ? p.frToken : undefined);
 
 /** Whether a row is a table's cell: the tables' seed, at the tables' settings. */
-export const isTableRow = (p: SeedProbe, r: SeedRow) => r.seed === p.tableSeed && !((otherFrToken(p) || p.frLayers) && r.method === 'RVPT');
+export const isTableRow = (p: SeedProbe, r: SeedRow) => r.seed === p.tableSeed && !(p.budget && p.budget !== 1) && !((otherFrToken(p) || p.frLayers) && r.method === 'RVPT');
 
 const byAttackAndMethod = (p: SeedProbe) => groupRows(p.rows, (r) => `${r.attack}|${r.method}`);
 
@@ -194,8 +208,17 @@ export function pairedSeedRows(a: SeedProbe, b: SeedProbe): { header: string[]; 
 }
 
 export function seedRows(p: SeedProbe): { header: string[]; rows: string[][] } {
-  const header = ['attack', 'method', 'seed', 'ASR (CA)', 'CA minus No defense'];
-  const rows = p.rows.map((r) => [r.attack, r.method, isTableRow(p, r) ? `${r.seed} (tables)` : String(r.seed), asrCaText(r.metrics), signedText(r.metrics.ca - r.noDefense.ca, 2)]);
+  // Results from before the clean-to-target floor was measured lack it: the column appears where every run has it.
+  const floor = p.rows.length > 0 && p.rows.every((r) => r.metrics.cleanToTarget !== undefined);
+  const header = ['attack', 'method', 'seed', 'ASR (CA)', 'CA minus No defense', ...(floor ? ['clean images to the target (the ASR floor)'] : [])];
+  const rows = p.rows.map((r) => [
+    r.attack,
+    r.method,
+    isTableRow(p, r) ? `${r.seed} (tables)` : String(r.seed),
+    asrCaText(r.metrics),
+    signedText(r.metrics.ca - r.noDefense.ca, 2),
+    ...(floor ? [r.metrics.cleanToTarget!.toFixed(2)] : []),
+  ]);
   return { header, rows };
 }
 
@@ -231,7 +254,8 @@ export function seedFigure(p: SeedProbe): Figure {
 
 const frNote = (p: SeedProbe) =>
   (otherFrToken(p) ? `, RVPT's FR on the last block's token after ${p.frToken}` : '') +
-  (p.frLayers ? `, RVPT's FR at block${p.frLayers.length > 1 ? 's' : ''} ${p.frLayers.map((l) => l + 1).join(', ')} only` : '');
+  (p.frLayers ? `, RVPT's FR at block${p.frLayers.length > 1 ? 's' : ''} ${p.frLayers.map((l) => l + 1).join(', ')} only` : '') +
+  (p.budget && p.budget !== 1 ? `, ${p.budget} times the tables' steps` : '');
 
 export function seedMarkdown(p: SeedProbe): string {
   const perSeed = seedRows(p);
@@ -263,6 +287,8 @@ export interface SeedProbeOptions {
   frToken?: FrToken;
   /** The blocks (0-based) at which RVPT's FR repels (default: every prompted block, the tables'). */
   frLayers?: number[];
+  /** VPT's and RVPT's steps as a multiple of the tables' (default 1). */
+  budget?: number;
   log?: (s: string) => void;
 }
 
@@ -273,9 +299,9 @@ export interface SeedProbeOptions {
  * JSON path.
  */
 export async function runSeedProbe(profile: Profile, opts: SeedProbeOptions = {}): Promise<{ path: string; probe: SeedProbe }> {
-  const { seeds = SEED_PROBE_SEEDS, dataset = profile.datasets.main, methods = SEED_PROBE_METHODS, fixedShots = false, frToken = 'residual', log = () => {} } = opts;
+  const { seeds = SEED_PROBE_SEEDS, dataset = profile.datasets.main, methods = SEED_PROBE_METHODS, fixedShots = false, frToken = 'residual', budget = 1, log = () => {} } = opts;
   // The same name: the tables' backdoored models and results folder.
-  profile = frLayersProfile(frTokenProfile(profile, frToken), opts.frLayers);
+  profile = budgetProfile(frLayersProfile(frTokenProfile(profile, frToken), opts.frLayers), budget);
   const frLayers = profile.defenses.RVPT?.frLayers as number[] | undefined;
   if (!seeds.length || !methods.length) throw new Error('Seed probe: no seeds or no methods to run.');
   if (new Set(seeds).size !== seeds.length) throw new Error(`Seed probe: seeds ${seeds.join(',')} repeat a seed; give each once.`);
@@ -302,7 +328,7 @@ export async function runSeedProbe(profile: Profile, opts: SeedProbeOptions = {}
     }
   }
   const config = { attacks: list, methods, seeds, fixedShots, defenses: Object.fromEntries(methods.map((m) => [m, profile.defenses[m] ?? {}])), shots: profile.shots, evalLimit: profile.evalLimit };
-  const fr = { ...(frToken === 'residual' ? {} : { frToken }), ...(frLayers ? { frLayers } : {}) };
+  const fr = { ...(frToken === 'residual' ? {} : { frToken }), ...(frLayers ? { frLayers } : {}), ...(budget === 1 ? {} : { budget }) };
   const probe: SeedProbe = { probe: 'seed', dataset, fixedShots, ...fr, tableSeed: profile.backdoor.seed, rows, provenance: tableProvenance(profile, config, profile.backdoor.seed, (Date.now() - t0) / 1000) };
-  return { path: writeProbe(profile, seedProbeFileName(profile, dataset, fixedShots, frToken, frLayers), probe, seedMarkdown(probe)), probe };
+  return { path: writeProbe(profile, seedProbeFileName(profile, dataset, fixedShots, frToken, frLayers, budget), probe, seedMarkdown(probe)), probe };
 }

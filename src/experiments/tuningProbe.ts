@@ -8,7 +8,7 @@
  *   - the augmentation (CoOp's random resized crop and flip): the paper does not state it (PAPER.md section 1,
  *     inferred from CoOp), and its Perturbation Resistivity argument is about features that perturbations change.
  * A third question came after: with enough distinct images, does RVPT keep its CA given more *training*? The paper
- * takes 925 (OxfordPets) to 25,000 (ImageNet) optimiser steps, the tables 100. A variant's `budget` multiplies the
+ * takes about 900 (OxfordPets) to 25,000 (ImageNet) optimiser steps, the tables 100. A variant's `budget` multiplies the
  * tables' steps (epochs and warm-up stretched alike, so the cosine schedule keeps its shape); such variants go to
  * tuning-probe-budget.{json,md}, beside the committed same-steps probe. Those longer runs repel further, so a variant
  * may also cap RVPT's repulsion with the paper's margin m (the FR term max(cos, m) per sample): tuning-probe-margin.
@@ -25,6 +25,7 @@ import { runCellsInParallel, CellJob } from './cellPool';
 import { runCell } from './defenseRun';
 import { externalWeights } from './externalWeights';
 import { figureAttacks } from './analysis';
+import { availableAttacks } from './paperTables';
 import { Profile } from './profiles';
 import { finalFR } from './strengthProbe';
 import { TableProvenance, asrCaText, signedText, tableProvenance } from './tables';
@@ -52,11 +53,11 @@ export const MARGIN_GRID: TuningVariant[] = [-1, 0.5, 0.7].flatMap((margin) => [
 
 /**
  * The files' stem: tuning-probe for the same-steps grid, tuning-probe-budget once any variant trains longer,
- * tuning-probe-margin once any sets RVPT's margin.
+ * tuning-probe-margin once any sets RVPT's margin; then -DATASET on a dataset other than the main one.
  */
-export function tuningStem(variants: TuningVariant[]): string {
-  if (variants.some((v) => v.margin !== undefined)) return 'tuning-probe-margin';
-  return variants.some((v) => budgetOf(v) !== 1) ? 'tuning-probe-budget' : 'tuning-probe';
+export function tuningStem(variants: TuningVariant[], dataset?: string): string {
+  const stem = variants.some((v) => v.margin !== undefined) ? 'tuning-probe-margin' : variants.some((v) => budgetOf(v) !== 1) ? 'tuning-probe-budget' : 'tuning-probe';
+  return dataset ? `${stem}-${dataset}` : stem;
 }
 
 /** The committed grid: 16, 64 and 256 shots per class, each with and without augmentation. */
@@ -64,9 +65,9 @@ export const TUNING_GRID: TuningVariant[] = [16, 64, 256].flatMap((shots) => [tr
 
 export const TUNING_METHODS = ['VPT', 'RVPT'];
 
-/** The attacks of the committed probe: the paper's Fig. 3 three (those the profile has). */
-export function tuningAttacks(profile: Profile): string[] {
-  return figureAttacks(profile, ['BadNet', 'Blended', 'BadCLIP']);
+/** The attacks of the committed probes: the paper's Fig. 3 three (those the profile has); on emoji, Table 2's three. */
+export function tuningAttacks(profile: Profile, dataset = profile.datasets.main): string[] {
+  return dataset === profile.datasets.main ? figureAttacks(profile, ['BadNet', 'Blended', 'BadCLIP']) : availableAttacks(profile, dataset, ['BadNet', 'Blended', 'WaNet']);
 }
 
 /**
@@ -169,7 +170,7 @@ export function tuningFigure(p: TuningProbe): Figure {
         text: margins
           ? `RVPT trained longer with its repulsion capped (${p.dataset}; labels: margin m)`
           : budget
-          ? `RVPT trained longer on more clean shots, with and without augmentation (${p.dataset}; labels: steps)`
+          ? `RVPT trained longer, with and without augmentation (${p.dataset}; labels: steps)`
           : `RVPT with more clean shots (same steps) and without augmentation (${p.dataset}; labels: shots per class)`,
       },
       xaxis: { title: { text: 'RVPT CA minus No defense CA (points)' } },
@@ -197,15 +198,15 @@ export function tuningMarkdown(p: TuningProbe): string {
   const where = 'ASR % (CA %) on the test set (all of it at `small`); ASR over images whose true class is not the target.';
   if (isMarginProbe(p))
     return probeMarkdown(
-      `Margin probe: RVPT trained longer on more clean shots with its repulsion capped (${p.dataset})`,
-      `Each row: the tables' backdoored model, defended at the profile settings but for the shots per class, the augmentation, the number of steps (the tables take 100) and RVPT's margin m: its FR term is the mean over samples of max(cos, m), so the prompts stop repelling a token once its cosine to the frozen one is below m (-1: never, the paper's default). VPT has no FR term, so its runs are the budget probe's. ${where} ${fr} With a margin the term is the capped one, at least m.`,
+      `Margin probe: RVPT trained longer with its repulsion capped (${p.dataset})`,
+      `Each row: the tables' backdoored model, defended at the profile settings but for the shots per class, the augmentation, the number of steps (a multiple of the tables') and RVPT's margin m: its FR term is the mean over samples of max(cos, m), so the prompts stop repelling a token once its cosine to the frozen one is below m (-1: never, the paper's default). VPT has no FR term, so its runs are the budget probe's. ${where} ${fr} With a margin the term is the capped one, at least m.`,
       tuningRows(p),
       p.provenance,
     );
   return isBudgetProbe(p)
     ? probeMarkdown(
-        `Budget probe: VPT and RVPT trained longer on more clean shots, with and without augmentation (${p.dataset})`,
-        `Each row: the tables' backdoored model, defended at the profile settings but for the shots per class, the augmentation and the number of steps (epochs and warm-up stretched alike; the tables take 100). ${where} ${fr}`,
+        `Budget probe: VPT and RVPT trained longer, with and without augmentation (${p.dataset})`,
+        `Each row: the tables' backdoored model, defended at the profile settings but for the shots per class, the augmentation and the number of steps, a multiple of the tables' (epochs and warm-up stretched alike). ${where} ${fr}`,
         tuningRows(p),
         p.provenance,
       )
@@ -218,14 +219,21 @@ export function tuningMarkdown(p: TuningProbe): string {
 }
 
 /**
- * Defend and measure every attack x variant (cached; two processes when the profile has two jobs), then write
- * tuning-probe.{json,md} into the profile's results folder (figures/ for `small`). Returns the JSON path.
+ * Defend and measure every attack x variant on `dataset`'s backdoored models (cached; two processes when the profile
+ * has two jobs), then write the files named by tuningStem into the profile's results folder (figures/ for `small`).
+ * Returns the JSON path.
  */
-export async function runTuningProbe(profile: Profile, attacks = tuningAttacks(profile), variants: TuningVariant[] = TUNING_GRID, log: (s: string) => void = () => {}): Promise<{ path: string; probe: TuningProbe }> {
+export async function runTuningProbe(
+  profile: Profile,
+  attacks?: string[],
+  variants: TuningVariant[] = TUNING_GRID,
+  log: (s: string) => void = () => {},
+  dataset: string = profile.datasets.main,
+): Promise<{ path: string; probe: TuningProbe }> {
+  attacks ??= tuningAttacks(profile, dataset);
   if (!variants.length || !attacks.length) throw new Error('Tuning probe: no attacks or no variants to run.');
   if (externalWeights(profile)) throw new Error(`Tuning probe: profile '${profile.name}' takes its backdoored models from a weights file, and a fixed-steps run of 256 shots per class at ViT-B/32 takes hours on a CPU; use small or a profile file that extends it.`);
   const t0 = Date.now();
-  const dataset = profile.datasets.main;
   const profiles = variants.map((v) => tuningProfile(profile, v));
   const jobs: CellJob[] = attacks.flatMap((attack) => profiles.flatMap((p) => TUNING_METHODS.map((method) => ({ profile: p, attack, method, dataset, testSets: [dataset] }))));
   await runCellsInParallel(jobs, profile.jobs ?? 1, log);
@@ -255,5 +263,5 @@ export async function runTuningProbe(profile: Profile, attacks = tuningAttacks(p
   }
   const config = { attacks, variants, methods: TUNING_METHODS, defenses: Object.fromEntries(TUNING_METHODS.map((m) => [m, profile.defenses[m] ?? {}])), shots: profile.shots, evalLimit: profile.evalLimit };
   const probe: TuningProbe = { probe: 'tuning data', dataset, rows, provenance: tableProvenance(profile, config, profile.backdoor.seed, (Date.now() - t0) / 1000) };
-  return { path: writeProbe(profile, tuningStem(variants), probe, tuningMarkdown(probe)), probe };
+  return { path: writeProbe(profile, tuningStem(variants, dataset === profile.datasets.main ? undefined : dataset), probe, tuningMarkdown(probe)), probe };
 }

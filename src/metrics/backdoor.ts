@@ -24,6 +24,12 @@ export interface BackdoorMetrics {
   asrAll: number;
   /** Accuracy of triggered images against their true labels, %. */
   poisonedAccuracy: number;
+  /**
+   * Clean (untriggered) non-target-class images classified as the target, %: the ASR a model would show with no
+   * backdoor at all, its floor. Near 0 at ImageNet's 1,000 classes; on a 12-class set at 45% CA, several points.
+   * Absent in results computed before it was added.
+   */
+  cleanToTarget?: number;
   n: number;
 }
 
@@ -66,11 +72,13 @@ export function metricsFromPredictions(clean: Int32Array, trig: Int32Array, labe
   let hit = 0;
   let nonTarget = 0;
   let hitAll = 0;
+  let cleanHit = 0;
   labels.forEach((l, i) => {
     if (trig[i] === target) hitAll++;
     if (l !== target) {
       nonTarget++;
       if (trig[i] === target) hit++;
+      if (clean[i] === target) cleanHit++;
     }
   });
   return {
@@ -78,6 +86,7 @@ export function metricsFromPredictions(clean: Int32Array, trig: Int32Array, labe
     asr: nonTarget ? (100 * hit) / nonTarget : 0,
     asrAll: (100 * hitAll) / labels.length,
     poisonedAccuracy: accuracy(trig, labels),
+    cleanToTarget: nonTarget ? (100 * cleanHit) / nonTarget : 0,
     n: labels.length,
   };
 }
