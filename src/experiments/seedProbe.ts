@@ -42,7 +42,8 @@ export function seedProbeAttacks(profile: Profile, dataset = profile.datasets.ma
 /**
  * The files' stem: seed-probe on the main dataset, seed-probe-DATASET on another; -fixed-shots when the shots stay the
  * tables'; -fr-ln-post when RVPT's FR reads the last block's token after ln_post; -fr-layers-3-5 when it repels at
- * blocks 3 and 5 (1-based, as the notebooks count blocks) rather than at every prompted one.
+ * blocks 3 and 5 (1-based, as the notebooks count blocks) rather than at every prompted one; -budget-16 when the runs
+ * take 16 times the tables' steps.
  */
 export function seedProbeFileName(profile: Profile, dataset: string, fixedShots = false, frToken: FrToken = 'residual', frLayers?: number[], budget = 1): string {
   const fr = frToken === 'residual' ? [] : [`fr-${frToken.replace('_', '-')}`];

@@ -102,7 +102,7 @@ export interface TuningRow extends TuningVariant {
   images: number;
   /** Optimiser steps of each method's run (the tables' 100 in every row of tuning-probe.json: the epochs are scaled to keep them). */
   steps: number;
-  /** No defense, VPT, RVPT on the main dataset's test set. */
+  /** No defense, VPT, RVPT on the probe's dataset's test set. */
   metrics: Record<string, BackdoorMetrics>;
   /** Each method's FR term (mean cosine to the frozen class tokens) over the profile's last epoch of steps. */
   finalFR: Record<string, number | null>;
@@ -145,7 +145,8 @@ export function tuningRows(p: TuningProbe): { header: string[]; rows: string[][]
 
 /**
  * The trade-off: for each attack and augmentation, RVPT's ASR against its CA change from the undefended model, points
- * labelled with the shots, and the issue's target region (ASR at most 5%, CA at most 2 points down).
+ * labelled with the shots (with a budget: the steps; with margins: m), and the issue's target region (ASR at most 5%,
+ * CA at most 2 points down).
  */
 export function tuningFigure(p: TuningProbe): Figure {
   const budget = isBudgetProbe(p);
