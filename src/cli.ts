@@ -55,18 +55,30 @@ function rate(v: string): number {
   return n;
 }
 
-/** A comma-separated option's values, each parsed; an error names the option and the value. */
+/** One option value, parsed; an error names the option and the value. */
+function optionValue(what: string, x: string, parse: (x: string) => number): number {
+  try {
+    return parse(x.trim());
+  } catch (e) {
+    throw new Error(`--${what}: '${x}': ${(e as Error).message}`);
+  }
+}
+
+/** A comma-separated option's values, each parsed as optionValue does. */
 function numberList(v: string | undefined, what: string, parse: (x: string) => number): number[] | undefined {
   if (v === undefined) return undefined;
   return String(v)
     .split(',')
-    .map((x) => {
-      try {
-        return parse(x.trim());
-      } catch (e) {
-        throw new Error(`--${what}: '${x}': ${(e as Error).message}`);
-      }
-    });
+    .map((x) => optionValue(what, x, parse));
+}
+
+/** A parser of positive whole numbers; `what` and `example` say what the number counts in the error. */
+function wholeNumber(what: string, example: number): (x: string) => number {
+  return (x) => {
+    const n = Number(x);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`It must be a positive whole number ${what}, e.g. ${example}.`);
+    return n;
+  };
 }
 
 /** --seeds: defense seeds, whole numbers of at least 0 (the seed and attribute probes). */
@@ -324,15 +336,10 @@ export function buildCli(): Command {
         if (x === '' || !(n >= -1 && n <= 1)) throw new Error('It must be a cosine between -1 (full repulsion, the paper) and 1 (none), e.g. 0.5.');
         return n;
       });
-      const whole = (what: string, example: number) => (x: string) => {
-        const n = Number(x);
-        if (!Number.isInteger(n) || n < 1) throw new Error(`It must be a positive whole number ${what}, e.g. ${example}.`);
-        return n;
-      };
-      const budgets = numberList(o.budgets, 'budgets', whole("(a multiple of the tables' steps)", 4)) ?? (margins ? [MARGIN_GRID[0].budget!] : undefined);
+      const budgets = numberList(o.budgets, 'budgets', wholeNumber("(a multiple of the tables' steps)", 4)) ?? (margins ? [MARGIN_GRID[0].budget!] : undefined);
       // Emoji has fewer than 256 images in some classes: there the longer runs keep the tables' shots.
       const longShots = main ? (margins ? MARGIN_GRID : BUDGET_GRID)[0].shots : profile.shots;
-      const shots = numberList(o.shots, 'shots', whole('of shots per class', 64)) ?? (budgets ? [longShots] : main ? undefined : [profile.shots]);
+      const shots = numberList(o.shots, 'shots', wholeNumber('of shots per class', 64)) ?? (budgets ? [longShots] : main ? undefined : [profile.shots]);
       // Only the options given go into a variant, so the same-steps grid's rows keep the committed probe's shape.
       const variant = (k: number, augment: boolean, budget?: number, margin?: number) => ({ shots: k, augment, ...(budget === undefined ? {} : { budget }), ...(margin === undefined ? {} : { margin }) });
       const grid = shots
@@ -387,11 +394,9 @@ export function buildCli(): Command {
     .option('--fixed-shots', "tune every run on the tables' clean shots: only the initialisation, batch order and augmentation change with the seed")
     .option('--fr-token <where>', `where RVPT's FR reads the last block's class token: ${FR_TOKENS.join(' | ')} (the paper does not say; default residual, the tables')`, 'residual')
     .option('--fr-layers <list>', "the blocks at whose outputs RVPT's FR repels, 1-based, comma-separated, e.g. 6 for the last block alone at small (default: every prompted block, the paper's and the tables')")
-    .option('--budget <n>', "VPT's and RVPT's steps as a multiple of the tables' (epochs and warm-up stretched alike), e.g. 16; files get -budget-N (default: 1)", (x: string) => {
-      const n = Number(x);
-      if (!Number.isInteger(n) || n < 1) throw new Error(`--budget: '${x}': it must be a positive whole number (a multiple of the tables' steps), e.g. 16.`);
-      return n;
-    })
+    .option('--budget <n>', "VPT's and RVPT's steps as a multiple of the tables' (epochs and warm-up stretched alike), e.g. 16; files get -budget-N (default: 1)", (x: string) =>
+      optionValue('budget', x, wholeNumber("(a multiple of the tables' steps)", 16)),
+    )
     .option('--jobs <n>', 'processes training side by side (default: the profile, small 2)', int)
     .action(async (o) => {
       const profile = withJobs(getProfile(o.profile), o.jobs);

@@ -130,7 +130,7 @@ test('tuning-probe refuses bad shots or an unknown attack before any training', 
   expect(m.status).toBe(1);
   expect(m.stderr).toMatch(/--margins: '2': It must be a cosine between -1 \(full repulsion, the paper\) and 1 \(none\)/);
   expect(rvpt('tuning-probe', '--profile', 'tiny', '--dataset', 'mnist', '--budgets', '4').stderr).toMatch(/--dataset: profile 'tiny' has no dataset 'mnist'/);
-  expect(rvpt('seed-probe', '--profile', 'tiny', '--budget', '2.5').stderr).toMatch(/--budget: '2\.5': it must be a positive whole number/);
+  expect(rvpt('seed-probe', '--profile', 'tiny', '--budget', '2.5').stderr).toMatch(/--budget: '2\.5': It must be a positive whole number \(a multiple of the tables' steps\), e\.g\. 16/);
 });
 
 test('repulsion-probe refuses a bad alpha, profile or attack before any training', () => {

@@ -197,26 +197,21 @@ const marginText = (r: TuningVariant) => String(r.margin ?? RVPT_DEFAULTS.margin
 export function tuningMarkdown(p: TuningProbe): string {
   const fr = "Final FR: the mean cosine between the prompted and the frozen class tokens over the run's last 5% of steps (the profile's last epoch, stretched with the run).";
   const where = 'ASR % (CA %) on the test set (all of it at `small`); ASR over images whose true class is not the target.';
-  if (isMarginProbe(p))
-    return probeMarkdown(
-      `Margin probe: RVPT trained longer with its repulsion capped (${p.dataset})`,
-      `Each row: the tables' backdoored model, defended at the profile settings but for the shots per class, the augmentation, the number of steps (a multiple of the tables') and RVPT's margin m: its FR term is the mean over samples of max(cos, m), so the prompts stop repelling a token once its cosine to the frozen one is below m (-1: never, the paper's default). VPT has no FR term, so its runs are the budget probe's. ${where} ${fr} With a margin the term is the capped one, at least m.`,
-      tuningRows(p),
-      p.provenance,
-    );
-  return isBudgetProbe(p)
-    ? probeMarkdown(
-        `Budget probe: VPT and RVPT trained longer, with and without augmentation (${p.dataset})`,
-        `Each row: the tables' backdoored model, defended at the profile settings but for the shots per class, the augmentation and the number of steps, a multiple of the tables' (epochs and warm-up stretched alike). ${where} ${fr}`,
-        tuningRows(p),
-        p.provenance,
-      )
-    : probeMarkdown(
-        `Tuning-data probe: VPT and RVPT with more clean shots at the same steps, with and without augmentation (${p.dataset})`,
-        `Each row: the tables' backdoored model, defended at the profile settings but for the shots per class and the augmentation; every run takes the same number of steps. ${where} Final FR: the mean cosine between the prompted and the frozen class tokens over the profile's last epoch of steps.`,
-        tuningRows(p),
-        p.provenance,
-      );
+  const [title, caption] = isMarginProbe(p)
+    ? [
+        `Margin probe: RVPT trained longer with its repulsion capped (${p.dataset})`,
+        `Each row: the tables' backdoored model, defended at the profile settings but for the shots per class, the augmentation, the number of steps (a multiple of the tables') and RVPT's margin m: its FR term is the mean over samples of max(cos, m), so the prompts stop repelling a token once its cosine to the frozen one is below m (-1: never, the paper's default). VPT has no FR term, so its runs are the budget probe's. ${where} ${fr} With a margin the term is the capped one, at least m.`,
+      ]
+    : isBudgetProbe(p)
+      ? [
+          `Budget probe: VPT and RVPT trained longer, with and without augmentation (${p.dataset})`,
+          `Each row: the tables' backdoored model, defended at the profile settings but for the shots per class, the augmentation and the number of steps, a multiple of the tables' (epochs and warm-up stretched alike). ${where} ${fr}`,
+        ]
+      : [
+          `Tuning-data probe: VPT and RVPT with more clean shots at the same steps, with and without augmentation (${p.dataset})`,
+          `Each row: the tables' backdoored model, defended at the profile settings but for the shots per class and the augmentation; every run takes the same number of steps. ${where} Final FR: the mean cosine between the prompted and the frozen class tokens over the profile's last epoch of steps.`,
+        ];
+  return probeMarkdown(title, caption, tuningRows(p), p.provenance);
 }
 
 /**
