@@ -4,7 +4,7 @@
 PROFILE ?= small
 export PYDEVD_DISABLE_FILE_VALIDATION = 1
 
-.PHONY: setup build test unit notebooks reproduce pretrain bench kernels scale-probe strength-probe tuning-probe repulsion-probe seed-probe attribute-probe attribute-probe-wide clean
+.PHONY: setup build test unit notebooks reproduce pretrain bench kernels scale-probe strength-probe tuning-probe repulsion-probe repulsion-probe-wide256 seed-probe attribute-probe attribute-probe-wide clean
 
 setup:
 	@bash scripts/setup.sh
@@ -70,6 +70,18 @@ tuning-probe: setup
 repulsion-probe: setup
 	node bin/rvpt.js repulsion-probe
 	node bin/rvpt.js repulsion-probe --profile small --dataset emoji --alphas 1,2,3,4,8
+
+# The repulsion probe's third width (notebook 03): profiles/wide256.json, the image tower four times as wide as small's
+# (64 -> 256), from its own pre-training (22 min on two cores) and BadNet, Blended and BadCLIP backdoors (about 8 min
+# each), then VPT and RVPT at alpha 1, 2, 4, 8: 15 cells, 24 min (about 75 min in all). Then VPT and RVPT on its
+# BadNet model at 4 times the tables' steps, with and without augmentation (4 cells, 11 min). Cached; the results are
+# copied to figures/wide256/.
+repulsion-probe-wide256: setup
+	node bin/rvpt.js repulsion-probe --profiles profiles/wide256.json
+	node bin/rvpt.js tuning-probe -p profiles/wide256.json --attacks BadNet --shots 16 --budgets 4
+	mkdir -p figures/wide256
+	cp "$${RVPT_CACHE:-.cache}/results/wide256/repulsion-probe.json" "$${RVPT_CACHE:-.cache}/results/wide256/repulsion-probe.md" figures/wide256/
+	cp "$${RVPT_CACHE:-.cache}/results/wide256/tuning-probe-budget.json" "$${RVPT_CACHE:-.cache}/results/wide256/tuning-probe-budget.md" figures/wide256/
 
 # VPT and RVPT at defense seeds 0-4 (0: the tables' cells) on Table 1's six models and Table 2's three emoji ones
 # (notebook 03): how far one cell moves with the seed alone; then Table 1's again with the tables' shots at every

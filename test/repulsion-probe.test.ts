@@ -7,8 +7,9 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { getProfile } from '../src/experiments/profiles';
 import { cellFile } from '../src/experiments/defenseRun';
-import { REPULSION_ALPHAS, RepulsionProbe, committedRepulsionProbe, repulsionFigure, repulsionMarkdown, repulsionProfile, repulsionRows, runRepulsionProbe } from '../src/experiments/repulsionProbe';
+import { REPULSION_ALPHAS, RepulsionProbe, caCostAtAsr, caCostRows, committedRepulsionProbe, committedWidthCurves, joinRepulsionProbes, repulsionFigure, repulsionMarkdown, repulsionProfile, repulsionRows, runRepulsionProbe } from '../src/experiments/repulsionProbe';
 import { readJsonFile } from '../src/util/fsutil';
+import { committedTuningProbe } from '../src/experiments/tuningProbe';
 import { targetRegion } from '../src/experiments/probeFiles';
 import { HAND_PROVENANCE, cellMetrics, cutDownTiny, freshCacheSharingData, restoreCacheAfterAll, setup } from './helpers';
 
@@ -65,6 +66,66 @@ test('rows, markdown and figure follow the measured numbers', () => {
   expect(targetRegion([-3, 6.29, null]).shapes[0]).toMatchObject({ x0: -2, x1: 7.29 });
 });
 
+test('the CA cost at an ASR level is read off each curve where its ASR first crosses the level', () => {
+  const m = cellMetrics;
+  const nd = m(90, 85);
+  const curve = (profile: string, width: number, attack: string, pts: [number, number, number][]) =>
+    pts.map(([alpha, asr, ca]) => ({ profile, width, attack, alpha, metrics: m(asr, ca), noDefense: nd, finalFR: null }));
+  const probe: RepulsionProbe = {
+    probe: 'repulsion',
+    dataset: 'fashion-mnist',
+    rows: [
+      // Crosses 5% between alpha 2 (15%, -5) and 4 (0%, -20): two thirds of the way, so -15. Rows out of order on purpose.
+      ...curve('small', 64, 'BadNet', [[4, 0, 65], [0, 40, 84], [2, 15, 80]]),
+      // Not monotone (20%, 9%, 30%, 3%): the first crossing of 5% is between alpha 2 (-3) and 4 (-10).
+      ...curve('small', 64, 'Blended', [[0, 20, 84], [1, 9, 83], [2, 30, 82], [4, 3, 75]]),
+      // Never reaches 5%: its lowest point is reported instead.
+      ...curve('small', 64, 'BadCLIP', [[0, 98, 84], [2, 60, 78], [8, 14, 60]]),
+      // VPT already at the level: its own CA change, no interpolation.
+      ...curve('wide', 128, 'BadNet', [[0, 4, 86], [2, 1, 84]]),
+    ],
+    provenance: HAND_PROVENANCE,
+  };
+  const costs = caCostAtAsr(probe);
+  expect(costs.map((c) => [c.profile, c.attack, c.alphas])).toEqual([
+    ['small', 'BadNet', [2, 4]],
+    ['small', 'Blended', [2, 4]],
+    ['small', 'BadCLIP', null],
+    ['wide', 'BadNet', [0, 0]],
+  ]);
+  expect(costs[0].caChange).toBeCloseTo(-15, 9);
+  expect(costs[1].caChange).toBeCloseTo(-3 - (25 / 27) * 7, 9);
+  expect(costs[2].caChange).toBeNull();
+  expect(costs[3].caChange).toBeCloseTo(1, 9);
+  expect(costs[2].lowest).toEqual({ alpha: 8, asr: 14, caChange: -25 });
+  // At 10% the Blended curve crosses at alpha 0 to 1 instead.
+  const at10 = caCostAtAsr(probe, 10)[1];
+  expect(at10.alphas).toEqual([0, 1]);
+  expect(at10.caChange).toBeCloseTo(-1 - 10 / 11, 9);
+  const t = caCostRows(probe);
+  expect(t.header).toEqual(['attack', 'small (64): CA change at 5% ASR', 'wide (128): CA change at 5% ASR']);
+  expect(t.rows).toEqual([
+    ['BadNet', '-15.0 (between α 2 and 4)', '+1.0 (VPT)'],
+    ['Blended', '-9.5 (between α 2 and 4)', '–'],
+    ['BadCLIP', 'not reached (lowest 14.00% at α 8, -25.0)', '–'],
+  ]);
+});
+
+test('probes join only within one dataset, and the figure gives each width its own line style', () => {
+  const row = (profile: string, width: number) => ({ profile, width, attack: 'BadNet', alpha: 0, metrics: cellMetrics(50, 80), noDefense: cellMetrics(90, 85), finalFR: null });
+  const probe = (dataset: string, profile: string, width: number): RepulsionProbe => ({ probe: 'repulsion', dataset, rows: [row(profile, width)], provenance: { ...HAND_PROVENANCE, profile } });
+  const joined = joinRepulsionProbes([probe('fashion-mnist', 'small', 64), probe('fashion-mnist', 'wide', 128), probe('fashion-mnist', 'wide256', 256)]);
+  expect(joined.rows.map((r) => r.width)).toEqual([64, 128, 256]);
+  expect(joined.provenance.profile).toBe('small');
+  const fig = repulsionFigure(joined);
+  expect((fig.layout.title as { text: string }).text).toContain('image width 64, 128 and 256');
+  expect(fig.data.map((d) => (d.line as { dash: string }).dash)).toEqual(['dot', 'solid', 'dash']);
+  expect(repulsionMarkdown(joined)).toContain('(image width 64, 128 and 256)');
+  expect(() => joinRepulsionProbes([probe('fashion-mnist', 'small', 64), probe('emoji', 'small', 64)])).toThrow(/different datasets \(fashion-mnist, emoji\)/);
+  expect(() => joinRepulsionProbes([])).toThrow(/no probes/);
+  expect(() => committedWidthCurves('/nonexistent')).toThrow(/wide256\/repulsion-probe\.json does not exist\. Write it with `make repulsion-probe-wide256`/);
+});
+
 test('the committed probe holds both widths’ curves, and its alpha-2 and VPT points are the tables’ cells', () => {
   const p = committedRepulsionProbe();
   expect(p.provenance.profile).toBe('small');
@@ -84,6 +145,48 @@ test('the committed probe holds both widths’ curves, and its alpha-2 and VPT p
     }
   }
   expect(() => committedRepulsionProbe(undefined, '/nonexistent/repulsion-probe.json')).toThrow(/repulsion-probe\.json does not exist\. Write it with `make repulsion-probe`/);
+});
+
+test('the committed width-256 curve holds the probe’s three attacks at every alpha on one backdoored model each, beside the two narrower widths', () => {
+  const all = committedWidthCurves();
+  expect([...new Set(all.rows.map((r) => `${r.profile} ${r.width}`))]).toEqual(['small 64', 'wide 128', 'wide256 256']);
+  const rows = all.rows.filter((r) => r.width === 256);
+  const attacks = ['BadNet', 'Blended', 'BadCLIP'];
+  expect(rows.map((r) => [r.attack, r.alpha])).toEqual(attacks.flatMap((a) => [0, ...REPULSION_ALPHAS].map((alpha) => [a, alpha])));
+  for (const a of attacks) {
+    const curve = rows.filter((r) => r.attack === a);
+    for (const r of curve) expect(r.noDefense).toEqual(curve[0].noDefense);
+    // The backdoor took, and the VPT point starts the curve with FR near 1.
+    expect(curve[0].noDefense.asr).toBeGreaterThan(90);
+    expect(curve[0].finalFR!).toBeGreaterThan(0.95);
+  }
+  // The summary is read off the committed rows: each curve's lowest point is its measured minimum, and an interpolated
+  // cost lies within the curve's measured CA changes.
+  const costs = caCostAtAsr(all);
+  expect(costs).toHaveLength(9);
+  for (const c of costs) {
+    const curve = all.rows.filter((r) => r.profile === c.profile && r.attack === c.attack);
+    expect(c.lowest.asr).toBe(Math.min(...curve.map((r) => r.metrics.asr)));
+    const changes = curve.map((r) => r.metrics.ca - r.noDefense.ca);
+    if (c.caChange !== null) {
+      expect(c.caChange).toBeLessThanOrEqual(Math.max(...changes) + 1e-9);
+      expect(c.caChange).toBeGreaterThanOrEqual(Math.min(...changes) - 1e-9);
+    }
+  }
+});
+
+test('the committed width-256 budget runs defend the curve’s BadNet model, at 4 times its 100 steps', () => {
+  const curve = committedWidthCurves().rows.filter((r) => r.width === 256 && r.attack === 'BadNet');
+  const p = committedTuningProbe(path.join(__dirname, '..', 'figures', 'wide256', 'tuning-probe-budget.json'), 'tuning-probe-budget');
+  expect(p.provenance.profile).toBe('wide256');
+  expect(p.rows.map((r) => [r.attack, r.shots, r.augment, r.budget, r.steps])).toEqual([
+    ['BadNet', 16, true, 4, 400],
+    ['BadNet', 16, false, 4, 400],
+  ]);
+  for (const r of p.rows) expect(r.metrics['No defense']).toEqual(curve[0].noDefense);
+  // With augmentation the longer run repels further than the curve's 100-step alpha-2 point.
+  const alpha2 = curve.find((r) => r.alpha === 2)!;
+  expect(p.rows[0].finalFR.RVPT!).toBeLessThan(alpha2.finalFR!);
 });
 
 test('the committed emoji probe holds Table 2’s three attacks at small, and its alpha-2 and VPT points are Table 2’s cells', () => {

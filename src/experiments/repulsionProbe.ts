@@ -9,6 +9,7 @@
  * tables', and the profile's own alpha *is* the tables' cell. On the emoji dataset (`--dataset emoji`) the same curve
  * is traced on Table 2's models, where prompt tuning has CA to gain.
  */
+import * as path from 'path';
 import { BackdoorMetrics } from '../metrics/backdoor';
 import { RVPT_DEFAULTS } from '../defenses/rvpt';
 import { ensureBackdoored } from './backdoorRun';
@@ -23,12 +24,20 @@ import { finalFR } from './strengthProbe';
 import { TableProvenance, asrCaText, signedText, tableProvenance } from './tables';
 import { ATTACK_COLOURS, ATTACK_SYMBOLS, committedProbe, groupRows, probeMarkdown, targetRegion, writeProbe } from './probeFiles';
 import { Figure } from '../viz/plotly';
+import { projectRoot } from '../util/fsutil';
 
 /** The committed alphas: half, once, twice and four times the paper's alpha = 2 (the tables'). */
 export const REPULSION_ALPHAS = [1, 2, 4, 8];
 
 /** The profiles of the committed probe, as `rvpt repulsion-probe --profiles` takes them. */
 export const REPULSION_PROFILES = ['small', 'profiles/wide.json'];
+
+/**
+ * The third width: `profiles/wide256.json`, the image tower four times as wide as `small`'s. Its curve is a probe of
+ * its own (`make repulsion-probe-wide256`, written to figures/wide256/), since its pre-training and backdoors take
+ * over an hour on two cores; `committedWidthCurves` sets it beside the committed two.
+ */
+export const WIDE256_PROFILE = 'profiles/wide256.json';
 
 /**
  * The attacks of the committed probe: on the main dataset the paper's Fig. 3 three (those the profile has), on the
@@ -79,6 +88,81 @@ export function committedRepulsionProbe(dataset?: string, file?: string): Repuls
   return committedProbe<RepulsionProbe>(dataset ? `repulsion-probe-${dataset}` : 'repulsion-probe', 'Repulsion probe', file, 'repulsion-probe');
 }
 
+/**
+ * Probes of one dataset read as one, their rows in order, for a table or figure across them (the committed widths 64
+ * and 128 with 256). The provenance is the first probe's; each file keeps its own.
+ */
+export function joinRepulsionProbes(probes: RepulsionProbe[]): RepulsionProbe {
+  if (!probes.length) throw new Error('Repulsion probe: no probes to join.');
+  const datasets = [...new Set(probes.map((p) => p.dataset))];
+  if (datasets.length > 1) throw new Error(`Repulsion probe: cannot join probes of different datasets (${datasets.join(', ')}); their CA and ASR are not comparable.`);
+  return { probe: 'repulsion', dataset: datasets[0], rows: probes.flatMap((p) => p.rows), provenance: probes[0].provenance };
+}
+
+/** The committed Fashion-MNIST curves at widths 64 and 128 (figures/repulsion-probe.json) and 256 (figures/wide256/). */
+export function committedWidthCurves(root = projectRoot()): RepulsionProbe {
+  const wide256 = committedProbe<RepulsionProbe>('repulsion-probe', 'Repulsion probe at width 256', path.join(root, 'figures', 'wide256', 'repulsion-probe.json'), 'repulsion-probe-wide256');
+  return joinRepulsionProbes([committedRepulsionProbe(undefined, path.join(root, 'figures', 'repulsion-probe.json')), wide256]);
+}
+
+/** '64', '64 and 128', '64, 128 and 256'. */
+function widthList(p: RepulsionProbe): string {
+  const w = [...new Set(p.rows.map((r) => r.width))].map(String);
+  return w.length <= 2 ? w.join(' and ') : `${w.slice(0, -1).join(', ')} and ${w[w.length - 1]}`;
+}
+
+/** One curve's CA change where its ASR first reaches a level (`caCostAtAsr`). */
+export interface CurveCost {
+  profile: string;
+  width: number;
+  attack: string;
+  /**
+   * The CA change (points from No defense) at which the curve's ASR first reaches the level, read off the straight
+   * line between the two alphas around the crossing; null where no alpha reaches it.
+   */
+  caChange: number | null;
+  /** The alphas around the crossing (equal where a measured point is at or below the level and the one before is not). */
+  alphas: [number, number] | null;
+  /** The curve's lowest ASR and its point, for the curves that never reach the level. */
+  lowest: { alpha: number; asr: number; caChange: number };
+}
+
+/**
+ * What each curve pays in CA to bring the ASR down to `asr` percent (default: the target's 5%): walking up in alpha,
+ * the first pair of points whose ASR crosses the level, interpolated linearly in ASR between them. A summary of the
+ * curves in one number per width and attack, for comparing widths; between two measured alphas it is an estimate
+ * (the curve between them is not measured, and one seed per point).
+ */
+export function caCostAtAsr(p: RepulsionProbe, asr = 5): CurveCost[] {
+  return [...groupRows(p.rows, (r) => `${r.profile}|${r.attack}`).values()].map((group) => {
+    const pts = [...group].sort((a, b) => a.alpha - b.alpha).map((r) => ({ alpha: r.alpha, asr: r.metrics.asr, ca: r.metrics.ca - r.noDefense.ca }));
+    const lowest = pts.reduce((a, b) => (b.asr < a.asr ? b : a));
+    const base = { profile: group[0].profile, width: group[0].width, attack: group[0].attack, lowest: { alpha: lowest.alpha, asr: lowest.asr, caChange: lowest.ca } };
+    const i = pts.findIndex((q) => q.asr <= asr);
+    if (i < 0) return { ...base, caChange: null, alphas: null };
+    if (i === 0) return { ...base, caChange: pts[0].ca, alphas: [pts[0].alpha, pts[0].alpha] };
+    const [a, b] = [pts[i - 1], pts[i]];
+    return { ...base, caChange: a.ca + ((a.asr - asr) / (a.asr - b.asr)) * (b.ca - a.ca), alphas: [a.alpha, b.alpha] };
+  });
+}
+
+/** `caCostAtAsr` as a table: one row per attack, one column per profile (width). */
+export function caCostRows(p: RepulsionProbe, asr = 5): { header: string[]; rows: string[][] } {
+  const costs = caCostAtAsr(p, asr);
+  const profiles = [...new Set(costs.map((c) => `${c.profile} (${c.width})`))];
+  const attacks = [...new Set(costs.map((c) => c.attack))];
+  const text = (c: CurveCost | undefined) => {
+    if (!c) return '–';
+    if (c.caChange === null) return `not reached (lowest ${c.lowest.asr.toFixed(2)}% at α ${c.lowest.alpha}, ${signedText(c.lowest.caChange, 1)})`;
+    const [a, b] = c.alphas!;
+    return `${signedText(c.caChange, 1)} (${a === b ? (a === 0 ? 'VPT' : `α ${a}`) : `between α ${a} and ${b}`})`;
+  };
+  return {
+    header: ['attack', ...profiles.map((w) => `${w}: CA change at ${asr}% ASR`)],
+    rows: attacks.map((a) => [a, ...profiles.map((w) => text(costs.find((c) => c.attack === a && `${c.profile} (${c.width})` === w)))]),
+  };
+}
+
 export function repulsionRows(p: RepulsionProbe): { header: string[]; rows: string[][] } {
   const header = ['profile (width)', 'attack', 'alpha', 'ASR (CA)', 'CA minus No defense', 'final FR'];
   const rows = p.rows.map((r) => [
@@ -91,6 +175,9 @@ export function repulsionRows(p: RepulsionProbe): { header: string[]; rows: stri
   ]);
   return { header, rows };
 }
+
+/** One line style per profile, in the probe's order: the narrowest model dotted (with open markers), the next solid. */
+const PROFILE_DASHES = ['dot', 'solid', 'dash', 'longdash'];
 
 /**
  * At each ASR, what it costs in CA: the CA change from the undefended model (x) against the ASR (y) at each alpha, one
@@ -111,13 +198,13 @@ export function repulsionFigure(p: RepulsionProbe): Figure {
       text: rows.map((r) => (r.alpha === 0 ? 'VPT' : `α${r.alpha}`)),
       textposition: 'top center',
       marker: { size: 9, symbol: (ATTACK_SYMBOLS[r0.attack] ?? 'circle') + (first ? '-open' : ''), color: ATTACK_COLOURS[r0.attack] },
-      line: { dash: first ? 'dot' : 'solid', color: ATTACK_COLOURS[r0.attack] },
+      line: { dash: PROFILE_DASHES[profiles.indexOf(r0.profile) % PROFILE_DASHES.length], color: ATTACK_COLOURS[r0.attack] },
     };
   });
   return {
     data,
     layout: {
-      title: { text: `RVPT's trade-off as alpha grows (${p.dataset}, image width ${[...new Set(p.rows.map((r) => r.width))].join(' and ')}; VPT is alpha 0)` },
+      title: { text: `RVPT's trade-off as alpha grows (${p.dataset}, image width ${widthList(p)}; VPT is alpha 0)` },
       xaxis: { title: { text: 'CA minus No defense CA (points)' } },
       yaxis: { title: { text: 'ASR (%)' }, range: [-3, 105] },
       ...targetRegion(data.flatMap((d) => d.x as (number | null)[])),
@@ -127,7 +214,7 @@ export function repulsionFigure(p: RepulsionProbe): Figure {
 
 export function repulsionMarkdown(p: RepulsionProbe): string {
   return probeMarkdown(
-    `Repulsion probe: VPT and RVPT at several alphas, on ${p.dataset} (image width ${[...new Set(p.rows.map((r) => r.width))].join(' and ')})`,
+    `Repulsion probe: VPT and RVPT at several alphas, on ${p.dataset} (image width ${widthList(p)})`,
     "Each row: a profile's backdoored model from its tables, defended by VPT (alpha 0) or RVPT at the given alpha, all else at the profile's settings. ASR % (CA %) on the dataset's test set (all of it); ASR over images whose true class is not the target. Final FR: the mean cosine between the prompted and the frozen class tokens over the last epoch of steps.",
     repulsionRows(p),
     p.provenance,

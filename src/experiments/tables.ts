@@ -45,12 +45,12 @@ export function resultsDir(profile: Profile): string {
   return profile.name === 'small' ? path.join(projectRoot(), 'figures') : cacheDir('results', profile.name);
 }
 
-/** A cell as the paper prints it, "ASR (CA)", or '–' where there is none. */
 /** A difference with its sign, to `digits` decimals: +5.1, -0.6. */
 export function signedText(x: number, digits = 1): string {
   return `${x >= 0 ? '+' : ''}${x.toFixed(digits)}`;
 }
 
+/** A cell as the paper prints it, "ASR (CA)", or '–' where there is none. */
 export function asrCaText(x: { asr: number; ca: number } | null | undefined): string {
   return x ? `${x.asr.toFixed(2)} (${x.ca.toFixed(2)})` : '–';
 }
