@@ -33,13 +33,6 @@ export const REPULSION_ALPHAS = [1, 2, 4, 8];
 export const REPULSION_PROFILES = ['small', 'profiles/wide.json'];
 
 /**
- * The third width: `profiles/wide256.json`, the image tower four times as wide as `small`'s. Its curve is a probe of
- * its own (`make repulsion-probe-wide256`, written to figures/wide256/), since its pre-training and backdoors take
- * over an hour on two cores; `committedWidthCurves` sets it beside the committed two.
- */
-export const WIDE256_PROFILE = 'profiles/wide256.json';
-
-/**
  * The attacks of the committed probe: on the main dataset the paper's Fig. 3 three (those the profile has), on the
  * emoji dataset Table 2's three.
  */
@@ -99,7 +92,11 @@ export function joinRepulsionProbes(probes: RepulsionProbe[]): RepulsionProbe {
   return { probe: 'repulsion', dataset: datasets[0], rows: probes.flatMap((p) => p.rows), provenance: probes[0].provenance };
 }
 
-/** The committed Fashion-MNIST curves at widths 64 and 128 (figures/repulsion-probe.json) and 256 (figures/wide256/). */
+/**
+ * The committed Fashion-MNIST curves at widths 64 and 128 (figures/repulsion-probe.json) and 256 (figures/wide256/).
+ * Width 256 (`profiles/wide256.json`) is a probe of its own, `make repulsion-probe-wide256`: its pre-training and
+ * backdoors take over an hour on two cores.
+ */
 export function committedWidthCurves(root = projectRoot()): RepulsionProbe {
   const wide256 = committedProbe<RepulsionProbe>('repulsion-probe', 'Repulsion probe at width 256', path.join(root, 'figures', 'wide256', 'repulsion-probe.json'), 'repulsion-probe-wide256');
   return joinRepulsionProbes([committedRepulsionProbe(undefined, path.join(root, 'figures', 'repulsion-probe.json')), wide256]);
