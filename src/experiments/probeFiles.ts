@@ -8,6 +8,16 @@ import { projectRoot, readJsonFile, writeFileAtomic, writeJsonAtomic } from '../
 import { markdownTable } from '../viz/notebook';
 import { Profile } from './profiles';
 import { TableProvenance, resultsDir } from './tables';
+import { figureAttacks } from './analysis';
+import { availableAttacks } from './paperTables';
+
+/**
+ * The attacks a Fig. 3-style probe runs by default (the repulsion and tuning probes): on the main dataset the paper's
+ * Fig. 3 three (those the profile has), on the emoji dataset Table 2's three.
+ */
+export function probeAttacks(profile: Profile, dataset = profile.datasets.main): string[] {
+  return dataset === profile.datasets.main ? figureAttacks(profile, ['BadNet', 'Blended', 'BadCLIP']) : availableAttacks(profile, dataset, ['BadNet', 'Blended', 'WaNet']);
+}
 
 /**
  * `name`: the file's stem (strength-probe, seed-probe-emoji). `target`: the `make` target that writes it, the family's

@@ -16,13 +16,11 @@ import { ensureBackdoored } from './backdoorRun';
 import { runCellsInParallel, CellJob } from './cellPool';
 import { runCell } from './defenseRun';
 import { externalWeights } from './externalWeights';
-import { figureAttacks } from './analysis';
-import { availableAttacks } from './paperTables';
 import { testSetNames } from '../data/load';
 import { Profile } from './profiles';
 import { finalFR } from './strengthProbe';
 import { TableProvenance, asrCaText, signedText, tableProvenance } from './tables';
-import { ATTACK_COLOURS, ATTACK_SYMBOLS, committedProbe, groupRows, probeMarkdown, targetRegion, writeProbe } from './probeFiles';
+import { ATTACK_COLOURS, ATTACK_SYMBOLS, committedProbe, groupRows, probeAttacks, probeMarkdown, targetRegion, writeProbe } from './probeFiles';
 import { Figure } from '../viz/plotly';
 import { projectRoot } from '../util/fsutil';
 
@@ -32,14 +30,8 @@ export const REPULSION_ALPHAS = [1, 2, 4, 8];
 /** The profiles of the committed probe, as `rvpt repulsion-probe --profiles` takes them. */
 export const REPULSION_PROFILES = ['small', 'profiles/wide.json'];
 
-/**
- * The attacks of the committed probe: on the main dataset the paper's Fig. 3 three (those the profile has), on the
- * emoji dataset Table 2's three.
- */
-export function repulsionAttacks(profile: Profile, dataset = profile.datasets.main): string[] {
-  if (dataset === profile.datasets.main) return figureAttacks(profile, ['BadNet', 'Blended', 'BadCLIP']);
-  return availableAttacks(profile, dataset, ['BadNet', 'Blended', 'WaNet']);
-}
+/** The attacks of the committed probe (the tuning probe's too: `probeAttacks`). */
+export const repulsionAttacks = probeAttacks;
 
 /** The files' stem: repulsion-probe on the main dataset, repulsion-probe-DATASET on another. */
 export function repulsionFileName(profile: Profile, dataset: string): string {

@@ -24,12 +24,10 @@ import { ensureBackdoored } from './backdoorRun';
 import { runCellsInParallel, CellJob } from './cellPool';
 import { runCell } from './defenseRun';
 import { externalWeights } from './externalWeights';
-import { figureAttacks } from './analysis';
-import { availableAttacks } from './paperTables';
 import { Profile } from './profiles';
 import { finalFR } from './strengthProbe';
 import { TableProvenance, asrCaText, signedText, tableProvenance } from './tables';
-import { ATTACK_COLOURS, ATTACK_SYMBOLS, committedProbe, groupRows, probeMarkdown, targetRegion, writeProbe } from './probeFiles';
+import { ATTACK_COLOURS, ATTACK_SYMBOLS, committedProbe, groupRows, probeAttacks, probeMarkdown, targetRegion, writeProbe } from './probeFiles';
 import { Figure } from '../viz/plotly';
 
 export interface TuningVariant {
@@ -65,10 +63,8 @@ export const TUNING_GRID: TuningVariant[] = [16, 64, 256].flatMap((shots) => [tr
 
 export const TUNING_METHODS = ['VPT', 'RVPT'];
 
-/** The attacks of the committed probes: the paper's Fig. 3 three (those the profile has); on emoji, Table 2's three. */
-export function tuningAttacks(profile: Profile, dataset = profile.datasets.main): string[] {
-  return dataset === profile.datasets.main ? figureAttacks(profile, ['BadNet', 'Blended', 'BadCLIP']) : availableAttacks(profile, dataset, ['BadNet', 'Blended', 'WaNet']);
-}
+/** The attacks of the committed probes (the repulsion probe's too: `probeAttacks`). */
+export const tuningAttacks = probeAttacks;
 
 /**
  * The profile with `v`'s shots and augmentation for VPT and RVPT, at `v.budget` times the profile's number of steps:
