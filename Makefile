@@ -4,7 +4,7 @@
 PROFILE ?= small
 export PYDEVD_DISABLE_FILE_VALIDATION = 1
 
-.PHONY: setup build test unit notebooks reproduce pretrain bench kernels scale-probe strength-probe tuning-probe repulsion-probe repulsion-probe-wide256 seed-probe attribute-probe attribute-probe-wide clean
+.PHONY: setup build test unit notebooks reproduce pretrain bench kernels scale-probe strength-probe tuning-probe repulsion-probe repulsion-probe-wide256 repulsion-probe-deep12 repulsion-probe-wide-deep12 seed-probe attribute-probe attribute-probe-wide clean
 
 setup:
 	@bash scripts/setup.sh
@@ -82,6 +82,18 @@ repulsion-probe-wide256: setup
 	mkdir -p figures/wide256
 	cp "$${RVPT_CACHE:-.cache}/results/wide256/repulsion-probe.json" "$${RVPT_CACHE:-.cache}/results/wide256/repulsion-probe.md" figures/wide256/
 	cp "$${RVPT_CACHE:-.cache}/results/wide256/tuning-probe-budget.json" "$${RVPT_CACHE:-.cache}/results/wide256/tuning-probe-budget.md" figures/wide256/
+
+# The repulsion probe along depth (notebook 03): the image tower twelve blocks deep as ViT-B/32's, prompted from D = 3
+# as in the paper (9 of 12 blocks), at small's width (profiles/deep12.json) and at twice it (profiles/wide-deep12.json).
+# Each from its own pre-training and BadNet, Blended and BadCLIP backdoors, then VPT and RVPT at alpha 1, 2, 4, 8 (15
+# cells): 14 min (deep12) and 36 min (wide-deep12) on two cores from nothing. Then VPT and RVPT at seeds 1-4 (24 cells):
+# 7 and 17 min. Cached; the results are copied to figures/NAME/.
+repulsion-probe-deep12 repulsion-probe-wide-deep12: repulsion-probe-%: setup
+	node bin/rvpt.js repulsion-probe --profiles profiles/$*.json
+	node bin/rvpt.js seed-probe -p profiles/$*.json --attacks BadNet,Blended,BadCLIP
+	mkdir -p figures/$*
+	cp "$${RVPT_CACHE:-.cache}/results/$*/repulsion-probe.json" "$${RVPT_CACHE:-.cache}/results/$*/repulsion-probe.md" figures/$*/
+	cp "$${RVPT_CACHE:-.cache}/results/$*/seed-probe.json" "$${RVPT_CACHE:-.cache}/results/$*/seed-probe.md" figures/$*/
 
 # VPT and RVPT at defense seeds 0-4 (0: the tables' cells) on Table 1's six models and Table 2's three emoji ones
 # (notebook 03): how far one cell moves with the seed alone; then Table 1's again with the tables' shots at every

@@ -4,12 +4,14 @@
  * tested is the plumbing and the numbers' consistency, not the finding.
  */
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import { getProfile } from '../src/experiments/profiles';
 import { cellFile } from '../src/experiments/defenseRun';
-import { REPULSION_ALPHAS, RepulsionProbe, caCostAtAsr, caCostRows, committedRepulsionProbe, committedWidthCurves, joinRepulsionProbes, repulsionFigure, repulsionMarkdown, repulsionProfile, repulsionRows, runRepulsionProbe } from '../src/experiments/repulsionProbe';
+import { REPULSION_ALPHAS, RepulsionProbe, caCostAtAsr, caCostRows, committedRepulsionProbe, committedScaleCurves, committedWidthCurves, joinRepulsionProbes, repulsionFigure, repulsionMarkdown, repulsionProfile, repulsionRows, runRepulsionProbe, withLayers } from '../src/experiments/repulsionProbe';
 import { readJsonFile } from '../src/util/fsutil';
 import { committedTuningProbe } from '../src/experiments/tuningProbe';
+import { committedDepthSeedProbes, committedSeedProbe } from '../src/experiments/seedProbe';
 import { targetRegion } from '../src/experiments/probeFiles';
 import { HAND_PROVENANCE, cellMetrics, cutDownTiny, freshCacheSharingData, restoreCacheAfterAll, setup } from './helpers';
 
@@ -126,6 +128,28 @@ test('probes join only within one dataset, and the figure gives each width its o
   expect(() => committedWidthCurves('/nonexistent')).toThrow(/wide256\/repulsion-probe\.json does not exist\. Write it with `make repulsion-probe-wide256`/);
 });
 
+test('rows carry their tower’s depth: files without it read it from their provenance, and labels name it', () => {
+  const row = (profile: string, width: number, layers?: number) => ({ profile, width, ...(layers === undefined ? {} : { layers }), attack: 'BadNet', alpha: 0, metrics: cellMetrics(50, 80), noDefense: cellMetrics(90, 85), finalFR: null });
+  const config = { profiles: [{ name: 'small', model: { width: 64, layers: 6 } }, { name: 'deep12', model: { width: 64, layers: 12 } }] };
+  const old: RepulsionProbe = { probe: 'repulsion', dataset: 'fashion-mnist', rows: [row('small', 64), row('deep12', 64, 12)], provenance: { ...HAND_PROVENANCE, config } };
+  const filled = withLayers(old);
+  expect(filled.rows.map((r) => r.layers)).toEqual([6, 12]);
+  expect(old.rows[0].layers).toBeUndefined(); // a copy: the probe read is not changed
+  expect(repulsionRows(filled).header[0]).toBe('profile (image tower)');
+  expect(repulsionRows(filled).rows.map((r) => r[0])).toEqual(['small (64 wide, 6 blocks)', 'deep12 (64 wide, 12 blocks)']);
+  const fig = repulsionFigure(filled);
+  expect(fig.data.map((d) => d.name)).toEqual(['BadNet, small (width 64, 6 blocks)', 'BadNet, deep12 (width 64, 12 blocks)']);
+  expect((fig.layout.title as { text: string }).text).toContain('image width 64, 6 and 12 blocks');
+  expect(caCostRows(filled).header).toEqual(['attack', 'small (64 wide, 6 blocks): CA change at 5% ASR', 'deep12 (64 wide, 12 blocks): CA change at 5% ASR']);
+  // Widths at one depth, and both varying.
+  const widths = withLayers({ ...old, rows: [row('small', 64, 6), row('wide', 128, 6)] });
+  expect(repulsionMarkdown(widths)).toContain('(image width 64 and 128, 6 blocks)');
+  expect(repulsionMarkdown({ ...old, rows: [row('wide', 128, 6), row('deep12', 64, 12)] })).toContain('(image towers 128 wide x 6 blocks and 64 wide x 12 blocks)');
+  // A row whose profile the provenance does not record cannot be filled in.
+  expect(() => withLayers({ ...old, rows: [row('other', 64)] })).toThrow(/profile 'other' has no 'layers'.*rvpt repulsion-probe/);
+  expect(() => committedScaleCurves('/nonexistent')).toThrow(/repulsion-probe\.json does not exist\. Write it with `make repulsion-probe`/);
+});
+
 test('the committed probe holds both widths’ curves, and its alpha-2 and VPT points are the tables’ cells', () => {
   const p = committedRepulsionProbe();
   expect(p.provenance.profile).toBe('small');
@@ -173,6 +197,47 @@ test('the committed width-256 curve holds the probe’s three attacks at every a
       expect(c.caChange).toBeGreaterThanOrEqual(Math.min(...changes) - 1e-9);
     }
   }
+});
+
+test('the committed twelve-block curves sit beside the six-block ones, and their seed probes’ seed 0 is the curve’s VPT and alpha-2 cell', () => {
+  const all = committedScaleCurves();
+  expect([...new Set(all.rows.map((r) => `${r.profile} ${r.width}x${r.layers}`))]).toEqual(['small 64x6', 'wide 128x6', 'wide256 256x6', 'deep12 64x12', 'wide-deep12 128x12']);
+  const attacks = ['BadNet', 'Blended', 'BadCLIP'];
+  const seedProbes = committedDepthSeedProbes();
+  // The seed probes are labelled by their profiles' towers, which are the curves' own.
+  expect(seedProbes.map((e) => e.model)).toEqual(['small (64 wide, 6 blocks)', 'deep12 (64 wide, 12 blocks)', 'wide-deep12 (128 wide, 12 blocks)']);
+  expect(seedProbes[0].probe).toEqual(committedSeedProbe());
+  for (const [i, profile] of ['deep12', 'wide-deep12'].entries()) {
+    const rows = all.rows.filter((r) => r.profile === profile);
+    expect(rows.map((r) => [r.attack, r.alpha])).toEqual(attacks.flatMap((a) => [0, ...REPULSION_ALPHAS].map((alpha) => [a, alpha])));
+    const seeds = seedProbes[i + 1].probe;
+    expect(seeds.provenance.profile).toBe(profile);
+    expect([...new Set(seeds.rows.map((r) => r.seed))]).toEqual([0, 1, 2, 3, 4]);
+    for (const a of attacks) {
+      const curve = rows.filter((r) => r.attack === a);
+      for (const r of curve) expect(r.noDefense).toEqual(curve[0].noDefense);
+      expect(curve[0].noDefense.asr).toBeGreaterThan(90); // the backdoor took
+      // A larger alpha repels further: the final FR falls from VPT to alpha 8.
+      expect(curve[curve.length - 1].finalFR!).toBeLessThan(curve[0].finalFR!);
+      for (const [method, alpha] of [['VPT', 0], ['RVPT', 2]] as const) {
+        const s0 = seeds.rows.find((r) => r.attack === a && r.method === method && r.seed === 0)!;
+        expect(s0.metrics).toEqual(curve.find((r) => r.alpha === alpha)!.metrics);
+        expect(s0.noDefense).toEqual(curve[0].noDefense);
+      }
+    }
+  }
+});
+
+test('a missing scale curve or seed probe names its make target', () => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'rvpt-scale-'));
+  fs.mkdirSync(path.join(root, 'figures'));
+  fs.copyFileSync(path.join(__dirname, '..', 'figures', 'repulsion-probe.json'), path.join(root, 'figures', 'repulsion-probe.json'));
+  expect(() => committedScaleCurves(root)).toThrow(/wide256[/\\]repulsion-probe\.json does not exist\. Write it with `make repulsion-probe-wide256` \(the Makefile lists/);
+  fs.mkdirSync(path.join(root, 'profiles'));
+  for (const n of ['deep12', 'wide-deep12']) fs.copyFileSync(path.join(__dirname, '..', 'profiles', `${n}.json`), path.join(root, 'profiles', `${n}.json`));
+  fs.copyFileSync(path.join(__dirname, '..', 'figures', 'seed-probe.json'), path.join(root, 'figures', 'seed-probe.json'));
+  expect(() => committedDepthSeedProbes(root)).toThrow(/Seed probe of deep12: .*deep12[/\\]seed-probe\.json does not exist\. Write it with `make repulsion-probe-deep12`/);
+  fs.rmSync(root, { recursive: true, force: true });
 });
 
 test('the committed width-256 budget runs defend the curve’s BadNet model, at 4 times its 100 steps', () => {

@@ -7,7 +7,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { getProfile } from '../src/experiments/profiles';
 import { cellFile, defenseSeed, runCell } from '../src/experiments/defenseRun';
-import { SEED_PROBE_METHODS, SEED_PROBE_SEEDS, SeedProbe, budgetProfile, committedSeedProbe, frLayersProfile, frTokenProfile, isTableRow, pairedSeedRows, runSeedProbe, seedProbeFileName, seedFigure, seedMarkdown, seedProbeAttacks, seedProfile, seedRows, seedSummaries, seedSummaryRows } from '../src/experiments/seedProbe';
+import { SEED_PROBE_METHODS, SEED_PROBE_SEEDS, SeedProbe, budgetProfile, committedSeedProbe, frLayersProfile, frTokenProfile, isTableRow, pairedSeedRows, runSeedProbe, seedProbeFileName, seedFigure, seedMarkdown, seedProbeAttacks, seedProfile, seedRows, seedSummaries, seedSummaryRows, seedSummaryRowsAcross } from '../src/experiments/seedProbe';
 import { readJsonFile } from '../src/util/fsutil';
 import { signedText } from '../src/experiments/tables';
 import { median } from '../src/util/stats';
@@ -130,6 +130,14 @@ test('summary, rows, markdown and figure follow the measured numbers', () => {
   expect(+s.caChange.median.toFixed(2)).toBe(-4.98);
   expect(seedSummaryRows(probe).rows).toEqual([['BadNet', 'RVPT', '3', '8.52 (71.55)', '8.52 [4.00, 30.10]', '-4.98 [-13.43, -1.48]', '1 of 3']]);
   expect(seedRows(probe).rows[0]).toEqual(['BadNet', 'RVPT', '0 (tables)', '8.52 (71.55)', '-13.43']);
+  // Several models side by side, each row naming its model; an attack list keeps those attacks only.
+  const other: SeedProbe = { ...probe, rows: [{ ...probe.rows[0], attack: 'WaNet' }, { attack: 'BadNet', method: 'VPT', seed: 0, metrics: m(40, 84), noDefense: nd }] };
+  const across = seedSummaryRowsAcross([{ model: 'small', probe }, { model: 'deep12', probe: other }], ['BadNet']);
+  expect(across.header[0]).toBe('model');
+  expect(across.rows).toEqual([
+    ['small', 'BadNet', 'RVPT', '3', '8.52 [4.00, 30.10]', '-4.98 [-13.43, -1.48]', '1 of 3'],
+    ['deep12', 'BadNet', 'VPT', '1', '40.00 [40.00, 40.00]', '-0.98 [-0.98, -0.98]', '0 of 1'],
+  ]);
   const md = seedMarkdown(probe);
   expect(md).toContain('| BadNet | RVPT | 3 | 8.52 (71.55) | 8.52 [4.00, 30.10] | -4.98 [-13.43, -1.48] | 1 of 3 |');
   expect(md).toContain('| BadNet | RVPT | 1 | 4.00 (83.50) | -1.48 |');

@@ -21,10 +21,14 @@ export function probeAttacks(profile: Profile, dataset = profile.datasets.main):
 
 /**
  * `name`: the file's stem (strength-probe, seed-probe-emoji). `target`: the `make` target that writes it, the family's
- * own (seed-probe for every seed-probe-* file), which runs the `rvpt` command of that name.
+ * own (seed-probe for every seed-probe-* file), which runs the `rvpt` command of that name; a scale probe's
+ * (repulsion-probe-deep12) runs its family's commands on its profile, as the Makefile spells out.
  */
+/** The probe families' `rvpt` commands, each also a `make` target. */
+const COMMANDS = new Set(['strength-probe', 'tuning-probe', 'repulsion-probe', 'seed-probe', 'attribute-probe']);
+
 export function committedProbe<T extends { rows: unknown[] }>(name: string, label: string, file = path.join(projectRoot(), 'figures', `${name}.json`), target = name): T {
-  if (!fs.existsSync(file)) throw new Error(`${label}: ${file} does not exist. Write it with \`make ${target}\` (it runs npx rvpt ${target}).`);
+  if (!fs.existsSync(file)) throw new Error(`${label}: ${file} does not exist. Write it with \`make ${target}\` (${COMMANDS.has(target) ? `it runs npx rvpt ${target}` : 'the Makefile lists the rvpt commands it runs'}).`);
   const p = readJsonFile<T>(file, label);
   if (!Array.isArray(p.rows)) throw new Error(`${label}: ${file} has no 'rows' list; is it a file written by \`rvpt ${name}\`?`);
   return p;

@@ -50,6 +50,11 @@ export interface RepulsionRow {
   profile: string;
   /** The image tower's width. */
   width: number;
+  /**
+   * The image tower's blocks. Files written before this field (widths 64, 128 and 256, all 6 blocks) lack it:
+   * `committedRepulsionProbe` fills it in from the file's own provenance.
+   */
+  layers?: number;
   attack: string;
   /** 0: VPT. */
   alpha: number;
@@ -70,7 +75,21 @@ export interface RepulsionProbe {
 
 /** A committed probe (figures/repulsion-probe.json; with a dataset, figures/repulsion-probe-DATASET.json), for notebook 03. */
 export function committedRepulsionProbe(dataset?: string, file?: string): RepulsionProbe {
-  return committedProbe<RepulsionProbe>(dataset ? `repulsion-probe-${dataset}` : 'repulsion-probe', 'Repulsion probe', file, 'repulsion-probe');
+  return withLayers(committedProbe<RepulsionProbe>(dataset ? `repulsion-probe-${dataset}` : 'repulsion-probe', 'Repulsion probe', file, 'repulsion-probe'));
+}
+
+/** Rows without `layers` (files before it) get their profile's from the provenance's config, which records each model. */
+export function withLayers(p: RepulsionProbe): RepulsionProbe {
+  const models = (p.provenance.config as { profiles?: { name: string; model: { layers: number } }[] }).profiles ?? [];
+  return {
+    ...p,
+    rows: p.rows.map((r) => {
+      if (r.layers !== undefined) return r;
+      const layers = models.find((m) => m.name === r.profile)?.model.layers;
+      if (layers === undefined) throw new Error(`Repulsion probe: row of profile '${r.profile}' has no 'layers', and the file's provenance does not record that profile's model; rewrite the file with \`rvpt repulsion-probe\`.`);
+      return { ...r, layers };
+    }),
+  };
 }
 
 /**
@@ -90,20 +109,58 @@ export function joinRepulsionProbes(probes: RepulsionProbe[]): RepulsionProbe {
  * backdoors take over an hour on two cores.
  */
 export function committedWidthCurves(root = projectRoot()): RepulsionProbe {
-  const wide256 = committedProbe<RepulsionProbe>('repulsion-probe', 'Repulsion probe at width 256', path.join(root, 'figures', 'wide256', 'repulsion-probe.json'), 'repulsion-probe-wide256');
+  const wide256 = committedRepulsionProbeAt(root, 'wide256', 'Repulsion probe at width 256');
   return joinRepulsionProbes([committedRepulsionProbe(undefined, path.join(root, 'figures', 'repulsion-probe.json')), wide256]);
 }
 
-/** '64', '64 and 128', '64, 128 and 256'. */
-function widthList(p: RepulsionProbe): string {
-  const w = [...new Set(p.rows.map((r) => r.width))].map(String);
+/** The probes of the scale grid beyond figures/repulsion-probe.json: each in figures/NAME/, by `make repulsion-probe-NAME`. */
+export const SCALE_PROBES: { name: string; label: string }[] = [
+  { name: 'wide256', label: 'width 256' },
+  { name: 'deep12', label: '12 blocks' },
+  { name: 'wide-deep12', label: 'width 128 and 12 blocks' },
+];
+
+/**
+ * Every committed Fashion-MNIST curve of the scale probes, one row set per image tower: widths 64 and 128 at 6 blocks
+ * (figures/repulsion-probe.json), width 256 (`profiles/wide256.json`), and 12 blocks, ViT-B/32's depth, prompted from
+ * D = 3 as in the paper, at widths 64 (`profiles/deep12.json`) and 128 (`profiles/wide-deep12.json`).
+ */
+export function committedScaleCurves(root = projectRoot()): RepulsionProbe {
+  const base = committedRepulsionProbe(undefined, path.join(root, 'figures', 'repulsion-probe.json'));
+  return joinRepulsionProbes([base, ...SCALE_PROBES.map((s) => committedRepulsionProbeAt(root, s.name, `Repulsion probe at ${s.label}`))]);
+}
+
+/** figures/NAME/repulsion-probe.json, written by `make repulsion-probe-NAME`. */
+function committedRepulsionProbeAt(root: string, name: string, label: string): RepulsionProbe {
+  return withLayers(committedProbe<RepulsionProbe>('repulsion-probe', label, path.join(root, 'figures', name, 'repulsion-probe.json'), `repulsion-probe-${name}`));
+}
+
+/** 'a', 'a and b', 'a, b and c'. */
+function andList(xs: (string | number)[]): string {
+  const w = xs.map(String);
   return w.length <= 2 ? w.join(' and ') : `${w.slice(0, -1).join(', ')} and ${w[w.length - 1]}`;
+}
+
+/** The image towers of a probe: 'image width 64, 128 and 256, 6 blocks'; 'image width 64, 6 and 12 blocks'. */
+function towerList(p: RepulsionProbe): string {
+  const widths = [...new Set(p.rows.map((r) => r.width))];
+  const layers = [...new Set(p.rows.map((r) => r.layers).filter((l): l is number => l !== undefined))];
+  if (layers.length === 0) return `image width ${andList(widths)}`;
+  if (layers.length === 1) return `image width ${andList(widths)}, ${layers[0]} blocks`;
+  if (widths.length === 1) return `image width ${widths[0]}, ${andList(layers)} blocks`;
+  return `image towers ${andList([...new Set(p.rows.map((r) => `${r.width} wide x ${r.layers} blocks`))])}`;
+}
+
+/** A curve's profile and tower: 'small (64)', or with its depth known, 'deep12 (64 wide, 12 blocks)'. */
+function towerLabel(r: { profile: string; width: number; layers?: number }): string {
+  return `${r.profile} (${r.layers === undefined ? r.width : `${r.width} wide, ${r.layers} blocks`})`;
 }
 
 /** One curve's CA change where its ASR first reaches a level (`caCostAtAsr`). */
 export interface CurveCost {
   profile: string;
   width: number;
+  layers?: number;
   attack: string;
   /**
    * The CA change (points from No defense) at which the curve's ASR first reaches the level, read off the straight
@@ -126,7 +183,7 @@ export function caCostAtAsr(p: RepulsionProbe, asr = 5): CurveCost[] {
   return [...groupRows(p.rows, (r) => `${r.profile}|${r.attack}`).values()].map((group) => {
     const pts = [...group].sort((a, b) => a.alpha - b.alpha).map((r) => ({ alpha: r.alpha, asr: r.metrics.asr, ca: r.metrics.ca - r.noDefense.ca }));
     const lowest = pts.reduce((a, b) => (b.asr < a.asr ? b : a));
-    const base = { profile: group[0].profile, width: group[0].width, attack: group[0].attack, lowest: { alpha: lowest.alpha, asr: lowest.asr, caChange: lowest.ca } };
+    const base = { profile: group[0].profile, width: group[0].width, layers: group[0].layers, attack: group[0].attack, lowest: { alpha: lowest.alpha, asr: lowest.asr, caChange: lowest.ca } };
     const i = pts.findIndex((q) => q.asr <= asr);
     if (i < 0) return { ...base, caChange: null, alphas: null };
     if (i === 0) return { ...base, caChange: pts[0].ca, alphas: [pts[0].alpha, pts[0].alpha] };
@@ -138,7 +195,7 @@ export function caCostAtAsr(p: RepulsionProbe, asr = 5): CurveCost[] {
 /** `caCostAtAsr` as a table: one row per attack, one column per profile (width). */
 export function caCostRows(p: RepulsionProbe, asr = 5): { header: string[]; rows: string[][] } {
   const costs = caCostAtAsr(p, asr);
-  const profiles = [...new Set(costs.map((c) => `${c.profile} (${c.width})`))];
+  const profiles = [...new Set(costs.map(towerLabel))];
   const attacks = [...new Set(costs.map((c) => c.attack))];
   const text = (c: CurveCost | undefined) => {
     if (!c) return '–';
@@ -148,14 +205,14 @@ export function caCostRows(p: RepulsionProbe, asr = 5): { header: string[]; rows
   };
   return {
     header: ['attack', ...profiles.map((w) => `${w}: CA change at ${asr}% ASR`)],
-    rows: attacks.map((a) => [a, ...profiles.map((w) => text(costs.find((c) => c.attack === a && `${c.profile} (${c.width})` === w)))]),
+    rows: attacks.map((a) => [a, ...profiles.map((w) => text(costs.find((c) => c.attack === a && towerLabel(c) === w)))]),
   };
 }
 
 export function repulsionRows(p: RepulsionProbe): { header: string[]; rows: string[][] } {
-  const header = ['profile (width)', 'attack', 'alpha', 'ASR (CA)', 'CA minus No defense', 'final FR'];
+  const header = [p.rows.some((r) => r.layers !== undefined) ? 'profile (image tower)' : 'profile (width)', 'attack', 'alpha', 'ASR (CA)', 'CA minus No defense', 'final FR'];
   const rows = p.rows.map((r) => [
-    `${r.profile} (${r.width})`,
+    towerLabel(r),
     r.attack,
     r.alpha === 0 ? '0 (VPT)' : String(r.alpha),
     asrCaText(r.metrics),
@@ -181,7 +238,7 @@ export function repulsionFigure(p: RepulsionProbe): Figure {
     return {
       type: 'scatter',
       mode: 'lines+markers+text',
-      name: `${r0.attack}, ${r0.profile} (width ${r0.width})`,
+      name: `${r0.attack}, ${r0.profile} (width ${r0.width}${r0.layers === undefined ? '' : `, ${r0.layers} blocks`})`,
       x: rows.map((r) => r.metrics.ca - r.noDefense.ca),
       y: rows.map((r) => r.metrics.asr),
       text: rows.map((r) => (r.alpha === 0 ? 'VPT' : `α${r.alpha}`)),
@@ -193,7 +250,7 @@ export function repulsionFigure(p: RepulsionProbe): Figure {
   return {
     data,
     layout: {
-      title: { text: `RVPT's trade-off as alpha grows (${p.dataset}, image width ${widthList(p)}; VPT is alpha 0)` },
+      title: { text: `RVPT's trade-off as alpha grows (${p.dataset}, ${towerList(p)}; VPT is alpha 0)` },
       xaxis: { title: { text: 'CA minus No defense CA (points)' } },
       yaxis: { title: { text: 'ASR (%)' }, range: [-3, 105] },
       ...targetRegion(data.flatMap((d) => d.x as (number | null)[])),
@@ -203,7 +260,7 @@ export function repulsionFigure(p: RepulsionProbe): Figure {
 
 export function repulsionMarkdown(p: RepulsionProbe): string {
   return probeMarkdown(
-    `Repulsion probe: VPT and RVPT at several alphas, on ${p.dataset} (image width ${widthList(p)})`,
+    `Repulsion probe: VPT and RVPT at several alphas, on ${p.dataset} (${towerList(p)})`,
     "Each row: a profile's backdoored model from its tables, defended by VPT (alpha 0) or RVPT at the given alpha, all else at the profile's settings. ASR % (CA %) on the dataset's test set (all of it); ASR over images whose true class is not the target. Final FR: the mean cosine between the prompted and the frozen class tokens over the last epoch of steps.",
     repulsionRows(p),
     p.provenance,
@@ -244,7 +301,7 @@ export async function runRepulsionProbe(
         const point = async (v: Profile, method: string, alpha: number) => {
           log(`repulsion probe ${p.name} ${attack}: alpha ${alpha}`);
           const c = await runCell(v, attack, method, dataset, testSets, { backdoored: bd, log });
-          rows.push({ profile: p.name, width: p.model.width, attack, alpha, metrics: c.metrics[dataset]!, noDefense, finalFR: c.history?.fr?.length ? finalFR(c.history.fr, epochs(method)) : null });
+          rows.push({ profile: p.name, width: p.model.width, layers: p.model.layers, attack, alpha, metrics: c.metrics[dataset]!, noDefense, finalFR: c.history?.fr?.length ? finalFR(c.history.fr, epochs(method)) : null });
         };
         await point(p, 'VPT', 0);
         for (const [k, alpha] of alphas.entries()) await point(variants[i][k], 'RVPT', alpha);

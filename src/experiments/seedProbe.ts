@@ -7,6 +7,8 @@
  * Each run is the profile with the method's `seed` set (`seedProfile`, read by defenseRun.ts's defenseSeed); the
  * profile's own seed *is* the tables' cell.
  */
+import * as path from 'path';
+import { projectRoot } from '../util/fsutil';
 import { BackdoorMetrics } from '../metrics/backdoor';
 import { ensureBackdoored } from './backdoorRun';
 import { runCellsInParallel, CellJob } from './cellPool';
@@ -15,7 +17,7 @@ import { externalWeights } from './externalWeights';
 import { availableAttacks } from './paperTables';
 import { ATTACK_NAMES } from '../attacks/registry';
 import { testSetNames } from '../data/load';
-import { Profile } from './profiles';
+import { Profile, getProfile, loadProfileFile } from './profiles';
 import { TableProvenance, asrCaText, signedText, tableProvenance } from './tables';
 import { ATTACK_COLOURS, ATTACK_SYMBOLS, committedProbe, groupRows, probeMarkdown, targetRegion, writeProbe } from './probeFiles';
 import { markdownTable } from '../viz/notebook';
@@ -136,6 +138,19 @@ export function committedSeedProbe(variant?: string, file?: string): SeedProbe {
   return committedProbe<SeedProbe>(variant ? `seed-probe-${variant}` : 'seed-probe', 'Seed probe', file, 'seed-probe');
 }
 
+/**
+ * The twelve-block towers' seed probes beside the tables' (small's), labelled by image tower, for
+ * `seedSummaryRowsAcross`: figures/deep12/ and figures/wide-deep12/, written by `make repulsion-probe-NAME`.
+ */
+export function committedDepthSeedProbes(root = projectRoot()): { model: string; probe: SeedProbe }[] {
+  const tower = (p: Profile) => `${p.name} (${p.model.width} wide, ${p.model.layers} blocks)`;
+  const at = (name: string) => ({
+    model: tower(loadProfileFile(path.join(root, 'profiles', `${name}.json`))),
+    probe: committedProbe<SeedProbe>('seed-probe', `Seed probe of ${name}`, path.join(root, 'figures', name, 'seed-probe.json'), `repulsion-probe-${name}`),
+  });
+  return [{ model: tower(getProfile('small')), probe: committedSeedProbe(undefined, path.join(root, 'figures', 'seed-probe.json')) }, at('deep12'), at('wide-deep12')];
+}
+
 /** The probe's FR token when it is not the tables' (its RVPT runs are then not the tables' cells). */
 const otherFrToken = (p: SeedProbe) => (p.frToken && p.frToken !== 'residual' ? p.frToken : undefined);
 
@@ -185,6 +200,29 @@ export function seedSummaryRows(p: SeedProbe): { header: string[]; rows: string[
     `${signedText(s.caChange.median, 2)} [${signedText(s.caChange.min, 2)}, ${signedText(s.caChange.max, 2)}]`,
     `${s.meetTarget} of ${s.seeds}`,
   ]);
+  return { header, rows };
+}
+
+/**
+ * Several models' seed probes side by side (the scale probe's image towers): per model, attack and method, the median
+ * and range over seeds of ASR and CA change, and the runs meeting the target. `attacks` keeps those attacks only (the
+ * tables' probe holds six, the scale grid's three).
+ */
+export function seedSummaryRowsAcross(entries: { model: string; probe: SeedProbe }[], attacks?: string[]): { header: string[]; rows: string[][] } {
+  const header = ['model', 'attack', 'method', 'seeds', 'ASR median [min, max]', 'CA minus No defense, median [min, max]', 'runs meeting the target'];
+  const rows = entries.flatMap(({ model, probe }) =>
+    seedSummaries(probe)
+      .filter((s) => !attacks || attacks.includes(s.attack))
+      .map((s) => [
+        model,
+        s.attack,
+        s.method,
+        String(s.seeds),
+        `${s.asr.median.toFixed(2)} [${s.asr.min.toFixed(2)}, ${s.asr.max.toFixed(2)}]`,
+        `${signedText(s.caChange.median, 2)} [${signedText(s.caChange.min, 2)}, ${signedText(s.caChange.max, 2)}]`,
+        `${s.meetTarget} of ${s.seeds}`,
+      ]),
+  );
   return { header, rows };
 }
 
