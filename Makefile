@@ -4,7 +4,7 @@
 PROFILE ?= small
 export PYDEVD_DISABLE_FILE_VALIDATION = 1
 
-.PHONY: setup build test unit notebooks reproduce pretrain bench kernels scale-probe strength-probe tuning-probe repulsion-probe repulsion-probe-wide256 repulsion-probe-deep12 repulsion-probe-wide-deep12 seed-probe attribute-probe attribute-probe-wide clean
+.PHONY: setup build test unit notebooks reproduce pretrain bench kernels scale-probe strength-probe tuning-probe repulsion-probe repulsion-probe-wide256 repulsion-probe-deep12 repulsion-probe-wide-deep12 repulsion-probe-pretrain-15k repulsion-probe-pretrain-4000 seed-probe attribute-probe attribute-probe-wide clean
 
 setup:
 	@bash scripts/setup.sh
@@ -88,7 +88,10 @@ repulsion-probe-wide256: setup
 # Each from its own pre-training and BadNet, Blended and BadCLIP backdoors, then VPT and RVPT at alpha 1, 2, 4, 8 (15
 # cells): 14 min (deep12) and 36 min (wide-deep12) on two cores from nothing. Then VPT and RVPT at seeds 1-4 (24 cells):
 # 7 and 17 min. Cached; the results are copied to figures/NAME/.
-repulsion-probe-deep12 repulsion-probe-wide-deep12: repulsion-probe-%: setup
+# The same two probes along pre-training: small's tower pre-trained on a quarter of the Fashion-MNIST images
+# (profiles/pretrain-15k.json) and for four times the steps (profiles/pretrain-4000.json): 19 and 30 min in all (curve
+# and seeds) on two cores from nothing.
+repulsion-probe-deep12 repulsion-probe-wide-deep12 repulsion-probe-pretrain-15k repulsion-probe-pretrain-4000: repulsion-probe-%: setup
 	node bin/rvpt.js repulsion-probe --profiles profiles/$*.json
 	node bin/rvpt.js seed-probe -p profiles/$*.json --attacks BadNet,Blended,BadCLIP
 	mkdir -p figures/$*

@@ -8,10 +8,10 @@ import * as os from 'os';
 import * as path from 'path';
 import { getProfile } from '../src/experiments/profiles';
 import { cellFile } from '../src/experiments/defenseRun';
-import { REPULSION_ALPHAS, RepulsionProbe, caCostAtAsr, caCostRows, committedRepulsionProbe, committedScaleCurves, committedWidthCurves, joinRepulsionProbes, repulsionFigure, repulsionMarkdown, repulsionProfile, repulsionRows, runRepulsionProbe, withLayers } from '../src/experiments/repulsionProbe';
+import { REPULSION_ALPHAS, RepulsionProbe, caCostAtAsr, caCostRows, committedRepulsionProbe, committedPretrainCurves, committedScaleCurves, committedWidthCurves, joinRepulsionProbes, repulsionFigure, repulsionMarkdown, repulsionProfile, repulsionRows, runRepulsionProbe, withLayers } from '../src/experiments/repulsionProbe';
 import { readJsonFile } from '../src/util/fsutil';
 import { committedTuningProbe } from '../src/experiments/tuningProbe';
-import { committedDepthSeedProbes, committedSeedProbe } from '../src/experiments/seedProbe';
+import { committedDepthSeedProbes, committedPretrainSeedProbes, committedSeedProbe, SeedProbe } from '../src/experiments/seedProbe';
 import { targetRegion } from '../src/experiments/probeFiles';
 import { HAND_PROVENANCE, cellMetrics, cutDownTiny, freshCacheSharingData, restoreCacheAfterAll, setup } from './helpers';
 
@@ -199,15 +199,11 @@ test('the committed width-256 curve holds the probe’s three attacks at every a
   }
 });
 
-test('the committed twelve-block curves sit beside the six-block ones, and their seed probes’ seed 0 is the curve’s VPT and alpha-2 cell', () => {
-  const all = committedScaleCurves();
-  expect([...new Set(all.rows.map((r) => `${r.profile} ${r.width}x${r.layers}`))]).toEqual(['small 64x6', 'wide 128x6', 'wide256 256x6', 'deep12 64x12', 'wide-deep12 128x12']);
+/** Each profile's committed curve (VPT and alpha 1-8 per attack) agrees with its seed probe's seed 0. */
+function expectCurvesMatchSeedProbes(all: RepulsionProbe, profiles: string[], seedProbes: { probe: SeedProbe }[], minNoDefenseAsr: number) {
   const attacks = ['BadNet', 'Blended', 'BadCLIP'];
-  const seedProbes = committedDepthSeedProbes();
-  // The seed probes are labelled by their profiles' towers, which are the curves' own.
-  expect(seedProbes.map((e) => e.model)).toEqual(['small (64 wide, 6 blocks)', 'deep12 (64 wide, 12 blocks)', 'wide-deep12 (128 wide, 12 blocks)']);
   expect(seedProbes[0].probe).toEqual(committedSeedProbe());
-  for (const [i, profile] of ['deep12', 'wide-deep12'].entries()) {
+  for (const [i, profile] of profiles.entries()) {
     const rows = all.rows.filter((r) => r.profile === profile);
     expect(rows.map((r) => [r.attack, r.alpha])).toEqual(attacks.flatMap((a) => [0, ...REPULSION_ALPHAS].map((alpha) => [a, alpha])));
     const seeds = seedProbes[i + 1].probe;
@@ -216,7 +212,7 @@ test('the committed twelve-block curves sit beside the six-block ones, and their
     for (const a of attacks) {
       const curve = rows.filter((r) => r.attack === a);
       for (const r of curve) expect(r.noDefense).toEqual(curve[0].noDefense);
-      expect(curve[0].noDefense.asr).toBeGreaterThan(90); // the backdoor took
+      expect(curve[0].noDefense.asr).toBeGreaterThan(minNoDefenseAsr); // the backdoor took
       // A larger alpha repels further: the final FR falls from VPT to alpha 8.
       expect(curve[curve.length - 1].finalFR!).toBeLessThan(curve[0].finalFR!);
       for (const [method, alpha] of [['VPT', 0], ['RVPT', 2]] as const) {
@@ -226,6 +222,29 @@ test('the committed twelve-block curves sit beside the six-block ones, and their
       }
     }
   }
+}
+
+test('the committed twelve-block curves sit beside the six-block ones, and their seed probes’ seed 0 is the curve’s VPT and alpha-2 cell', () => {
+  const all = committedScaleCurves();
+  expect([...new Set(all.rows.map((r) => `${r.profile} ${r.width}x${r.layers}`))]).toEqual(['small 64x6', 'wide 128x6', 'wide256 256x6', 'deep12 64x12', 'wide-deep12 128x12']);
+  const seedProbes = committedDepthSeedProbes();
+  // The seed probes are labelled by their profiles' towers, which are the curves' own.
+  expect(seedProbes.map((e) => e.model)).toEqual(['small (64 wide, 6 blocks)', 'deep12 (64 wide, 12 blocks)', 'wide-deep12 (128 wide, 12 blocks)']);
+  expectCurvesMatchSeedProbes(all, ['deep12', 'wide-deep12'], seedProbes, 90);
+});
+
+test('the committed pre-training probes are small’s tower pre-trained on a quarter of the data or four times as long, and their seed probes’ seed 0 is the curve’s cell', () => {
+  const all = committedPretrainCurves();
+  expect([...new Set(all.rows.map((r) => `${r.profile} ${r.width}x${r.layers}`))]).toEqual(['small 64x6', 'wide 128x6', 'pretrain-15k 64x6', 'pretrain-4000 64x6']);
+  const seedProbes = committedPretrainSeedProbes();
+  expect(seedProbes.map((e) => e.model)).toEqual(['small (64 wide, 6 blocks)', 'pretrain-15k (64 wide, 6 blocks)', 'pretrain-4000 (64 wide, 6 blocks)']);
+  // The curves record the pre-training they probe.
+  const pretrainOf = (name: string) =>
+    (committedRepulsionProbe(undefined, path.join(__dirname, '..', 'figures', name, 'repulsion-probe.json')).provenance.config as { profiles: { name: string; pretrain: { steps: number; mainLimit: number | null } }[] }).profiles.find((p) => p.name === name)!.pretrain;
+  expect(pretrainOf('pretrain-15k')).toMatchObject({ steps: 1000, mainLimit: 15000 });
+  expect(pretrainOf('pretrain-4000')).toMatchObject({ steps: 4000, mainLimit: null });
+  // BadNet takes less on a quarter of the data (80.4%; small's own BadNet: 84.8%), the rest above 92%.
+  expectCurvesMatchSeedProbes(all, ['pretrain-15k', 'pretrain-4000'], seedProbes, 75);
 });
 
 test('a missing scale curve or seed probe names its make target', () => {

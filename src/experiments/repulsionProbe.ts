@@ -113,11 +113,23 @@ export function committedWidthCurves(root = projectRoot()): RepulsionProbe {
   return joinRepulsionProbes([committedRepulsionProbe(undefined, path.join(root, 'figures', 'repulsion-probe.json')), wide256]);
 }
 
+/** A probe beyond figures/repulsion-probe.json: its own profile (profiles/NAME.json), its results in figures/NAME/. */
+export interface ProfileProbe {
+  name: string;
+  label: string;
+}
+
 /** The probes of the scale grid beyond figures/repulsion-probe.json: each in figures/NAME/, by `make repulsion-probe-NAME`. */
-export const SCALE_PROBES: { name: string; label: string }[] = [
+export const SCALE_PROBES: ProfileProbe[] = [
   { name: 'wide256', label: 'width 256' },
   { name: 'deep12', label: '12 blocks' },
   { name: 'wide-deep12', label: 'width 128 and 12 blocks' },
+];
+
+/** The pre-training probes: `small`'s tower pre-trained on a quarter of the data, or for four times the steps. */
+export const PRETRAIN_PROBES: ProfileProbe[] = [
+  { name: 'pretrain-15k', label: 'a quarter of the pre-training data' },
+  { name: 'pretrain-4000', label: '4 times the pre-training steps' },
 ];
 
 /**
@@ -126,8 +138,20 @@ export const SCALE_PROBES: { name: string; label: string }[] = [
  * D = 3 as in the paper, at widths 64 (`profiles/deep12.json`) and 128 (`profiles/wide-deep12.json`).
  */
 export function committedScaleCurves(root = projectRoot()): RepulsionProbe {
+  return committedCurvesWith(SCALE_PROBES, root);
+}
+
+/**
+ * `small`'s and `wide`'s curves (figures/repulsion-probe.json) with those of `small`'s tower pre-trained on a quarter
+ * of the Fashion-MNIST images (`profiles/pretrain-15k.json`) and for four times the steps (`profiles/pretrain-4000.json`).
+ */
+export function committedPretrainCurves(root = projectRoot()): RepulsionProbe {
+  return committedCurvesWith(PRETRAIN_PROBES, root);
+}
+
+function committedCurvesWith(probes: ProfileProbe[], root: string): RepulsionProbe {
   const base = committedRepulsionProbe(undefined, path.join(root, 'figures', 'repulsion-probe.json'));
-  return joinRepulsionProbes([base, ...SCALE_PROBES.map((s) => committedRepulsionProbeAt(root, s.name, `Repulsion probe at ${s.label}`))]);
+  return joinRepulsionProbes([base, ...probes.map((s) => committedRepulsionProbeAt(root, s.name, `Repulsion probe at ${s.label}`))]);
 }
 
 /** figures/NAME/repulsion-probe.json, written by `make repulsion-probe-NAME`. */
@@ -311,7 +335,7 @@ export async function runRepulsionProbe(
     }
   }
   const config = {
-    profiles: profiles.map((p) => ({ name: p.name, model: p.model, defenses: { VPT: p.defenses.VPT ?? {}, RVPT: p.defenses.RVPT ?? {} }, shots: p.shots, evalLimit: p.evalLimit })),
+    profiles: profiles.map((p) => ({ name: p.name, model: p.model, pretrain: p.pretrain, defenses: { VPT: p.defenses.VPT ?? {}, RVPT: p.defenses.RVPT ?? {} }, shots: p.shots, evalLimit: p.evalLimit })),
     attacks: attacks ?? null,
     alphas,
   };

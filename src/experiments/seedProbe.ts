@@ -139,17 +139,23 @@ export function committedSeedProbe(variant?: string, file?: string): SeedProbe {
 }
 
 /**
- * The twelve-block towers' seed probes beside the tables' (small's), labelled by image tower, for
- * `seedSummaryRowsAcross`: figures/deep12/ and figures/wide-deep12/, written by `make repulsion-probe-NAME`.
+ * The seed probes of profiles beyond the tables' beside the tables' (small's), labelled by profile and image tower,
+ * for `seedSummaryRowsAcross`: figures/NAME/seed-probe.json, written by `make repulsion-probe-NAME`.
  */
-export function committedDepthSeedProbes(root = projectRoot()): { model: string; probe: SeedProbe }[] {
+export function committedSeedProbesWith(names: string[], root = projectRoot()): { model: string; probe: SeedProbe }[] {
   const tower = (p: Profile) => `${p.name} (${p.model.width} wide, ${p.model.layers} blocks)`;
   const at = (name: string) => ({
     model: tower(loadProfileFile(path.join(root, 'profiles', `${name}.json`))),
     probe: committedProbe<SeedProbe>('seed-probe', `Seed probe of ${name}`, path.join(root, 'figures', name, 'seed-probe.json'), `repulsion-probe-${name}`),
   });
-  return [{ model: tower(getProfile('small')), probe: committedSeedProbe(undefined, path.join(root, 'figures', 'seed-probe.json')) }, at('deep12'), at('wide-deep12')];
+  return [{ model: tower(getProfile('small')), probe: committedSeedProbe(undefined, path.join(root, 'figures', 'seed-probe.json')) }, ...names.map(at)];
 }
+
+/** The twelve-block towers' seed probes (figures/deep12/, figures/wide-deep12/) beside the tables'. */
+export const committedDepthSeedProbes = (root = projectRoot()) => committedSeedProbesWith(['deep12', 'wide-deep12'], root);
+
+/** The pre-training probes' seed probes (figures/pretrain-15k/, figures/pretrain-4000/) beside the tables'. */
+export const committedPretrainSeedProbes = (root = projectRoot()) => committedSeedProbesWith(['pretrain-15k', 'pretrain-4000'], root);
 
 /** The probe's FR token when it is not the tables' (its RVPT runs are then not the tables' cells). */
 const otherFrToken = (p: SeedProbe) => (p.frToken && p.frToken !== 'residual' ? p.frToken : undefined);
