@@ -245,6 +245,10 @@ test('the committed pre-training probes are small’s tower pre-trained on a qua
   expect(pretrainOf('pretrain-4000')).toMatchObject({ steps: 4000, mainLimit: null });
   // BadNet takes less on a quarter of the data (80.4%; small's own BadNet: 84.8%), the rest above 92%.
   expectCurvesMatchSeedProbes(all, ['pretrain-15k', 'pretrain-4000'], seedProbes, 75);
+  // Regenerated from the cache, the files still record what their defense runs cost (minutes, not the seconds of the rewrite).
+  for (const name of ['pretrain-15k', 'pretrain-4000']) {
+    expect(committedRepulsionProbe(undefined, path.join(__dirname, '..', 'figures', name, 'repulsion-probe.json')).provenance.trainingSeconds).toBeGreaterThan(300);
+  }
 });
 
 test('a missing scale curve or seed probe names its make target', () => {
@@ -306,4 +310,8 @@ test('the probe defends each alpha on the one backdoored model, a larger alpha r
   const again = await runRepulsionProbe([profile], ['Blended'], [1, 8]);
   expect(again.probe.rows).toEqual(written.rows);
   expect(again.probe.provenance.seconds).toBeLessThan(first.probe.provenance.seconds);
+  // The runs' own training time is read from their cache entries, so a regeneration from the cache still records it.
+  expect(first.probe.provenance.trainingSeconds).toBeGreaterThan(0);
+  expect(again.probe.provenance.trainingSeconds).toBe(first.probe.provenance.trainingSeconds);
+  expect(fs.readFileSync(again.path.replace(/json$/, 'md'), 'utf8')).toMatch(/ s \(the defense runs: \d+ s of training in all\)\./);
 }, 300000);

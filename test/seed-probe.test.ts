@@ -183,6 +183,8 @@ test('the seed reaches the run: another seed tunes on other shots, the tables’
   const again = await runSeedProbe(profile, { attacks: ['BadNet'], seeds: [0, 5], methods: ['RVPT'] });
   expect(again.probe.rows).toEqual(written.rows);
   expect(again.probe.provenance.seconds).toBeLessThan(first.probe.provenance.seconds);
+  expect(first.probe.provenance.trainingSeconds).toBeGreaterThan(0); // the runs' own time, from their cache entries
+  expect(again.probe.provenance.trainingSeconds).toBe(first.probe.provenance.trainingSeconds);
   // With the tables' shots at every seed: its own file and cells, seed 5 keeps seed 0's shots but not its run.
   const fixed = await runSeedProbe(profile, { attacks: ['BadNet'], seeds: [0, 5], methods: ['RVPT'], fixedShots: true });
   expect(fixed.path).toBe(path.join(cache, 'results', 'seed-test', 'seed-probe-fixed-shots.json'));

@@ -7,7 +7,7 @@ import * as path from 'path';
 import { projectRoot, readJsonFile, writeFileAtomic, writeJsonAtomic } from '../util/fsutil';
 import { markdownTable } from '../viz/notebook';
 import { Profile } from './profiles';
-import { TableProvenance, resultsDir } from './tables';
+import { TableProvenance, provenanceLine, resultsDir } from './tables';
 import { figureAttacks } from './analysis';
 import { availableAttacks } from './paperTables';
 
@@ -42,7 +42,7 @@ export function probeMarkdown(title: string, caption: string, table: { header: s
     '',
     markdownTable(table.header, table.rows),
     '',
-    `Profile \`${pr.profile}\`, seed ${pr.seed}, backend ${pr.backend}, commit \`${pr.commit.slice(0, 12)}\`, ${pr.date}, ${pr.seconds.toFixed(0)} s.`,
+    provenanceLine(pr),
     '',
   ].join('\n');
 }

@@ -316,6 +316,7 @@ export async function runRepulsionProbe(
   const jobs = profiles.flatMap((p, i) => attacksOf(p).flatMap((a) => [cell(p, a, 'VPT'), ...variants[i].map((v) => cell(v, a, 'RVPT'))]));
   await runCellsInParallel(jobs, profiles[0].jobs ?? 1, log);
   const rows: RepulsionRow[] = [];
+  let trainingSeconds = 0;
   for (const [i, p] of profiles.entries()) {
     const epochs = (m: string) => ({ ...RVPT_DEFAULTS, ...(p.defenses[m] ?? {}) }).epochs;
     for (const attack of attacksOf(p)) {
@@ -325,6 +326,7 @@ export async function runRepulsionProbe(
         const point = async (v: Profile, method: string, alpha: number) => {
           log(`repulsion probe ${p.name} ${attack}: alpha ${alpha}`);
           const c = await runCell(v, attack, method, dataset, testSets, { backdoored: bd, log });
+          trainingSeconds += c.cost.seconds;
           rows.push({ profile: p.name, width: p.model.width, layers: p.model.layers, attack, alpha, metrics: c.metrics[dataset]!, noDefense, finalFR: c.history?.fr?.length ? finalFR(c.history.fr, epochs(method)) : null });
         };
         await point(p, 'VPT', 0);
@@ -339,6 +341,6 @@ export async function runRepulsionProbe(
     attacks: attacks ?? null,
     alphas,
   };
-  const probe: RepulsionProbe = { probe: 'repulsion', dataset, rows, provenance: tableProvenance(profiles[0], config, profiles[0].backdoor.seed, (Date.now() - t0) / 1000) };
+  const probe: RepulsionProbe = { probe: 'repulsion', dataset, rows, provenance: { ...tableProvenance(profiles[0], config, profiles[0].backdoor.seed, (Date.now() - t0) / 1000), trainingSeconds } };
   return { path: writeProbe(profiles[0], repulsionFileName(profiles[0], dataset), probe, repulsionMarkdown(probe)), probe };
 }

@@ -359,12 +359,14 @@ export async function runSeedProbe(profile: Profile, opts: SeedProbeOptions = {}
   const jobs: CellJob[] = list.flatMap((attack) => methods.flatMap((method) => seeds.map((s) => ({ profile: variant(method, s), attack, method, dataset, testSets }))));
   await runCellsInParallel(jobs, profile.jobs ?? 1, log);
   const rows: SeedRow[] = [];
+  let trainingSeconds = 0;
   for (const attack of list) {
     const bd = await ensureBackdoored(profile, attack, { dataset, log });
     try {
       for (const method of methods) {
         for (const seed of seeds) {
           const c = await runCell(variant(method, seed), attack, method, dataset, testSets, { backdoored: bd, log });
+          trainingSeconds += c.cost.seconds;
           rows.push({ attack, method, seed, metrics: c.metrics[dataset]!, noDefense: bd.metrics[dataset] });
         }
       }
@@ -374,6 +376,6 @@ export async function runSeedProbe(profile: Profile, opts: SeedProbeOptions = {}
   }
   const config = { attacks: list, methods, seeds, fixedShots, defenses: Object.fromEntries(methods.map((m) => [m, profile.defenses[m] ?? {}])), shots: profile.shots, evalLimit: profile.evalLimit };
   const fr = { ...(frToken === 'residual' ? {} : { frToken }), ...(frLayers ? { frLayers } : {}), ...(budget === 1 ? {} : { budget }) };
-  const probe: SeedProbe = { probe: 'seed', dataset, fixedShots, ...fr, tableSeed: profile.backdoor.seed, rows, provenance: tableProvenance(profile, config, profile.backdoor.seed, (Date.now() - t0) / 1000) };
+  const probe: SeedProbe = { probe: 'seed', dataset, fixedShots, ...fr, tableSeed: profile.backdoor.seed, rows, provenance: { ...tableProvenance(profile, config, profile.backdoor.seed, (Date.now() - t0) / 1000), trainingSeconds } };
   return { path: writeProbe(profile, seedProbeFileName(profile, dataset, fixedShots, frToken, frLayers, budget), probe, seedMarkdown(probe)), probe };
 }

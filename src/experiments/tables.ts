@@ -36,6 +36,16 @@ export interface ResultsTable {
   provenance: TableProvenance;
 }
 
+/**
+ * The footer line of a results file. `seconds` is the writing call's own wall time, which is a second or two when every
+ * run came from the cache; files that record `trainingSeconds` (the sum of their defense runs' own training times, kept
+ * in each run's cache entry) say what the runs themselves cost.
+ */
+export function provenanceLine(p: TableProvenance): string {
+  const training = typeof p.trainingSeconds === 'number' ? ` (the defense runs: ${p.trainingSeconds.toFixed(0)} s of training in all)` : '';
+  return `Profile \`${p.profile}\`, seed ${p.seed}, backend ${p.backend}, commit \`${p.commit.slice(0, 12)}\`, ${p.date}, ${p.seconds.toFixed(0)} s${training}.`;
+}
+
 export function tableProvenance(profile: Profile, config: unknown, seed: number, seconds: number): TableProvenance {
   const p = provenance();
   return { commit: gitCommit(), profile: profile.name, config, seed, backend: p.backend, date: p.date, seconds, versions: p.versions, machine: p.machine };
@@ -67,7 +77,7 @@ export function tableMarkdown(t: ResultsTable, title: string): string {
     out.push('');
   }
   const p = t.provenance;
-  out.push(`Profile \`${p.profile}\`, seed ${p.seed}, backend ${p.backend}, commit \`${p.commit.slice(0, 12)}\`, ${p.date}, ${p.seconds.toFixed(0)} s.`, '');
+  out.push(provenanceLine(p), '');
   return out.join('\n');
 }
 
