@@ -245,9 +245,11 @@ test('the committed pre-training probes are small’s tower pre-trained on a qua
   expect(pretrainOf('pretrain-4000')).toMatchObject({ steps: 4000, mainLimit: null });
   // BadNet takes less on a quarter of the data (80.4%; small's own BadNet: 84.8%), the rest above 92%.
   expectCurvesMatchSeedProbes(all, ['pretrain-15k', 'pretrain-4000'], seedProbes, 75);
-  // Regenerated from the cache, the files still record what their defense runs cost (minutes, not the seconds of the rewrite).
+  // Rewritten from the cache in a second, the files still record what their 15 defense runs' tuning cost (about 2 min).
   for (const name of ['pretrain-15k', 'pretrain-4000']) {
-    expect(committedRepulsionProbe(undefined, path.join(__dirname, '..', 'figures', name, 'repulsion-probe.json')).provenance.trainingSeconds).toBeGreaterThan(300);
+    const p = committedRepulsionProbe(undefined, path.join(__dirname, '..', 'figures', name, 'repulsion-probe.json')).provenance;
+    expect(p.trainingSeconds).toBeGreaterThan(60);
+    expect(p.trainingSeconds).toBeGreaterThan(10 * p.seconds);
   }
 });
 
@@ -313,5 +315,5 @@ test('the probe defends each alpha on the one backdoored model, a larger alpha r
   // The runs' own training time is read from their cache entries, so a regeneration from the cache still records it.
   expect(first.probe.provenance.trainingSeconds).toBeGreaterThan(0);
   expect(again.probe.provenance.trainingSeconds).toBe(first.probe.provenance.trainingSeconds);
-  expect(fs.readFileSync(again.path.replace(/json$/, 'md'), 'utf8')).toMatch(/ s \(the defense runs: \d+ s of training in all\)\./);
+  expect(fs.readFileSync(again.path.replace(/json$/, 'md'), 'utf8')).toMatch(/ s \(the defense runs' tuning: \d+ s in all\)\./);
 }, 300000);

@@ -38,11 +38,11 @@ export interface ResultsTable {
 
 /**
  * The footer line of a results file. `seconds` is the writing call's own wall time, which is a second or two when every
- * run came from the cache; files that record `trainingSeconds` (the sum of their defense runs' own training times, kept
- * in each run's cache entry) say what the runs themselves cost.
+ * run came from the cache; files that record `trainingSeconds` (the sum of their defense runs' own tuning times, kept
+ * in each run's cache entry; evaluation, pre-training and backdoors not included) say what the tuning itself cost.
  */
 export function provenanceLine(p: TableProvenance): string {
-  const training = typeof p.trainingSeconds === 'number' ? ` (the defense runs: ${p.trainingSeconds.toFixed(0)} s of training in all)` : '';
+  const training = typeof p.trainingSeconds === 'number' ? ` (the defense runs' tuning: ${p.trainingSeconds.toFixed(0)} s in all)` : '';
   return `Profile \`${p.profile}\`, seed ${p.seed}, backend ${p.backend}, commit \`${p.commit.slice(0, 12)}\`, ${p.date}, ${p.seconds.toFixed(0)} s${training}.`;
 }
 
