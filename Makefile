@@ -88,7 +88,7 @@ repulsion-probe-wide256: setup
 # Each from its own pre-training and BadNet, Blended and BadCLIP backdoors, then VPT and RVPT at alpha 1, 2, 4, 8 (15
 # cells): 14 min (deep12) and 36 min (wide-deep12) on two cores from nothing. Then VPT and RVPT at seeds 1-4 (24 cells):
 # 7 and 17 min. Cached; the results are copied to figures/NAME/.
-# The same two probes along pre-training: small's tower pre-trained on a quarter of the Fashion-MNIST images
+# The same two probes along pre-training: small's tower pre-trained on 15,000 of its 55,000 Fashion-MNIST images
 # (profiles/pretrain-15k.json) and for four times the steps (profiles/pretrain-4000.json): 19 and 30 min in all (curve
 # and seeds) on two cores from nothing.
 repulsion-probe-deep12 repulsion-probe-wide-deep12 repulsion-probe-pretrain-15k repulsion-probe-pretrain-4000: repulsion-probe-%: setup
