@@ -238,16 +238,13 @@ test('the committed pre-training probes are small’s tower pre-trained on a qua
   expect([...new Set(all.rows.map((r) => `${r.profile} ${r.width}x${r.layers}`))]).toEqual(['small 64x6', 'wide 128x6', 'pretrain-15k 64x6', 'pretrain-4000 64x6']);
   const seedProbes = committedPretrainSeedProbes();
   expect(seedProbes.map((e) => e.model)).toEqual(['small (64 wide, 6 blocks)', 'pretrain-15k (64 wide, 6 blocks)', 'pretrain-4000 (64 wide, 6 blocks)']);
-  // The curves record the pre-training they probe.
-  const pretrainOf = (name: string) =>
-    (committedRepulsionProbe(undefined, path.join(__dirname, '..', 'figures', name, 'repulsion-probe.json')).provenance.config as { profiles: { name: string; pretrain: { steps: number; mainLimit: number | null } }[] }).profiles.find((p) => p.name === name)!.pretrain;
-  expect(pretrainOf('pretrain-15k')).toMatchObject({ steps: 1000, mainLimit: 15000 });
-  expect(pretrainOf('pretrain-4000')).toMatchObject({ steps: 4000, mainLimit: null });
   // BadNet takes less on a quarter of the data (80.4%; small's own BadNet: 84.8%), the rest above 92%.
   expectCurvesMatchSeedProbes(all, ['pretrain-15k', 'pretrain-4000'], seedProbes, 75);
-  // Rewritten from the cache in a second, the files still record what their 15 defense runs' tuning cost (about 2 min).
-  for (const name of ['pretrain-15k', 'pretrain-4000']) {
+  for (const [name, pretrain] of [['pretrain-15k', { steps: 1000, mainLimit: 15000 }], ['pretrain-4000', { steps: 4000, mainLimit: null }]] as const) {
     const p = committedRepulsionProbe(undefined, path.join(__dirname, '..', 'figures', name, 'repulsion-probe.json')).provenance;
+    // The curve records the pre-training it probes.
+    expect((p.config as { profiles: { name: string; pretrain: unknown }[] }).profiles.find((x) => x.name === name)!.pretrain).toMatchObject(pretrain);
+    // Rewritten from the cache in a second, the file still records what its 15 defense runs' tuning cost (about 2 min).
     expect(p.trainingSeconds).toBeGreaterThan(60);
     expect(p.trainingSeconds).toBeGreaterThan(10 * p.seconds);
   }

@@ -26,6 +26,7 @@ import { Figure } from '../viz/plotly';
 import { FR_TOKENS, FrToken, PromptTuningConfig, RVPT_DEFAULTS, isFrToken, repelledLayers } from '../defenses/rvpt';
 import { promptLayers } from '../model/prompts';
 import { tuningProfile } from './tuningProbe';
+import { PRETRAIN_PROBES } from './repulsionProbe';
 
 /** The committed seeds: the tables' (0 at `small`) and four more. */
 export const SEED_PROBE_SEEDS = [0, 1, 2, 3, 4];
@@ -155,7 +156,7 @@ export function committedSeedProbesWith(names: string[], root = projectRoot()): 
 export const committedDepthSeedProbes = (root = projectRoot()) => committedSeedProbesWith(['deep12', 'wide-deep12'], root);
 
 /** The pre-training probes' seed probes (figures/pretrain-15k/, figures/pretrain-4000/) beside the tables'. */
-export const committedPretrainSeedProbes = (root = projectRoot()) => committedSeedProbesWith(['pretrain-15k', 'pretrain-4000'], root);
+export const committedPretrainSeedProbes = (root = projectRoot()) => committedSeedProbesWith(PRETRAIN_PROBES.map((p) => p.name), root);
 
 /** The probe's FR token when it is not the tables' (its RVPT runs are then not the tables' cells). */
 const otherFrToken = (p: SeedProbe) => (p.frToken && p.frToken !== 'residual' ? p.frToken : undefined);
