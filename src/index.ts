@@ -76,5 +76,6 @@ export * from './experiments/tuningProbe';
 export * from './experiments/repulsionProbe';
 export * from './experiments/seedProbe';
 export * from './experiments/attributeProbe';
+export * from './experiments/probeOverview';
 export * from './data/attributes';
 export * from './metrics/decodability';

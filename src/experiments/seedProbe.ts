@@ -36,6 +36,8 @@ export const SEED_PROBE_METHODS = ['VPT', 'RVPT'];
 
 /** The issue's target for RVPT: ASR at most 5%, CA at most 2 points below No defense. */
 export const RVPT_TARGET = { asr: 5, caDrop: 2 };
+/** Whether a run with this ASR (%) and CA change (points, from No defense) lies in the target region. */
+export const inRvptTarget = (asr: number, caChange: number): boolean => asr <= RVPT_TARGET.asr && caChange >= -RVPT_TARGET.caDrop;
 
 /** The attacks of the committed probe: each table's (Table 1's six on the main dataset, Table 2's three on emoji). */
 export function seedProbeAttacks(profile: Profile, dataset = profile.datasets.main): string[] {
@@ -166,7 +168,7 @@ export const isTableRow = (p: SeedProbe, r: SeedRow) => r.seed === p.tableSeed &
 
 const byAttackAndMethod = (p: SeedProbe) => groupRows(p.rows, (r) => `${r.attack}|${r.method}`);
 
-const meetsTarget = (r: SeedRow) => r.metrics.asr <= RVPT_TARGET.asr && r.metrics.ca - r.noDefense.ca >= -RVPT_TARGET.caDrop;
+const meetsTarget = (r: SeedRow) => inRvptTarget(r.metrics.asr, r.metrics.ca - r.noDefense.ca);
 
 export interface SeedSummary {
   attack: string;
