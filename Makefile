@@ -107,7 +107,8 @@ repulsion-probe-deep12 repulsion-probe-wide-deep12 repulsion-probe-pretrain-15k 
 # and at every prompted block but the last (does the last block's repelling fight the projection, at width 64 =
 # embedDim?): 60 more cells (about 10 min), figures/seed-probe-fr-layers-6.{json,md}, seed-probe-fr-layers-3-4-5.{json,md}.
 # Then RVPT on Table 2's emoji models at 16 times the tables' steps (1,600: the paper's Table 2 datasets take about
-# 900-2,500): 15 cells (10 min), figures/seed-probe-emoji-budget-16.{json,md}.
+# 900-2,500): 15 cells (10 min), figures/seed-probe-emoji-budget-16.{json,md}. Last, the same on Table 1's six
+# Fashion-MNIST models: 30 cells, figures/seed-probe-budget-16.{json,md}.
 seed-probe: setup
 	node bin/rvpt.js seed-probe
 	node bin/rvpt.js seed-probe --dataset emoji
@@ -116,6 +117,7 @@ seed-probe: setup
 	node bin/rvpt.js seed-probe --methods RVPT --fr-layers 6
 	node bin/rvpt.js seed-probe --methods RVPT --fr-layers 3,4,5
 	node bin/rvpt.js seed-probe --dataset emoji --methods RVPT --budget 16
+	node bin/rvpt.js seed-probe --methods RVPT --budget 16
 
 # A MiniCLIP whose Fashion-MNIST captions also name each image's darkness, size, texture and shape within its class
 # (profiles/attributes.json): its own pre-training and six backdoors, then VPT and RVPT at seeds 0-4 on both models
