@@ -211,6 +211,28 @@ test.each([[undefined, false], ['fixed-shots', true]])('the committed probe (%s)
   expect(() => committedSeedProbe(undefined, '/nonexistent/seed-probe.json')).toThrow(/seed-probe\.json does not exist\. Write it with `make seed-probe`/);
 });
 
+test('the committed 1,600-step probe holds RVPT at every attack and seed on Table 1’s rebuilt models, and notebook 03’s reading of it holds', () => {
+  const p = committedSeedProbe('budget-16');
+  const small = getProfile('small');
+  expect([p.provenance.profile, p.dataset, p.budget, p.tableSeed]).toEqual(['small', 'fashion-mnist', 16, 0]);
+  expect((p.provenance.config as { defenses: { RVPT: { epochs: number } } }).defenses.RVPT.epochs).toBe(16 * small.defenses.RVPT.epochs!);
+  const attacks = seedProbeAttacks(small);
+  expect(p.rows.map((r) => [r.attack, r.method, r.seed])).toEqual(attacks.flatMap((a) => SEED_PROBE_SEEDS.map((s) => [a, 'RVPT', s])));
+  expect(p.rows.some((r) => isTableRow(p, r))).toBe(false); // 16 times the steps: no row is a table's cell
+  // The backdoored models were made afresh for this probe: the same bits give Table 1's undefended numbers exactly.
+  const t = readJsonFile<{ datasets: Record<string, Record<string, Record<string, { asr: number; ca: number }>>> }>(path.join(__dirname, '..', 'figures', 'table1.json'), 'table1').datasets['fashion-mnist'];
+  for (const r of p.rows) expect({ asr: r.noDefense.asr, ca: r.noDefense.ca }).toEqual({ asr: t['No defense'][r.attack].asr, ca: t['No defense'][r.attack].ca });
+  // What the notebook says: CA 8.9-14.5 points down in every run, none in the target, BadCLIP down and TrojVQA up.
+  const change = p.rows.map((r) => r.metrics.ca - r.noDefense.ca);
+  expect([Math.min(...change), Math.max(...change)].map((x) => +x.toFixed(1))).toEqual([-14.5, -8.9]);
+  const now = seedSummaries(p);
+  const before = seedSummaries(committedSeedProbe()).filter((s) => s.method === 'RVPT');
+  expect(now.map((s) => s.meetTarget)).toEqual(attacks.map(() => 0));
+  const asrMedian = (ss: typeof now, a: string) => ss.find((s) => s.attack === a)!.asr.median;
+  expect(asrMedian(now, 'BadCLIP')).toBeLessThan(asrMedian(before, 'BadCLIP') - 20);
+  expect(asrMedian(now, 'TrojVQA')).toBeGreaterThan(asrMedian(before, 'TrojVQA') + 40);
+});
+
 test('the committed ln_post probe holds RVPT at every attack and seed on the tables’ models, with its own cells', () => {
   const p = committedSeedProbe('fr-ln-post');
   const base = committedSeedProbe();
