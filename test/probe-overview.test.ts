@@ -20,6 +20,10 @@ test('the target is ASR at most 5% and CA at most 2 points down, both ends inclu
   expect(meetsTarget(run(0, 77.99))).toBe(false);
   expect(meetsTarget(run(0, 85))).toBe(true);
   expect(caChangeOf(run(1, 77.5))).toBeCloseTo(-2.5, 10);
+  // Two-decimal CAs whose float difference falls just past -2 are on the edge, so inside.
+  expect(14.01 - 16.01).toBeLessThan(-2);
+  expect(meetsTarget({ ...run(4, 14.01), noDefense: { asr: 90, ca: 16.01 } })).toBe(true);
+  expect(meetsTarget({ ...run(4, 14), noDefense: { asr: 90, ca: 16.01 } })).toBe(false);
 });
 
 test('the summary picks the lowest ASR within the CA budget and the most CA at 5% ASR or less', () => {
