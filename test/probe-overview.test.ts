@@ -99,6 +99,8 @@ describe('reading a figures folder', () => {
   test('a probe family the overview does not read fails, naming the file and the fix', () => {
     writeJsonAtomic(path.join(root, 'figures', 'new-probe.json'), { probe: 'something new', dataset: 'fm', rows: [], provenance: HAND_PROVENANCE });
     expect(() => committedRvptRuns(root)).toThrow(/new-probe\.json is a 'something new' probe.*probeOverview\.ts/);
+    writeJsonAtomic(path.join(root, 'figures', 'new-probe.json'), { probe: 'seed', dataset: 'fm', provenance: HAND_PROVENANCE });
+    expect(() => committedRvptRuns(root)).toThrow(/new-probe\.json is a 'seed' probe with no 'rows' list/);
     fs.rmSync(path.join(root, 'figures', 'new-probe.json'));
     expect(() => committedRvptRuns(path.join(root, 'nowhere'))).toThrow(/nowhere.*figures does not exist/);
   });

@@ -89,6 +89,7 @@ export function committedRvptRuns(root = projectRoot()): RvptRuns {
     const source = path.relative(dir, file).replace(/\.json$/, '');
     const f = readJsonFile<Record<string, unknown>>(file, 'RVPT overview');
     const profile = (f.provenance as { profile?: string } | undefined)?.profile ?? 'small';
+    if (typeof f.probe === 'string' && !Array.isArray(f.rows)) throw new Error(`RVPT overview: ${file} is a '${f.probe}' probe with no 'rows' list; write it again with its make target.`);
     if (f.table === 'table1' || f.table === 'table2') {
       out.runs.push(...tableRuns(source, f as unknown as ResultsTable));
     } else if (f.probe === 'repulsion') {
@@ -116,7 +117,15 @@ export function committedRvptRuns(root = projectRoot()): RvptRuns {
     } else if (typeof f.probe === 'string') {
       throw new Error(`RVPT overview: ${file} is a '${f.probe}' probe, which src/experiments/probeOverview.ts does not read; add its rows there.`);
     } else {
-      out.skipped.push({ source, why: f.table ? `table '${f.table}': not a defense on the tuning dataset's own test set` : 'not a defense result' });
+      const ablations = f.figure === 'ablations' || source === 'ablations.points';
+      const why = ablations
+        ? "notebook 08's ablations: 2,000 test images, half the steps, no undefended model on the same images"
+        : f.table === 'table3'
+          ? 'Table 3: RVPT tested on other renditions than it was tuned on'
+          : f.table
+            ? `table '${f.table}': no RVPT cells`
+            : 'not a defense result';
+      out.skipped.push({ source, why });
     }
   }
   return out;
