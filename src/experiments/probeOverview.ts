@@ -9,7 +9,7 @@ import * as path from 'path';
 import { projectRoot, readJsonFile } from '../util/fsutil';
 import { ResultsTable, signedText } from './tables';
 import { RepulsionProbe } from './repulsionProbe';
-import { RVPT_TARGET, SeedProbe, inRvptTarget } from './seedProbe';
+import { SeedProbe, atTargetAsr, inRvptTarget, withinCaBudget } from './seedProbe';
 import { TuningProbe } from './tuningProbe';
 import { StrengthProbe } from './strengthProbe';
 import { AttributeProbe } from './attributeProbe';
@@ -159,8 +159,8 @@ export function summariseRuns(runs: RvptRun[]): RunsSummary {
   return {
     runs: runs.length,
     meeting: runs.filter(meetsTarget).length,
-    lowestAsrInCaBudget: best(runs.filter((r) => caChangeOf(r) >= -RVPT_TARGET.caDrop), (a, b) => a.asr < b.asr),
-    mostCaAtTargetAsr: best(runs.filter((r) => r.asr <= RVPT_TARGET.asr), (a, b) => caChangeOf(a) > caChangeOf(b)),
+    lowestAsrInCaBudget: best(runs.filter((r) => withinCaBudget(caChangeOf(r))), (a, b) => a.asr < b.asr),
+    mostCaAtTargetAsr: best(runs.filter((r) => atTargetAsr(r.asr)), (a, b) => caChangeOf(a) > caChangeOf(b)),
   };
 }
 
@@ -175,7 +175,8 @@ export function overviewBySource(o: RvptRuns): { header: string[]; rows: string[
   const rows = sources.map((s) => {
     const runs = o.runs.filter((r) => r.source === s);
     const sum = summariseRuns(runs);
-    const where = (r: RvptRun) => [new Set(runs.map((x) => x.profile)).size > 1 ? r.profile : '', r.attack, r.setting].filter(Boolean).join(', ');
+    const manyProfiles = new Set(runs.map((x) => x.profile)).size > 1;
+    const where = (r: RvptRun) => [manyProfiles ? r.profile : '', r.attack, r.setting].filter(Boolean).join(', ');
     return [s, [...new Set(runs.map((r) => r.dataset))].join(', '), String(sum.runs), String(sum.meeting), runText(sum.lowestAsrInCaBudget, where), runText(sum.mostCaAtTargetAsr, where)];
   });
   return { header, rows };
@@ -208,7 +209,8 @@ export function overviewByAttack(o: RvptRuns): { header: string[]; rows: string[
 export function rangeVerdicts(o: RvptRuns): { header: string[]; rows: string[][] } {
   const header = ['file (figures/)', 'profile', 'attack', 'seeds', 'ASR [min, max]', 'CA change [min, max]', 'can any run meet the target?'];
   const rows = o.ranges.map((r) => {
-    const out = r.asr[0] > RVPT_TARGET.asr || r.caChange[1] < -RVPT_TARGET.caDrop;
+    // The best corner of the ranges (lowest ASR, least CA lost) is the only place a run could meet the target.
+    const out = !inRvptTarget(r.asr[0], r.caChange[1]);
     return [r.source, r.profile, r.attack, String(r.seeds), `[${r.asr[0].toFixed(2)}, ${r.asr[1].toFixed(2)}]`, `[${signedText(r.caChange[0], 2)}, ${signedText(r.caChange[1], 2)}]`, out ? 'no' : 'not recorded per run'];
   });
   return { header, rows };

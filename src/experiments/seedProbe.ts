@@ -37,10 +37,13 @@ export const SEED_PROBE_METHODS = ['VPT', 'RVPT'];
 /** The target for RVPT: ASR at most 5%, CA at most 2 points below No defense. */
 export const RVPT_TARGET = { asr: 5, caDrop: 2 };
 /**
- * Whether a run with this ASR (%) and CA change (points, from No defense) lies in the target region, ends included.
+ * The target's two halves, ends included: ASR (%) at most 5, and CA change (points, from No defense) at least -2.
  * The slack is for float differences of two-decimal CAs: 14.01 - 16.01 is -2.0000000000000018.
  */
-export const inRvptTarget = (asr: number, caChange: number): boolean => asr <= RVPT_TARGET.asr + 1e-9 && caChange >= -RVPT_TARGET.caDrop - 1e-9;
+export const atTargetAsr = (asr: number): boolean => asr <= RVPT_TARGET.asr + 1e-9;
+export const withinCaBudget = (caChange: number): boolean => caChange >= -RVPT_TARGET.caDrop - 1e-9;
+/** Whether a run with this ASR and CA change lies in the target region. */
+export const inRvptTarget = (asr: number, caChange: number): boolean => atTargetAsr(asr) && withinCaBudget(caChange);
 
 /** The attacks of the committed probe: each table's (Table 1's six on the main dataset, Table 2's three on emoji). */
 export function seedProbeAttacks(profile: Profile, dataset = profile.datasets.main): string[] {
