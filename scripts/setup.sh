@@ -48,8 +48,14 @@ if [ ! -f dist/index.js ] || [ -n "$(find src -newer dist/index.js -name '*.ts' 
   say "building the library (tsc)"
   npx tsc -p tsconfig.json
 fi
-# Notebooks import the library by its package name (tslab compiles only files under the notebook's folder).
+# The lab (research/) on top of the library: its command `rvpt-lab` and the probes notebook run research/dist/.
+if [ ! -f research/dist/research/index.js ] || [ -n "$(find src research -path research/dist -prune -o -newer research/dist/research/index.js -name '*.ts' -print -quit)" ]; then
+  say "building the lab (tsc -p research)"
+  npx tsc -p research/tsconfig.json
+fi
+# Notebooks import the library (and the lab) by package name (tslab compiles only files under the notebook's folder).
 if [ ! -e node_modules/rvpt-notebooks ]; then ln -s .. node_modules/rvpt-notebooks; fi
+if [ ! -e node_modules/rvpt-lab ]; then ln -s ../research node_modules/rvpt-lab; fi
 # `npx rvpt` finds the command here (npm does not install a package's own bin into its node_modules).
 if [ ! -e node_modules/.bin/rvpt ]; then ln -s ../../bin/rvpt.js node_modules/.bin/rvpt; fi
 if [ "${RVPT_SKIP_JUPYTER:-0}" != 1 ]; then

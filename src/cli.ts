@@ -1,11 +1,12 @@
 /**
- * The `rvpt` command line: pretrain, eval, backdoor, defend, tables, figures, report, clip, strength-probe, tuning-probe,
- * repulsion-probe, seed-probe, bench.
- * Every command takes --profile, --seed and --backend.
+ * The `rvpt` command line: pretrain, eval, backdoor, defend, tables, figures, report, clip, bench.
+ * Every command takes --profile, --seed and --backend. The research probes have their own command, `rvpt-lab`
+ * (research/cli.ts), which builds on this library and is never imported by it.
  */
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { initBackend } from './backend';
-import { PROFILES, Profile, getProfile, profileDatasets } from './experiments/profiles';
+import { getProfile } from './experiments/profiles';
+import { commonOptions, int, rate, withJobs } from './cliOptions';
 import { cleanAccuracy, ensurePretrained } from './experiments/pretrainRun';
 import { BenchResult, benchClipScale, benchTrainStep, compareWorkers } from './experiments/bench';
 import { STEP_PHASES } from './train/parallel';
@@ -23,7 +24,6 @@ import { costTable, paperTableSpecs, runTable, tableJobs } from './experiments/p
 import { runCellsInParallel } from './experiments/cellPool';
 import { runCell } from './experiments/defenseRun';
 import { DEFENSES } from './defenses/registry';
-import { FR_TOKENS, FrToken } from './defenses/rvpt';
 import { loadClipWeights } from './checkpoint/clipWeights';
 import { ClipTokenizer } from './model/clipTokenizer';
 import { decodeImage } from './data/imageFolder';
@@ -32,77 +32,6 @@ import { l2normalize, matMulBT } from './model/layers';
 import * as tf from '@tensorflow/tfjs-core';
 import { figureAblations, figureAttention, figureEmbeddings, figurePR } from './experiments/analysis';
 import { writeReproductionReport } from './experiments/report';
-import { STRENGTH_GRID, runStrengthProbe, strengthGrid } from './experiments/strengthProbe';
-import { BUDGET_GRID, MARGIN_GRID, TUNING_GRID, runTuningProbe, tuningAttacks } from './experiments/tuningProbe';
-import { REPULSION_ALPHAS, REPULSION_PROFILES, runRepulsionProbe } from './experiments/repulsionProbe';
-import { ATTRIBUTE_PROFILE, runAttributeProbe } from './experiments/attributeProbe';
-import { SEED_PROBE_METHODS, SEED_PROBE_SEEDS, runSeedProbe } from './experiments/seedProbe';
-
-/** A profile with --jobs applied (cell processes are not part of any cache key: the numbers do not depend on them). */
-function withJobs(profile: Profile, jobs: number | undefined): Profile {
-  return jobs === undefined ? profile : { ...profile, jobs };
-}
-
-function int(v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('It must be a non-negative integer.');
-  return n;
-}
-
-function rate(v: string): number {
-  const n = Number(v);
-  if (!(n > 0 && n < 1)) throw new InvalidArgumentError('It must be a number in (0, 1), e.g. 0.003 for 0.3%.');
-  return n;
-}
-
-/** One option value, parsed; an error names the option and the value. */
-function optionValue(what: string, x: string, parse: (x: string) => number): number {
-  try {
-    return parse(x.trim());
-  } catch (e) {
-    throw new Error(`--${what}: '${x}': ${(e as Error).message}`);
-  }
-}
-
-/** A comma-separated option's values, each parsed as optionValue does. */
-function numberList(v: string | undefined, what: string, parse: (x: string) => number): number[] | undefined {
-  if (v === undefined) return undefined;
-  return String(v)
-    .split(',')
-    .map((x) => optionValue(what, x, parse));
-}
-
-/** A parser of positive whole numbers; `what` and `example` say what the number counts in the error. */
-function wholeNumber(what: string, example: number): (x: string) => number {
-  return (x) => {
-    const n = Number(x);
-    if (!Number.isInteger(n) || n < 1) throw new Error(`It must be a positive whole number ${what}, e.g. ${example}.`);
-    return n;
-  };
-}
-
-/** --seeds: defense seeds, whole numbers of at least 0 (the seed and attribute probes). */
-function seedList(v: string | undefined): number[] | undefined {
-  return numberList(v, 'seeds', (x) => {
-    const n = Number(x);
-    if (x === '' || !Number.isInteger(n) || n < 0) throw new Error('It must be a whole number of at least 0, e.g. 3.');
-    return n;
-  });
-}
-
-/** A --dataset option: one of the profile's datasets (unset: its main one). */
-function datasetOption(v: string | undefined, profile: Profile): string {
-  const dataset = v ?? profile.datasets.main;
-  if (!profileDatasets(profile).includes(dataset)) throw new Error(`--dataset: profile '${profile.name}' has no dataset '${dataset}' (it has ${profileDatasets(profile).join(', ')}).`);
-  return dataset;
-}
-
-/** A comma-separated --attacks option, each checked against the registry before any training (unset: undefined). */
-function attackList(v: string | undefined, profile: Profile): string[] | undefined {
-  const attacks = v ? String(v).split(',') : undefined;
-  for (const a of attacks ?? []) makeTrigger(a, profile.triggers?.[a] ?? {}); // throws, naming the registered attacks
-  return attacks;
-}
 
 /** `key=value` pairs to a config object; numbers and booleans are parsed, anything else stays a string. */
 export function parseKeyValues(pairs: string[]): Record<string, unknown> {
@@ -124,11 +53,7 @@ export function buildCli(): Command {
     // Set before adding sub-commands, which copy it: errors come back here instead of exiting the process.
     .exitOverride();
 
-  const common = (c: Command) =>
-    c
-      .option('-p, --profile <name>', `profile: ${Object.keys(PROFILES).join(' | ')}, or a profile file (path ending in .json)`, 'small')
-      .option('--seed <n>', 'random seed', int)
-      .option('--backend <name>', 'force a TF.js backend: tensorflow | wasm | cpu (default: best available; env RVPT_BACKEND)');
+  const common = commonOptions;
 
   common(program.command('pretrain').description('contrastive pre-training of a clean MiniCLIP; prints zero-shot CA'))
     .option('--steps <n>', 'override the profile number of steps', int)
@@ -296,126 +221,6 @@ export function buildCli(): Command {
         if (r.path) console.log(`${spec.name}: ${r.path}`);
         if (spec.name === 'table1' && only.includes('cost')) costTable(profile, r.cells);
       }
-    });
-
-  common(program.command('strength-probe').description('RVPT and VPT against one attack pressed in at other poisoning rates and fine-tuning lrs (notebook 03)'))
-    .option('--attacks <names>', `attacks, comma-separated (default: ${[...new Set(STRENGTH_GRID.map((v) => v.attack))].join(',')})`)
-    .option('--rates <list>', 'poisoning rates, comma-separated; with --lrs, every pair (default: the committed grid)')
-    .option('--lrs <list>', 'backdoor fine-tuning learning rates, comma-separated (default: the committed grid)')
-    .option('--backdoor-augment', 'fine-tune those backdoors with crops and flips (as the pre-training), not plain images')
-    .option('--jobs <n>', 'processes training side by side (default: the profile, small 2)', int)
-    .action(async (o) => {
-      const profile = withJobs(getProfile(o.profile), o.jobs);
-      const attacks = attackList(o.attacks, profile);
-      const rates = numberList(o.rates, 'rates', rate);
-      const lrs = numberList(o.lrs, 'lrs', (x) => {
-        const n = Number(x);
-        if (!(n > 0)) throw new Error('It must be a positive number, e.g. 1e-4.');
-        return n;
-      });
-      const grid = attacks || rates || lrs || o.backdoorAugment ? strengthGrid(attacks, rates, lrs, !!o.backdoorAugment) : STRENGTH_GRID;
-      await initBackend(o.backend);
-      const r = await runStrengthProbe(profile, grid, (s) => process.stderr.write(`[rvpt] ${s}\n`));
-      console.log(`strength probe: ${r.path}`);
-    });
-
-  common(program.command('tuning-probe').description('VPT and RVPT with more clean shots at the same steps (or, with --budgets, more steps), with and without augmentation (notebook 03)'))
-    .option('--attacks <names>', 'attacks, comma-separated (default: BadNet,Blended,BadCLIP)')
-    .option('--shots <list>', `shots per class, comma-separated; each with and without augmentation (default: ${[...new Set(TUNING_GRID.map((v) => v.shots))].join(',')}; with --budgets ${[...new Set(BUDGET_GRID.map((v) => v.shots))].join(',')})`)
-    .option('--budgets <list>', `optimiser steps as multiples of the tables', comma-separated, e.g. ${[...new Set(BUDGET_GRID.map((v) => v.budget))].join(',')}; writes tuning-probe-budget.{json,md} (default: 1, the same steps)`)
-    .option('--margins <list>', `RVPT's FR margins m in [-1, 1], comma-separated, e.g. ${[...new Set(MARGIN_GRID.map((v) => v.margin))].join(',')} (-1: full repulsion); writes tuning-probe-margin.{json,md} (default with it: ${MARGIN_GRID[0].shots} shots, budget ${MARGIN_GRID[0].budget})`)
-    .option('-d, --dataset <name>', "the backdoored models' dataset (default: the profile's main one; emoji: Table 2's attacks, and with --budgets or --margins the profile's shots); files get -DATASET")
-    .option('--jobs <n>', 'processes training side by side (default: the profile, small 2)', int)
-    .action(async (o) => {
-      const profile = withJobs(getProfile(o.profile), o.jobs);
-      const dataset = datasetOption(o.dataset, profile);
-      const main = dataset === profile.datasets.main;
-      const attacks = attackList(o.attacks, profile) ?? tuningAttacks(profile, dataset);
-      const margins = numberList(o.margins, 'margins', (x) => {
-        const n = Number(x);
-        if (x === '' || !(n >= -1 && n <= 1)) throw new Error('It must be a cosine between -1 (full repulsion, the paper) and 1 (none), e.g. 0.5.');
-        return n;
-      });
-      const budgets = numberList(o.budgets, 'budgets', wholeNumber("(a multiple of the tables' steps)", 4)) ?? (margins ? [MARGIN_GRID[0].budget!] : undefined);
-      // Emoji has fewer than 256 images in some classes: there the longer runs keep the tables' shots.
-      const longShots = main ? (margins ? MARGIN_GRID : BUDGET_GRID)[0].shots : profile.shots;
-      const shots = numberList(o.shots, 'shots', wholeNumber('of shots per class', 64)) ?? (budgets ? [longShots] : main ? undefined : [profile.shots]);
-      // Only the options given go into a variant, so the same-steps grid's rows keep the committed probe's shape.
-      const variant = (k: number, augment: boolean, budget?: number, margin?: number) => ({ shots: k, augment, ...(budget === undefined ? {} : { budget }), ...(margin === undefined ? {} : { margin }) });
-      const grid = shots
-        ? shots.flatMap((k) => (budgets ?? [undefined]).flatMap((b) => (margins ?? [undefined]).flatMap((m) => [true, false].map((augment) => variant(k, augment, b, m)))))
-        : TUNING_GRID;
-      await initBackend(o.backend);
-      const r = await runTuningProbe(profile, attacks, grid, (s) => process.stderr.write(`[rvpt] ${s}\n`), dataset);
-      console.log(`tuning probe: ${r.path}`);
-    });
-
-  common(program.command('repulsion-probe').description("RVPT at several alphas on each profile's backdoored models, VPT as alpha 0: each width's trade-off (notebook 03)"))
-    .option('--profiles <list>', `profiles to compare, comma-separated; the first one's results folder gets the files (default: ${REPULSION_PROFILES.join(',')}, or --profile alone when given)`)
-    .option('--attacks <names>', 'attacks, comma-separated (default: BadNet,Blended,BadCLIP)')
-    .option('--alphas <list>', `RVPT's alpha values, comma-separated (default: ${REPULSION_ALPHAS.join(',')})`)
-    .option('--dataset <name>', "the dataset whose backdoored models are defended (default: the first profile's main one; emoji: Table 2's models)")
-    .option('--jobs <n>', 'processes training side by side (default: the first profile, small 2)', int)
-    .action(async (o, cmd: Command) => {
-      const names = o.profiles ? String(o.profiles).split(',') : cmd.getOptionValueSource('profile') === 'cli' ? [o.profile] : REPULSION_PROFILES.map((n) => (n.endsWith('.json') ? path.join(projectRoot(), n) : n)); // the committed pair, from any directory
-      const profiles = names.map((n: string, i: number) => (i === 0 ? withJobs(getProfile(n.trim()), o.jobs) : getProfile(n.trim())));
-      const attacks = attackList(o.attacks, profiles[0]);
-      const alphas = numberList(o.alphas, 'alphas', (x) => {
-        const n = Number(x);
-        if (!(n > 0) || !Number.isFinite(n)) throw new Error('It must be a positive number, e.g. 4 (alpha 0, VPT, is in every curve already).');
-        return n;
-      });
-      const dataset = datasetOption(o.dataset, profiles[0]);
-      await initBackend(o.backend);
-      const r = await runRepulsionProbe(profiles, attacks, alphas, (s) => process.stderr.write(`[rvpt] ${s}\n`), dataset);
-      console.log(`repulsion probe: ${r.path}`);
-    });
-
-  common(program.command('attribute-probe').description("a MiniCLIP whose captions also name each image's attributes: does it keep more than the class, and does RVPT then repel at less CA? (notebook 03)"))
-    .option('--with <profile>', `the profile with attribute captions (default: ${ATTRIBUTE_PROFILE}, made for small)`)
-    .option('--attacks <names>', "attacks, comma-separated (default: the main dataset's table's six)")
-    .option('--seeds <list>', `defense seeds, comma-separated (default: ${SEED_PROBE_SEEDS.join(',')})`)
-    .option('--jobs <n>', 'processes training side by side (default: the profile, small 2)', int)
-    .action(async (o) => {
-      const base = withJobs(getProfile(o.profile), o.jobs);
-      const other = withJobs(getProfile(o.with ?? path.join(projectRoot(), ATTRIBUTE_PROFILE)), o.jobs);
-      const attacks = attackList(o.attacks, base);
-      const seeds = seedList(o.seeds);
-      await initBackend(o.backend);
-      const r = await runAttributeProbe(base, other, { attacks, seeds, log: (s) => process.stderr.write(`[rvpt] ${s}\n`) });
-      console.log(`attribute probe: ${r.path}`);
-    });
-
-  common(program.command('seed-probe').description("VPT and RVPT at several defense seeds on the tables' backdoored models: how far one cell moves with the seed alone (notebook 03)"))
-    .option('--attacks <names>', "attacks, comma-separated (default: the dataset's table's, six on the main dataset, three on emoji)")
-    .option('--seeds <list>', `defense seeds, comma-separated; the profile's own (0 at small) reads the tables' cell (default: ${SEED_PROBE_SEEDS.join(',')})`)
-    .option('--methods <list>', `of ${SEED_PROBE_METHODS.join(', ')}, comma-separated (default: both)`)
-    .option('--dataset <name>', "the dataset whose backdoored models are defended (default: the profile's main one; emoji: Table 2's models)")
-    .option('--fixed-shots', "tune every run on the tables' clean shots: only the initialisation, batch order and augmentation change with the seed")
-    .option('--fr-token <where>', `where RVPT's FR reads the last block's class token: ${FR_TOKENS.join(' | ')} (the paper does not say; default residual, the tables')`, 'residual')
-    .option('--fr-layers <list>', "the blocks at whose outputs RVPT's FR repels, 1-based, comma-separated, e.g. 6 for the last block alone at small (default: every prompted block, the paper's and the tables')")
-    .option('--budget <n>', "VPT's and RVPT's steps as a multiple of the tables' (epochs and warm-up stretched alike), e.g. 16; files get -budget-N (default: 1)", (x: string) =>
-      optionValue('budget', x, wholeNumber("(a multiple of the tables' steps)", 16)),
-    )
-    .option('--jobs <n>', 'processes training side by side (default: the profile, small 2)', int)
-    .action(async (o) => {
-      const profile = withJobs(getProfile(o.profile), o.jobs);
-      const attacks = attackList(o.attacks, profile);
-      const frLayers =
-        o.frLayers === undefined
-          ? undefined
-          : numberList(o.frLayers, 'fr-layers', (x) => {
-              const n = Number(x);
-              if (x === '' || !Number.isInteger(n) || n < 1 || n > profile.model.layers) throw new Error(`It must be a block number from 1 to ${profile.model.layers}, e.g. ${profile.model.layers}.`);
-              return n - 1;
-            });
-      const seeds = seedList(o.seeds);
-      const methods = o.methods ? String(o.methods).split(',').map((m: string) => m.trim()) : undefined;
-      for (const m of methods ?? []) if (!SEED_PROBE_METHODS.includes(m)) throw new Error(`--methods: '${m}' is not one of ${SEED_PROBE_METHODS.join(', ')}.`);
-      const dataset = datasetOption(o.dataset, profile);
-      await initBackend(o.backend);
-      const r = await runSeedProbe(profile, { attacks, seeds, dataset, methods, fixedShots: !!o.fixedShots, frToken: o.frToken as FrToken, frLayers, budget: o.budget, log: (s) => process.stderr.write(`[rvpt] ${s}\n`) });
-      console.log(`seed probe: ${r.path}`);
     });
 
   common(program.command('bench').description('time one full contrastive training step and the plain 1024^3 matmul'))

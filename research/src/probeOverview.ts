@@ -1,23 +1,24 @@
 /**
- * Every committed RVPT run at once: the tables' cells and every probe's (notebook 03's last section), read from the
- * result files under figures/, each judged against issue 5's target (ASR at most 5%, CA at most 2 points below the
+ * Every committed RVPT run at once: the tables' cells and every probe's (the probes notebook's last section), read from the
+ * result files under figures/ and research/results/, each judged against the paper's target (ASR at most 5%, CA at most 2 points below the
  * same backdoored model undefended). The probes each answer one question; this answers the one they share: did any
  * setting, tower or backdoor we tried get RVPT into the paper's region, and how close did each come?
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { projectRoot, readJsonFile } from '../util/fsutil';
-import { ResultsTable, signedText } from './tables';
+import { projectRoot, readJsonFile } from '../../src/util/fsutil';
+import { ResultsTable, signedText } from '../../src/experiments/tables';
 import { RepulsionProbe } from './repulsionProbe';
 import { SeedProbe, atTargetAsr, inRvptTarget, withinCaBudget } from './seedProbe';
 import { TuningProbe } from './tuningProbe';
 import { StrengthProbe } from './strengthProbe';
 import { AttributeProbe } from './attributeProbe';
-import { ATTACK_NAMES } from '../attacks/registry';
+import { ATTACK_NAMES } from '../../src/attacks/registry';
+import { labResults } from './probeFiles';
 
 /** One RVPT run (one defended model on one test set) against its own undefended model. */
 export interface RvptRun {
-  /** The result file, relative to figures/ and without `.json` (e.g. `deep12/seed-probe`). */
+  /** The result file, relative to figures/ or research/results/ and without `.json` (e.g. `deep12/seed-probe`). */
   source: string;
   /** The profile whose tower and pre-training the backdoored model has (small, wide, deep12, ...). */
   profile: string;
@@ -78,14 +79,16 @@ function seedSetting(p: SeedProbe, seed: number): string {
 }
 
 /**
- * Every RVPT run in the committed result files under `root`/figures. A probe family this does not know fails loudly
+ * Every RVPT run in the committed result files under `root`/figures (the tables) and `root`/research/results (the probes). A probe family this does not know fails loudly
  * (naming the file), so that a new probe cannot drop out of the overview unseen.
  */
 export function committedRvptRuns(root = projectRoot()): RvptRuns {
-  const dir = path.join(root, 'figures');
-  if (!fs.existsSync(dir)) throw new Error(`RVPT overview: ${dir} does not exist; the results are committed there (\`npx rvpt tables\` and the probes' make targets write them).`);
+  const figures = path.join(root, 'figures');
+  if (!fs.existsSync(figures)) throw new Error(`RVPT overview: ${figures} does not exist; the tables are committed there (\`npx rvpt tables\` writes them).`);
+  // The tables in figures/, then the probes in research/results/ (a file's source is its path inside its folder).
+  const files = [figures, labResults(root)].filter((d) => fs.existsSync(d)).flatMap((dir) => jsonFiles(dir).map((file) => ({ dir, file })));
   const out: RvptRuns = { runs: [], ranges: [], skipped: [] };
-  for (const file of jsonFiles(dir)) {
+  for (const { dir, file } of files) {
     const source = path.relative(dir, file).replace(/\.json$/, '');
     const f = readJsonFile<Record<string, unknown>>(file, 'RVPT overview');
     const profile = (f.provenance as { profile?: string } | undefined)?.profile ?? 'small';
@@ -115,7 +118,7 @@ export function committedRvptRuns(root = projectRoot()): RvptRuns {
       const p = f as unknown as AttributeProbe;
       for (const r of p.rows) if (r.method === 'RVPT') out.ranges.push({ source, profile: r.profile, dataset: p.dataset, attack: r.attack, seeds: r.seeds, asr: r.asr, caChange: r.caChange });
     } else if (typeof f.probe === 'string') {
-      throw new Error(`RVPT overview: ${file} is a '${f.probe}' probe, which src/experiments/probeOverview.ts does not read; add its rows there.`);
+      throw new Error(`RVPT overview: ${file} is a '${f.probe}' probe, which research/src/probeOverview.ts does not read; add its rows there.`);
     } else {
       const ablations = f.figure === 'ablations' || source === 'ablations.points';
       const why = ablations
@@ -168,7 +171,7 @@ const runText = (r: RvptRun | null, where: (r: RvptRun) => string): string => (r
 
 /** One row per result file: its RVPT runs, how many meet the target, and the two nearest approaches to it. */
 export function overviewBySource(o: RvptRuns): { header: string[]; rows: string[][] } {
-  const header = ['file (figures/)', 'dataset', 'RVPT runs', 'meeting the target', 'lowest ASR within 2 CA points', 'most CA kept at ≤ 5% ASR'];
+  const header = ['file', 'dataset', 'RVPT runs', 'meeting the target', 'lowest ASR within 2 CA points', 'most CA kept at ≤ 5% ASR'];
   // The tables' own files first, then the probes' in path order.
   const isTable = (s: string) => /(^|\/)table\d$/.test(s);
   const sources = [...new Set(o.runs.map((r) => r.source))].sort((a, b) => Number(isTable(b)) - Number(isTable(a)) || a.localeCompare(b));
@@ -207,7 +210,7 @@ export function overviewByAttack(o: RvptRuns): { header: string[]; rows: string[
  * their best CA change is more than 2 points down, or their lowest ASR is above 5%.
  */
 export function rangeVerdicts(o: RvptRuns): { header: string[]; rows: string[][] } {
-  const header = ['file (figures/)', 'profile', 'attack', 'seeds', 'ASR [min, max]', 'CA change [min, max]', 'can any run meet the target?'];
+  const header = ['file', 'profile', 'attack', 'seeds', 'ASR [min, max]', 'CA change [min, max]', 'can any run meet the target?'];
   const rows = o.ranges.map((r) => {
     // The best corner of the ranges (lowest ASR, least CA lost) is the only place a run could meet the target.
     const out = !inRvptTarget(r.asr[0], r.caChange[1]);

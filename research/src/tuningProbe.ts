@@ -1,11 +1,11 @@
 /**
- * The tuning-data probe (notebook 03, README "Defenses"). At the `small` profile RVPT costs 6-9 points of CA
+ * The tuning-data probe (the probes notebook, README "Defenses"). At the `small` profile RVPT costs 6-9 points of CA
  * against VPT on Fashion-MNIST, and removes some backdoors and not others. Two things about the clean data it is tuned
  * on could be the cause, and the probe varies each with all else fixed:
  *   - how many clean shots it sees: with only 16 per class, the prompts may be unable to relearn what repelling moves
  *     away. Each variant with k shots runs the tables' number of steps (epochs and warm-up scaled by 16/k), so more
  *     shots means more distinct images, not more training;
- *   - the augmentation (CoOp's random resized crop and flip): the paper does not state it (PAPER.md section 1,
+ *   - the augmentation (CoOp's random resized crop and flip): the paper does not state it (docs/PAPER-NOTES.md,
  *     inferred from CoOp), and its Perturbation Resistivity argument is about features that perturbations change.
  * A third question came after: with enough distinct images, does RVPT keep its CA given more *training*? The paper
  * takes about 900 (OxfordPets) to 25,000 (ImageNet) optimiser steps, the tables 100. A variant's `budget` multiplies the
@@ -16,19 +16,19 @@
  * are cached like the tables' on the tables' own backdoored models, and the profile's own variant (16 shots,
  * augmented, budget 1) *is* the tables' cells.
  */
-import { BackdoorMetrics } from '../metrics/backdoor';
-import { RVPT_DEFAULTS } from '../defenses/rvpt';
-import { DEFAULT_AUGMENT } from '../data/augment';
-import { loadShots } from '../data/load';
-import { ensureBackdoored } from './backdoorRun';
-import { runCellsInParallel, CellJob } from './cellPool';
-import { runCell } from './defenseRun';
-import { externalWeights } from './externalWeights';
-import { Profile } from './profiles';
+import { BackdoorMetrics } from '../../src/metrics/backdoor';
+import { RVPT_DEFAULTS } from '../../src/defenses/rvpt';
+import { DEFAULT_AUGMENT } from '../../src/data/augment';
+import { loadShots } from '../../src/data/load';
+import { ensureBackdoored } from '../../src/experiments/backdoorRun';
+import { runCellsInParallel, CellJob } from '../../src/experiments/cellPool';
+import { runCell } from '../../src/experiments/defenseRun';
+import { externalWeights } from '../../src/experiments/externalWeights';
+import { Profile } from '../../src/experiments/profiles';
 import { finalFR } from './strengthProbe';
-import { TableProvenance, asrCaText, signedText, tableProvenance } from './tables';
+import { TableProvenance, asrCaText, signedText, tableProvenance } from '../../src/experiments/tables';
 import { ATTACK_COLOURS, ATTACK_SYMBOLS, committedProbe, groupRows, probeAttacks, probeMarkdown, targetRegion, writeProbe } from './probeFiles';
-import { Figure } from '../viz/plotly';
+import { Figure } from '../../src/viz/plotly';
 
 export interface TuningVariant {
   /** Clean shots per class. */
@@ -41,7 +41,7 @@ export interface TuningVariant {
   margin?: number;
 }
 
-/** The budget probe's grid (`make tuning-probe`'s second run): 256 shots per class at 1, 4 and 16 times the tables' steps (1: tuning-probe.json's own 256-shot cells). */
+/** The budget probe's grid (`make -C research tuning-probe`'s second run): 256 shots per class at 1, 4 and 16 times the tables' steps (1: tuning-probe.json's own 256-shot cells). */
 export const BUDGET_GRID: TuningVariant[] = [1, 4, 16].flatMap((budget) => [true, false].map((augment) => ({ shots: 256, augment, budget })));
 
 const budgetOf = (v: TuningVariant) => v.budget ?? 1;
@@ -111,12 +111,12 @@ export interface TuningProbe {
   provenance: TableProvenance;
 }
 
-/** The committed probe of the `small` profile (figures/tuning-probe.json, or with `stem` tuning-probe-budget), for notebook 03. */
+/** The committed probe of the `small` profile (research/results/tuning-probe.json, or with `stem` tuning-probe-budget), for the probes notebook. */
 export function committedTuningProbe(file?: string, stem = 'tuning-probe'): TuningProbe {
   return committedProbe<TuningProbe>(stem, 'Tuning probe', file, 'tuning-probe');
 }
 
-/** Rows for notebook 03 and the markdown: one per attack and variant, in the file's order. */
+/** Rows for the probes notebook and the markdown: one per attack and variant, in the file's order. */
 export function tuningRows(p: TuningProbe): { header: string[]; rows: string[][] } {
   const margins = isMarginProbe(p);
   const header = ['attack', 'shots per class', 'augmentation', 'images (steps)', ...(margins ? ['RVPT margin'] : []), 'No defense ASR (CA)', ...TUNING_METHODS.map((m) => `${m} ASR (CA)`), 'RVPT CA minus No defense', 'final FR: VPT / RVPT'];
@@ -141,7 +141,7 @@ export function tuningRows(p: TuningProbe): { header: string[]; rows: string[][]
 
 /**
  * The trade-off: for each attack and augmentation, RVPT's ASR against its CA change from the undefended model, points
- * labelled with the shots (with a budget: the steps; with margins: m), and the issue's target region (ASR at most 5%,
+ * labelled with the shots (with a budget: the steps; with margins: m), and the paper-level target region (ASR at most 5%,
  * CA at most 2 points down).
  */
 export function tuningFigure(p: TuningProbe): Figure {
@@ -212,7 +212,7 @@ export function tuningMarkdown(p: TuningProbe): string {
 
 /**
  * Defend and measure every attack x variant on `dataset`'s backdoored models (cached; two processes when the profile
- * has two jobs), then write the files named by tuningStem into the profile's results folder (figures/ for `small`).
+ * has two jobs), then write the files named by tuningStem into the profile's results folder (research/results/ for `small`).
  * Returns the JSON path.
  */
 export async function runTuningProbe(

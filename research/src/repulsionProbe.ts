@@ -1,34 +1,34 @@
 /**
- * The repulsion probe (notebook 03, README "Defenses"). The scale probe compared RVPT at two widths at the paper's
+ * The repulsion probe (the probes notebook, README "Defenses"). The scale probe compared RVPT at two widths at the paper's
  * alpha only, and one point per width cannot tell a better trade-off from a point further along the same one: the
  * wider model kept more CA but also removed less. This probe traces each width's whole trade-off instead. It runs
  * RVPT at several weights alpha of the repelling term on the tables' backdoored models of each profile (`small`, and
- * `profiles/wide.json`, the image tower twice as wide), with VPT (alpha 0) as the curve's start. At equal ASR, the
+ * `research/profiles/wide.json`, the image tower twice as wide), with VPT (alpha 0) as the curve's start. At equal ASR, the
  * curve with the higher CA is the better trade-off.
  * Each point is the profile with RVPT's alpha overridden (`repulsionProfile`), so its cells are cached like the
  * tables', and the profile's own alpha *is* the tables' cell. On the emoji dataset (`--dataset emoji`) the same curve
  * is traced on Table 2's models, where prompt tuning has CA to gain.
  */
 import * as path from 'path';
-import { BackdoorMetrics } from '../metrics/backdoor';
-import { RVPT_DEFAULTS } from '../defenses/rvpt';
-import { ensureBackdoored } from './backdoorRun';
-import { runCellsInParallel, CellJob } from './cellPool';
-import { runCell } from './defenseRun';
-import { externalWeights } from './externalWeights';
-import { testSetNames } from '../data/load';
-import { Profile } from './profiles';
+import { BackdoorMetrics } from '../../src/metrics/backdoor';
+import { RVPT_DEFAULTS } from '../../src/defenses/rvpt';
+import { ensureBackdoored } from '../../src/experiments/backdoorRun';
+import { runCellsInParallel, CellJob } from '../../src/experiments/cellPool';
+import { runCell } from '../../src/experiments/defenseRun';
+import { externalWeights } from '../../src/experiments/externalWeights';
+import { testSetNames } from '../../src/data/load';
+import { Profile } from '../../src/experiments/profiles';
 import { finalFR } from './strengthProbe';
-import { TableProvenance, asrCaText, signedText, tableProvenance } from './tables';
-import { ATTACK_COLOURS, ATTACK_SYMBOLS, committedProbe, groupRows, probeAttacks, probeMarkdown, targetRegion, writeProbe } from './probeFiles';
-import { Figure } from '../viz/plotly';
-import { projectRoot } from '../util/fsutil';
+import { TableProvenance, asrCaText, signedText, tableProvenance } from '../../src/experiments/tables';
+import { ATTACK_COLOURS, ATTACK_SYMBOLS, committedProbe, groupRows, probeAttacks, probeMarkdown, targetRegion, writeProbe, labResults } from './probeFiles';
+import { Figure } from '../../src/viz/plotly';
+import { projectRoot } from '../../src/util/fsutil';
 
 /** The committed alphas: half, once, twice and four times the paper's alpha = 2 (the tables'). */
 export const REPULSION_ALPHAS = [1, 2, 4, 8];
 
-/** The profiles of the committed probe, as `rvpt repulsion-probe --profiles` takes them. */
-export const REPULSION_PROFILES = ['small', 'profiles/wide.json'];
+/** The profiles of the committed probe, as `rvpt-lab repulsion-probe --profiles` takes them. */
+export const REPULSION_PROFILES = ['small', 'research/profiles/wide.json'];
 
 /** The attacks of the committed probe (the tuning probe's too: `probeAttacks`). */
 export const repulsionAttacks = probeAttacks;
@@ -73,7 +73,7 @@ export interface RepulsionProbe {
   provenance: TableProvenance;
 }
 
-/** A committed probe (figures/repulsion-probe.json; with a dataset, figures/repulsion-probe-DATASET.json), for notebook 03. */
+/** A committed probe (research/results/repulsion-probe.json; with a dataset, research/results/repulsion-probe-DATASET.json), for the probes notebook. */
 export function committedRepulsionProbe(dataset?: string, file?: string): RepulsionProbe {
   return withLayers(committedProbe<RepulsionProbe>(dataset ? `repulsion-probe-${dataset}` : 'repulsion-probe', 'Repulsion probe', file, 'repulsion-probe'));
 }
@@ -86,7 +86,7 @@ export function withLayers(p: RepulsionProbe): RepulsionProbe {
     rows: p.rows.map((r) => {
       if (r.layers !== undefined) return r;
       const layers = models.find((m) => m.name === r.profile)?.model.layers;
-      if (layers === undefined) throw new Error(`Repulsion probe: row of profile '${r.profile}' has no 'layers', and the file's provenance does not record that profile's model; rewrite the file with \`rvpt repulsion-probe\`.`);
+      if (layers === undefined) throw new Error(`Repulsion probe: row of profile '${r.profile}' has no 'layers', and the file's provenance does not record that profile's model; rewrite the file with \`rvpt-lab repulsion-probe\`.`);
       return { ...r, layers };
     }),
   };
@@ -104,22 +104,22 @@ export function joinRepulsionProbes(probes: RepulsionProbe[]): RepulsionProbe {
 }
 
 /**
- * The committed Fashion-MNIST curves at widths 64 and 128 (figures/repulsion-probe.json) and 256 (figures/wide256/).
- * Width 256 (`profiles/wide256.json`) is a probe of its own, `make repulsion-probe-wide256`: its pre-training and
+ * The committed Fashion-MNIST curves at widths 64 and 128 (research/results/repulsion-probe.json) and 256 (research/results/wide256/).
+ * Width 256 (`research/profiles/wide256.json`) is a probe of its own, `make repulsion-probe-wide256`: its pre-training and
  * backdoors take over an hour on two cores.
  */
 export function committedWidthCurves(root = projectRoot()): RepulsionProbe {
   const wide256 = committedRepulsionProbeAt(root, 'wide256', 'Repulsion probe at width 256');
-  return joinRepulsionProbes([committedRepulsionProbe(undefined, path.join(root, 'figures', 'repulsion-probe.json')), wide256]);
+  return joinRepulsionProbes([committedRepulsionProbe(undefined, path.join(labResults(root), 'repulsion-probe.json')), wide256]);
 }
 
-/** A probe beyond figures/repulsion-probe.json: its own profile (profiles/NAME.json), its results in figures/NAME/. */
+/** A probe beyond research/results/repulsion-probe.json: its own profile (research/profiles/NAME.json), its results in research/results/NAME/. */
 export interface ProfileProbe {
   name: string;
   label: string;
 }
 
-/** The probes of the scale grid beyond figures/repulsion-probe.json: each in figures/NAME/, by `make repulsion-probe-NAME`. */
+/** The probes of the scale grid beyond research/results/repulsion-probe.json: each in research/results/NAME/, by `make -C research repulsion-probe-NAME`. */
 export const SCALE_PROBES: ProfileProbe[] = [
   { name: 'wide256', label: 'width 256' },
   { name: 'deep12', label: '12 blocks' },
@@ -134,29 +134,29 @@ export const PRETRAIN_PROBES: ProfileProbe[] = [
 
 /**
  * Every committed Fashion-MNIST curve of the scale probes, one row set per image tower: widths 64 and 128 at 6 blocks
- * (figures/repulsion-probe.json), width 256 (`profiles/wide256.json`), and 12 blocks, ViT-B/32's depth, prompted from
- * D = 3 as in the paper, at widths 64 (`profiles/deep12.json`) and 128 (`profiles/wide-deep12.json`).
+ * (research/results/repulsion-probe.json), width 256 (`research/profiles/wide256.json`), and 12 blocks, ViT-B/32's depth, prompted from
+ * D = 3 as in the paper, at widths 64 (`research/profiles/deep12.json`) and 128 (`research/profiles/wide-deep12.json`).
  */
 export function committedScaleCurves(root = projectRoot()): RepulsionProbe {
   return committedCurvesWith(SCALE_PROBES, root);
 }
 
 /**
- * `small`'s and `wide`'s curves (figures/repulsion-probe.json) with those of `small`'s tower pre-trained on a quarter
- * of the Fashion-MNIST images (`profiles/pretrain-15k.json`) and for four times the steps (`profiles/pretrain-4000.json`).
+ * `small`'s and `wide`'s curves (research/results/repulsion-probe.json) with those of `small`'s tower pre-trained on a quarter
+ * of the Fashion-MNIST images (`research/profiles/pretrain-15k.json`) and for four times the steps (`research/profiles/pretrain-4000.json`).
  */
 export function committedPretrainCurves(root = projectRoot()): RepulsionProbe {
   return committedCurvesWith(PRETRAIN_PROBES, root);
 }
 
 function committedCurvesWith(probes: ProfileProbe[], root: string): RepulsionProbe {
-  const base = committedRepulsionProbe(undefined, path.join(root, 'figures', 'repulsion-probe.json'));
+  const base = committedRepulsionProbe(undefined, path.join(labResults(root), 'repulsion-probe.json'));
   return joinRepulsionProbes([base, ...probes.map((s) => committedRepulsionProbeAt(root, s.name, `Repulsion probe at ${s.label}`))]);
 }
 
-/** figures/NAME/repulsion-probe.json, written by `make repulsion-probe-NAME`. */
+/** research/results/NAME/repulsion-probe.json, written by `make -C research repulsion-probe-NAME`. */
 function committedRepulsionProbeAt(root: string, name: string, label: string): RepulsionProbe {
-  return withLayers(committedProbe<RepulsionProbe>('repulsion-probe', label, path.join(root, 'figures', name, 'repulsion-probe.json'), `repulsion-probe-${name}`));
+  return withLayers(committedProbe<RepulsionProbe>('repulsion-probe', label, path.join(labResults(root), name, 'repulsion-probe.json'), `repulsion-probe-${name}`));
 }
 
 /** 'a', 'a and b', 'a, b and c'. */
@@ -251,7 +251,7 @@ const PROFILE_DASHES = ['dot', 'solid', 'dash', 'longdash'];
 
 /**
  * At each ASR, what it costs in CA: the CA change from the undefended model (x) against the ASR (y) at each alpha, one
- * curve per profile and attack, with the issue's target region (ASR at most 5%, CA at most 2 points down).
+ * curve per profile and attack, with the paper-level target region (ASR at most 5%, CA at most 2 points down).
  */
 export function repulsionFigure(p: RepulsionProbe): Figure {
   const groups = groupRows(p.rows, (r) => `${r.attack}|${r.profile}`);
@@ -294,7 +294,7 @@ export function repulsionMarkdown(p: RepulsionProbe): string {
 /**
  * Defend and measure every profile x attack x alpha on `dataset` (default: the first profile's main one; cached, and on
  * all of the dataset's test sets as the tables' cells are; two processes when the first profile has two jobs), then
- * write repulsion-probe[-DATASET].{json,md} into the first profile's results folder (figures/ for `small`). Returns the
+ * write repulsion-probe[-DATASET].{json,md} into the first profile's results folder (research/results/ for `small`). Returns the
  * JSON path.
  */
 export async function runRepulsionProbe(
@@ -306,7 +306,7 @@ export async function runRepulsionProbe(
 ): Promise<{ path: string; probe: RepulsionProbe }> {
   if (!profiles.length || !alphas.length) throw new Error('Repulsion probe: no profiles or no alphas to run.');
   for (const p of profiles) {
-    if (externalWeights(p)) throw new Error(`Repulsion probe: profile '${p.name}' takes its backdoored models from a weights file; the probe compares profiles that make their own (small, profiles/wide.json).`);
+    if (externalWeights(p)) throw new Error(`Repulsion probe: profile '${p.name}' takes its backdoored models from a weights file; the probe compares profiles that make their own (small, research/profiles/wide.json).`);
   }
   const t0 = Date.now();
   const testSets = testSetNames(dataset);

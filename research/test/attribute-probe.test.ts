@@ -4,11 +4,11 @@
  * differ in their captions alone, both seed probes, the file), not the finding.
  */
 import * as fs from 'fs';
-import { withinClassR2, withinClassVarianceShare } from '../src/metrics/decodability';
-import { AttributeProbe, attributeMarkdown, runAttributeProbe } from '../src/experiments/attributeProbe';
-import { pretrainPath } from '../src/experiments/pretrainRun';
-import { makeRng } from '../src/util/rng';
-import { cutDownTiny, freshCacheSharingData, restoreCacheAfterAll, setup } from './helpers';
+import { withinClassR2, withinClassVarianceShare } from '../src/decodability';
+import { AttributeProbe, attributeMarkdown, runAttributeProbe } from '../src/attributeProbe';
+import { pretrainPath } from '../../src/experiments/pretrainRun';
+import { makeRng } from '../../src/util/rng';
+import { cutDownTiny, freshCacheSharingData, restoreCacheAfterAll, setup } from '../../test/helpers';
 
 beforeAll(setup);
 restoreCacheAfterAll();

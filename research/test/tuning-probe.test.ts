@@ -6,15 +6,15 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { getProfile, Profile } from '../src/experiments/profiles';
-import { cellFile } from '../src/experiments/defenseRun';
-import { ensureBackdoored } from '../src/experiments/backdoorRun';
-import { DEFAULT_AUGMENT } from '../src/data/augment';
-import { RVPT_DEFAULTS } from '../src/defenses/rvpt';
-import { BUDGET_GRID, MARGIN_GRID, TUNING_GRID, TuningProbe, committedTuningProbe, isBudgetProbe, isMarginProbe, runTuningProbe, tuningAttacks, tuningMarkdown, tuningProfile, tuningRows, tuningStem } from '../src/experiments/tuningProbe';
-import { readJsonFile } from '../src/util/fsutil';
-import { committedSeedProbe } from '../src/experiments/seedProbe';
-import { HAND_PROVENANCE, cellMetrics, cutDownTiny, freshCacheSharingData, restoreCacheAfterAll, setup } from './helpers';
+import { getProfile, Profile } from '../../src/experiments/profiles';
+import { cellFile } from '../../src/experiments/defenseRun';
+import { ensureBackdoored } from '../../src/experiments/backdoorRun';
+import { DEFAULT_AUGMENT } from '../../src/data/augment';
+import { RVPT_DEFAULTS } from '../../src/defenses/rvpt';
+import { BUDGET_GRID, MARGIN_GRID, TUNING_GRID, TuningProbe, committedTuningProbe, isBudgetProbe, isMarginProbe, runTuningProbe, tuningAttacks, tuningMarkdown, tuningProfile, tuningRows, tuningStem } from '../src/tuningProbe';
+import { readJsonFile } from '../../src/util/fsutil';
+import { committedSeedProbe } from '../src/seedProbe';
+import { HAND_PROVENANCE, cellMetrics, cutDownTiny, freshCacheSharingData, restoreCacheAfterAll, setup } from '../../test/helpers';
 
 beforeAll(setup);
 restoreCacheAfterAll();
@@ -89,7 +89,7 @@ test('a margin caps RVPT alone, the default margin is the uncapped variant, and 
 });
 
 test('a profile whose backdoored models come from a weights file is refused', async () => {
-  const toy = getProfile(path.join(__dirname, 'fixtures', 'paper-toy', 'profile.json'));
+  const toy = getProfile(path.join(__dirname, '..', '..', 'test', 'fixtures', 'paper-toy', 'profile.json'));
   await expect(runTuningProbe(toy, ['BadNet'])).rejects.toThrow(/takes its backdoored models from a weights file/);
 });
 
@@ -118,13 +118,13 @@ test('the committed probe holds every attack x variant at the same steps, and it
     expect(r.images).toBe(r.shots * 10);
     expect(Object.keys(r.metrics)).toEqual(['No defense', 'VPT', 'RVPT']);
   }
-  const table1 = readJsonFile<{ datasets: Record<string, Record<string, Record<string, { asr: number; ca: number }>>> }>(path.join(__dirname, '..', 'figures', 'table1.json'), 'table1');
+  const table1 = readJsonFile<{ datasets: Record<string, Record<string, Record<string, { asr: number; ca: number }>>> }>(path.join(__dirname, '..', '..', 'figures', 'table1.json'), 'table1');
   for (const r of p.rows.filter((x) => x.shots === 16 && x.augment)) {
     for (const m of ['No defense', 'VPT', 'RVPT']) {
       expect({ asr: r.metrics[m].asr, ca: r.metrics[m].ca }).toEqual({ asr: table1.datasets['fashion-mnist'][m][r.attack].asr, ca: table1.datasets['fashion-mnist'][m][r.attack].ca });
     }
   }
-  expect(() => committedTuningProbe('/nonexistent/tuning-probe.json')).toThrow(/tuning-probe\.json does not exist\. Write it with `make tuning-probe`/);
+  expect(() => committedTuningProbe('/nonexistent/tuning-probe.json')).toThrow(/tuning-probe\.json does not exist\. Write it with `make -C research tuning-probe`/);
 });
 
 test('the committed budget probe holds 256 shots at 1, 4 and 16 times the steps, and its budget-1 rows are the same-steps probe’s', () => {
@@ -143,7 +143,7 @@ test('the committed budget probe holds 256 shots at 1, 4 and 16 times the steps,
     expect(r.metrics).toEqual(twin.metrics);
     expect(r.finalFR).toEqual(twin.finalFR);
   }
-  expect(() => committedTuningProbe('/nonexistent/tuning-probe-budget.json', 'tuning-probe-budget')).toThrow(/tuning-probe-budget\.json does not exist\. Write it with `make tuning-probe`/);
+  expect(() => committedTuningProbe('/nonexistent/tuning-probe-budget.json', 'tuning-probe-budget')).toThrow(/tuning-probe-budget\.json does not exist\. Write it with `make -C research tuning-probe`/);
 });
 
 test('the committed margin probe holds the budget probe’s longest runs at m = -1, 0.5 and 0.7, and its m = -1 rows are that probe’s', () => {
@@ -177,7 +177,7 @@ test('the committed emoji budget probe holds Table 2’s attacks at 1, 4 and 16 
   expect(p.rows.map(({ attack, shots, augment, budget }) => ({ attack, shots, augment, budget }))).toEqual(attacks.flatMap((attack) => grid.map((v) => ({ attack, ...v }))));
   const base = p.rows[0].steps;
   for (const r of p.rows) expect(r.steps).toBe(base * r.budget!);
-  const table2 = readJsonFile<{ datasets: Record<string, Record<string, Record<string, { asr: number; ca: number }>>> }>(path.join(__dirname, '..', 'figures', 'table2.json'), 'table2');
+  const table2 = readJsonFile<{ datasets: Record<string, Record<string, Record<string, { asr: number; ca: number }>>> }>(path.join(__dirname, '..', '..', 'figures', 'table2.json'), 'table2');
   for (const r of p.rows.filter((x) => x.budget === 1 && x.augment)) {
     for (const m of ['No defense', 'VPT', 'RVPT']) expect({ asr: r.metrics[m].asr, ca: r.metrics[m].ca }).toEqual({ asr: table2.datasets.emoji[m][r.attack].asr, ca: table2.datasets.emoji[m][r.attack].ca });
   }

@@ -1,15 +1,26 @@
 /**
- * What the probes of notebook 03 (backdoor strength, tuning data) share: the committed file a notebook reads, the
- * markdown beside it and how both are written (atomically, into the profile's results folder: figures/ at `small`).
+ * What the probes share: the committed file a notebook reads, the markdown beside it and how both are written
+ * (atomically, into the lab's results folder: research/results/ at `small`, .cache/results/NAME/ for other profiles,
+ * from where the research Makefile copies them to research/results/NAME/).
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { projectRoot, readJsonFile, writeFileAtomic, writeJsonAtomic } from '../util/fsutil';
-import { markdownTable } from '../viz/notebook';
-import { Profile } from './profiles';
-import { TableProvenance, provenanceLine, resultsDir } from './tables';
-import { figureAttacks } from './analysis';
-import { availableAttacks } from './paperTables';
+import { projectRoot, readJsonFile, writeFileAtomic, writeJsonAtomic } from '../../src/util/fsutil';
+import { markdownTable } from '../../src/viz/notebook';
+import { Profile } from '../../src/experiments/profiles';
+import { TableProvenance, provenanceLine, resultsDir } from '../../src/experiments/tables';
+import { figureAttacks } from '../../src/experiments/analysis';
+import { availableAttacks } from '../../src/experiments/paperTables';
+
+/** The folder of the committed probe results: research/results/ under the project root (or under `root`). */
+export function labResults(root = projectRoot()): string {
+  return path.join(root, 'research', 'results');
+}
+
+/** Where a probe run writes its files: research/results/ for `small`, the profile's cache results folder otherwise. */
+export function labResultsDir(profile: Profile): string {
+  return profile.name === 'small' ? labResults() : resultsDir(profile);
+}
 
 /**
  * The attacks a Fig. 3-style probe runs by default (the repulsion and tuning probes): on the main dataset the paper's
@@ -27,10 +38,10 @@ export function probeAttacks(profile: Profile, dataset = profile.datasets.main):
 /** The probe families' `rvpt` commands, each also a `make` target. */
 const COMMANDS = new Set(['strength-probe', 'tuning-probe', 'repulsion-probe', 'seed-probe', 'attribute-probe']);
 
-export function committedProbe<T extends { rows: unknown[] }>(name: string, label: string, file = path.join(projectRoot(), 'figures', `${name}.json`), target = name): T {
-  if (!fs.existsSync(file)) throw new Error(`${label}: ${file} does not exist. Write it with \`make ${target}\` (${COMMANDS.has(target) ? `it runs npx rvpt ${target}` : 'the Makefile lists the rvpt commands it runs'}).`);
+export function committedProbe<T extends { rows: unknown[] }>(name: string, label: string, file = path.join(labResults(), `${name}.json`), target = name): T {
+  if (!fs.existsSync(file)) throw new Error(`${label}: ${file} does not exist. Write it with \`make -C research ${target}\` (${COMMANDS.has(target) ? `it runs rvpt-lab ${target}` : 'research/Makefile lists the rvpt-lab commands it runs'}).`);
   const p = readJsonFile<T>(file, label);
-  if (!Array.isArray(p.rows)) throw new Error(`${label}: ${file} has no 'rows' list; is it a file written by \`rvpt ${name}\`?`);
+  if (!Array.isArray(p.rows)) throw new Error(`${label}: ${file} has no 'rows' list; is it a file written by \`rvpt-lab ${name}\`?`);
   return p;
 }
 
@@ -49,7 +60,7 @@ export function probeMarkdown(title: string, caption: string, table: { header: s
 
 /** Write NAME.json and NAME.md into the profile's results folder; returns the JSON's path. */
 export function writeProbe(profile: Profile, name: string, probe: unknown, markdown: string): string {
-  const dir = resultsDir(profile);
+  const dir = labResultsDir(profile);
   const json = path.join(dir, `${name}.json`);
   writeJsonAtomic(json, probe);
   writeFileAtomic(path.join(dir, `${name}.md`), markdown);
@@ -68,7 +79,7 @@ export const ATTACK_COLOURS: Record<string, string> = { BadNet: '#1f77b4', Blend
 export const ATTACK_SYMBOLS: Record<string, string> = { BadNet: 'circle', Blended: 'square', BadCLIP: 'diamond', WaNet: 'triangle-up', ISSBA: 'cross', TrojVQA: 'star' };
 
 /**
- * The issue's target region on an ASR (y) against CA-change (x) plot: ASR at most 5% and CA at most 2 points down,
+ * The paper-level target region on an ASR (y) against CA-change (x) plot: ASR at most 5% and CA at most 2 points down,
  * so from x = -2 rightwards, past the largest CA change plotted (`xs`).
  */
 export function targetRegion(xs: (number | null)[]): { shapes: Record<string, unknown>[]; annotations: Record<string, unknown>[] } {

@@ -6,14 +6,14 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { getProfile } from '../src/experiments/profiles';
-import { cellFile } from '../src/experiments/defenseRun';
-import { REPULSION_ALPHAS, RepulsionProbe, caCostAtAsr, caCostRows, committedRepulsionProbe, committedPretrainCurves, committedScaleCurves, committedWidthCurves, joinRepulsionProbes, repulsionFigure, repulsionMarkdown, repulsionProfile, repulsionRows, runRepulsionProbe, withLayers } from '../src/experiments/repulsionProbe';
-import { readJsonFile } from '../src/util/fsutil';
-import { committedTuningProbe } from '../src/experiments/tuningProbe';
-import { committedDepthSeedProbes, committedPretrainSeedProbes, committedSeedProbe, SeedProbe } from '../src/experiments/seedProbe';
-import { targetRegion } from '../src/experiments/probeFiles';
-import { HAND_PROVENANCE, cellMetrics, cutDownTiny, freshCacheSharingData, restoreCacheAfterAll, setup } from './helpers';
+import { getProfile } from '../../src/experiments/profiles';
+import { cellFile } from '../../src/experiments/defenseRun';
+import { REPULSION_ALPHAS, RepulsionProbe, caCostAtAsr, caCostRows, committedRepulsionProbe, committedPretrainCurves, committedScaleCurves, committedWidthCurves, joinRepulsionProbes, repulsionFigure, repulsionMarkdown, repulsionProfile, repulsionRows, runRepulsionProbe, withLayers } from '../src/repulsionProbe';
+import { readJsonFile } from '../../src/util/fsutil';
+import { committedTuningProbe } from '../src/tuningProbe';
+import { committedDepthSeedProbes, committedPretrainSeedProbes, committedSeedProbe, SeedProbe } from '../src/seedProbe';
+import { targetRegion } from '../src/probeFiles';
+import { HAND_PROVENANCE, cellMetrics, cutDownTiny, freshCacheSharingData, restoreCacheAfterAll, setup } from '../../test/helpers';
 
 beforeAll(setup);
 restoreCacheAfterAll();
@@ -32,7 +32,7 @@ test('a point sets only RVPT’s alpha, and the profile’s own alpha is the tab
 });
 
 test('a profile whose backdoored models come from a weights file is refused', async () => {
-  const toy = getProfile(path.join(__dirname, 'fixtures', 'paper-toy', 'profile.json'));
+  const toy = getProfile(path.join(__dirname, '..', '..', 'test', 'fixtures', 'paper-toy', 'profile.json'));
   await expect(runRepulsionProbe([getProfile('tiny'), toy], ['BadNet'])).rejects.toThrow(/profile 'paper-toy' takes its backdoored models from a weights file/);
 });
 
@@ -125,7 +125,7 @@ test('probes join only within one dataset, and the figure gives each width its o
   expect(repulsionMarkdown(joined)).toContain('(image width 64, 128 and 256)');
   expect(() => joinRepulsionProbes([probe('fashion-mnist', 'small', 64), probe('emoji', 'small', 64)])).toThrow(/different datasets \(fashion-mnist, emoji\)/);
   expect(() => joinRepulsionProbes([])).toThrow(/no probes/);
-  expect(() => committedWidthCurves('/nonexistent')).toThrow(/wide256\/repulsion-probe\.json does not exist\. Write it with `make repulsion-probe-wide256`/);
+  expect(() => committedWidthCurves('/nonexistent')).toThrow(/wide256\/repulsion-probe\.json does not exist\. Write it with `make -C research repulsion-probe-wide256`/);
 });
 
 test('rows carry their tower’s depth: files without it read it from their provenance, and labels name it', () => {
@@ -146,21 +146,21 @@ test('rows carry their tower’s depth: files without it read it from their prov
   expect(repulsionMarkdown(widths)).toContain('(image width 64 and 128, 6 blocks)');
   expect(repulsionMarkdown({ ...old, rows: [row('wide', 128, 6), row('deep12', 64, 12)] })).toContain('(image towers 128 wide x 6 blocks and 64 wide x 12 blocks)');
   // A row whose profile the provenance does not record cannot be filled in.
-  expect(() => withLayers({ ...old, rows: [row('other', 64)] })).toThrow(/profile 'other' has no 'layers'.*rvpt repulsion-probe/);
-  expect(() => committedScaleCurves('/nonexistent')).toThrow(/repulsion-probe\.json does not exist\. Write it with `make repulsion-probe`/);
+  expect(() => withLayers({ ...old, rows: [row('other', 64)] })).toThrow(/profile 'other' has no 'layers'.*rvpt-lab repulsion-probe/);
+  expect(() => committedScaleCurves('/nonexistent')).toThrow(/repulsion-probe\.json does not exist\. Write it with `make -C research repulsion-probe`/);
 });
 
 test('the committed probe holds both widths’ curves, and its alpha-2 and VPT points are the tables’ cells', () => {
   const p = committedRepulsionProbe();
   expect(p.provenance.profile).toBe('small');
-  const tables: Record<string, string> = { small: 'table1.json', wide: path.join('wide', 'table1.json') };
+  const tables: Record<string, string> = { small: path.join('..', 'figures', 'table1.json'), wide: path.join('results', 'wide', 'table1.json') };
   expect([...new Set(p.rows.map((r) => `${r.profile} ${r.width}`))]).toEqual(['small 64', 'wide 128']);
   for (const profile of Object.keys(tables)) {
     const rows = p.rows.filter((r) => r.profile === profile);
     const attacks = [...new Set(rows.map((r) => r.attack))];
     expect(attacks).toEqual(['BadNet', 'Blended', 'BadCLIP']);
     expect(rows.map((r) => [r.attack, r.alpha])).toEqual(attacks.flatMap((a) => [0, ...REPULSION_ALPHAS].map((alpha) => [a, alpha])));
-    const t = readJsonFile<{ datasets: Record<string, Record<string, Record<string, { asr: number; ca: number }>>> }>(path.join(__dirname, '..', 'figures', tables[profile]), 'table1').datasets['fashion-mnist'];
+    const t = readJsonFile<{ datasets: Record<string, Record<string, Record<string, { asr: number; ca: number }>>> }>(path.join(__dirname, '..', tables[profile]), 'table1').datasets['fashion-mnist'];
     for (const r of rows) {
       expect({ asr: r.noDefense.asr, ca: r.noDefense.ca }).toEqual({ asr: t['No defense'][r.attack].asr, ca: t['No defense'][r.attack].ca });
       const m = r.alpha === 0 ? 'VPT' : r.alpha === 2 ? 'RVPT' : null;
@@ -168,7 +168,7 @@ test('the committed probe holds both widths’ curves, and its alpha-2 and VPT p
       expect(r.finalFR).toBeGreaterThan(0);
     }
   }
-  expect(() => committedRepulsionProbe(undefined, '/nonexistent/repulsion-probe.json')).toThrow(/repulsion-probe\.json does not exist\. Write it with `make repulsion-probe`/);
+  expect(() => committedRepulsionProbe(undefined, '/nonexistent/repulsion-probe.json')).toThrow(/repulsion-probe\.json does not exist\. Write it with `make -C research repulsion-probe`/);
 });
 
 test('the committed width-256 curve holds the probe’s three attacks at every alpha on one backdoored model each, beside the two narrower widths', () => {
@@ -241,7 +241,7 @@ test('the committed pre-training probes are small’s tower pre-trained on a qua
   // BadNet takes less on a quarter of the data (80.4%; small's own BadNet: 84.8%), the rest above 92%.
   expectCurvesMatchSeedProbes(all, ['pretrain-15k', 'pretrain-4000'], seedProbes, 75);
   for (const [name, pretrain] of [['pretrain-15k', { steps: 1000, mainLimit: 15000 }], ['pretrain-4000', { steps: 4000, mainLimit: null }]] as const) {
-    const p = committedRepulsionProbe(undefined, path.join(__dirname, '..', 'figures', name, 'repulsion-probe.json')).provenance;
+    const p = committedRepulsionProbe(undefined, path.join(__dirname, '..', 'results', name, 'repulsion-probe.json')).provenance;
     // The curve records the pre-training it probes.
     expect((p.config as { profiles: { name: string; pretrain: unknown }[] }).profiles.find((x) => x.name === name)!.pretrain).toMatchObject(pretrain);
     // Rewritten from the cache in a second, the file still records what its 15 defense runs' tuning cost (about 2 min).
@@ -252,19 +252,20 @@ test('the committed pre-training probes are small’s tower pre-trained on a qua
 
 test('a missing scale curve or seed probe names its make target', () => {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'rvpt-scale-'));
-  fs.mkdirSync(path.join(root, 'figures'));
-  fs.copyFileSync(path.join(__dirname, '..', 'figures', 'repulsion-probe.json'), path.join(root, 'figures', 'repulsion-probe.json'));
-  expect(() => committedScaleCurves(root)).toThrow(/wide256[/\\]repulsion-probe\.json does not exist\. Write it with `make repulsion-probe-wide256` \(the Makefile lists/);
-  fs.mkdirSync(path.join(root, 'profiles'));
-  for (const n of ['deep12', 'wide-deep12']) fs.copyFileSync(path.join(__dirname, '..', 'profiles', `${n}.json`), path.join(root, 'profiles', `${n}.json`));
-  fs.copyFileSync(path.join(__dirname, '..', 'figures', 'seed-probe.json'), path.join(root, 'figures', 'seed-probe.json'));
-  expect(() => committedDepthSeedProbes(root)).toThrow(/Seed probe of deep12: .*deep12[/\\]seed-probe\.json does not exist\. Write it with `make repulsion-probe-deep12`/);
+  const results = path.join(root, 'research', 'results');
+  fs.mkdirSync(results, { recursive: true });
+  fs.copyFileSync(path.join(__dirname, '..', 'results', 'repulsion-probe.json'), path.join(results, 'repulsion-probe.json'));
+  expect(() => committedScaleCurves(root)).toThrow(/wide256[/\\]repulsion-probe\.json does not exist\. Write it with `make -C research repulsion-probe-wide256` \(research\/Makefile lists/);
+  fs.mkdirSync(path.join(root, 'research', 'profiles'));
+  for (const n of ['deep12', 'wide-deep12']) fs.copyFileSync(path.join(__dirname, '..', 'profiles', `${n}.json`), path.join(root, 'research', 'profiles', `${n}.json`));
+  fs.copyFileSync(path.join(__dirname, '..', 'results', 'seed-probe.json'), path.join(results, 'seed-probe.json'));
+  expect(() => committedDepthSeedProbes(root)).toThrow(/Seed probe of deep12: .*deep12[/\\]seed-probe\.json does not exist\. Write it with `make -C research repulsion-probe-deep12`/);
   fs.rmSync(root, { recursive: true, force: true });
 });
 
 test('the committed width-256 budget runs defend the curve’s BadNet model, at 4 times its 100 steps', () => {
   const curve = committedWidthCurves().rows.filter((r) => r.width === 256 && r.attack === 'BadNet');
-  const p = committedTuningProbe(path.join(__dirname, '..', 'figures', 'wide256', 'tuning-probe-budget.json'), 'tuning-probe-budget');
+  const p = committedTuningProbe(path.join(__dirname, '..', 'results', 'wide256', 'tuning-probe-budget.json'), 'tuning-probe-budget');
   expect(p.provenance.profile).toBe('wide256');
   expect(p.rows.map((r) => [r.attack, r.shots, r.augment, r.budget, r.steps])).toEqual([
     ['BadNet', 16, true, 4, 400],
@@ -283,7 +284,7 @@ test('the committed emoji probe holds Table 2’s three attacks at small, and it
   const alphas = (p.provenance.config as { alphas: number[] }).alphas;
   expect(alphas).toContain(2);
   expect(p.rows.map((r) => [r.profile, r.attack, r.alpha])).toEqual(['BadNet', 'Blended', 'WaNet'].flatMap((a) => [0, ...alphas].map((alpha) => ['small', a, alpha])));
-  const t = readJsonFile<{ datasets: Record<string, Record<string, Record<string, { asr: number; ca: number }>>> }>(path.join(__dirname, '..', 'figures', 'table2.json'), 'table2').datasets.emoji;
+  const t = readJsonFile<{ datasets: Record<string, Record<string, Record<string, { asr: number; ca: number }>>> }>(path.join(__dirname, '..', '..', 'figures', 'table2.json'), 'table2').datasets.emoji;
   for (const r of p.rows) {
     expect({ asr: r.noDefense.asr, ca: r.noDefense.ca }).toEqual({ asr: t['No defense'][r.attack].asr, ca: t['No defense'][r.attack].ca });
     const m = r.alpha === 0 ? 'VPT' : r.alpha === 2 ? 'RVPT' : null;

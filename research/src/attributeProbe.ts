@@ -1,27 +1,27 @@
 /**
- * The attribute probe (notebook 03, README "Defenses"). The paper explains RVPT with Perturbation Resistivity: CLIP
+ * The attribute probe (the probes notebook, README "Defenses"). The paper explains RVPT with Perturbation Resistivity: CLIP
  * encodes many features its downstream task does not need, the trigger's among them, so prompts can push the class
  * token far from the backdoored one and still classify. Our MiniCLIP's Fashion-MNIST captions name only the class.
  * This probe pre-trains a second MiniCLIP whose captions also name each image's darkness, size, texture and shape
- * within its class (src/data/attributes.ts; profiles/attributes.json), backdoors it the same way, and asks:
+ * within its class (src/data/attributes.ts; research/profiles/attributes.json), backdoors it the same way, and asks:
  *   1. does it keep more of what the class does not explain (within-class ridge R^2 of each attribute from the clean
  *      model's image embedding; the within-class share of the embedding's variance)?
  *   2. does RVPT then remove the backdoors at less CA (the seed probe's five seeds of VPT and RVPT on both models)?
  */
-import { ATTRIBUTES, attributeStats } from '../data/attributes';
-import { numImages } from '../data/dataset';
-import { forBatches, imageBatch } from '../metrics/zeroshot';
-import { withinClassR2, withinClassVarianceShare } from '../metrics/decodability';
-import { markdownTable } from '../viz/notebook';
-import { testSet } from './backdoorRun';
-import { ensurePretrained } from './pretrainRun';
-import { Profile } from './profiles';
+import { ATTRIBUTES, attributeStats } from '../../src/data/attributes';
+import { numImages } from '../../src/data/dataset';
+import { forBatches, imageBatch } from '../../src/metrics/zeroshot';
+import { withinClassR2, withinClassVarianceShare } from './decodability';
+import { markdownTable } from '../../src/viz/notebook';
+import { testSet } from '../../src/experiments/backdoorRun';
+import { ensurePretrained } from '../../src/experiments/pretrainRun';
+import { Profile } from '../../src/experiments/profiles';
 import { committedProbe, probeMarkdown, writeProbe } from './probeFiles';
 import { SeedProbe, SeedProbeOptions, runSeedProbe, seedSummaries } from './seedProbe';
-import { TableProvenance, signedText, tableProvenance } from './tables';
+import { TableProvenance, signedText, tableProvenance } from '../../src/experiments/tables';
 
 /** The committed profile with attribute captions, made for `small` (relative to the project root). */
-export const ATTRIBUTE_PROFILE = 'profiles/attributes.json';
+export const ATTRIBUTE_PROFILE = 'research/profiles/attributes.json';
 
 export interface AttributeModel {
   profile: string;
@@ -57,7 +57,7 @@ export interface AttributeProbe {
   provenance: TableProvenance;
 }
 
-/** The committed probe (figures/attribute-probe.json), for notebook 03. */
+/** The committed probe (research/results/attribute-probe.json), for the probes notebook. */
 export function committedAttributeProbe(file?: string): AttributeProbe {
   return committedProbe<AttributeProbe>('attribute-probe', 'Attribute probe', file);
 }
@@ -149,7 +149,7 @@ export function attributeMarkdown(p: AttributeProbe): string {
 
 /**
  * Both models' decodability, both seed probes (cached cells; each writes its own seed-probe file), and
- * attribute-probe.{json,md} in `base`'s results folder (figures/ at small).
+ * attribute-probe.{json,md} in `base`'s results folder (research/results/ at small).
  */
 export async function runAttributeProbe(
   base: Profile,
@@ -159,7 +159,7 @@ export async function runAttributeProbe(
   const log = opts.log ?? (() => {});
   if (base.pretrain.attributeCaptions) throw new Error(`Attribute probe: profile '${base.name}' already has attribute captions; the base must be a profile without them (e.g. small).`);
   if (!withAttributes.pretrain.attributeCaptions) {
-    throw new Error(`Attribute probe: profile '${withAttributes.name}' has no attribute captions; give a profile file with "pretrain": {"attributeCaptions": true} (e.g. profiles/attributes.json).`);
+    throw new Error(`Attribute probe: profile '${withAttributes.name}' has no attribute captions; give a profile file with "pretrain": {"attributeCaptions": true} (e.g. research/profiles/attributes.json).`);
   }
   if (base.name === withAttributes.name) throw new Error(`Attribute probe: both profiles are named '${base.name}'; their caches and results are keyed by name, so the second needs its own.`);
   if (JSON.stringify(base.model) !== JSON.stringify(withAttributes.model) || base.datasets.main !== withAttributes.datasets.main) {

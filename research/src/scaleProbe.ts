@@ -1,28 +1,29 @@
 /**
  * The scale probe: one table of the paper at two model sizes, side by side. At the `small` profile RVPT misses the
- * paper's targets on some attacks, and notebook 03 argues that a 64-wide model has too few task-irrelevant features
- * to give up. `profiles/wide.json` doubles the image tower's width and nothing else; `rvpt tables -p
- * profiles/wide.json --only table1` writes its Table 1, committed as figures/wide/table1.json. This module only reads
+ * paper's targets on some attacks, and the probes notebook argues that a 64-wide model has too few task-irrelevant features
+ * to give up. `research/profiles/wide.json` doubles the image tower's width and nothing else; `rvpt tables -p
+ * research/profiles/wide.json --only table1` writes its Table 1, committed as research/results/wide/table1.json. This module only reads
  * result files: every number it shows was measured by `rvpt tables`.
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { projectRoot, readJsonFile } from '../util/fsutil';
-import { ResultsTable, asrCaText, signedText } from './tables';
-import { PAPER_TABLE1 } from './paperNumbers';
+import { projectRoot, readJsonFile } from '../../src/util/fsutil';
+import { ResultsTable, asrCaText, signedText } from '../../src/experiments/tables';
+import { labResults } from './probeFiles';
+import { PAPER_TABLE1 } from '../../src/experiments/paperNumbers';
 
 export interface ScaleColumn {
   /** A short name for the column, e.g. 'small (width 64)'. */
   label: string;
-  /** A table JSON written by `rvpt tables` (figures/table1.json, figures/wide/table1.json). */
+  /** A table JSON written by `rvpt tables` (figures/table1.json, research/results/wide/table1.json). */
   file: string;
 }
 
-/** The committed probe: Table 1 of the `small` profile and of `profiles/wide.json`. */
+/** The committed probe: Table 1 of the `small` profile and of `research/profiles/wide.json`. */
 export function committedScaleProbe(root = projectRoot()): ScaleColumn[] {
   return [
     { label: 'small (image width 64)', file: path.join(root, 'figures', 'table1.json') },
-    { label: 'wide (image width 128)', file: path.join(root, 'figures', 'wide', 'table1.json') },
+    { label: 'wide (image width 128)', file: path.join(labResults(root), 'wide', 'table1.json') },
   ];
 }
 

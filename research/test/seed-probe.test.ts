@@ -5,13 +5,13 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { getProfile } from '../src/experiments/profiles';
-import { cellFile, defenseSeed, runCell } from '../src/experiments/defenseRun';
-import { SEED_PROBE_METHODS, SEED_PROBE_SEEDS, SeedProbe, budgetProfile, committedSeedProbe, frLayersProfile, frTokenProfile, isTableRow, pairedSeedRows, runSeedProbe, seedProbeFileName, seedFigure, seedMarkdown, seedProbeAttacks, seedProfile, seedRows, seedSummaries, seedSummaryRows, seedSummaryRowsAcross } from '../src/experiments/seedProbe';
-import { readJsonFile } from '../src/util/fsutil';
-import { signedText } from '../src/experiments/tables';
-import { median } from '../src/util/stats';
-import { HAND_PROVENANCE, cellMetrics, cutDownTiny, freshCacheSharingData, restoreCacheAfterAll, setup } from './helpers';
+import { getProfile } from '../../src/experiments/profiles';
+import { cellFile, defenseSeed, runCell } from '../../src/experiments/defenseRun';
+import { SEED_PROBE_METHODS, SEED_PROBE_SEEDS, SeedProbe, budgetProfile, committedSeedProbe, frLayersProfile, frTokenProfile, isTableRow, pairedSeedRows, runSeedProbe, seedProbeFileName, seedFigure, seedMarkdown, seedProbeAttacks, seedProfile, seedRows, seedSummaries, seedSummaryRows, seedSummaryRowsAcross } from '../src/seedProbe';
+import { readJsonFile } from '../../src/util/fsutil';
+import { signedText } from '../../src/experiments/tables';
+import { median } from '../../src/util/stats';
+import { HAND_PROVENANCE, cellMetrics, cutDownTiny, freshCacheSharingData, restoreCacheAfterAll, setup } from '../../test/helpers';
 
 beforeAll(setup);
 restoreCacheAfterAll();
@@ -158,7 +158,7 @@ test('summary, rows, markdown and figure follow the measured numbers', () => {
 });
 
 test('a profile whose backdoored models come from a weights file, a repeated seed or another method is refused', async () => {
-  const toy = getProfile(path.join(__dirname, 'fixtures', 'paper-toy', 'profile.json'));
+  const toy = getProfile(path.join(__dirname, '..', '..', 'test', 'fixtures', 'paper-toy', 'profile.json'));
   await expect(runSeedProbe(toy, { attacks: ['BadNet'] })).rejects.toThrow(/profile 'paper-toy' takes its backdoored models from a weights file/);
   await expect(runSeedProbe(getProfile('tiny'), { attacks: ['BadNet'], seeds: [1, 1] })).rejects.toThrow(/repeat a seed/);
   await expect(runSeedProbe(getProfile('tiny'), { attacks: ['BadNet'], seeds: [1], methods: ['CleanCLIP'] })).rejects.toThrow(/method 'CleanCLIP' is not one of VPT, RVPT/);
@@ -203,12 +203,12 @@ test.each([[undefined, false], ['fixed-shots', true]])('the committed probe (%s)
   expect(p.tableSeed).toBe(0);
   const attacks = seedProbeAttacks(getProfile('small'));
   expect(p.rows.map((r) => [r.attack, r.method, r.seed])).toEqual(attacks.flatMap((a) => SEED_PROBE_METHODS.flatMap((m) => SEED_PROBE_SEEDS.map((s) => [a, m, s]))));
-  const t = readJsonFile<{ datasets: Record<string, Record<string, Record<string, { asr: number; ca: number }>>> }>(path.join(__dirname, '..', 'figures', 'table1.json'), 'table1').datasets['fashion-mnist'];
+  const t = readJsonFile<{ datasets: Record<string, Record<string, Record<string, { asr: number; ca: number }>>> }>(path.join(__dirname, '..', '..', 'figures', 'table1.json'), 'table1').datasets['fashion-mnist'];
   for (const r of p.rows) {
     expect({ asr: r.noDefense.asr, ca: r.noDefense.ca }).toEqual({ asr: t['No defense'][r.attack].asr, ca: t['No defense'][r.attack].ca });
     if (r.seed === p.tableSeed) expect({ asr: r.metrics.asr, ca: r.metrics.ca }).toEqual({ asr: t[r.method][r.attack].asr, ca: t[r.method][r.attack].ca });
   }
-  expect(() => committedSeedProbe(undefined, '/nonexistent/seed-probe.json')).toThrow(/seed-probe\.json does not exist\. Write it with `make seed-probe`/);
+  expect(() => committedSeedProbe(undefined, '/nonexistent/seed-probe.json')).toThrow(/seed-probe\.json does not exist\. Write it with `make -C research seed-probe`/);
 });
 
 test('the committed 1,600-step probe holds RVPT at every attack and seed on Table 1’s rebuilt models, and notebook 03’s reading of it holds', () => {
@@ -220,7 +220,7 @@ test('the committed 1,600-step probe holds RVPT at every attack and seed on Tabl
   expect(p.rows.map((r) => [r.attack, r.method, r.seed])).toEqual(attacks.flatMap((a) => SEED_PROBE_SEEDS.map((s) => [a, 'RVPT', s])));
   expect(p.rows.some((r) => isTableRow(p, r))).toBe(false); // 16 times the steps: no row is a table's cell
   // The backdoored models were made afresh for this probe: the same bits give Table 1's undefended numbers exactly.
-  const t = readJsonFile<{ datasets: Record<string, Record<string, Record<string, { asr: number; ca: number }>>> }>(path.join(__dirname, '..', 'figures', 'table1.json'), 'table1').datasets['fashion-mnist'];
+  const t = readJsonFile<{ datasets: Record<string, Record<string, Record<string, { asr: number; ca: number }>>> }>(path.join(__dirname, '..', '..', 'figures', 'table1.json'), 'table1').datasets['fashion-mnist'];
   for (const r of p.rows) expect({ asr: r.noDefense.asr, ca: r.noDefense.ca }).toEqual({ asr: t['No defense'][r.attack].asr, ca: t['No defense'][r.attack].ca });
   // What the notebook says: CA 8.9-14.5 points down in every run, none in the target, BadCLIP down and TrojVQA up.
   const change = p.rows.map((r) => r.metrics.ca - r.noDefense.ca);

@@ -1,5 +1,5 @@
 /**
- * The backdoor-strength probe (notebook 03, README "Defenses"). At the `small` profile RVPT removes the backdoors
+ * The backdoor-strength probe (the probes notebook, README "Defenses"). At the `small` profile RVPT removes the backdoors
  * that took less firmly (BadNet, WaNet: 80-85% ASR undefended) and leaves much of the firmer ones (Blended, ISSBA,
  * TrojVQA, BadCLIP: 96-99%). The paper's backdoor is a light touch: CLIP fine-tuned on 0.3% poisoned pairs at lr 1e-6,
  * 1/500 of its pre-training lr, and its CA barely moves. Ours had to be pressed in harder to take at all: 5% of the
@@ -14,19 +14,19 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as path from 'path';
-import { MiniCLIP } from '../model/clip';
-import { BackdoorMetrics } from '../metrics/backdoor';
-import { RVPT_DEFAULTS } from '../defenses/rvpt';
-import { backdoorPlan, ensureBackdoored } from './backdoorRun';
-import { runCellsInParallel, CellJob } from './cellPool';
-import { runCell } from './defenseRun';
-import { ensurePretrained } from './pretrainRun';
-import { externalWeights } from './externalWeights';
-import { Profile } from './profiles';
-import { TableProvenance, asrCaText, signedText, tableProvenance } from './tables';
+import { MiniCLIP } from '../../src/model/clip';
+import { BackdoorMetrics } from '../../src/metrics/backdoor';
+import { RVPT_DEFAULTS } from '../../src/defenses/rvpt';
+import { backdoorPlan, ensureBackdoored } from '../../src/experiments/backdoorRun';
+import { runCellsInParallel, CellJob } from '../../src/experiments/cellPool';
+import { runCell } from '../../src/experiments/defenseRun';
+import { ensurePretrained } from '../../src/experiments/pretrainRun';
+import { externalWeights } from '../../src/experiments/externalWeights';
+import { Profile } from '../../src/experiments/profiles';
+import { TableProvenance, asrCaText, signedText, tableProvenance } from '../../src/experiments/tables';
 import { committedProbe, groupRows, probeMarkdown, writeProbe } from './probeFiles';
-import { Figure } from '../viz/plotly';
-import { DEFAULT_AUGMENT } from '../data/augment';
+import { Figure } from '../../src/viz/plotly';
+import { DEFAULT_AUGMENT } from '../../src/data/augment';
 
 export interface StrengthVariant {
   attack: string;
@@ -131,12 +131,12 @@ export interface StrengthProbe {
   provenance: TableProvenance;
 }
 
-/** The committed probe of the `small` profile (figures/strength-probe.json), for notebook 03. */
+/** The committed probe of the `small` profile (research/results/strength-probe.json), for the probes notebook. */
 export function committedStrengthProbe(file?: string): StrengthProbe {
   return committedProbe<StrengthProbe>('strength-probe', 'Strength probe', file);
 }
 
-/** Rows for notebook 03 and the markdown: one per variant, in the file's order. */
+/** Rows for the probes notebook and the markdown: one per variant, in the file's order. */
 export function strengthRows(p: StrengthProbe): { header: string[]; rows: string[][] } {
   const header = ['attack', 'poisoned (rate)', 'fine-tune lr', 'fine-tune augmentation', 'image-tower weight change', 'fine-tune CA change', 'No defense ASR (CA)', ...STRENGTH_METHODS.map((m) => `${m} ASR (CA)`), 'RVPT ASR / No defense ASR'];
   const rows = p.rows.map((r) => {
@@ -197,7 +197,7 @@ export function strengthMarkdown(p: StrengthProbe): string {
 
 /**
  * Backdoor, defend and measure every variant (cached; two processes when the profile has two jobs), then write
- * strength-probe.{json,md} into the profile's results folder (figures/ for `small`). Returns the JSON path.
+ * strength-probe.{json,md} into the profile's results folder (research/results/ for `small`). Returns the JSON path.
  */
 export async function runStrengthProbe(profile: Profile, variants: StrengthVariant[] = STRENGTH_GRID, log: (s: string) => void = () => {}): Promise<{ path: string; probe: StrengthProbe }> {
   if (!variants.length) throw new Error('Strength probe: no variants to run.');

@@ -6,12 +6,12 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
-import { getProfile, Profile } from '../src/experiments/profiles';
-import { backdoorKey } from '../src/experiments/cellPool';
-import { MiniCLIP } from '../src/model/clip';
-import { STRENGTH_GRID, StrengthProbe, committedStrengthProbe, imageTowerShift, runStrengthProbe, strengthGrid, strengthMarkdown, strengthRows, variantProfile } from '../src/experiments/strengthProbe';
-import { DEFAULT_AUGMENT } from '../src/data/augment';
-import { HAND_PROVENANCE, TEST_CONFIG, cellMetrics, cutDownTiny, freshCacheSharingData, restoreCacheAfterAll, setup } from './helpers';
+import { getProfile, Profile } from '../../src/experiments/profiles';
+import { backdoorKey } from '../../src/experiments/cellPool';
+import { MiniCLIP } from '../../src/model/clip';
+import { STRENGTH_GRID, StrengthProbe, committedStrengthProbe, imageTowerShift, runStrengthProbe, strengthGrid, strengthMarkdown, strengthRows, variantProfile } from '../src/strengthProbe';
+import { DEFAULT_AUGMENT } from '../../src/data/augment';
+import { HAND_PROVENANCE, TEST_CONFIG, cellMetrics, cutDownTiny, freshCacheSharingData, restoreCacheAfterAll, setup } from '../../test/helpers';
 
 beforeAll(setup);
 restoreCacheAfterAll();
@@ -37,7 +37,7 @@ test('a variant overrides its attack’s rate and lr only, and a dataset overrid
 });
 
 test('a profile whose backdoored models come from a weights file is refused: the probe trains its own', async () => {
-  const toy = getProfile(path.join(__dirname, 'fixtures', 'paper-toy', 'profile.json'));
+  const toy = getProfile(path.join(__dirname, '..', '..', 'test', 'fixtures', 'paper-toy', 'profile.json'));
   await expect(runStrengthProbe(toy, [{ attack: 'BadNet', rate: 0.01, lr: 1e-4 }])).rejects.toThrow(/takes its backdoored models from a weights file; the probe trains its own/);
 });
 
@@ -91,7 +91,7 @@ test('the committed probe holds every variant of the grid, each from its own mod
   expect(p.rows.map(({ attack, rate, lr, augment }) => ({ attack, rate, lr, ...(augment ? { augment } : {}) }))).toEqual(STRENGTH_GRID);
   expect(new Set(p.rows.map((r) => r.backdoorCheckpoint)).size).toBe(STRENGTH_GRID.length);
   for (const r of p.rows) expect(Object.keys(r.metrics)).toEqual(['No defense', 'VPT', 'RVPT']);
-  expect(() => committedStrengthProbe('/nonexistent/strength-probe.json')).toThrow(/strength-probe\.json does not exist\. Write it with `make strength-probe`/);
+  expect(() => committedStrengthProbe('/nonexistent/strength-probe.json')).toThrow(/strength-probe\.json does not exist\. Write it with `make -C research strength-probe`/);
 });
 
 test('the probe backdoors, defends and writes each variant, from its own model, and a second run only reads the caches', async () => {

@@ -1,5 +1,5 @@
 /**
- * The seed probe (notebook 03, README "Defenses"). Every cell of the tables, and every point of the other probes, is
+ * The seed probe (the probes notebook, README "Defenses"). Every cell of the tables, and every point of the other probes, is
  * one defense run at one seed, and the probes' readings ("width 128 trades better", "Blended's curve is not
  * monotone") compare such single runs. This probe measures how far a cell moves when only the defense's seed changes:
  * which 16 clean shots per class it is tuned on, the prompts' initialisation, the batch order and the augmentation.
@@ -8,23 +8,23 @@
  * profile's own seed *is* the tables' cell.
  */
 import * as path from 'path';
-import { projectRoot } from '../util/fsutil';
-import { BackdoorMetrics } from '../metrics/backdoor';
-import { ensureBackdoored } from './backdoorRun';
-import { runCellsInParallel, CellJob } from './cellPool';
-import { runCell } from './defenseRun';
-import { externalWeights } from './externalWeights';
-import { availableAttacks } from './paperTables';
-import { ATTACK_NAMES } from '../attacks/registry';
-import { testSetNames } from '../data/load';
-import { Profile, getProfile, loadProfileFile } from './profiles';
-import { TableProvenance, asrCaText, signedText, tableProvenance } from './tables';
-import { ATTACK_COLOURS, ATTACK_SYMBOLS, committedProbe, groupRows, probeMarkdown, targetRegion, writeProbe } from './probeFiles';
-import { markdownTable } from '../viz/notebook';
-import { median } from '../util/stats';
-import { Figure } from '../viz/plotly';
-import { FR_TOKENS, FrToken, PromptTuningConfig, RVPT_DEFAULTS, isFrToken, repelledLayers } from '../defenses/rvpt';
-import { promptLayers } from '../model/prompts';
+import { projectRoot } from '../../src/util/fsutil';
+import { BackdoorMetrics } from '../../src/metrics/backdoor';
+import { ensureBackdoored } from '../../src/experiments/backdoorRun';
+import { runCellsInParallel, CellJob } from '../../src/experiments/cellPool';
+import { runCell } from '../../src/experiments/defenseRun';
+import { externalWeights } from '../../src/experiments/externalWeights';
+import { availableAttacks } from '../../src/experiments/paperTables';
+import { ATTACK_NAMES } from '../../src/attacks/registry';
+import { testSetNames } from '../../src/data/load';
+import { Profile, getProfile, loadProfileFile } from '../../src/experiments/profiles';
+import { TableProvenance, asrCaText, signedText, tableProvenance } from '../../src/experiments/tables';
+import { ATTACK_COLOURS, ATTACK_SYMBOLS, committedProbe, groupRows, probeMarkdown, targetRegion, writeProbe, labResults } from './probeFiles';
+import { markdownTable } from '../../src/viz/notebook';
+import { median } from '../../src/util/stats';
+import { Figure } from '../../src/viz/plotly';
+import { FR_TOKENS, FrToken, PromptTuningConfig, RVPT_DEFAULTS, isFrToken, repelledLayers } from '../../src/defenses/rvpt';
+import { promptLayers } from '../../src/model/prompts';
 import { tuningProfile } from './tuningProbe';
 import { PRETRAIN_PROBES } from './repulsionProbe';
 
@@ -34,7 +34,7 @@ export const SEED_PROBE_SEEDS = [0, 1, 2, 3, 4];
 /** The two prompt-tuning defenses: the spread of each, and whether RVPT's lead over VPT outlasts it. */
 export const SEED_PROBE_METHODS = ['VPT', 'RVPT'];
 
-/** The issue's target for RVPT: ASR at most 5%, CA at most 2 points below No defense. */
+/** The paper-level target for RVPT: ASR at most 5%, CA at most 2 points below No defense. */
 export const RVPT_TARGET = { asr: 5, caDrop: 2 };
 /**
  * The target's two halves, ends included: ASR (%) at most 5, and CA change (points, from No defense) at least -2.
@@ -140,7 +140,7 @@ export interface SeedProbe {
 }
 
 /**
- * A committed probe, for notebook 03: figures/seed-probe.json, or with a variant figures/seed-probe-VARIANT.json
+ * A committed probe, for the probes notebook: research/results/seed-probe.json, or with a variant research/results/seed-probe-VARIANT.json
  * (emoji: Table 2's models; fixed-shots: the tables' shots at every seed).
  */
 export function committedSeedProbe(variant?: string, file?: string): SeedProbe {
@@ -149,21 +149,21 @@ export function committedSeedProbe(variant?: string, file?: string): SeedProbe {
 
 /**
  * The seed probes of profiles beyond the tables' beside the tables' (small's), labelled by profile and image tower,
- * for `seedSummaryRowsAcross`: figures/NAME/seed-probe.json, written by `make repulsion-probe-NAME`.
+ * for `seedSummaryRowsAcross`: research/results/NAME/seed-probe.json, written by `make -C research repulsion-probe-NAME`.
  */
 export function committedSeedProbesWith(names: string[], root = projectRoot()): { model: string; probe: SeedProbe }[] {
   const tower = (p: Profile) => `${p.name} (${p.model.width} wide, ${p.model.layers} blocks)`;
   const at = (name: string) => ({
-    model: tower(loadProfileFile(path.join(root, 'profiles', `${name}.json`))),
-    probe: committedProbe<SeedProbe>('seed-probe', `Seed probe of ${name}`, path.join(root, 'figures', name, 'seed-probe.json'), `repulsion-probe-${name}`),
+    model: tower(loadProfileFile(path.join(root, 'research', 'profiles', `${name}.json`))),
+    probe: committedProbe<SeedProbe>('seed-probe', `Seed probe of ${name}`, path.join(labResults(root), name, 'seed-probe.json'), `repulsion-probe-${name}`),
   });
-  return [{ model: tower(getProfile('small')), probe: committedSeedProbe(undefined, path.join(root, 'figures', 'seed-probe.json')) }, ...names.map(at)];
+  return [{ model: tower(getProfile('small')), probe: committedSeedProbe(undefined, path.join(labResults(root), 'seed-probe.json')) }, ...names.map(at)];
 }
 
-/** The twelve-block towers' seed probes (figures/deep12/, figures/wide-deep12/) beside the tables'. */
+/** The twelve-block towers' seed probes (research/results/deep12/, research/results/wide-deep12/) beside the tables'. */
 export const committedDepthSeedProbes = (root = projectRoot()) => committedSeedProbesWith(['deep12', 'wide-deep12'], root);
 
-/** The pre-training probes' seed probes (figures/pretrain-15k/, figures/pretrain-4000/) beside the tables'. */
+/** The pre-training probes' seed probes (research/results/pretrain-15k/, research/results/pretrain-4000/) beside the tables'. */
 export const committedPretrainSeedProbes = (root = projectRoot()) => committedSeedProbesWith(PRETRAIN_PROBES.map((p) => p.name), root);
 
 /** The probe's FR token when it is not the tables' (its RVPT runs are then not the tables' cells). */
@@ -185,7 +185,7 @@ export interface SeedSummary {
   asr: { median: number; min: number; max: number };
   /** CA minus No defense. */
   caChange: { median: number; min: number; max: number };
-  /** Seeds whose run meets the issue's target (ASR at most 5%, CA at most 2 points down). */
+  /** Seeds whose run meets the paper-level target (ASR at most 5%, CA at most 2 points down). */
   meetTarget: number;
 }
 
@@ -278,7 +278,7 @@ export function seedRows(p: SeedProbe): { header: string[]; rows: string[][] } {
 
 /**
  * Every run: ASR (y) against the CA change from the undefended model (x), one colour per attack, VPT open and RVPT
- * filled, the tables' seed larger; with the issue's target region (ASR at most 5%, CA at most 2 points down).
+ * filled, the tables' seed larger; with the paper-level target region (ASR at most 5%, CA at most 2 points down).
  */
 export function seedFigure(p: SeedProbe): Figure {
   const groups = byAttackAndMethod(p);
@@ -349,7 +349,7 @@ export interface SeedProbeOptions {
 /**
  * Defend and measure every attack x method x seed on the dataset (cached, and on all of the dataset's test sets as the
  * tables' cells are, so the tables' seed reads their cells; two processes when the profile has two jobs), then write
- * seed-probe[-DATASET][-fixed-shots].{json,md} into the profile's results folder (figures/ for `small`). Returns the
+ * seed-probe[-DATASET][-fixed-shots].{json,md} into the profile's results folder (research/results/ for `small`). Returns the
  * JSON path.
  */
 export async function runSeedProbe(profile: Profile, opts: SeedProbeOptions = {}): Promise<{ path: string; probe: SeedProbe }> {

@@ -7,9 +7,9 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { RvptRun, caChangeOf, committedRvptRuns, distinctRuns, meetsTarget, overviewByAttack, overviewBySource, rangeVerdicts, summariseRuns } from '../src/experiments/probeOverview';
-import { writeJsonAtomic } from '../src/util/fsutil';
-import { HAND_PROVENANCE } from './helpers';
+import { RvptRun, caChangeOf, committedRvptRuns, distinctRuns, meetsTarget, overviewByAttack, overviewBySource, rangeVerdicts, summariseRuns } from '../src/probeOverview';
+import { writeJsonAtomic } from '../../src/util/fsutil';
+import { HAND_PROVENANCE } from '../../test/helpers';
 
 const m = (asr: number, ca: number) => ({ asr, ca, asrAll: asr, poisonedAccuracy: 0, n: 100 });
 const run = (asr: number, ca: number, setting = 's', attack = 'BadNet'): RvptRun => ({ source: 'f', profile: 'small', dataset: 'd', attack, setting, asr, ca, noDefense: { asr: 90, ca: 80 } });
