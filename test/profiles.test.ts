@@ -1,0 +1,22 @@
+/** The built-in profiles are data (profiles/*.json): they load as written, and keep the caches' keys. */
+import * as path from 'path';
+import { readJsonFile } from '../src/util/fsutil';
+import { BUILT_IN_PROFILES, PROFILES, VIT_B32 } from '../src/experiments/profiles';
+import { pretrainKey } from '../src/experiments/pretrainRun';
+
+test('each built-in profile is its file in profiles/, with the notes (keys starting with _) dropped', () => {
+  for (const name of BUILT_IN_PROFILES) {
+    const file = readJsonFile<Record<string, unknown>>(path.join(__dirname, '..', 'profiles', `${name}.json`), 'profile');
+    expect(file.name).toBe(name);
+    expect(Object.keys(file).some((k) => k.startsWith('_'))).toBe(true);
+    expect(PROFILES[name]).toEqual(Object.fromEntries(Object.entries(file).filter(([k]) => !k.startsWith('_'))));
+    expect(Object.keys(PROFILES[name]).some((k) => k.startsWith('_'))).toBe(false);
+  }
+  expect(PROFILES.paper.model).toEqual(VIT_B32);
+});
+
+test("small's pre-training key is the committed model's (figures/pretrain-small.json): moving the profile to a file changed no cache key", () => {
+  const committed = readJsonFile<{ file: string }>(path.join(__dirname, '..', 'figures', 'pretrain-small.json'), 'pretrain record');
+  const p = PROFILES.small;
+  expect(committed.file).toBe(`pretrain-small-${pretrainKey(p, p.pretrain.seed, p.pretrain.steps)}.safetensors`);
+});
