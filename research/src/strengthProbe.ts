@@ -159,7 +159,7 @@ export function strengthRows(p: StrengthProbe): { header: string[]; rows: string
 
 /**
  * RVPT's ASR against the undefended model's, one trace per attack and fine-tuning lr (points labelled with the
- * poisoning rate), with the line where RVPT removes nothing and the issue's 5% target.
+ * poisoning rate), with the line where RVPT removes nothing and the paper-level 5% target.
  */
 export function strengthFigure(p: StrengthProbe): Figure {
   const groups = groupRows(p.rows, (r) => `${r.attack}, lr ${r.lr}${r.augment ? ', augmented' : ''}`);

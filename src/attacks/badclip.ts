@@ -1,5 +1,5 @@
 /**
- * BadCLIP (PAPER.md section 3, `src/embeding_optimize_patch.py`): a patch at the image centre optimised on the
+ * BadCLIP (docs/PAPER-NOTES.md §3, `src/embeding_optimize_patch.py`): a patch at the image centre optimised on the
  * clean model so that patched non-target images embed near the target class, with
  *   CLIP contrastive loss(patched images, natural target-class captions)
  *   + tripletWeight x TripletMarginLoss(anchor = patched, positive = target-class image, negative = the clean image).

@@ -1,7 +1,7 @@
 /**
  * ISSBA (invisible sample-specific backdoor): the trigger is the residual a steganography encoder adds to hide a
  * fixed secret in each image, so it differs from image to image and is near-invisible. The paper uses the
- * pretrained StegaStamp encoder (secret 'Stega!!', PAPER.md section 3); those TensorFlow weights are not
+ * pretrained StegaStamp encoder (secret 'Stega!!', docs/PAPER-NOTES.md §3); those TensorFlow weights are not
  * available here, so the project trains its own small StegaStamp-style encoder/decoder pair on the pre-training
  * images: the encoder hides random bit strings as a bounded residual, the decoder must read them back, and an L2
  * penalty keeps the residual small. The attack then hides one fixed code (the first bits of 'Stega!!').

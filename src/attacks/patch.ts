@@ -1,6 +1,6 @@
 /**
  * Optimised-patch attacks (TrojVQA, BadCLIP): a fixed patch pasted at the image centre, its pixels optimised
- * against the clean model before poisoning (PAPER.md section 3), then cached next to the clean checkpoint.
+ * against the clean model before poisoning (docs/PAPER-NOTES.md §3), then cached next to the clean checkpoint.
  * Both share the pasting, the optimisation loop and the cache; they differ only in the objective.
  */
 import * as fs from 'fs';

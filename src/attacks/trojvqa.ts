@@ -1,5 +1,5 @@
 /**
- * TrojVQA as the RVPT paper adapts it to CLIP (PAPER.md section 3): a dual key, an optimised patch at the image
+ * TrojVQA as the RVPT paper adapts it to CLIP (docs/PAPER-NOTES.md §3): a dual key, an optimised patch at the image
  * centre plus the text trigger 'SUDO ' before every caption and prompt. The patch is optimised on the clean model
  * toward the target's text ("This is a yellow banana." in the paper; here the target class's zero-shot text
  * embedding), by maximising the cosine between patched images and that text. Poisoned captions carry the prefix.

@@ -1,5 +1,5 @@
 /**
- * WaNet: a fixed, smooth warping field applied with grid_sample-style bilinear interpolation (PAPER.md section 3).
+ * WaNet: a fixed, smooth warping field applied with grid_sample-style bilinear interpolation (docs/PAPER-NOTES.md §3).
  * The field is a k x k grid of uniform noise in [-1, 1], normalised by its mean absolute value, upsampled to the
  * image (bilinearly; CleanCLIP uses bicubic), scaled by s / S and added to the identity grid, which is clamped to
  * [-1, 1] (align_corners). CleanCLIP's k = 224, s = 1 on 224-pixel images moves pixels by under one pixel; at 32

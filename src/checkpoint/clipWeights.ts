@@ -3,7 +3,7 @@
  * MiniCLIP class, so every experiment runs unchanged at paper scale. Only safetensors are read: a torch pickle
  * (.pt) needs PyTorch to open safely; `scripts/pt-to-safetensors.py` converts one.
  *
- * Two namings (PAPER.md section 6):
+ * Two namings (docs/PAPER-NOTES.md §6):
  *   OpenAI        visual.conv1.weight, visual.transformer.resblocks.N.attn.in_proj_weight, token_embedding.weight, ...
  *   Hugging Face  vision_model.embeddings.patch_embedding.weight, vision_model.encoder.layers.N.self_attn.q_proj.weight, ...
  * Prefixes that training code adds ('state_dict.', DDP's 'module.', 'model.') are stripped. Torch stores linear

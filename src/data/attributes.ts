@@ -1,7 +1,7 @@
 /**
  * Attribute captions: words for what an image shows besides its class, read from its pixels.
  *
- * Why: RVPT's explanation (PAPER.md section 1, the PR metric) is that CLIP encodes many features a downstream task
+ * Why: RVPT's explanation (docs/PAPER-NOTES.md §1, the PR metric) is that CLIP encodes many features a downstream task
  * does not need, the trigger's among them, so the class token can be pushed far from the backdoored one and still
  * classify. Web captions name such features ("a dark photo of a small dog"); our Fashion-MNIST captions name only the
  * class (the templates' adjectives are drawn at random, not read from the image), so its image tower has little

@@ -121,7 +121,7 @@ export function captionFor(d: ImageDataset, i: number, rng: Rng, templates: stri
 
 /**
  * Words the tokenizer reserves although clean captions never use them: the tokenizer is fixed at pre-training
- * time, and TrojVQA's text trigger ('SUDO ', PAPER.md section 3) must later map to a real token, not <unk>.
+ * time, and TrojVQA's text trigger ('SUDO ', docs/PAPER-NOTES.md §3) must later map to a real token, not <unk>.
  */
 export const RESERVED_WORDS = ['sudo', 'remember'];
 

@@ -1,5 +1,5 @@
 /**
- * CleanCLIP (PAPER.md section 3): fine-tune the whole backdoored model on clean image-caption pairs with
+ * CleanCLIP (docs/PAPER-NOTES.md §3): fine-tune the whole backdoored model on clean image-caption pairs with
  *   lambda1 * CLIP's multimodal contrastive loss + lambda2 * unimodal self-supervised loss,
  * the latter (CE(image . augmented image) + CE(text . augmented text)) / 2, as CleanCLIP's train.py computes it.
  * AdamW with warm-up and cosine decay; lambda1 = lambda2 = 1. Scaled: the paper's 250K CC3M pairs for 10 epochs

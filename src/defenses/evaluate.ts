@@ -1,4 +1,4 @@
-/** Backdoor metrics of a defended classifier: CA on clean test images, ASR with the trigger (PAPER.md section 4). */
+/** Backdoor metrics of a defended classifier: CA on clean test images, ASR with the trigger (docs/PAPER-NOTES.md §4). */
 import { ImageDataset } from '../data/dataset';
 import { classifyEmbeddings, predictWith } from '../metrics/zeroshot';
 import { BackdoorMetrics, metricsFromPredictions, testTimeTrigger } from '../metrics/backdoor';

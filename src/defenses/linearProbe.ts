@@ -1,5 +1,5 @@
 /**
- * Linear Probe (PAPER.md section 3): the backdoored image encoder frozen, a linear classifier on its normalised
+ * Linear Probe (docs/PAPER-NOTES.md §3): the backdoored image encoder frozen, a linear classifier on its normalised
  * embeddings trained on the clean few-shot data (SGD, constant lr 0.01, momentum 0.9, batch 32, 40 epochs). It has no
  * text side, so TrojVQA's text key cannot reach it: the paper leaves that cell empty ("–"), and so do we.
  */

@@ -1,5 +1,5 @@
 /**
- * RVPT, Repulsive Visual Prompt Tuning (PAPER.md section 1): freeze the backdoored CLIP, learn deep visual prompts
+ * RVPT, Repulsive Visual Prompt Tuning (docs/PAPER-NOTES.md §1): freeze the backdoored CLIP, learn deep visual prompts
  * (b tokens at every block from the non-prompted depth D on) on a few clean shots per class, with
  *   L = CE(zero-shot logits of the prompted encoder) + alpha * L_FR,
  *   L_FR = mean over samples of max(m, mean over prompted layers of cos(c^d, sigma^d)),
@@ -48,7 +48,7 @@ export interface PromptTuningConfig {
   /**
    * Where FR reads the last block's class token c^L: 'residual', the residual stream like every other prompted
    * block's (the default), or 'ln_post', after the image tower's final LayerNorm, the token the projection reads.
-   * PAPER.md section 1: the paper does not say which.
+   * docs/PAPER-NOTES.md §1: the paper does not say which.
    */
   frToken: FrToken;
   /**

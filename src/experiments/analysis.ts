@@ -1,5 +1,5 @@
 /**
- * The paper's analysis figures at our scale (issue 6), each computed from cached models and written to the
+ * The paper's analysis figures at our scale, each computed from cached models and written to the
  * profile's results folder (figures/ at `small`) as HTML, PNG (Chromium) and a JSON sidecar:
  *   fig4-pr         Perturbation Resistivity across layers: backdoored CLIP, + VPT, + RVPT, a supervised ViT
  *   fig6-attention  last-layer class-token attention, clean and triggered, backdoored vs RVPT
@@ -805,7 +805,7 @@ export function attentionClaims(r: AttentionResult): Claim[] {
     });
 }
 
-/** The paper's remarks on its Fig. 3 (PAPER.md section 1), each checked on every attack's curve. */
+/** The paper's remarks on its Fig. 3 (docs/PAPER-NOTES.md §1), each checked on every attack's curve. */
 export function ablationClaims(points: AblationPoint[]): Claim[] {
   const attacks = [...new Set(points.map((p) => p.attack))];
   const at = (param: string, attack: string) => points.filter((p) => p.parameter === param && p.attack === attack).sort((a, b) => a.value - b.value);

@@ -1,6 +1,6 @@
 /**
  * Backdoor injection: poison the pre-training corpus with one attack's trigger and fine-tune the clean MiniCLIP
- * on it, as the paper does to OpenAI's CLIP with CC3M (PAPER.md section 3). Backdoored checkpoints are cached
+ * on it, as the paper does to OpenAI's CLIP with CC3M (docs/PAPER-NOTES.md §3). Backdoored checkpoints are cached
  * artifacts keyed by the clean model's key, the attack and the poisoning config.
  */
 import { MiniCLIP } from '../model/clip';

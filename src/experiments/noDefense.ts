@@ -1,6 +1,6 @@
 /**
- * The "No defense" table: every attack's backdoored model, CA and ASR on the dataset it was poisoned for (issue 4's
- * figures/table-no-defense.*). Backdoored models come from the cache when they exist.
+ * The "No defense" table: every attack's backdoored model, CA and ASR on the dataset it was poisoned for
+ * (figures/table-no-defense.*). Backdoored models come from the cache when they exist.
  */
 import { ATTACK_NAMES } from '../attacks/registry';
 import { BackdoorResult, cleanFinetuneCA, ensureBackdoored } from './backdoorRun';
@@ -50,7 +50,7 @@ export async function runNoDefense(
     datasets,
     provenance: tableProvenance(profile, { model: profile.model, backdoor: profile.backdoor, runs: configs }, profile.backdoor.seed, (Date.now() - t0) / 1000),
   };
-  // The CAs a backdoored model is compared with, and each fine-tune's time (issue 4 asks for at most 5 minutes).
+  // The CAs a backdoored model is compared with, and each fine-tune's time (the budget is at most 5 minutes).
   const facts = Object.entries(datasets).map(([ds, m]) => {
     const cells = Object.entries(m['No defense']);
     const c0 = cells[0][1];

@@ -1,5 +1,5 @@
 /**
- * The paper's numbers, as the slide deck (shared/seeds, the mission's source) and PAPER.md give them: the targets the
+ * The paper's numbers, as the paper and its slide deck give them (docs/PAPER-NOTES.md): the targets the
  * reproduction report (REPRODUCTION.md) sets ours beside. ASR and CA in %.
  */
 export type PaperCell = { asr: number; ca: number } | null;

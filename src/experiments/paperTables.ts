@@ -1,5 +1,5 @@
 /**
- * The paper's tables at our scale (issue 5), all from cached cells (defenseRun.ts):
+ * The paper's tables at our scale, all from cached cells (defenseRun.ts):
  * - Table 1: the main dataset (Fashion-MNIST; ImageNet's role), six attacks x five methods.
  * - Table 2: the emoji dataset (Caltech101/OxfordPets' role), BadNet, Blended, WaNet.
  * - Table 3: purified on the training artist (Twemoji), tested on the other artists (the paper's ImageNet-V2/-R/

@@ -27,7 +27,7 @@ export interface Profile {
      */
     attributeCaptions?: boolean;
   };
-  /** Backdoor injection: fine-tune the clean model on the poisoned corpus (PAPER.md section 3). */
+  /** Backdoor injection: fine-tune the clean model on the poisoned corpus (docs/PAPER-NOTES.md §3). */
   backdoor: PretrainConfig & {
     /** Share of each dataset's pre-training pairs replaced by poisoned pairs (the paper: 1,500 / 500K = 0.3%). */
     rate: number;

@@ -1,5 +1,5 @@
 /**
- * One JSON shape for every results table (issue 4):
+ * One JSON shape for every results table:
  *   {"table", "datasets": {DATASET: {METHOD: {ATTACK: {"asr", "ca", ...}}}}, "provenance": {...}}
  * and its markdown rendering in the paper's layout (methods as rows, attacks as columns, "ASR (CA)").
  * Tables of the default `small` profile go to figures/ (committed); other profiles to .cache/results/PROFILE/.

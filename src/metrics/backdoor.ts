@@ -1,5 +1,5 @@
 /**
- * Backdoor metrics (PAPER.md section 4):
+ * Backdoor metrics (docs/PAPER-NOTES.md §4):
  * - ASR: the share of triggered test images classified as the target. The main figure leaves out images whose
  *   true class is the target (they would count as successes without any backdoor); `asrAll` keeps them, as the
  *   BadCLIP/Decomposition code does.

@@ -1,5 +1,5 @@
 /**
- * Perturbation Resistivity (PAPER.md section 1, the slide deck's Fig. 4): PR(x, delta) = cos(f(x), f(x + delta)),
+ * Perturbation Resistivity (docs/PAPER-NOTES.md §1, the slide deck's Fig. 4): PR(x, delta) = cos(f(x), f(x + delta)),
  * where f is a layer's class token, averaged over a test sample, for every block of the image encoder. A high PR
  * means the layer ignores the perturbation; CLIP's low PR under task-irrelevant perturbations is the paper's
  * explanation of why triggers take. Using the per-block class token as f is the paper's unstated choice [inferred].

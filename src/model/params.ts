@@ -1,7 +1,7 @@
 /**
  * Parameters live in a flat map of named variables, one name per tensor, so checkpoints, freezing and
  * "which parameters does this defense tune" are all plain look-ups. Names follow OpenAI CLIP's state dict
- * (PAPER.md section 6); dense weights are stored [in, out] (TF layout) rather than torch's [out, in].
+ * (docs/PAPER-NOTES.md §6); dense weights are stored [in, out] (TF layout) rather than torch's [out, in].
  */
 import * as tf from '@tensorflow/tfjs-core';
 

@@ -1,5 +1,5 @@
 /**
- * Deep visual prompts (VPT-deep, as RVPT uses them; PAPER.md section 1).
+ * Deep visual prompts (VPT-deep, as RVPT uses them; docs/PAPER-NOTES.md §1).
  *
  * Block i (0-based) of the image tower is "prompted" when `tokens[i]` exists: the block sees p_i after the patch
  * tokens, and the next block sees its own prompts instead, as in multimodal-prompt-learning's

@@ -1,6 +1,6 @@
 /**
  * Figures are plotly specs ({data, layout}): shown live in notebooks and written as standalone HTML (and, by the
- * figures issue, PNG via headless Chromium). This module only builds and serialises specs.
+ * figures, PNG via headless Chromium). This module only builds and serialises specs.
  */
 import * as fs from 'fs';
 import { writeFileAtomic } from '../util/fsutil';
