@@ -1,0 +1,182 @@
+/**
+ * Fig. 6: the last block's class-token attention over the patches, clean and triggered, backdoored against RVPT.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import sharp from 'sharp';
+import { MiniCLIP } from '../../model/clip';
+import { DeepPrompts, disposePrompts } from '../../model/prompts';
+import { imageRows, numImages, pixelsPerImage } from '../../data/dataset';
+import { imageBatch } from '../../metrics/zeroshot';
+import { TEST_TRIGGER_SEED } from '../../metrics/backdoor';
+import { Figure } from '../../viz/plotly';
+import { ensureBackdoored, targetIndex } from '../backdoorRun';
+import { Profile } from '../profiles';
+import { Log, quietLog, analysisSample, ensurePrompts, analysisTest, writeAnalysisFigure, figureAttacks, Claim, mean } from './common';
+
+/** Last-block attention of the class token over the patch tokens (prompt keys dropped), head-averaged: [n, g*g]. */
+export function clsAttention(model: MiniCLIP, images: tf.Tensor4D, prompts?: DeepPrompts): Float32Array[] {
+  const m = (model.config.imageSize / model.config.patch) ** 2;
+  const att = tf.tidy(() => {
+    const w = model.encodeImage(images, { prompts, collectAttention: true }).attention!; // [B, H, T, T]
+    const row = tf.slice(w, [0, 0, 0, 1], [-1, -1, 1, m]); // CLS query, patch keys only
+    const mean = tf.mean(tf.reshape(row, [w.shape[0], w.shape[1], m]), 1);
+    return tf.div(mean, tf.sum(mean, 1, true)); // re-normalised over the patches
+  });
+  const a = att.arraySync() as number[][];
+  att.dispose();
+  return a.map((r) => Float32Array.from(r));
+}
+
+/** A perceptual colour map (viridis, 5 stops, linear between them): sharp has no colour maps. */
+function viridis(t: number): [number, number, number] {
+  const stops = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];
+  const x = Math.max(0, Math.min(1, t)) * (stops.length - 1);
+  const i = Math.min(stops.length - 2, Math.floor(x));
+  const f = x - i;
+  return [0, 1, 2].map((c) => Math.round(stops[i][c] + f * (stops[i + 1][c] - stops[i][c]))) as [number, number, number];
+}
+
+/** The image upscaled, with the attention map (bicubic-upsampled by sharp, colour-mapped) laid over it. */
+export async function attentionOverlay(image: Float32Array, size: number, att: Float32Array, out = 96): Promise<Buffer> {
+  const g = Math.round(Math.sqrt(att.length));
+  const max = Math.max(...att);
+  const min = Math.min(...att);
+  const heat = await sharp(Buffer.from(Array.from(att, (v) => Math.round((255 * (v - min)) / (max - min || 1)))), { raw: { width: g, height: g, channels: 1 } })
+    .resize(out, out, { kernel: 'cubic' })
+    .extractChannel(0) // sharp writes grey input back as sRGB otherwise
+    .raw()
+    .toBuffer();
+  // Opacity follows attention too, so the image shows through where the class token does not look.
+  const rgba = Buffer.alloc(out * out * 4);
+  for (let i = 0; i < out * out; i++) {
+    const t = heat[i] / 255;
+    const [r, gg, b] = viridis(t);
+    rgba.set([r, gg, b, Math.round(30 + 170 * t)], i * 4);
+  }
+  const base = await sharp(Buffer.from(Array.from(image, (v) => Math.round(255 * Math.max(0, Math.min(1, v))))), { raw: { width: size, height: size, channels: 3 } })
+    .resize(out, out, { kernel: 'nearest' })
+    .png()
+    .toBuffer();
+  return sharp(base).composite([{ input: rgba, raw: { width: out, height: out, channels: 4 } }]).png().toBuffer();
+}
+
+export interface AttentionResult {
+  attacks: string[];
+  /** PNG (data URI) of the grid and its labels. */
+  png: string;
+  rows: string[];
+  cols: string[];
+  /**
+   * Mean share of the class token's attention on the patches the trigger changes (patch triggers only), on the clean
+   * and on the triggered image, per attack and model: the rise is what the trigger draws.
+   */
+  triggerShare: Record<string, Record<string, { clean: number; triggered: number } | null>>;
+}
+
+/** The grid: for each attack, rows clean / triggered x (backdoored, RVPT); columns: test images. */
+export async function computeAttention(profile: Profile, attacks: string[], dataset = profile.datasets.main, perAttack = 6, log: Log = quietLog): Promise<AttentionResult> {
+  const tiles: Buffer[] = [];
+  const rows: string[] = [];
+  const triggerShare: AttentionResult['triggerShare'] = {};
+  const out = 96;
+  for (const attack of attacks) {
+    const bd = await ensureBackdoored(profile, attack, { dataset, log });
+    const rvpt = await ensurePrompts(profile, bd, 'RVPT', dataset, log);
+    try {
+      const test = await analysisTest(profile, dataset, analysisSample(profile));
+      const target = targetIndex(dataset);
+      // The first images whose class is not the target, so the trigger has work to do.
+      const idx: number[] = [];
+      for (let i = 0; i < numImages(test) && idx.length < perAttack; i++) if (test.labels[i] !== target) idx.push(i);
+      const per = pixelsPerImage(test);
+      const clean = tf.tidy(() => tf.concat(idx.map((i) => imageBatch(test, i, i + 1))) as tf.Tensor4D);
+      const trig = bd.trigger.apply(clean, { seed: TEST_TRIGGER_SEED, offset: 0 });
+      const trigPixels = trig.dataSync() as Float32Array;
+      const changed = patchesChanged(clean, trig, profile.model.patch);
+      triggerShare[attack] = {};
+      for (const [name, prompts] of [['backdoored', undefined], ['RVPT', rvpt]] as const) {
+        for (const [kind, x, pixels] of [['clean', clean, null], ['triggered', trig, trigPixels]] as const) {
+          const maps = clsAttention(bd.model, x, prompts);
+          rows.push(`${attack}: ${name}, ${kind}`);
+          for (let k = 0; k < idx.length; k++) {
+            const img = pixels ? pixels.subarray(k * per, (k + 1) * per) : imageRows(test, idx[k], idx[k] + 1);
+            tiles.push(await attentionOverlay(Float32Array.from(img), test.size, maps[k], out));
+          }
+          const share = changed.every((c) => c.length) ? mean(maps.map((m, k) => changed[k].reduce((s, j) => s + m[j], 0))) : null;
+          if (share === null) triggerShare[attack][name] = null;
+          else triggerShare[attack][name] = { ...(triggerShare[attack][name] ?? { clean: 0, triggered: 0 }), [kind]: share };
+        }
+      }
+      tf.dispose([clean, trig]);
+    } finally {
+      disposePrompts(rvpt);
+      bd.model.dispose();
+    }
+  }
+  const cols = perAttack;
+  const gap = 4;
+  const W = cols * (out + gap);
+  const H = rows.length * (out + gap);
+  const grid = await sharp({ create: { width: W, height: H, channels: 3, background: '#ffffff' } })
+    .composite(tiles.map((t, i) => ({ input: t, left: (i % cols) * (out + gap), top: Math.floor(i / cols) * (out + gap) })))
+    .png()
+    .toBuffer();
+  return { attacks, png: `data:image/png;base64,${grid.toString('base64')}`, rows, cols: Array.from({ length: cols }, (_, i) => `image ${i + 1}`), triggerShare };
+}
+
+/** Per image, the patch indices the trigger changed (a patch trigger touches few; a global one touches all). */
+function patchesChanged(clean: tf.Tensor4D, trig: tf.Tensor4D, patch: number): number[][] {
+  const d = tf.tidy(() => tf.max(tf.abs(tf.sub(trig, clean)), 3));
+  const [n, s] = clean.shape;
+  const g = s / patch;
+  const v = d.dataSync();
+  d.dispose();
+  return Array.from({ length: n }, (_, k) => {
+    const hit: number[] = [];
+    for (let py = 0; py < g; py++) for (let px = 0; px < g; px++) {
+      let any = false;
+      for (let y = 0; y < patch && !any; y++) for (let x = 0; x < patch && !any; x++) any = v[(k * s + py * patch + y) * s + px * patch + x] > 1e-3;
+      if (any) hit.push(py * g + px);
+    }
+    // A trigger that changes every patch (Blended, WaNet, ISSBA) has no "trigger region" to measure.
+    return hit.length < g * g ? hit : [];
+  });
+}
+
+export function attentionFigure(r: AttentionResult): Figure {
+  const n = r.rows.length;
+  return {
+    data: [{ type: 'image', source: r.png, hoverinfo: 'skip' }],
+    layout: {
+      title: { text: `Class-token attention, last block (${r.attacks.join(', ')})`, x: 0.02, xanchor: 'left' },
+      xaxis: { visible: false },
+      yaxis: { visible: false },
+      margin: { l: 230, r: 10, t: 60, b: 10 },
+      annotations: r.rows.map((label, i) => ({ text: label, xref: 'paper', yref: 'paper', x: -0.01, xanchor: 'right', y: 1 - (i + 0.5) / n, showarrow: false, font: { size: 11 } })),
+    },
+  };
+}
+
+export async function figureAttention(profile: Profile, attacks = figureAttacks(profile, ['BadCLIP', 'BadNet']), log: Log = quietLog) {
+  const t0 = Date.now();
+  const result = await computeAttention(profile, attacks, profile.datasets.main, 6, log);
+  const fig = attentionFigure(result);
+  const height = 90 + result.rows.length * 100;
+  const claims = attentionClaims(result);
+  const saved = await writeAnalysisFigure(profile, 'fig6-attention', fig, 'Attention maps', { attacks }, (Date.now() - t0) / 1000, { width: 900, height }, claims);
+  return { result, fig, saved, height, claims };
+}
+
+export function attentionClaims(r: AttentionResult): Claim[] {
+  const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+  return Object.entries(r.triggerShare)
+    .filter(([, s]) => s.backdoored && s.RVPT)
+    .map(([attack, s]) => {
+      const [b, v] = [s.backdoored!, s.RVPT!];
+      return {
+        claim: `${attack}: the trigger draws the backdoored model's class token to its patches; RVPT's less`,
+        ours: `attention on the trigger's patches, clean → triggered image: backdoored ${pct(b.clean)} → ${pct(b.triggered)}, RVPT ${pct(v.clean)} → ${pct(v.triggered)}`,
+        holds: b.triggered > b.clean && v.triggered - v.clean < b.triggered - b.clean,
+      };
+    });
+}

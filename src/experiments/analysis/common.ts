@@ -1,0 +1,121 @@
+/**
+ * What the analysis figures share: the prompts VPT and RVPT learn (cached), the test sample, the JSON cache of a
+ * computed result, where a figure is written, which attacks it shows, and the claim type each figure's verdicts use.
+ */
+import * as fs from 'fs';
+import * as tf from '@tensorflow/tfjs-core';
+import { MiniCLIP } from '../../model/clip';
+import { DeepPrompts } from '../../model/prompts';
+import { ownedVariable } from '../../model/params';
+import { ImageDataset, numImages } from '../../data/dataset';
+import { loadShots } from '../../data/load';
+import { sample } from '../../data/splits';
+import { getDefense } from '../../defenses/registry';
+import { readSafetensors, writeSafetensors } from '../../checkpoint/safetensors';
+import { adoptLegacy, cacheDir, cacheKey, writeJsonAtomic } from '../../util/fsutil';
+import { Figure } from '../../viz/plotly';
+import { saveFigure } from '../../viz/render';
+import { BackdoorResult, testSet } from '../backdoorRun';
+import { defenseConfig } from '../defenseRun';
+import { availableAttacks } from '../paperTables';
+import { Profile } from '../profiles';
+import { resultsDir } from '../tables';
+
+/**
+ * 2: the fused LayerNorm/QuickGELU kernels (src/kernels/fused.c) change training at float rounding.
+ * 3: deep prompts are keys and values only (model/transformer.ts): the same function, other float rounding.
+ */
+export const ANALYSIS_CODE_VERSION = 3;
+
+export type Log = (s: string) => void;
+
+export const quietLog: Log = (s) => process.env.RVPT_QUIET || process.stderr.write(`[rvpt] ${s}\n`);
+
+/** Test images per analysis sample (PR, attention, embeddings). */
+export function analysisSample(profile: Profile): number {
+  return profile.analysis?.sample ?? (profile.name === 'tiny' ? 100 : 1000);
+}
+
+/** The deep prompts VPT or RVPT learns on a backdoored model (trained once, then read from .cache/artifacts). */
+export async function ensurePrompts(profile: Profile, bd: BackdoorResult, method: 'VPT' | 'RVPT', dataset: string, log: Log = quietLog): Promise<DeepPrompts> {
+  const config = defenseConfig(profile, method);
+  const { key, legacy } = cacheKey({ v: ANALYSIS_CODE_VERSION, backdoor: bd.checkpoint, method, config, shots: profile.shots, dataset }, 12);
+  const name = (k: string) => cacheDir('artifacts', `prompts-${profile.name}-${bd.trigger.name}-${method}-${k}.safetensors`);
+  const file = adoptLegacy(name(key), name(legacy));
+  if (fs.existsSync(file)) {
+    try {
+      const st = readSafetensors(file);
+      const tokens = new Map<number, tf.Variable>();
+      for (const [k, t] of Object.entries(st.tensors)) tokens.set(Number(k.split('.').pop()), ownedVariable(tf.tensor(t.data as Float32Array, t.shape), true));
+      return { tokens, length: Number(st.metadata.length) };
+    } catch (e) {
+      log(`cached prompts ${file} are unreadable (${(e as Error).message}); training again`);
+    }
+  }
+  const shots = await loadShots(dataset, profile.shots, profile.backdoor.seed, log);
+  const d = await getDefense(method).run({ profile, model: bd.model, tokenizer: bd.tokenizer, shots, cleanCorpus: async () => { throw new Error('unused'); }, seed: profile.backdoor.seed, log }, config);
+  const p = d.prompts!;
+  const tensors: Parameters<typeof writeSafetensors>[1] = {};
+  for (const [l, v] of p.tokens) tensors[`prompt.visual.${l}`] = { dtype: 'F32', shape: v.shape, data: Float32Array.from(v.dataSync()) };
+  writeSafetensors(file, tensors, { length: String(p.length), method, backdoor: bd.checkpoint, config: JSON.stringify(config) });
+  // A copy that outlives the defense object.
+  const tokens = new Map<number, tf.Variable>();
+  for (const [l, v] of p.tokens) tokens.set(l, ownedVariable(tf.clone(v), true));
+  d.dispose();
+  return { tokens, length: p.length };
+}
+
+/** A test sample of a dataset (seeded) for the analyses. */
+export async function analysisTest(profile: Profile, dataset: string, n: number): Promise<ImageDataset> {
+  const t = await testSet(profile, dataset);
+  return numImages(t) > n ? sample(t, n, 'analysis') : t;
+}
+
+/** A cached analysis result (JSON under .cache/results/analysis); `model` is disposed when the cache answers. */
+export async function cached<T>(name: string, key: unknown, model: MiniCLIP, compute: () => Promise<T>): Promise<T> {
+  const k = cacheKey(key, 16);
+  const file = adoptLegacy(cacheDir('results', 'analysis', `${name}-${k.key}.json`), cacheDir('results', 'analysis', `${name}-${k.legacy}.json`));
+  if (fs.existsSync(file)) {
+    try {
+      const r = JSON.parse(fs.readFileSync(file, 'utf8')) as T;
+      model.dispose();
+      return r;
+    } catch {
+      // unreadable (e.g. cut short): recomputed below
+    }
+  }
+  const r = await compute();
+  writeJsonAtomic(file, r);
+  return r;
+}
+
+export function mean(xs: number[]): number {
+  return xs.reduce((a, b) => a + b, 0) / xs.length;
+}
+
+export const PALETTE = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf', '#393b79', '#637939'];
+
+/** Save a figure into the profile's results folder (figures/ at small) with its provenance sidecar. */
+export function writeAnalysisFigure(profile: Profile, name: string, fig: Figure, title: string, config: unknown, seconds: number, size?: { width: number; height: number }, claims?: Claim[]) {
+  return saveFigure(resultsDir(profile), name, fig, { title, profile: profile.name, config, seconds, claims }, size);
+}
+
+/**
+ * The attacks a figure shows: the paper's choice where the profile has them; at paper scale (checkpoints from the
+ * weights file) the available ones among them, else the first `n` available.
+ */
+export function figureAttacks(profile: Profile, wanted: string[], n = wanted.length): string[] {
+  const have = availableAttacks(profile, profile.datasets.main, wanted);
+  if (have.length) return have;
+  const any = availableAttacks(profile, profile.datasets.main).slice(0, n);
+  if (!any.length) throw new Error(`Profile '${profile.name}' has no attack to show on ${profile.datasets.main}: its weights file names no backdoored checkpoint for BadNet, Blended or WaNet there.`);
+  return any;
+}
+
+export interface Claim {
+  claim: string;
+  ours: string;
+  holds: boolean;
+}
+
+export const avg = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
