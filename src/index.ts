@@ -1,73 +1,99 @@
-/** rvpt-notebooks: the library behind the notebooks and the `rvpt` CLI. */
-export * from './backend';
-export * from './model/config';
-export * from './model/clip';
-export * from './model/layers';
-export * from './model/params';
-export * from './model/prompts';
-export * from './model/text';
-export * from './model/vision';
-export * from './model/tokenizer';
-export * from './model/clipTokenizer';
-export * from './data/dataset';
-export * from './data/manifest';
-export * from './data/load';
-export * from './data/splits';
-export * from './data/captions';
-export * from './data/corpus';
-export * from './data/augment';
-export * from './data/emoji';
-export * from './data/fashionMnist';
-export * from './data/imageFolder';
-export * from './data/idx';
-export * from './train/optim';
-export * from './train/pretrain';
-export * from './metrics/zeroshot';
-export * from './checkpoint/safetensors';
-export * from './checkpoint/checkpoint';
-export * from './checkpoint/clipWeights';
-export * from './experiments/externalWeights';
-export * from './experiments/profiles';
-export * from './experiments/pretrainRun';
-export * from './experiments/bench';
-export * from './util/rng';
-export * from './util/fsutil';
-export * from './util/progress';
-export * from './util/provenance';
-export * from './viz/plotly';
-export * from './viz/render';
-export * from './metrics/pr';
-export * from './experiments/supervised';
-export * from './experiments/analysis';
-export * from './experiments/paperNumbers';
-export * from './experiments/report';
-export * from './viz/notebook';
-export * from './viz/images';
-export * from './train/step';
-export * from './train/parallel';
-export * from './attacks/trigger';
-export * from './attacks/badnet';
-export * from './attacks/blended';
-export * from './attacks/wanet';
-export * from './attacks/registry';
-export * from './attacks/poison';
-export * from './metrics/backdoor';
-export * from './experiments/backdoorRun';
-export * from './attacks/patch';
-export * from './attacks/issba';
-export * from './attacks/trojvqa';
-export * from './attacks/badclip';
-export * from './experiments/tables';
-export * from './experiments/noDefense';
-export * from './defenses/defense';
-export * from './defenses/registry';
-export * from './defenses/evaluate';
-export * from './defenses/rvpt';
-export * from './defenses/vpt';
-export * from './defenses/cleanclip';
-export * from './defenses/linearProbe';
-export * from './defenses/noDefense';
-export * from './experiments/defenseRun';
-export * from './experiments/paperTables';
-export * from './experiments/cellPool';
-export * from './data/attributes';
+/**
+ * rvpt-notebooks: the library behind the notebooks and the `rvpt` CLI. This is its public surface, listed by name and
+ * grouped down the pipeline (data -> model -> attacks -> defenses -> metrics -> experiments); anything not named here
+ * is internal to its module and may change.
+ */
+
+// Backend
+export { initBackend, backendInfo, BACKENDS } from './backend';
+export type { BackendName, BackendInfo } from './backend';
+
+// Model: MiniCLIP, deep visual prompts, tokenizers
+export { CLIP_MEAN, CLIP_STD, numPatches } from './model/config';
+export type { CLIPConfig } from './model/config';
+export { MiniCLIP, clipLoss } from './model/clip';
+export { initDeepPrompts, promptLayers, promptParams, disposePrompts } from './model/prompts';
+export type { DeepPrompts, PromptSpec } from './model/prompts';
+export { l2normalize, matMulBT } from './model/layers';
+export { countParams, disposeParams } from './model/params';
+export { WordTokenizer } from './model/tokenizer';
+export type { TextTokenizer } from './model/tokenizer';
+export { ClipTokenizer } from './model/clipTokenizer';
+
+// Data
+export { numImages, pixelsPerImage, subset, concatDatasets, classCounts } from './data/dataset';
+export type { ImageDataset } from './data/dataset';
+export { loadManifest, addManifestDirs, validateManifest } from './data/manifest';
+export type { DataManifest } from './data/manifest';
+export { loadSplit, loadShots, loadEvalSplit, exampleImages, testSetNames } from './data/load';
+export { kShot, sample, splitOff } from './data/splits';
+export { TEMPLATES, ZERO_SHOT_TEMPLATES, captionFor } from './data/captions';
+export { CaptionCorpus } from './data/corpus';
+export { DEFAULT_AUGMENT, augmentBatch } from './data/augment';
+export type { AugmentConfig } from './data/augment';
+export { decodeImage, loadImageFolder } from './data/imageFolder';
+export { loadEmoji } from './data/emoji';
+
+// Training
+export { pretrain } from './train/pretrain';
+export type { PretrainConfig, TrainHistory } from './train/pretrain';
+export { AdamW, SGD, warmupCosine } from './train/optim';
+
+// Attacks
+export { ATTACKS, ATTACK_NAMES, makeTrigger } from './attacks/registry';
+export type { TriggerFactory } from './attacks/registry';
+export type { Trigger, TriggerContext, PrepareContext } from './attacks/trigger';
+export { poisonDataset, triggerDataset } from './attacks/poison';
+
+// Defenses
+export { DEFENSES, getDefense } from './defenses/registry';
+export type { Defense, DefenseContext, Defended, DefenseCost, Classifier } from './defenses/defense';
+export { RVPT, RVPT_DEFAULTS, featureRepelling, promptTuning, FR_TOKENS } from './defenses/rvpt';
+export type { PromptTuningConfig, FrToken } from './defenses/rvpt';
+export { VPT } from './defenses/vpt';
+export { CleanCLIP } from './defenses/cleanclip';
+export { LinearProbe } from './defenses/linearProbe';
+export { evaluateDefended } from './defenses/evaluate';
+
+// Metrics
+export { zeroShotClassifier, zeroShotPredict, zeroShotAccuracy, predict, accuracy } from './metrics/zeroshot';
+export { backdoorMetrics, TEST_TRIGGER_SEED } from './metrics/backdoor';
+export type { BackdoorMetrics } from './metrics/backdoor';
+export { perturbationResistivity, promptDisplacement, standardPerturbations, triggerPerturbation } from './metrics/pr';
+export type { Perturbation } from './metrics/pr';
+
+// Checkpoints and real CLIP weights
+export { readSafetensors, writeSafetensors } from './checkpoint/safetensors';
+export { saveCheckpoint, loadCheckpoint } from './checkpoint/checkpoint';
+export { loadClipWeights } from './checkpoint/clipWeights';
+
+// Experiments: profiles, cached runs, the tables, the figures, the report
+export { PROFILES, BUILT_IN_PROFILES, getProfile, loadProfileFile, profileDatasets, VIT_B32 } from './experiments/profiles';
+export type { Profile } from './experiments/profiles';
+export { ensurePretrained, pretrainData, cleanAccuracy, checkpointCA } from './experiments/pretrainRun';
+export { ensureBackdoored, prepareTrigger, targetIndex, testSet } from './experiments/backdoorRun';
+export type { BackdoorResult } from './experiments/backdoorRun';
+export { runCell, defenseConfig } from './experiments/defenseRun';
+export type { CellResult } from './experiments/defenseRun';
+export { externalWeights } from './experiments/externalWeights';
+export { METHODS, tableMarkdown, resultsDir } from './experiments/tables';
+export type { ResultsTable } from './experiments/tables';
+export { paperTableSpecs, runTable, availableAttacks, costAttack, costTable } from './experiments/paperTables';
+export { noDefenseSpec, runNoDefense } from './experiments/noDefense';
+export { PAPER_TABLE1, PAPER_TABLE2, PAPER_TABLE3, PAPER_COST } from './experiments/paperNumbers';
+export { figurePR, figureAttention, figureEmbeddings, figureAblations, figureAttacks, analysisSample, computePR, computeAttention, computeEmbeddings, computeDisplacement, displacementRows, runAblations, ablationSummary, ensurePrompts, tsne2d, umap2d } from './experiments/analysis';
+export type { Claim, PRResult, AttentionResult, EmbeddingResult, AblationPoint, DisplacementResult } from './experiments/analysis';
+export { ensureSupervisedViT } from './experiments/supervised';
+export { reproductionReport, writeReproductionReport } from './experiments/report';
+export { benchTrainStep, benchClipScale } from './experiments/bench';
+
+// Notebooks, figures and utilities
+export { notebookSetup, showFigure, showMarkdown, markdownTable } from './viz/notebook';
+export { lineFigure, barFigure, smooth } from './viz/plotly';
+export type { Figure } from './viz/plotly';
+export { saveFigure } from './viz/render';
+export { gridPng, datasetImages, classRows, triggerRows, concatImages, splitImages } from './viz/images';
+export { makeRng } from './util/rng';
+export type { Rng } from './util/rng';
+export { projectRoot, cacheDir } from './util/fsutil';
+export { provenance } from './util/provenance';
