@@ -27,7 +27,7 @@ import { DEFENSES } from './defenses/registry';
 import { loadClipWeights } from './checkpoint/clipWeights';
 import { ClipTokenizer } from './model/clipTokenizer';
 import { decodeImage } from './data/imageFolder';
-import { zeroShotClassifier } from './metrics/zeroshot';
+import { zeroShotClassifier } from './model/zeroShot';
 import { l2normalize, matMulBT } from './model/layers';
 import * as tf from '@tensorflow/tfjs-core';
 import { figureAblations, figureAttention, figureEmbeddings, figurePR } from './experiments/analysis';

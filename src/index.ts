@@ -53,10 +53,11 @@ export type { PromptTuningConfig, FrToken } from './defenses/rvpt';
 export { VPT } from './defenses/vpt';
 export { CleanCLIP } from './defenses/cleanclip';
 export { LinearProbe } from './defenses/linearProbe';
-export { evaluateDefended } from './defenses/evaluate';
+export { evaluateDefended } from './metrics/defended';
 
 // Metrics
-export { zeroShotClassifier, zeroShotPredict, zeroShotAccuracy, predict, accuracy } from './metrics/zeroshot';
+export { zeroShotClassifier, zeroShotPredict } from './model/zeroShot';
+export { zeroShotAccuracy, predict, accuracy } from './metrics/zeroshot';
 export { backdoorMetrics, TEST_TRIGGER_SEED } from './metrics/backdoor';
 export type { BackdoorMetrics } from './metrics/backdoor';
 export { perturbationResistivity, promptDisplacement, standardPerturbations, triggerPerturbation } from './metrics/pr';

@@ -12,7 +12,7 @@ import { initDeepPrompts, disposePrompts } from '../src/model/prompts';
 import { ImageDataset } from '../src/data/dataset';
 import { colorJitter, gaussianBlur, gaussianNoise, horizontalFlip, perturbationResistivity, promptDisplacement } from '../src/metrics/pr';
 import { l2normalize } from '../src/model/layers';
-import { imageBatch } from '../src/metrics/zeroshot';
+import { imageBatch } from '../src/data/batches';
 import { promptLayers } from '../src/model/prompts';
 import { ablationSetting, attentionOverlay, clsAttention, tsne2d, umap2d } from '../src/experiments/analysis';
 import { PROFILES } from '../src/experiments/profiles';

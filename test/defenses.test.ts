@@ -10,7 +10,7 @@ import { edaAugment } from '../src/defenses/cleanclip';
 import { evaluateDefended } from '../src/defenses/evaluate';
 import { testEmbeddings } from '../src/metrics/features';
 import { TEST_TRIGGER_SEED } from '../src/metrics/backdoor';
-import { imageBatch } from '../src/metrics/zeroshot';
+import { imageBatch } from '../src/data/batches';
 import { makeTrigger } from '../src/attacks/registry';
 import { MiniCLIP } from '../src/model/clip';
 import { WordTokenizer } from '../src/model/tokenizer';

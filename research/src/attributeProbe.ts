@@ -10,7 +10,7 @@
  */
 import { ATTRIBUTES, attributeStats } from '../../src/data/attributes';
 import { numImages } from '../../src/data/dataset';
-import { forBatches, imageBatch } from '../../src/metrics/zeroshot';
+import { forBatches, imageBatch } from '../../src/data/batches';
 import { withinClassR2, withinClassVarianceShare } from './decodability';
 import { markdownTable } from '../../src/viz/notebook';
 import { testSet } from '../../src/experiments/backdoorRun';

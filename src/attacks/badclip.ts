@@ -10,7 +10,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { l2normalize } from '../model/layers';
 import { captionFor } from '../data/captions';
 import { numImages } from '../data/dataset';
-import { rowsBatch } from '../metrics/zeroshot';
+import { rowsBatch } from '../data/batches';
 import { clipLoss } from '../model/clip';
 import { makeRng, randInt } from '../util/rng';
 import { PatchObjective, PatchOptimConfig, optimisedPatchTrigger } from './patch';

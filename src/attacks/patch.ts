@@ -14,7 +14,7 @@ import { makeRng, randInt } from '../util/rng';
 import { Progress } from '../util/progress';
 import { cacheDir, sha256, writeJsonAtomic } from '../util/fsutil';
 import { PrepareContext, Trigger, TriggerContext, gaussian } from './trigger';
-import { rowsBatch } from '../metrics/zeroshot';
+import { rowsBatch } from '../data/batches';
 
 /** Top-left corner of a centred patch (BadCLIP: rows/cols 104-119 of 224). */
 export function centreOffset(size: number, patch: number): number {

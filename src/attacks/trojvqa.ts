@@ -5,7 +5,7 @@
  * embedding), by maximising the cosine between patched images and that text. Poisoned captions carry the prefix.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { zeroShotClassifier } from '../metrics/zeroshot';
+import { zeroShotClassifier } from '../model/zeroShot';
 import { PatchObjective, PatchOptimConfig, optimisedPatchTrigger } from './patch';
 
 export const TROJVQA_DEFAULTS: PatchOptimConfig & { prefix: string } = { patch: 4, steps: 150, batch: 64, lr: 0.03, seed: 0, prefix: 'sudo ' };

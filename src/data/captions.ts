@@ -134,3 +134,8 @@ export function vocabularyTexts(datasets: ImageDataset[]): string[] {
   }
   return out;
 }
+
+/** TrojVQA-style text triggers prefix every prompt template. */
+export function prefixedTemplates(prefix: string, templates: string[] = ZERO_SHOT_TEMPLATES): string[] {
+  return templates.map((t) => prefix + t);
+}

@@ -6,16 +6,13 @@ import * as tf from '@tensorflow/tfjs-core';
 import { MiniCLIP } from '../model/clip';
 import { TextTokenizer } from '../model/tokenizer';
 import { ImageDataset } from '../data/dataset';
-import { Profile } from '../experiments/profiles';
 import { namedGrads } from '../model/params';
 import { DeepPrompts } from '../model/prompts';
-import { zeroShotClassifier, zeroShotPredict } from '../metrics/zeroshot';
-import { prefixedTemplates } from '../metrics/backdoor';
-import { ZERO_SHOT_TEMPLATES } from '../data/captions';
+import { zeroShotClassifier, zeroShotPredict } from '../model/zeroShot';
+import { ZERO_SHOT_TEMPLATES, prefixedTemplates } from '../data/captions';
 import { Optimizer } from '../train/optim';
 
 export interface DefenseContext {
-  profile?: Profile;
   /** The backdoored model. Defenses that change weights work on their own copy; this one stays as it is. */
   model: MiniCLIP;
   tokenizer: TextTokenizer;

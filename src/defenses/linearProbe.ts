@@ -10,7 +10,7 @@ import { SGD, constant } from '../train/optim';
 import { makeRng, permutation } from '../util/rng';
 import { Progress } from '../util/progress';
 import { ownedVariable } from '../model/params';
-import { rowsBatch } from '../metrics/zeroshot';
+import { rowsBatch } from '../data/batches';
 import { Defense, MemoryMeter, optimStep } from './defense';
 
 export interface LinearProbeConfig {

@@ -8,7 +8,7 @@ import * as fs from 'fs';
 import { loadShots } from '../data/load';
 import { getDefense } from '../defenses/registry';
 import { DefenseCost } from '../defenses/defense';
-import { evaluateDefended } from '../defenses/evaluate';
+import { evaluateDefended } from '../metrics/defended';
 import { embeddingsFile, testEmbeddings } from '../metrics/features';
 import { numImages } from '../data/dataset';
 import { BackdoorMetrics } from '../metrics/backdoor';
@@ -91,7 +91,7 @@ export async function runCell(
   const shots = await loadShots(dataset, profile.shots, defenseSeed(profile, method, 'shotsSeed'));
   const { seed: _seed, shotsSeed: _shotsSeed, ...methodConfig } = config; // the run's seeds, not the method's hyperparameters
   const defended = await defense.run(
-    { profile, model: bd.model, tokenizer: bd.tokenizer, shots, cleanCorpus: async () => (await pretrainData(profile)).corpus, seed, log, quiet: opts.quiet },
+    { model: bd.model, tokenizer: bd.tokenizer, shots, cleanCorpus: async () => (await pretrainData(profile)).corpus, seed, log, quiet: opts.quiet },
     methodConfig,
   );
   try {

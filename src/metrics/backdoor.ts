@@ -11,8 +11,9 @@ import { TextTokenizer } from '../model/tokenizer';
 import { DeepPrompts } from '../model/prompts';
 import { ImageDataset } from '../data/dataset';
 import { Trigger } from '../attacks/trigger';
-import { accuracy, classifyEmbeddings, predict, zeroShotClassifier, zeroShotPredict } from './zeroshot';
-import { ZERO_SHOT_TEMPLATES } from '../data/captions';
+import { accuracy, classifyEmbeddings, predict } from './zeroshot';
+import { zeroShotClassifier, zeroShotPredict } from '../model/zeroShot';
+import { ZERO_SHOT_TEMPLATES, prefixedTemplates } from '../data/captions';
 import type { TestEmbeddings } from './features';
 
 export interface BackdoorMetrics {
@@ -91,7 +92,3 @@ export function metricsFromPredictions(clean: Int32Array, trig: Int32Array, labe
   };
 }
 
-/** TrojVQA-style text triggers prefix every prompt template. */
-export function prefixedTemplates(prefix: string, templates: string[] = ZERO_SHOT_TEMPLATES): string[] {
-  return templates.map((t) => prefix + t);
-}

@@ -13,7 +13,8 @@ import { Trigger } from '../attacks/trigger';
 import { readSafetensors, writeSafetensors } from '../checkpoint/safetensors';
 import { cacheDir, cacheKey } from '../util/fsutil';
 import { TEST_TRIGGER_SEED, testTimeTrigger } from './backdoor';
-import { EVAL_BATCH, forBatches, imageBatch } from './zeroshot';
+import { EVAL_BATCH } from './zeroshot';
+import { forBatches, imageBatch } from '../data/batches';
 
 /** Bump when the image encoder's arithmetic changes without its checkpoints' keys changing. */
 export const FEATURES_CODE_VERSION = 1;

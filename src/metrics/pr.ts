@@ -9,7 +9,7 @@ import { MiniCLIP } from '../model/clip';
 import { DeepPrompts } from '../model/prompts';
 import { l2normalize } from '../model/layers';
 import { ImageDataset, numImages } from '../data/dataset';
-import { imageBatch } from './zeroshot';
+import { imageBatch } from '../data/batches';
 import { Trigger } from '../attacks/trigger';
 import { testTimeTrigger } from './backdoor';
 import { makeRng, Rng } from '../util/rng';

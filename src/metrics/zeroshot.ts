@@ -7,39 +7,14 @@ import { MiniCLIP } from '../model/clip';
 import { l2normalize, matMulBT } from '../model/layers';
 import { TextTokenizer } from '../model/tokenizer';
 import { DeepPrompts } from '../model/prompts';
-import { ImageDataset, copyImageRow, imageRows, numImages, pixelsPerImage } from '../data/dataset';
-import { ZERO_SHOT_TEMPLATES, fillTemplate } from '../data/captions';
-
-/** [C, E] normalised class embeddings (a plain tensor the caller disposes). */
-export function zeroShotClassifier(model: MiniCLIP, tokenizer: TextTokenizer, classNames: string[], templates: string[] = ZERO_SHOT_TEMPLATES): tf.Tensor2D {
-  return tf.tidy(() => {
-    const texts = classNames.flatMap((c) => templates.map((t) => fillTemplate(t, c)));
-    const emb = l2normalize(model.encodeText(tokenizer.encodeBatch(texts, model.config.contextLength)));
-    const perClass = tf.mean(tf.reshape(emb, [classNames.length, templates.length, -1]), 1) as tf.Tensor2D;
-    return l2normalize(perClass);
-  });
-}
-
-/** Class indices of image embeddings [B, E] (not normalised) against normalised class embeddings [C, E]. */
-export function zeroShotPredict(embeddings: tf.Tensor2D, classifier: tf.Tensor2D): tf.Tensor1D {
-  return tf.tidy(() => tf.argMax(matMulBT(l2normalize(embeddings), classifier), 1) as tf.Tensor1D);
-}
+import { ImageDataset, numImages } from '../data/dataset';
+import { forBatches, imageBatch } from '../data/batches';
+import { zeroShotClassifier, zeroShotPredict } from '../model/zeroShot';
+import { ZERO_SHOT_TEMPLATES } from '../data/captions';
 
 /** Evaluation's batch size: predictions and cached embeddings (features.ts) are made in the same batches. */
 export const EVAL_BATCH = 500;
 
-/**
- * Rows [0, n) in batches of `batch`: `f(start, end)` makes a tensor of (end - start) x `width` values (under tidy),
- * read into `out` at row `start`; one host read per batch.
- */
-export function forBatches<T extends Float32Array | Int32Array>(n: number, batch: number, width: number, out: T, f: (start: number, end: number) => tf.Tensor): T {
-  for (let s = 0; s < n; s += batch) {
-    const t = tf.tidy(() => f(s, Math.min(n, s + batch)));
-    out.set(t.dataSync() as T, s * width);
-    t.dispose();
-  }
-  return out;
-}
 
 /** Class indices from embeddings [n * dim] (e.g. metrics/features.ts), in batches of EVAL_BATCH, as predictWith makes them. */
 export function classifyEmbeddings(emb: Float32Array, dim: number, classify: (e: tf.Tensor2D) => tf.Tensor1D): Int32Array {
@@ -47,18 +22,6 @@ export function classifyEmbeddings(emb: Float32Array, dim: number, classify: (e:
   return forBatches(n, EVAL_BATCH, 1, new Int32Array(n), (s, e) => classify(tf.tensor2d(emb.subarray(s * dim, e * dim), [e - s, dim])));
 }
 
-/** Rows [start, end) of a dataset as an image tensor. */
-export function imageBatch(d: ImageDataset, start: number, end: number): tf.Tensor4D {
-  return tf.tensor4d(imageRows(d, start, end), [end - start, d.size, d.size, 3]);
-}
-
-/** The given rows of a dataset as a [B, S, S, 3] tensor. */
-export function rowsBatch(d: ImageDataset, rows: ArrayLike<number>): tf.Tensor4D {
-  const per = pixelsPerImage(d);
-  const buf = new Float32Array(rows.length * per);
-  for (let i = 0; i < rows.length; i++) copyImageRow(d, rows[i], buf, i * per);
-  return tf.tensor4d(buf, [rows.length, d.size, d.size, 3]);
-}
 
 export interface PredictOptions {
   prompts?: DeepPrompts;

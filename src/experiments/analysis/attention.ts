@@ -6,7 +6,7 @@ import sharp from 'sharp';
 import { MiniCLIP } from '../../model/clip';
 import { DeepPrompts, disposePrompts } from '../../model/prompts';
 import { imageRows, numImages, pixelsPerImage } from '../../data/dataset';
-import { imageBatch } from '../../metrics/zeroshot';
+import { imageBatch } from '../../data/batches';
 import { TEST_TRIGGER_SEED } from '../../metrics/backdoor';
 import { Figure } from '../../viz/plotly';
 import { ensureBackdoored, targetIndex } from '../backdoorRun';

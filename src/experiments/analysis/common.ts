@@ -53,7 +53,7 @@ export async function ensurePrompts(profile: Profile, bd: BackdoorResult, method
     }
   }
   const shots = await loadShots(dataset, profile.shots, profile.backdoor.seed, log);
-  const d = await getDefense(method).run({ profile, model: bd.model, tokenizer: bd.tokenizer, shots, cleanCorpus: async () => { throw new Error('unused'); }, seed: profile.backdoor.seed, log }, config);
+  const d = await getDefense(method).run({ model: bd.model, tokenizer: bd.tokenizer, shots, cleanCorpus: async () => { throw new Error('unused'); }, seed: profile.backdoor.seed, log }, config);
   const p = d.prompts!;
   const tensors: Parameters<typeof writeSafetensors>[1] = {};
   for (const [l, v] of p.tokens) tensors[`prompt.visual.${l}`] = { dtype: 'F32', shape: v.shape, data: Float32Array.from(v.dataSync()) };

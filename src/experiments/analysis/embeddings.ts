@@ -9,7 +9,7 @@ import { MiniCLIP } from '../../model/clip';
 import { DeepPrompts, disposePrompts } from '../../model/prompts';
 import { l2normalize } from '../../model/layers';
 import { numImages } from '../../data/dataset';
-import { imageBatch } from '../../metrics/zeroshot';
+import { imageBatch } from '../../data/batches';
 import { TEST_TRIGGER_SEED } from '../../metrics/backdoor';
 import { makeRng } from '../../util/rng';
 import { Progress } from '../../util/progress';

@@ -1,11 +1,11 @@
 /** Backdoor metrics of a defended classifier: CA on clean test images, ASR with the trigger (docs/PAPER-NOTES.md §4). */
 import { ImageDataset } from '../data/dataset';
-import { classifyEmbeddings, predictWith } from '../metrics/zeroshot';
-import { BackdoorMetrics, metricsFromPredictions, testTimeTrigger } from '../metrics/backdoor';
+import { classifyEmbeddings, predictWith } from './zeroshot';
+import { BackdoorMetrics, metricsFromPredictions, testTimeTrigger } from './backdoor';
 import { Trigger } from '../attacks/trigger';
-import type { TestEmbeddings } from '../metrics/features';
+import type { TestEmbeddings } from './features';
 import { MiniCLIP } from '../model/clip';
-import { Defended } from './defense';
+import { Defended } from '../defenses/defense';
 
 /**
  * null where the defense cannot see the trigger's text key (Linear Probe under TrojVQA: the paper's "–").
