@@ -46,11 +46,13 @@ fi
 # --- Build and the notebook kernel -------------------------------------------------------------------------
 if [ ! -f dist/index.js ] || [ -n "$(find src -newer dist/index.js -name '*.ts' -print -quit)" ]; then
   say "building the library (tsc)"
+  rm -rf dist # a module moved or removed must not linger there as a stale .js
   npx tsc -p tsconfig.json
 fi
 # The lab (research/) on top of the library: its command `rvpt-lab` and the probes notebook run research/dist/.
 if [ ! -f research/dist/research/index.js ] || [ -n "$(find src research -path research/dist -prune -o -newer research/dist/research/index.js -name '*.ts' -print -quit)" ]; then
   say "building the lab (tsc -p research)"
+  rm -rf research/dist
   npx tsc -p research/tsconfig.json
 fi
 # Notebooks import the library (and the lab) by package name (tslab compiles only files under the notebook's folder).
@@ -58,6 +60,7 @@ if [ ! -e node_modules/rvpt-notebooks ]; then ln -s .. node_modules/rvpt-noteboo
 if [ ! -e node_modules/rvpt-lab ]; then ln -s ../research node_modules/rvpt-lab; fi
 # `npx rvpt` finds the command here (npm does not install a package's own bin into its node_modules).
 if [ ! -e node_modules/.bin/rvpt ]; then ln -s ../../bin/rvpt.js node_modules/.bin/rvpt; fi
+if [ ! -e node_modules/.bin/rvpt-lab ]; then ln -s ../../bin/rvpt-lab.js node_modules/.bin/rvpt-lab; fi
 if [ "${RVPT_SKIP_JUPYTER:-0}" != 1 ]; then
   kdir=$("$PY" -c 'import jupyter_client.kernelspec as k; s=k.KernelSpecManager().find_kernel_specs(); print(s.get("tslab",""))' 2>/dev/null || true)
   if [ -z "$kdir" ] || ! grep -qF "\"$(pwd)/node_modules/.bin/tslab\"" "$kdir/kernel.json" 2>/dev/null; then

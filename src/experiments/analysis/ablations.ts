@@ -96,6 +96,16 @@ export async function runAblations(profile: Profile, log: Log = quietLog): Promi
   return out;
 }
 
+/** Each ablated parameter's name on the figure, in the paper's symbols. */
+const PARAMETER_LABELS: Record<string, string> = {
+  shots: 'clean shots per class',
+  alpha: 'α (weight of the FR loss)',
+  promptLength: 'prompt length b (tokens per block)',
+  'depth from output': 'prompted blocks, counted from the output',
+  'depth from input': 'prompted blocks, counted from the input',
+  margin: 'margin m (1: no repulsion)',
+};
+
 export function ablationFigure(points: AblationPoint[]): Figure {
   const params = [...new Set(points.map((p) => p.parameter))];
   const attacks = [...new Set(points.map((p) => p.attack))];
@@ -121,7 +131,7 @@ export function ablationFigure(points: AblationPoint[]): Figure {
         });
       }
     });
-    annotations.push({ text: `<b>${param}</b>`, xref: `x${ax} domain`, yref: `y${ax} domain`, x: 0.5, y: 1.12, showarrow: false });
+    annotations.push({ text: `<b>${PARAMETER_LABELS[param] ?? param}</b>`, xref: `x${ax} domain`, yref: `y${ax} domain`, x: 0.5, y: 1.12, showarrow: false });
   });
   const layout: Record<string, unknown> = {
     title: { text: 'RVPT ablations: ASR (solid) and CA (dotted), %' },
@@ -132,8 +142,10 @@ export function ablationFigure(points: AblationPoint[]): Figure {
   };
   params.forEach((param, i) => {
     const ax = i === 0 ? '' : String(i + 1);
-    layout[`xaxis${ax}`] = { title: { text: param }, type: param === 'shots' ? 'log' : 'linear' };
-    layout[`yaxis${ax}`] = { range: [0, 100] };
+    // Ticks at the values measured, so a log axis reads 1, 2, 4, 8, 16, 32 rather than plotly's 1, 2, 5, 10, 2.
+    const values = [...new Set(points.filter((p) => p.parameter === param).map((p) => p.value))].sort((a, b) => a - b);
+    layout[`xaxis${ax}`] = { title: { text: PARAMETER_LABELS[param] ?? param }, type: param === 'shots' ? 'log' : 'linear', tickvals: values, ticktext: values.map(String) };
+    layout[`yaxis${ax}`] = { range: [0, 100], title: { text: '%' }, ticksuffix: '%' };
   });
   return { data, layout };
 }

@@ -65,6 +65,7 @@ export interface AttentionResult {
   /** PNG (data URI) of the grid and its labels. */
   png: string;
   rows: string[];
+  /** Each column's true class. */
   cols: string[];
   /**
    * Mean share of the class token's attention on the patches the trigger changes (patch triggers only), on the clean
@@ -73,12 +74,18 @@ export interface AttentionResult {
   triggerShare: Record<string, Record<string, { clean: number; triggered: number } | null>>;
 }
 
+/** Each overlay's side and the gap between them in the grid, in pixels. */
+const ATTENTION_TILE = 96;
+const GRID_GAP = 4;
+
 /** The grid: for each attack, rows clean / triggered x (backdoored, RVPT); columns: test images. */
 export async function computeAttention(profile: Profile, attacks: string[], dataset = profile.datasets.main, perAttack = 6, log: Log = quietLog): Promise<AttentionResult> {
   const tiles: Buffer[] = [];
   const rows: string[] = [];
   const triggerShare: AttentionResult['triggerShare'] = {};
-  const out = 96;
+  // Each column's true class: every attack shows the same test images (the first ones not of the target class).
+  let columns: string[] = [];
+  const out = ATTENTION_TILE;
   for (const attack of attacks) {
     const bd = await ensureBackdoored(profile, attack, { dataset, log });
     const rvpt = await ensurePrompts(profile, bd, 'RVPT', dataset, log);
@@ -88,6 +95,7 @@ export async function computeAttention(profile: Profile, attacks: string[], data
       // The first images whose class is not the target, so the trigger has work to do.
       const idx: number[] = [];
       for (let i = 0; i < numImages(test) && idx.length < perAttack; i++) if (test.labels[i] !== target) idx.push(i);
+      columns = idx.map((i) => test.classNames[test.labels[i]]);
       const per = pixelsPerImage(test);
       const clean = tf.tidy(() => tf.concat(idx.map((i) => imageBatch(test, i, i + 1))) as tf.Tensor4D);
       const trig = bd.trigger.apply(clean, { seed: TEST_TRIGGER_SEED, offset: 0 });
@@ -114,14 +122,14 @@ export async function computeAttention(profile: Profile, attacks: string[], data
     }
   }
   const cols = perAttack;
-  const gap = 4;
+  const gap = GRID_GAP;
   const W = cols * (out + gap);
   const H = rows.length * (out + gap);
   const grid = await sharp({ create: { width: W, height: H, channels: 3, background: '#ffffff' } })
     .composite(tiles.map((t, i) => ({ input: t, left: (i % cols) * (out + gap), top: Math.floor(i / cols) * (out + gap) })))
     .png()
     .toBuffer();
-  return { attacks, png: `data:image/png;base64,${grid.toString('base64')}`, rows, cols: Array.from({ length: cols }, (_, i) => `image ${i + 1}`), triggerShare };
+  return { attacks, png: `data:image/png;base64,${grid.toString('base64')}`, rows, cols: columns, triggerShare };
 }
 
 /** Per image, the patch indices the trigger changed (a patch trigger touches few; a global one touches all). */
@@ -144,15 +152,33 @@ function patchesChanged(clean: tf.Tensor4D, trig: tf.Tensor4D, patch: number): n
 }
 
 export function attentionFigure(r: AttentionResult): Figure {
-  const n = r.rows.length;
+  const tile = ATTENTION_TILE + GRID_GAP;
+  const label = (text: string, x: number, y: number, anchor: Record<string, string>) => ({ text, xref: 'paper', yref: 'paper', x, y, showarrow: false, font: { size: 11 }, ...anchor });
   return {
-    data: [{ type: 'image', source: r.png, hoverinfo: 'skip' }],
+    data: [
+      { type: 'image', source: r.png, hoverinfo: 'skip' },
+      // The overlay's colour scale (viridis; each map scaled from its own least to its most attended patch).
+      {
+        type: 'scatter',
+        mode: 'markers',
+        x: [null],
+        y: [null],
+        showlegend: false,
+        hoverinfo: 'skip',
+        marker: { color: [0], cmin: 0, cmax: 1, colorscale: 'Viridis', showscale: true, colorbar: { title: { text: 'attention<br>(per image:<br>0 least,<br>1 most)', side: 'top' }, thickness: 14, len: 0.5, y: 0.5, tickvals: [0, 0.5, 1] } },
+      },
+    ],
     layout: {
-      title: { text: `Class-token attention, last block (${r.attacks.join(', ')})`, x: 0.02, xanchor: 'left' },
-      xaxis: { visible: false },
-      yaxis: { visible: false },
-      margin: { l: 230, r: 10, t: 60, b: 10 },
-      annotations: r.rows.map((label, i) => ({ text: label, xref: 'paper', yref: 'paper', x: -0.01, xanchor: 'right', y: 1 - (i + 0.5) / n, showarrow: false, font: { size: 11 } })),
+      title: { text: `Class-token attention, last block (${r.attacks.join(', ')}); columns: each image's true class`, x: 0.02, xanchor: 'left' },
+      // Fixed to the grid: the labels in pixel coordinates must not widen the axes' autorange.
+      xaxis: { visible: false, range: [0, r.cols.length * tile], constrain: 'domain' },
+      yaxis: { visible: false, range: [r.rows.length * tile, 0], scaleanchor: 'x', constrain: 'domain' },
+      margin: { l: 230, r: 110, t: 80, b: 10 },
+      annotations: [
+        // In the image's pixel coordinates (y grows downwards): left of each row, above each column.
+        ...r.rows.map((text, i) => ({ ...label(text, -0.01, (i + 0.5) * tile - GRID_GAP / 2, { xanchor: 'right' }), xref: 'x domain', yref: 'y' })),
+        ...r.cols.map((text, j) => ({ ...label(text, (j + 0.5) * tile - GRID_GAP / 2, 0, { yanchor: 'bottom' }), xref: 'x', yref: 'y' })),
+      ],
     },
   };
 }

@@ -64,7 +64,15 @@ export function umap2d(x: number[][], seed: string): number[][] {
   return new UMAP({ nComponents: 2, nNeighbors: 15, minDist: 0.1, random: makeRng(seed) }).fit(x);
 }
 
-function knnShares(emb: number[][], nClean: number, labels: number[], target: number, k = 10): { own: number; tgt: number } {
+/**
+ * For each triggered image (rows nClean..end of `emb`), the majority class of its k nearest clean neighbours (rows
+ * 0..nClean-1, by dot product of normalised embeddings): the share (%) whose majority is the image's own class, and
+ * the share whose majority is the target. `labels` has one entry per row of `emb`, the triggered rows' own classes
+ * included, so a triggered image's class is `labels[i]`. A triggered image is never of the target class, so the two
+ * shares add up to at most 100.
+ */
+export function knnShares(emb: number[][], nClean: number, labels: number[], target: number, k = 10): { own: number; tgt: number } {
+  if (labels.length !== emb.length) throw new Error(`knnShares: ${labels.length} labels for ${emb.length} embeddings; give one per row (clean, then triggered).`);
   let own = 0;
   let tgt = 0;
   for (let i = nClean; i < emb.length; i++) {
@@ -72,7 +80,7 @@ function knnShares(emb: number[][], nClean: number, labels: number[], target: nu
     const votes = new Map<number, number>();
     for (const [, j] of sims) votes.set(labels[j], (votes.get(labels[j]) ?? 0) + 1);
     const top = [...votes.entries()].sort((a, b) => b[1] - a[1])[0][0];
-    if (top === labels[i - nClean]) own++;
+    if (top === labels[i]) own++;
     if (top === target) tgt++;
   }
   const n = emb.length - nClean;
@@ -81,7 +89,9 @@ function knnShares(emb: number[][], nClean: number, labels: number[], target: nu
 
 export async function computeEmbeddings(profile: Profile, attack: string, dataset = profile.datasets.main, n = 400, log: Log = quietLog): Promise<EmbeddingResult> {
   const bd = await ensureBackdoored(profile, attack, { dataset, log });
-  const key = { v: ANALYSIS_CODE_VERSION, backdoor: bd.checkpoint, attack, dataset, n, rvpt: defenseConfig(profile, 'RVPT'), vpt: defenseConfig(profile, 'VPT'), shots: profile.shots, tsne: { perplexity: 10, iterations: 1000 } };
+  // knn 2: the shares read each triggered image's own class (knnShares once read a clean image's, which made own +
+  // target exceed 100%); results cached before are recomputed.
+  const key = { v: ANALYSIS_CODE_VERSION, backdoor: bd.checkpoint, attack, dataset, n, rvpt: defenseConfig(profile, 'RVPT'), vpt: defenseConfig(profile, 'VPT'), shots: profile.shots, tsne: { perplexity: 10, iterations: 1000 }, knn: 2 };
   return cached(`embeddings-${profile.name}-${attack}`, key, bd.model, async () => {
     const vpt = await ensurePrompts(profile, bd, 'VPT', dataset, log);
     const rvpt = await ensurePrompts(profile, bd, 'RVPT', dataset, log);
@@ -122,23 +132,26 @@ export function embeddingFigure(r: EmbeddingResult, method: 'tsne' | 'umap'): Fi
   const nClean = r.nClean;
   const data: Record<string, unknown>[] = [];
   const annotations: Record<string, unknown>[] = [];
+  const className = (c: number) => (c === r.target ? `${r.classNames[c]} (target)` : r.classNames[c]);
   models.forEach((m, i) => {
     const ax = i === 0 ? '' : String(i + 1);
     const pts = r.points[m][method];
-    r.classNames.forEach((cls, c) => {
+    r.classNames.forEach((_, c) => {
       for (const triggered of [false, true]) {
         const idx = pts.map((_, j) => j).filter((j) => r.labels[j] === c && (j >= nClean) === triggered);
         if (!idx.length) continue;
         data.push({
           type: 'scatter',
           mode: 'markers',
-          name: triggered ? `${cls} + trigger` : cls,
-          legendgroup: `${cls}-${triggered}`,
-          showlegend: i === 0,
+          name: className(c),
+          legendgroup: `class-${c}`,
+          // One legend entry per class (its colour); the two marker shapes have entries of their own below.
+          showlegend: i === 0 && !triggered,
           x: idx.map((j) => pts[j][0]),
           y: idx.map((j) => pts[j][1]),
           xaxis: `x${ax}`,
           yaxis: `y${ax}`,
+          hovertext: triggered ? `${r.classNames[c]} + trigger` : r.classNames[c],
           marker: triggered ? { symbol: 'star', size: 9, color: PALETTE[c % PALETTE.length], line: { width: 0.5, color: '#000' } } : { symbol: 'circle', size: 5, color: PALETTE[c % PALETTE.length], opacity: 0.6 },
         });
       }
@@ -146,12 +159,15 @@ export function embeddingFigure(r: EmbeddingResult, method: 'tsne' | 'umap'): Fi
     // 10-NN verdicts of the triggered images, computed in the full embedding space.
     annotations.push({ text: `<b>${m}</b>: triggered → own class ${r.ownClassKnn[m].toFixed(0)}%, target ${r.targetKnn[m].toFixed(0)}%`, xref: `x${ax} domain`, yref: `y${ax} domain`, x: 0.5, y: 1.04, showarrow: false, font: { size: 12 } });
   });
+  for (const [name, marker] of [['clean image', { symbol: 'circle', size: 7, color: '#888' }], ['triggered image', { symbol: 'star', size: 10, color: '#888', line: { width: 0.5, color: '#000' } }]] as const) {
+    data.push({ type: 'scatter', mode: 'markers', name, legendgroup: name, x: [null], y: [null], marker, hoverinfo: 'skip' });
+  }
   const layout: Record<string, unknown> = {
-    title: { text: `${method === 'tsne' ? 't-SNE' : 'UMAP'} of image embeddings (${r.attack}; dots clean, stars triggered; target '${r.classNames[r.target]}'; shares: 10 nearest clean neighbours)`, y: 0.98 },
+    title: { text: `${method === 'tsne' ? 't-SNE' : 'UMAP'} of image embeddings (${r.attack}; shares: the 10 nearest clean neighbours' majority class)`, y: 0.98 },
     margin: { t: 90, l: 20, r: 20, b: 20 },
     grid: { rows: 1, columns: models.length, pattern: 'independent' },
     annotations,
-    legend: { font: { size: 9 } },
+    legend: { font: { size: 11 }, tracegroupgap: 2 },
   };
   models.forEach((_, i) => {
     const ax = i === 0 ? '' : String(i + 1);

@@ -120,8 +120,18 @@ export function displacementRows(results: DisplacementResult[]): (string | numbe
 
 const COLORS: Record<string, string> = { 'backdoored CLIP': '#d62728', '+ VPT': '#ff7f0e', '+ RVPT': '#2ca02c', 'supervised ViT': '#1f77b4' };
 
-/** One panel per perturbation, PR against block, a line per encoder; prompted blocks shaded. */
-export function prFigure(results: PRResult[]): Figure {
+/** An encoder's name in the legend: the results key the backdoored model 'backdoored CLIP', whichever model it is. */
+function encoderLabel(enc: string, model: string): string {
+  if (enc === 'backdoored CLIP') return `backdoored ${model}`;
+  if (enc.startsWith('+ ')) return `${model} ${enc}`;
+  return enc === 'supervised ViT' ? 'supervised ViT (same tower, trained with labels)' : enc;
+}
+
+/**
+ * One panel per perturbation, PR against block, a line per encoder; prompted blocks shaded. `model` names the
+ * backdoored model in the legend: MiniCLIP, or CLIP for real checkpoints.
+ */
+export function prFigure(results: PRResult[], model = 'MiniCLIP'): Figure {
   const panels = results.flatMap((r, ri) => Object.keys(r.pr).filter((p) => ri === 0 || p.startsWith('trigger')).map((p) => ({ r, p })));
   const cols = 3;
   const rows = Math.ceil(panels.length / cols);
@@ -131,7 +141,7 @@ export function prFigure(results: PRResult[]): Figure {
   panels.forEach(({ r, p }, i) => {
     const ax = i === 0 ? '' : String(i + 1);
     for (const [enc, ys] of Object.entries(r.pr[p])) {
-      data.push({ type: 'scatter', mode: 'lines+markers', name: enc, legendgroup: enc, showlegend: i === 0, x: ys.map((_, l) => l + 1), y: ys, xaxis: `x${ax}`, yaxis: `y${ax}`, line: { color: COLORS[enc] } });
+      data.push({ type: 'scatter', mode: 'lines+markers', name: encoderLabel(enc, model), legendgroup: enc, showlegend: i === 0, x: ys.map((_, l) => l + 1), y: ys, xaxis: `x${ax}`, yaxis: `y${ax}`, line: { color: COLORS[enc] } });
     }
     annotations.push({ text: `<b>${p}</b>`, xref: `x${ax} domain`, yref: `y${ax} domain`, x: 0.5, y: 1.12, showarrow: false, font: { size: 12 } });
     const lo = Math.min(...r.promptedLayers) + 0.5;
@@ -148,7 +158,7 @@ export function prFigure(results: PRResult[]): Figure {
   panels.forEach((_, i) => {
     const ax = i === 0 ? '' : String(i + 1);
     layout[`xaxis${ax}`] = { title: { text: 'block' }, dtick: 1 };
-    layout[`yaxis${ax}`] = { title: { text: 'PR' } };
+    layout[`yaxis${ax}`] = { title: { text: 'PR (cosine)' } };
   });
   return { data, layout };
 }
@@ -157,7 +167,7 @@ export async function figurePR(profile: Profile, attacks = figureAttacks(profile
   const t0 = Date.now();
   const results: PRResult[] = [];
   for (const a of attacks) results.push(await computePR(profile, a, profile.datasets.main, log));
-  const fig = prFigure(results);
+  const fig = prFigure(results, externalWeights(profile) ? 'CLIP' : 'MiniCLIP');
   const claims = prClaims(results);
   const saved = await writeAnalysisFigure(profile, 'fig4-pr', fig, 'Perturbation Resistivity across layers', { attacks, sample: analysisSample(profile) }, (Date.now() - t0) / 1000, { width: 1200, height: 760 }, claims);
   return { results, fig, saved, claims };
