@@ -7,6 +7,8 @@
  */
 import * as crypto from 'crypto';
 import * as fs from 'fs';
+import * as os from 'os';
+import { spawnSync } from 'child_process';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { setup, TEST_CONFIG } from './helpers';
@@ -66,6 +68,28 @@ test('the embedded kernels were built from the committed C sources', () => {
   for (const [name, sha] of [['bmm.c', BMM_WASM_SOURCE_SHA256], ['copy.c', COPY_WASM_SOURCE_SHA256], ['broadcast.c', BROADCAST_WASM_SOURCE_SHA256], ['fused.c', FUSED_WASM_SOURCE_SHA256], ['adamw.c', ADAMW_WASM_SOURCE_SHA256]]) {
     const src = fs.readFileSync(path.join(__dirname, '..', 'src', 'kernels', name));
     expect({ name, sha: crypto.createHash('sha256').update(src).digest('hex') }).toEqual({ name, sha });
+  }
+});
+
+// Where clang-14 (with lld-14) is present, the build script must give the committed bytes: the WASM in src/kernels/*Wasm.ts
+// is what its C source compiles to, not a hand-edited or stale module.
+const CLANG = ['clang-14', 'clang'].find((c) => spawnSync(c, ['--version']).status === 0);
+(CLANG ? test : test.skip)(`scripts/build-kernels.sh rebuilds the committed WASM bytes (${CLANG ? `with ${CLANG}` : 'skipped: no clang-14 here; apt-get install clang-14 lld-14'})`, () => {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'rvpt-kernels-'));
+  try {
+    const r = spawnSync('bash', [path.join(__dirname, '..', 'scripts', 'build-kernels.sh')], { env: { ...process.env, KERNELS_OUT: out }, encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const wasm = (file: string) => /_WASM_BASE64 =\s*"([^"]+)"/.exec(fs.readFileSync(file, 'utf8'))![1];
+    const compiler = (file: string) => /_WASM_COMPILER = "([^"]+)"/.exec(fs.readFileSync(file, 'utf8'))?.[1];
+    for (const name of ['adamw', 'bmm', 'broadcast', 'copy', 'fused']) {
+      const committed = path.join(__dirname, '..', 'src', 'kernels', `${name}Wasm.ts`);
+      const rebuilt = path.join(out, `${name}Wasm.ts`);
+      expect({ name, same: wasm(rebuilt) === wasm(committed) }).toEqual({ name, same: true });
+      expect({ name, compiler: compiler(committed) }).toEqual({ name, compiler: compiler(rebuilt) });
+    }
+  } finally {
+    fs.rmSync(out, { recursive: true, force: true });
   }
 });
 
