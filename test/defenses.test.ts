@@ -7,7 +7,7 @@ import { DefenseContext } from '../src/defenses/defense';
 import { featureRepelling, repelledLayers, repelledTokens } from '../src/defenses/rvpt';
 import { layerNorm } from '../src/model/layers';
 import { edaAugment } from '../src/defenses/cleanclip';
-import { evaluateDefended } from '../src/defenses/evaluate';
+import { evaluateDefended } from '../src/metrics/defended';
 import { testEmbeddings } from '../src/metrics/features';
 import { TEST_TRIGGER_SEED } from '../src/metrics/backdoor';
 import { imageBatch } from '../src/data/batches';
@@ -36,7 +36,6 @@ const shots = toy(32);
 let model: MiniCLIP;
 let tokenizer: WordTokenizer;
 const ctx = (): DefenseContext => ({
-  profile: {} as never,
   model,
   tokenizer,
   shots,

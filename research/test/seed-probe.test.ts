@@ -215,7 +215,7 @@ test('the committed 1,600-step probe holds RVPT at every attack and seed on Tabl
   const p = committedSeedProbe('budget-16');
   const small = getProfile('small');
   expect([p.provenance.profile, p.dataset, p.budget, p.tableSeed]).toEqual(['small', 'fashion-mnist', 16, 0]);
-  expect((p.provenance.config as { defenses: { RVPT: { epochs: number } } }).defenses.RVPT.epochs).toBe(16 * small.defenses.RVPT.epochs!);
+  expect((p.provenance.config as { defenses: { RVPT: { epochs: number } } }).defenses.RVPT.epochs).toBe(16 * (small.defenses.RVPT.epochs as number));
   const attacks = seedProbeAttacks(small);
   expect(p.rows.map((r) => [r.attack, r.method, r.seed])).toEqual(attacks.flatMap((a) => SEED_PROBE_SEEDS.map((s) => [a, 'RVPT', s])));
   expect(p.rows.some((r) => isTableRow(p, r))).toBe(false); // 16 times the steps: no row is a table's cell
