@@ -28,6 +28,34 @@ function toy(n: number, size = 16): ImageDataset {
   return { name: 'toy', size, images: Float32Array.from({ length: n * size * size * 3 }, () => rng()), labels: Int32Array.from({ length: n }, (_, i) => i % 3), classNames: ['a', 'b', 'c'] };
 }
 
+test('PR for each block equals a hand computation: the mean over images of cos(class token, perturbed class token), the last partial batch included', () => {
+  const model = MiniCLIP.init(TEST_CONFIG, 2);
+  const d = toy(7);
+  const perturb = gaussianNoise(0.2);
+  // By hand: every image alone, its class tokens read one block at a time, the cosine summed in float64.
+  const sums = new Float64Array(TEST_CONFIG.layers);
+  for (let i = 0; i < 7; i++) {
+    tf.tidy(() => {
+      const x = tf.tensor4d(d.images.subarray(i * 16 * 16 * 3, (i + 1) * 16 * 16 * 3), [1, 16, 16, 3]);
+      // The perturbation draws its noise from the batch's first index: give each image the index it has in the batches.
+      const batchStart = i < 4 ? 0 : 4;
+      const full = tf.tensor4d(d.images.subarray(batchStart * 768, (batchStart + (i < 4 ? 4 : 3)) * 768), [i < 4 ? 4 : 3, 16, 16, 3]);
+      const px = tf.slice(perturb(full, batchStart), [i - batchStart, 0, 0, 0], [1, 16, 16, 3]) as tf.Tensor4D;
+      const a = model.encodeImage(x, { collectCls: true }).cls!;
+      const b = model.encodeImage(px, { collectCls: true }).cls!;
+      a.forEach((c, l) => {
+        const u = Array.from(c.dataSync());
+        const v = Array.from(b[l].dataSync());
+        const dot = u.reduce((s, ui, k) => s + ui * v[k], 0);
+        sums[l] += dot / (Math.hypot(...u) * Math.hypot(...v));
+      });
+    });
+  }
+  const pr = perturbationResistivity(model, d, perturb, { batchSize: 4 }); // batches of 4 and 3
+  pr.forEach((v, l) => expect(v).toBeCloseTo(sums[l] / 7, 5));
+  model.dispose();
+});
+
 test('PR: 1 at every layer for the identity, below 1 under noise, deterministic, no tensors left', () => {
   const model = MiniCLIP.init(TEST_CONFIG, 1);
   const d = toy(10);
