@@ -85,6 +85,8 @@ export { PAPER_TABLE1, PAPER_TABLE2, PAPER_TABLE3, PAPER_COST } from './experime
 export { figurePR, figureAttention, figureEmbeddings, figureAblations, figureAttacks, analysisSample, computePR, computeAttention, computeEmbeddings, computeDisplacement, displacementRows, runAblations, ablationSummary, ensurePrompts, tsne2d, umap2d } from './experiments/analysis';
 export type { Claim, PRResult, AttentionResult, EmbeddingResult, AblationPoint, DisplacementResult } from './experiments/analysis';
 export { ensureSupervisedViT } from './experiments/supervised';
+export { RVPT_TARGET, atTargetAsr, withinCaBudget, inRvptTarget } from './metrics/target';
+export { checkNotebookNumbers, compareNumbers, claimsJudgeable, claimsMarkdown, noDefenseAsr, BACKDOOR_TAKES_ASR } from './experiments/notebookChecks';
 export { reproductionReport, writeReproductionReport } from './experiments/report';
 export { benchTrainStep, benchClipScale } from './experiments/bench';
 

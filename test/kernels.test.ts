@@ -28,7 +28,12 @@ import { contrastiveStep } from '../src/train/step';
 import { syntheticBatch } from '../src/experiments/bench';
 
 beforeAll(setup);
-const onWasm = () => tf.getBackend() === 'wasm';
+/**
+ * These tests compare our WASM kernels with TF.js's: they need the WASM backend. On another one (RVPT_BACKEND) they
+ * are reported as skipped, not passed.
+ */
+const WASM = (process.env.RVPT_BACKEND ?? 'wasm') === 'wasm';
+const wasmTest = WASM ? test : test.skip;
 
 /** TF.js's slow_batch_matmul in float32 arithmetic: per 48-block sums in k order, added as (cur + s) + 0. */
 function emulate(a: Float32Array, as: number[], b: Float32Array, bs: number[], ta: boolean, tb: boolean): Float32Array {
@@ -104,8 +109,8 @@ test('permutations that swap two adjacent groups of axes are recognised, others 
   expect(asBlockTranspose([2, 3, 4], [0, 1, 2])).toBeNull();
 });
 
-test('SplitV, Concat, Slice, GatherV2, Transpose, and Sub and RealDiv by a channel vector give TF.js kernel outputs exactly', () => {
-  if (!onWasm()) return;
+wasmTest('SplitV, Concat, Slice, GatherV2, Transpose, and Sub and RealDiv by a channel vector give TF.js kernel outputs exactly', () => {
+  expect(tf.getBackend()).toBe('wasm');
   installWasmKernels();
   // Each case returns a list of tensors; run it with our kernels and with TF.js's, compare shapes and values.
   const x2 = tf.randomNormal([37, 30], 0, 1, 'float32', 21);
@@ -178,8 +183,8 @@ test('SplitV, Concat, Slice, GatherV2, Transpose, and Sub and RealDiv by a chann
   tf.dispose([x2, x3, i2, empty]);
 });
 
-test('batched and transposed products equal TF.js kernel and its emulation bit for bit', () => {
-  if (!onWasm()) return;
+wasmTest('batched and transposed products equal TF.js kernel and its emulation bit for bit', () => {
+  expect(tf.getBackend()).toBe('wasm');
   expect(installWasmKernels()).toBe(true);
   // [a shape, b shape, transposeA, transposeB]: attention's shapes, odd sizes (SIMD tails), k past one 48-block,
   // a batch of one with a transpose, and 4-D batch dimensions.
@@ -222,8 +227,8 @@ function sequential(a: Float32Array, b: Float32Array, M: number, K: number, N: n
   return out;
 }
 
-test('plain products at small shared dimensions (our gemm) equal XNNPACK bit for bit', () => {
-  if (!onWasm()) return;
+wasmTest('plain products at small shared dimensions (our gemm) equal XNNPACK bit for bit', () => {
+  expect(tf.getBackend()).toBe('wasm');
   expect(installWasmKernels()).toBe(true);
   // [M, K, N]: the model's shapes cut down, every tail of the 4 x 8 tiles and the 64-row blocks, K of 1, at and past
   // GEMM_MAX_K (past it TF.js's XNNPACK runs, which must also match the sequential sum), and a 3-D batch of one.
@@ -243,8 +248,8 @@ test('plain products at small shared dimensions (our gemm) equal XNNPACK bit for
   }
 });
 
-test('the weight-gradient kernel gives the bits of an explicit transpose and product, and refuses bad shapes', () => {
-  if (!onWasm()) return;
+wasmTest('the weight-gradient kernel gives the bits of an explicit transpose and product, and refuses bad shapes', () => {
+  expect(tf.getBackend()).toBe('wasm');
   expect(installWasmKernels()).toBe(true);
   // [K, M, N]: K past one and several 128-row blocks, every tile tail.
   const cases: [number, number, number][] = [[300, 64, 256], [130, 256, 64], [129, 7, 13], [5, 3, 2], [1, 4, 8]];
@@ -268,8 +273,8 @@ test('the weight-gradient kernel gives the bits of an explicit transpose and pro
   tf.dispose([a, b]);
 });
 
-test('the dense kernel gives the bits of a product followed by a bias add, and refuses what it does not cover', () => {
-  if (!onWasm()) return;
+wasmTest('the dense kernel gives the bits of a product followed by a bias add, and refuses what it does not cover', () => {
+  expect(tf.getBackend()).toBe('wasm');
   expect(installWasmKernels()).toBe(true);
   for (const [M, K, N] of [[136, 64, 256], [67, 256, 64], [37, 100, 29], [3, 5, 2], [1, GEMM_MAX_K, 13]]) {
     const x = tf.randomNormal([M, K], 0, 1, 'float32', 41);
@@ -288,8 +293,8 @@ test('the dense kernel gives the bits of a product followed by a bias add, and r
   tf.dispose([x, w, b]);
 });
 
-test("attention's kernels give the composed ops' outputs and gradients bit for bit, with and without prompts", () => {
-  if (!onWasm()) return;
+wasmTest("attention's kernels give the composed ops' outputs and gradients bit for bit, with and without prompts", () => {
+  expect(tf.getBackend()).toBe('wasm');
   expect(installWasmKernels()).toBe(true);
   // [batch, tokens, heads, width, causal mask, prompt rows]: the small profile's image and text blocks and a prompted
   // image block, tokens (or tokens + prompts) past one 48-block of the products, a head width that is not a multiple
@@ -360,8 +365,8 @@ function threeSteps(): { losses: number[]; w: number[][] } {
   return { losses, w };
 }
 
-test('a training step gives the same loss and weights with either set of exact kernels, and ours leak nothing', () => {
-  if (!onWasm()) return;
+wasmTest('a training step gives the same loss and weights with either set of exact kernels, and ours leak nothing', () => {
+  expect(tf.getBackend()).toBe('wasm');
   const prev = useFusedLayers(false); // the fused layers change the arithmetic: compared below, to tolerance
   try {
     installWasmKernels();
@@ -381,8 +386,8 @@ test('a training step gives the same loss and weights with either set of exact k
   }
 });
 
-test('training steps with the fused layers agree with TF.js ops to float rounding, and leak nothing', () => {
-  if (!onWasm()) return;
+wasmTest('training steps with the fused layers agree with TF.js ops to float rounding, and leak nothing', () => {
+  expect(tf.getBackend()).toBe('wasm');
   installWasmKernels();
   expect(fusedLayers()).toBe(true);
   threeSteps();

@@ -9,6 +9,7 @@ const cell = (asr: number, ca: number) => ({ asr, ca });
 
 test('the report sets the paper beside our results and judges each claim from the numbers', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rvpt-report-'));
+  const saved = process.env.RVPT_CACHE;
   process.env.RVPT_CACHE = dir;
   try {
     const profile: Profile = { ...PROFILES.tiny, name: 'report-test' };
@@ -32,7 +33,28 @@ test('the report sets the paper beside our results and judges each claim from th
     expect(md).toMatch(/⬜ not measured\*\*: Fig\. 6/);
     expect(md).toMatch(/⬜ not measured\*\*: the table \(no results file\)/); // Table 2 missing
   } finally {
-    delete process.env.RVPT_CACHE;
+    if (saved === undefined) delete process.env.RVPT_CACHE;
+    else process.env.RVPT_CACHE = saved;
   }
 });
 
+
+test('a damaged result file is an error naming it, never "not measured"', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rvpt-report-bad-'));
+  const saved = process.env.RVPT_CACHE;
+  process.env.RVPT_CACHE = dir;
+  try {
+    const out = path.join(dir, 'results', 'report-bad');
+    fs.mkdirSync(out, { recursive: true });
+    fs.writeFileSync(path.join(out, 'table1.json'), '{"table": "table1", "datasets": {');
+    expect(() => reproductionReport({ ...PROFILES.tiny, name: 'report-bad' })).toThrow(/table1\.json is not valid JSON.*npx rvpt tables/);
+  } finally {
+    if (saved === undefined) delete process.env.RVPT_CACHE;
+    else process.env.RVPT_CACHE = saved;
+  }
+});
+
+test('the committed REPRODUCTION.md is what `rvpt report` makes of the committed result files', () => {
+  const committed = fs.readFileSync(path.join(__dirname, '..', 'REPRODUCTION.md'), 'utf8');
+  expect(reproductionReport(PROFILES.small)).toBe(committed);
+});

@@ -25,6 +25,7 @@ import { median } from '../../src/util/stats';
 import { Figure } from '../../src/viz/plotly';
 import { FR_TOKENS, FrToken, PromptTuningConfig, RVPT_DEFAULTS, isFrToken, repelledLayers } from '../../src/defenses/rvpt';
 import { promptLayers } from '../../src/model/prompts';
+import { RVPT_TARGET, inRvptTarget } from '../../src/metrics/target';
 import { tuningProfile } from './tuningProbe';
 import { PRETRAIN_PROBES } from './repulsionProbe';
 
@@ -34,16 +35,7 @@ export const SEED_PROBE_SEEDS = [0, 1, 2, 3, 4];
 /** The two prompt-tuning defenses: the spread of each, and whether RVPT's lead over VPT outlasts it. */
 export const SEED_PROBE_METHODS = ['VPT', 'RVPT'];
 
-/** The paper-level target for RVPT: ASR at most 5%, CA at most 2 points below No defense. */
-export const RVPT_TARGET = { asr: 5, caDrop: 2 };
-/**
- * The target's two halves, ends included: ASR (%) at most 5, and CA change (points, from No defense) at least -2.
- * The slack is for float differences of two-decimal CAs: 14.01 - 16.01 is -2.0000000000000018.
- */
-export const atTargetAsr = (asr: number): boolean => asr <= RVPT_TARGET.asr + 1e-9;
-export const withinCaBudget = (caChange: number): boolean => caChange >= -RVPT_TARGET.caDrop - 1e-9;
-/** Whether a run with this ASR and CA change lies in the target region. */
-export const inRvptTarget = (asr: number, caChange: number): boolean => atTargetAsr(asr) && withinCaBudget(caChange);
+export { RVPT_TARGET, atTargetAsr, withinCaBudget, inRvptTarget } from '../../src/metrics/target';
 
 /** The attacks of the committed probe: each table's (Table 1's six on the main dataset, Table 2's three on emoji). */
 export function seedProbeAttacks(profile: Profile, dataset = profile.datasets.main): string[] {
