@@ -7,6 +7,7 @@ import { EmbeddingResult, embeddingClaims } from '../src/experiments/analysis/em
 import { PRResult, prClaims } from '../src/experiments/analysis/pr';
 import { AttentionResult, attentionClaims } from '../src/experiments/analysis/attention';
 import { AblationPoint, ablationClaims } from '../src/experiments/analysis/ablations';
+import { claimsJudgeable, compareNumbers } from '../src/experiments/notebookChecks';
 
 describe('knnShares', () => {
   // Clean images: class 0 near (1, 0), class 1 near (0, 1), class 2 (the target) near (-1, 0); three of each.
@@ -150,5 +151,24 @@ describe('ablationClaims', () => {
   test('a remark about a parameter or attack that was not run is not made', () => {
     const c = ablationClaims(paperLike.filter((x) => x.parameter === 'alpha'));
     expect(c.map((x) => x.claim)).toEqual(['raising α lowers both ASR and CA']);
+  });
+});
+
+describe("a notebook's checks", () => {
+  const expected = { tolerance: 0.5, values: { 'fm/BadNet/asr': 84.84, 'fm/BadNet/ca': 84.98 } };
+
+  test('the recorded numbers pass within the tolerance; a moved, missing, new or non-finite number is named', () => {
+    expect(compareNumbers({ 'fm/BadNet/asr': 85.2, 'fm/BadNet/ca': 84.98 }, expected)).toEqual([]);
+    expect(compareNumbers({ 'fm/BadNet/asr': 86, 'fm/BadNet/ca': 84.98 }, expected)).toEqual(['fm/BadNet/asr: 86 (recorded 84.84, tolerance ±0.5)']);
+    expect(compareNumbers({ 'fm/BadNet/asr': 84.84 }, expected)).toEqual(['fm/BadNet/ca: recorded 84.98, not computed in this run']);
+    expect(compareNumbers({ ...expected.values, 'fm/WaNet/asr': 1 }, expected)).toEqual(['fm/WaNet/asr: 1 has no recorded value']);
+    expect(compareNumbers({ 'fm/BadNet/asr': NaN, 'fm/BadNet/ca': 84.98 }, expected)).toHaveLength(1);
+  });
+
+  test('claims are judged only where every backdoor takes', () => {
+    expect(claimsJudgeable({ BadNet: 84.8, BadCLIP: 98.7 })).toEqual({ judgeable: true, why: '' });
+    const tiny = claimsJudgeable({ BadNet: 4.2, BadCLIP: 98.7 });
+    expect(tiny.judgeable).toBe(false);
+    expect(tiny.why).toMatch(/backdoors do not take \(no-defense ASR BadNet 4\.2%, below 50%\)/);
   });
 });
