@@ -9,8 +9,8 @@ export function gitCommit(): string {
   try {
     const root = projectRoot();
     const sha = execSync('git rev-parse HEAD', { cwd: root, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
-    // Result files under figures/ do not make the code dirty (a table run rewrites them).
-    const dirty = execSync("git status --porcelain --untracked-files=no -- . ':!figures'", { cwd: root, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+    // Result files under figures/ and research/results/ do not make the code dirty (a table or probe run rewrites them).
+    const dirty = execSync("git status --porcelain --untracked-files=no -- . ':!figures' ':!research/results'", { cwd: root, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
     return dirty ? `${sha}+dirty` : sha;
   } catch {
     return 'unknown';
