@@ -5,7 +5,10 @@ PROFILE ?= small
 export PYDEVD_DISABLE_FILE_VALIDATION = 1
 
 # The research probes have their own Makefile: make -C research TARGET (research/README.md).
-.PHONY: setup build test unit notebooks reproduce pretrain bench kernels clean
+# The unit tests alone, for development: jest without the end-to-end suites that train models (about a minute).
+FAST_SKIP := (efficacy|cell-pool|resume|repulsion-probe|tuning-probe|seed-probe|strength-probe|attribute-probe|pretrain|/cli)\.test
+
+.PHONY: setup build test test-fast unit notebooks reproduce pretrain bench kernels clean
 
 setup:
 	@bash scripts/setup.sh
@@ -14,6 +17,9 @@ build: setup
 
 unit: setup
 	npx jest
+
+test-fast: setup
+	npx jest --testPathIgnorePatterns '$(FAST_SKIP)'
 
 test: setup
 	mkdir -p .cache
