@@ -3,13 +3,13 @@
  * attribute-probe). Each writes its results into research/results/ (profile `small`) or the profile's cache results
  * folder, from where research/Makefile copies them. The library in src/ never imports this folder.
  */
-import { Command, CommanderError } from 'commander';
+import { Command } from 'commander';
 import * as path from 'path';
 import { initBackend } from '../src/backend';
 import { getProfile } from '../src/experiments/profiles';
 import { projectRoot } from '../src/util/fsutil';
 import { FR_TOKENS, FrToken } from '../src/defenses/rvpt';
-import { attackList, commonOptions, datasetOption, int, numberList, optionValue, rate, seedList, wholeNumber, withJobs } from '../src/cliOptions';
+import { attackList, commonOptions, datasetOption, int, newProgram, numberList, optionValue, rate, runProgram, seedList, wholeNumber, withJobs } from '../src/cliOptions';
 import { STRENGTH_GRID, runStrengthProbe, strengthGrid } from './src/strengthProbe';
 import { BUDGET_GRID, MARGIN_GRID, TUNING_GRID, runTuningProbe, tuningAttacks } from './src/tuningProbe';
 import { REPULSION_ALPHAS, REPULSION_PROFILES, runRepulsionProbe } from './src/repulsionProbe';
@@ -17,11 +17,7 @@ import { ATTRIBUTE_PROFILE, runAttributeProbe } from './src/attributeProbe';
 import { SEED_PROBE_METHODS, SEED_PROBE_SEEDS, runSeedProbe } from './src/seedProbe';
 
 export function buildLabCli(): Command {
-  const program = new Command('rvpt-lab')
-    .description('The research probes behind research/JOURNAL.md: each reruns the defenses under one changed setting.')
-    .showHelpAfterError('(run `rvpt-lab --help` for usage)')
-    .showSuggestionAfterError(true)
-    .exitOverride();
+  const program = newProgram('rvpt-lab', 'The research probes behind research/JOURNAL.md: each reruns the defenses under one changed setting.');
   const common = commonOptions;
 
   common(program.command('strength-probe').description('RVPT and VPT against one attack pressed in at other poisoning rates and fine-tuning lrs (research/notebooks/probes.ipynb)'))
@@ -148,12 +144,5 @@ export function buildLabCli(): Command {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  try {
-    await buildLabCli().parseAsync(argv, { from: 'user' });
-    return 0;
-  } catch (e) {
-    if (e instanceof CommanderError) return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.exitCode === 0 ? 0 : 2;
-    process.stderr.write(`rvpt-lab: ${(e as Error).message}\n`);
-    return 1;
-  }
+  return runProgram(buildLabCli(), argv);
 }

@@ -3,10 +3,10 @@
  * Every command takes --profile, --seed and --backend. The research probes have their own command, `rvpt-lab`
  * (research/cli.ts), which builds on this library and is never imported by it.
  */
-import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import { initBackend } from './backend';
 import { getProfile } from './experiments/profiles';
-import { commonOptions, int, rate, withJobs } from './cliOptions';
+import { commonOptions, int, newProgram, rate, runProgram, withJobs } from './cliOptions';
 import { cleanAccuracy, ensurePretrained } from './experiments/pretrainRun';
 import { BenchResult, benchClipScale, benchTrainStep, compareWorkers } from './experiments/bench';
 import { STEP_PHASES } from './train/parallel';
@@ -46,12 +46,7 @@ export function parseKeyValues(pairs: string[]): Record<string, unknown> {
 }
 
 export function buildCli(): Command {
-  const program = new Command('rvpt')
-    .description('RVPT at laptop scale: pre-train MiniCLIP, backdoor it, defend it, measure it.')
-    .showHelpAfterError('(run `rvpt --help` for usage)')
-    .showSuggestionAfterError(true)
-    // Set before adding sub-commands, which copy it: errors come back here instead of exiting the process.
-    .exitOverride();
+  const program = newProgram('rvpt', 'RVPT at laptop scale: pre-train MiniCLIP, backdoor it, defend it, measure it.');
 
   const common = commonOptions;
 
@@ -283,13 +278,5 @@ export function buildCli(): Command {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const program = buildCli();
-  try {
-    await program.parseAsync(argv, { from: 'user' });
-    return 0;
-  } catch (e) {
-    if (e instanceof CommanderError) return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.exitCode === 0 ? 0 : 2;
-    process.stderr.write(`rvpt: ${(e as Error).message}\n`);
-    return 1;
-  }
+  return runProgram(buildCli(), argv);
 }

@@ -1,7 +1,7 @@
 /**
  * Option parsers shared by the `rvpt` command and the lab's `rvpt-lab`: each error names the option and the value.
  */
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { PROFILES, Profile, profileDatasets } from './experiments/profiles';
 import { makeTrigger } from './attacks/registry';
 
@@ -78,4 +78,28 @@ export function commonOptions(c: Command): Command {
     .option('-p, --profile <name>', `profile: ${Object.keys(PROFILES).join(' | ')}, or a profile file (path ending in .json)`, 'small')
     .option('--seed <n>', 'random seed', int)
     .option('--backend <name>', 'force a TF.js backend: tensorflow | wasm | cpu (default: best available; env RVPT_BACKEND)');
+}
+
+/** A command line program as the `rvpt` commands share it: its name, its help after an error, errors returned. */
+export function newProgram(name: string, description: string): Command {
+  return (
+    new Command(name)
+      .description(description)
+      .showHelpAfterError(`(run \`${name} --help\` for usage)`)
+      .showSuggestionAfterError(true)
+      // Set before adding sub-commands, which copy it: errors come back here instead of exiting the process.
+      .exitOverride()
+  );
+}
+
+/** Run a program on argv; the exit status: 0 done, 1 a run-time failure (its message printed), 2 a usage error. */
+export async function runProgram(program: Command, argv: string[]): Promise<number> {
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (e) {
+    if (e instanceof CommanderError) return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.exitCode === 0 ? 0 : 2;
+    process.stderr.write(`${program.name()}: ${(e as Error).message}\n`);
+    return 1;
+  }
 }
