@@ -70,6 +70,7 @@ export function cloneModel(model: MiniCLIP): MiniCLIP {
 export const CleanCLIP: Defense = {
   name: 'CleanCLIP',
   perDataset: false,
+  params: Object.keys(CLEANCLIP_DEFAULTS),
   async run(ctx, config) {
     const c = { ...CLEANCLIP_DEFAULTS, ...(config as Partial<CleanCLIPConfig>) };
     const model = cloneModel(ctx.model);

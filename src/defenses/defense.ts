@@ -68,6 +68,8 @@ export interface Defense {
   readonly name: string;
   /** Whether the result depends on the dataset's few-shot data (false: one run serves every dataset). */
   readonly perDataset: boolean;
+  /** The config keys it reads (a profile's defenses.NAME may set these, plus `seed` and `shotsSeed`). */
+  readonly params: readonly string[];
   run(ctx: DefenseContext, config: Record<string, unknown>): Promise<Defended>;
 }
 

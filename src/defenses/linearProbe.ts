@@ -25,6 +25,7 @@ export const LINEAR_PROBE_DEFAULTS: LinearProbeConfig = { epochs: 40, batch: 32,
 export const LinearProbe: Defense = {
   name: 'Linear Probe',
   perDataset: true,
+  params: Object.keys(LINEAR_PROBE_DEFAULTS),
   async run(ctx, config) {
     const c = { ...LINEAR_PROBE_DEFAULTS, ...(config as Partial<LinearProbeConfig>) };
     const { model, shots } = ctx;

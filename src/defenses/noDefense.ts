@@ -4,6 +4,7 @@ import { Defense, zeroShotClassifierOf } from './defense';
 export const NoDefense: Defense = {
   name: 'No defense',
   perDataset: false,
+  params: [],
   async run(ctx) {
     const { model, tokenizer } = ctx;
     return {

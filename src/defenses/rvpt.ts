@@ -209,8 +209,12 @@ export async function promptTuning(name: string, ctx: DefenseContext, c: PromptT
   };
 }
 
+/** Every key a prompt-tuning config may hold (the optional ones have no default). */
+export const PROMPT_TUNING_PARAMS: readonly string[] = [...Object.keys(RVPT_DEFAULTS), 'layers', 'frLayers'];
+
 export const RVPT: Defense = {
   name: 'RVPT',
   perDataset: true,
+  params: PROMPT_TUNING_PARAMS,
   run: (ctx, config) => promptTuning('RVPT', ctx, { ...RVPT_DEFAULTS, ...(config as Partial<PromptTuningConfig>) }),
 };

@@ -9,6 +9,9 @@ import { CLIPConfig, CLIP_MEAN, CLIP_STD } from '../model/config';
 import { addManifestDirs } from '../data/manifest';
 import { projectRoot, readJsonFile } from '../util/fsutil';
 import { PretrainConfig } from '../train/pretrain';
+import { DEFENSES } from '../defenses/registry';
+import { ATTACKS, makeTrigger } from '../attacks/registry';
+import { nearestKey, profileProblems } from './profileSchema';
 
 export interface Profile {
   name: string;
@@ -91,12 +94,61 @@ export const VIT_B32: CLIPConfig = {
 /** The built-in profiles, each a file in profiles/ (why each size was chosen, with measurements: docs/PROFILES.md). */
 export const BUILT_IN_PROFILES = ['tiny', 'small', 'paper'] as const;
 
+/**
+ * Every problem of a profile, one line each, before any work starts: the schema's (types, ranges, unknown keys; see
+ * profileSchema.ts), then the defenses' and triggers' parameters, which their own registries know.
+ */
+export function profileErrors(p: unknown): string[] {
+  const out = profileProblems(p);
+  const q = p as Partial<Profile>;
+  for (const [method, config] of Object.entries(q.defenses ?? {})) {
+    const d = DEFENSES[method];
+    if (!d) {
+      const near = nearestKey(method, Object.keys(DEFENSES));
+      out.push(`field 'defenses.${method}' names no defense${near ? `; did you mean '${near}'?` : ''} (registered: ${Object.keys(DEFENSES).join(', ')})`);
+      continue;
+    }
+    const known = [...d.params, 'seed', 'shotsSeed'];
+    for (const k of Object.keys(config ?? {})) {
+      if (known.includes(k)) continue;
+      const near = nearestKey(k, known);
+      out.push(`field 'defenses.${method}.${k}' is not a ${method} parameter${near ? `; did you mean '${near}'?` : ''} (known: ${known.join(', ')})`);
+    }
+    for (const [k, v] of Object.entries(config ?? {})) {
+      if (typeof v === 'number' && !Number.isFinite(v)) out.push(`field 'defenses.${method}.${k}' is ${v}; it must be a finite number`);
+      if (['epochs', 'steps', 'batch'].includes(k) && !(Number.isInteger(v) && (v as number) >= 1)) out.push(`field 'defenses.${method}.${k}' is ${JSON.stringify(v)}; it must be a whole number of at least 1`);
+      if (k === 'lr' && !(typeof v === 'number' && v > 0)) out.push(`field 'defenses.${method}.lr' is ${JSON.stringify(v)}; it must be a positive number`);
+    }
+  }
+  for (const [attack, config] of Object.entries(q.triggers ?? {})) {
+    if (!ATTACKS[attack]) {
+      const near = nearestKey(attack, Object.keys(ATTACKS));
+      out.push(`field 'triggers.${attack}' names no attack${near ? `; did you mean '${near}'?` : ''} (registered: ${Object.keys(ATTACKS).join(', ')})`);
+      continue;
+    }
+    try {
+      makeTrigger(attack, config);
+    } catch (e) {
+      out.push(`field 'triggers.${attack}': ${(e as Error).message}`);
+    }
+  }
+  return out;
+}
+
+/** Throws one error listing every problem of profile `p`, read from `file`. */
+function checkProfile(p: unknown, file: string): void {
+  const errors = profileErrors(p);
+  if (errors.length) throw new Error(`Profile file ${file}:\n  - ${errors.join('\n  - ')}\nFix the file (docs/PROFILES.md says what each field does).`);
+}
+
 /** A built-in profile's file, as written: keys starting with '_' are notes for readers and are dropped. */
 function readBuiltIn(name: string): Profile {
   const file = path.join(projectRoot(), 'profiles', `${name}.json`);
   const j = readJsonFile(file, 'Profile file');
   if (j.name !== name) throw new Error(`Profile file ${file}: field 'name' is '${String(j.name)}'; a built-in profile's file must carry its own name, '${name}'.`);
-  return Object.fromEntries(Object.entries(j).filter(([k]) => !k.startsWith('_'))) as unknown as Profile;
+  const p = Object.fromEntries(Object.entries(j).filter(([k]) => !k.startsWith('_')));
+  checkProfile(p, file);
+  return p as unknown as Profile;
 }
 
 export const PROFILES: Record<string, Profile> = Object.fromEntries(BUILT_IN_PROFILES.map((n) => [n, readBuiltIn(n)]));
@@ -154,5 +206,6 @@ export function loadProfileFile(file: string): Profile {
     for (const d of out.manifests as string[]) if (!fs.existsSync(d)) fail('manifests', `names ${d}, which does not exist.`);
     addManifestDirs(out.manifests as string[]);
   }
+  checkProfile(out, abs);
   return out as unknown as Profile;
 }
