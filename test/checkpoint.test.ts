@@ -7,6 +7,7 @@ import { WordTokenizer } from '../src/model/tokenizer';
 import { loadCached, loadCheckpoint, saveCheckpoint, sidecarPath } from '../src/checkpoint/checkpoint';
 import { decodeSafetensors, encodeSafetensors, readSafetensors } from '../src/checkpoint/safetensors';
 import { maxAbsDiff, setup, TEST_CONFIG as C } from './helpers';
+import { writeFileAtomic } from '../src/util/fsutil';
 
 beforeAll(setup);
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'rvpt-ck-'));
@@ -76,4 +77,37 @@ test('a truncated cached artifact is detected, reported and treated as absent', 
   expect(logs[1]).toMatch(/cached\.safetensors is unusable .*invalid.*training again/);
   expect(loadCached(path.join(dir, 'absent.safetensors'), C, (s) => logs.push(s))).toBeNull();
   expect(logs).toHaveLength(2);
+});
+
+test('a byte flipped inside a cached checkpoint is caught on load (its sidecar records the sha256) and the model rebuilt', () => {
+  const dir = tmp();
+  const file = path.join(dir, 'm.safetensors');
+  const model = MiniCLIP.init(C, 3);
+  saveCheckpoint(file, model, WordTokenizer.fromCorpus(['a photo of a cat']), { kind: 'test', config: C, seed: 0 });
+  const side = JSON.parse(fs.readFileSync(sidecarPath(file), 'utf8'));
+  expect(side.sha256).toMatch(/^[0-9a-f]{64}$/);
+  const logs: string[] = [];
+  const ok = loadCached(file, C, (s) => logs.push(s));
+  expect(ok).not.toBeNull();
+  ok!.model.dispose();
+  // Flip one byte well inside the weights (past the header): the file still decodes and has the right shapes.
+  const bytes = fs.readFileSync(file);
+  bytes[bytes.length - 100] ^= 0x40;
+  fs.writeFileSync(file, bytes);
+  expect(() => loadCheckpoint(file, C).model.dispose()).not.toThrow();
+  expect(loadCached(file, C, (s) => logs.push(s))).toBeNull();
+  expect(logs.at(-1)).toMatch(/cached checkpoint .*m\.safetensors is unusable \(its bytes changed since it was written \(sha256 [0-9a-f]{12}, recorded [0-9a-f]{12}\)\); training again/);
+  model.dispose();
+});
+
+test('a write that cannot complete names the file and the cause, and leaves no temp file', () => {
+  const dir = tmp();
+  const blocker = path.join(dir, 'not-a-folder');
+  fs.writeFileSync(blocker, 'x');
+  expect(() => writeFileAtomic(path.join(blocker, 'out.json'), '{}')).toThrow(/Could not write .*not-a-folder[/\\]out\.json: (ENOTDIR|EEXIST), .*Check the free space and the permissions/);
+  expect(fs.readdirSync(dir)).toEqual(['not-a-folder']);
+  // A successful write leaves the file alone, no temp beside it.
+  writeFileAtomic(path.join(dir, 'a.txt'), 'hello');
+  expect(fs.readdirSync(dir).sort()).toEqual(['a.txt', 'not-a-folder']);
+  expect(fs.readFileSync(path.join(dir, 'a.txt'), 'utf8')).toBe('hello');
 });

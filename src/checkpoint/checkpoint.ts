@@ -10,8 +10,8 @@ import { CLIPConfig, validateConfig } from '../model/config';
 import { MiniCLIP } from '../model/clip';
 import { WordTokenizer } from '../model/tokenizer';
 import { provenance } from '../util/provenance';
-import { writeJsonAtomic } from '../util/fsutil';
-import { RawTensor, readSafetensors, writeSafetensors } from './safetensors';
+import { sha256, sha256File, writeFileAtomic, writeJsonAtomic } from '../util/fsutil';
+import { RawTensor, encodeSafetensors, readSafetensors } from './safetensors';
 
 export interface CheckpointInfo {
   kind: string;
@@ -36,12 +36,14 @@ export function saveCheckpoint(
   info: CheckpointInfo,
   extra: Record<string, tf.Tensor> = {},
 ): void {
-  const tensors: Parameters<typeof writeSafetensors>[1] = {};
+  const tensors: Parameters<typeof encodeSafetensors>[0] = {};
   for (const [k, v] of Object.entries(model.params)) tensors[k] = toRaw(v);
   for (const [k, v] of Object.entries(extra)) tensors[`extra.${k}`] = toRaw(v);
-  writeSafetensors(file, tensors, { format: 'rvpt-miniclip', config: JSON.stringify(model.config), vocab: JSON.stringify(tokenizer.vocab) });
-  // The sidecar goes second: a sidecar never describes weights that are not there yet.
-  writeJsonAtomic(sidecarPath(file), { ...info, provenance: provenance(), params: model.numParams(), file });
+  const bytes = encodeSafetensors(tensors, { format: 'rvpt-miniclip', config: JSON.stringify(model.config), vocab: JSON.stringify(tokenizer.vocab) });
+  writeFileAtomic(file, bytes);
+  // The sidecar goes second: a sidecar never describes weights that are not there yet. Its sha256 lets a later load
+  // tell weights changed on disk (a flipped byte loads as a valid but wrong model) from the ones written here.
+  writeJsonAtomic(sidecarPath(file), { ...info, provenance: provenance(), params: model.numParams(), file, sha256: sha256(bytes) });
 }
 
 export interface LoadedCheckpoint {
@@ -107,6 +109,16 @@ export function loadCached(file: string, config: CLIPConfig, log: (s: string) =>
   try {
     const ck = loadCheckpoint(file, config);
     if (!ck.info) throw new Error('its sidecar is unreadable');
+    // A file that still decodes may hold other bytes than were written (a flipped bit loads as a valid, wrong model).
+    // Sidecars written before the hash was recorded have none: those files are checked for shape only.
+    const recorded = ck.info.sha256 as string | undefined;
+    if (recorded !== undefined) {
+      const now = sha256File(file);
+      if (now !== recorded) {
+        ck.model.dispose();
+        throw new Error(`its bytes changed since it was written (sha256 ${now.slice(0, 12)}, recorded ${recorded.slice(0, 12)})`);
+      }
+    }
     log(`using cached ${ck.info.kind} model ${file}`);
     return ck;
   } catch (e) {

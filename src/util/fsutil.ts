@@ -1,19 +1,40 @@
-/** Atomic file writes: write a sibling temp file, fsync, rename; a reader never sees a half-written file. */
+/**
+ * Atomic file writes: write a sibling temp file, check that every byte reached the disk, fsync, rename; a reader never
+ * sees a half-written file, and a failed write leaves neither a temp file nor a short file behind.
+ */
 import * as fs from 'fs';
 import * as path from 'path';
 import * as crypto from 'crypto';
 
 export function writeFileAtomic(file: string, data: string | Uint8Array): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const buf = typeof data === 'string' ? Buffer.from(data) : data;
   const tmp = `${file}.tmp-${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
-  const fd = fs.openSync(tmp, 'w');
+  let fd: number | undefined;
   try {
-    fs.writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fd = fs.openSync(tmp, 'w');
+    // writeSync may write less than asked (a full disk): loop, and fail rather than rename a short file into place.
+    for (let off = 0; off < buf.length; ) {
+      const n = fs.writeSync(fd, buf, off, buf.length - off);
+      if (n <= 0) throw new Error(`only ${off} of ${buf.length} bytes could be written`);
+      off += n;
+    }
     fs.fsyncSync(fd);
-  } finally {
     fs.closeSync(fd);
+    fd = undefined;
+    const size = fs.statSync(tmp).size;
+    if (size !== buf.length) throw new Error(`${size} of ${buf.length} bytes reached the disk`);
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    if (fd !== undefined) fs.closeSync(fd);
+    try {
+      fs.rmSync(tmp, { force: true });
+    } catch {
+      // the temp file was never made (its folder could not be)
+    }
+    const err = e as NodeJS.ErrnoException;
+    throw new Error(`Could not write ${file}: ${err.code ? `${err.code}, ` : ''}${err.message}. Check the free space and the permissions of ${path.dirname(file)}.`);
   }
-  fs.renameSync(tmp, file);
 }
 
 export function writeJsonAtomic(file: string, value: unknown): void {
