@@ -6,7 +6,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { initBackend } from './backend';
 import { getProfile } from './experiments/profiles';
-import { commonOptions, int, newProgram, rate, runProgram, withJobs } from './cliOptions';
+import { commonOptions, int, newProgram, positiveNumber, rate, runProgram, withJobs } from './cliOptions';
 import { cleanAccuracy, ensurePretrained } from './experiments/pretrainRun';
 import { BenchResult, benchClipScale, benchTrainStep, compareWorkers } from './experiments/bench';
 import { STEP_PHASES } from './train/parallel';
@@ -90,7 +90,7 @@ export function buildCli(): Command {
     .option('--emoji-rate <x>', 'poisoning rate of the emoji pre-training set, overrides the profile', rate)
     .option('--emoji-repeat <n>', 'repeats of the emoji set in the poisoned corpus, overrides the profile', int)
     .option('--steps <n>', 'fine-tuning steps, overrides the profile', int)
-    .option('--lr <x>', 'peak learning rate, overrides the profile', Number)
+    .option('--lr <x>', 'peak learning rate, overrides the profile', positiveNumber)
     .option('-t, --trigger <key=value...>', 'trigger parameters, e.g. -t patch=6 noise=fixed')
     .option('--force', 'train again even when a cached checkpoint exists')
     .option('--json', 'print the result as one JSON line')
@@ -165,12 +165,13 @@ export function buildCli(): Command {
     .option('--json', 'print the result as one JSON line')
     .argument('<images...>', 'image files')
     .action(async (images: string[], o) => {
+      // The options first: a usage error must not wait for a 600 MB checkpoint to load.
+      const classes = String(o.classes).split(',').map((s) => s.trim()).filter(Boolean);
+      if (classes.length < 2) throw new InvalidArgumentError(`--classes '${o.classes}' names ${classes.length} class; give at least two, comma-separated, e.g. 'cat,dog'.`);
+      if (!String(o.template).includes('{}')) throw new InvalidArgumentError(`--template '${o.template}' has no '{}' where the class name goes, e.g. 'a photo of a {}.'.`);
       await initBackend(o.backend);
       const { model, naming, unused } = loadClipWeights(o.weights);
       const tokenizer = ClipTokenizer.load(o.tokenizer);
-      const classes = String(o.classes).split(',').map((s) => s.trim()).filter(Boolean);
-      if (classes.length < 2) throw new InvalidArgumentError('--classes needs at least two names.');
-      if (!String(o.template).includes('{}')) throw new InvalidArgumentError("--template must contain '{}' where the class name goes.");
       const s = model.config.imageSize;
       const pixels = new Float32Array(images.length * s * s * 3);
       for (let i = 0; i < images.length; i++) pixels.set(await decodeImage(images[i], s), i * s * s * 3);

@@ -16,6 +16,12 @@ export function int(v: string): number {
   return n;
 }
 
+export function positiveNumber(v: string): number {
+  const n = Number(v);
+  if (v.trim() === '' || !(n > 0) || !Number.isFinite(n)) throw new InvalidArgumentError('It must be a positive number, e.g. 1e-3.');
+  return n;
+}
+
 export function rate(v: string): number {
   const n = Number(v);
   if (!(n > 0 && n < 1)) throw new InvalidArgumentError('It must be a number in (0, 1), e.g. 0.003 for 0.3%.');
@@ -98,6 +104,11 @@ export async function runProgram(program: Command, argv: string[]): Promise<numb
     await program.parseAsync(argv, { from: 'user' });
     return 0;
   } catch (e) {
+    // A bad option value found inside a command (not by commander's own parsing, which prints its errors itself).
+    if (e instanceof InvalidArgumentError) {
+      process.stderr.write(`${program.name()}: ${e.message}\n(run \`${program.name()} --help\` for usage)\n`);
+      return 2;
+    }
     if (e instanceof CommanderError) return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.exitCode === 0 ? 0 : 2;
     process.stderr.write(`${program.name()}: ${(e as Error).message}\n`);
     return 1;

@@ -118,3 +118,18 @@ test('backdoor with an unknown attack names the registered attacks before any tr
   expect(u.stderr).toMatch(/Unknown table\(s\) table9; use no-defense, table1, table2, table3, cost/);
 });
 
+
+test('a bad option value found inside a command is said, with exit status 2, before any work', () => {
+  const t = rvpt('backdoor', '--profile', 'tiny', '-a', 'BadNet', '-t', 'patch');
+  expect(t.status).toBe(2);
+  expect(t.stderr).toMatch(/rvpt: 'patch' is not key=value \(e\.g\. patch=6\)\.\n\(run `rvpt --help` for usage\)/);
+  const c = rvpt('clip', '-w', 'none.safetensors', '-t', 'none', '-c', 'cat', 'a.png');
+  expect(c.status).toBe(2);
+  expect(c.stderr).toMatch(/--classes 'cat' names 1 class; give at least two/);
+  const t2 = rvpt('clip', '-w', 'none.safetensors', '-t', 'none', '-c', 'cat,dog', '--template', 'a photo', 'a.png');
+  expect(t2.status).toBe(2);
+  expect(t2.stderr).toMatch(/--template 'a photo' has no '\{\}'/);
+  const lr = rvpt('backdoor', '--profile', 'tiny', '-a', 'BadNet', '--lr', 'abc');
+  expect(lr.status).toBe(2);
+  expect(lr.stderr).toMatch(/option '--lr <x>' argument 'abc' is invalid\. It must be a positive number/);
+});
