@@ -119,7 +119,8 @@ export function loadCached(file: string, config: CLIPConfig, log: (s: string) =>
         throw new Error(`its bytes changed since it was written (sha256 ${now.slice(0, 12)}, recorded ${recorded.slice(0, 12)})`);
       }
     }
-    log(`using cached ${ck.info.kind} model ${file}`);
+    const when = (ck.info.provenance as { date?: string } | undefined)?.date;
+    log(`using cached ${ck.info.kind} model ${file}${when ? ` (trained ${when.slice(0, 16).replace('T', ' ')})` : ''}`);
     return ck;
   } catch (e) {
     log(`cached checkpoint ${file} is unusable (${(e as Error).message}); training again`);

@@ -5,6 +5,7 @@
  * table) compute them once.
  */
 import * as fs from 'fs';
+import * as path from 'path';
 import { loadShots } from '../data/load';
 import { getDefense } from '../defenses/registry';
 import { DefenseCost } from '../defenses/defense';
@@ -82,7 +83,9 @@ export async function runCell(
   const file = cellFile(profile, attack, method, dataset, testSets, bd.checkpoint);
   if (!opts.force && fs.existsSync(file)) {
     try {
-      return JSON.parse(fs.readFileSync(file, 'utf8')) as CellResult;
+      const cell = JSON.parse(fs.readFileSync(file, 'utf8')) as CellResult;
+      if (!opts.quiet) log(`${method} on ${attack} (${dataset}): the cached result of ${fs.statSync(file).mtime.toISOString().slice(0, 16).replace('T', ' ')} (${path.basename(file)}; --force computes it again)`);
+      return cell;
     } catch {
       log(`ignoring unreadable cached cell ${file}`);
     }
