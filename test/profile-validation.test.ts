@@ -7,6 +7,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { PROFILES, getProfile, loadProfileFile, profileErrors } from '../src/experiments/profiles';
 import { nearestKey } from '../src/experiments/profileSchema';
+import { loadManifest } from '../src/data/manifest';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rvpt-profiles-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -64,4 +65,14 @@ test('nearestKey suggests a close key and nothing for a distant one', () => {
   expect(nearestKey('widht', ['width', 'layers'])).toBe('width');
   expect(nearestKey('EPOCHS', ['epochs', 'batch'])).toBe('epochs');
   expect(nearestKey('colour', ['width', 'layers'])).toBeUndefined();
+});
+
+test('a manifest key that is misspelt is refused with the nearest valid one, not ignored; every committed manifest passes', () => {
+  const file = path.join(dir, 'pets.json');
+  fs.writeFileSync(file, JSON.stringify({ name: 'pets', kind: 'image-folder', imageSize: 32, classes: ['cat', 'dog'], target: 'dog', splits: { test: dir }, exlude: ['x'] }));
+  expect(() => loadManifest(file)).toThrow(/Manifest .*pets\.json: field 'exlude' is not a field of a 'image-folder' manifest; did you mean 'exclude'\?/);
+  const root = path.join(__dirname, '..');
+  for (const f of fs.readdirSync(path.join(root, 'data-manifests')).filter((n) => n.endsWith('.json') && !n.startsWith('paper-weights'))) {
+    expect(() => loadManifest(path.join(root, 'data-manifests', f))).not.toThrow(/is not a field/);
+  }
 });

@@ -3,6 +3,7 @@
  * templates, the backdoor target class and the splits. Every reader starts here, so every error about a
  * dataset can name the manifest, the field and the fix.
  */
+import { nearestKey } from '../util/nearest';
 import * as fs from 'fs';
 import * as path from 'path';
 import { projectRoot, readJsonFile } from '../util/fsutil';
@@ -112,7 +113,21 @@ function fail(file: string, field: string, why: string): never {
   throw new Error(`Manifest ${file}: field '${field}' ${why}`);
 }
 
+/** The keys each kind of manifest may hold ('_' keys are notes); anything else is a misspelling, not ignored. */
+const MANIFEST_KEYS: Record<string, string[]> = {
+  base: ['name', 'description', 'kind', 'classes', 'target', 'templates', 'imageSize', 'license'],
+  idx: ['root', 'install', 'upstream', 'files', 'tuneSize'],
+  emoji: ['annotations', 'renditions', 'mainRendition', 'pretrainRenditions', 'classSubgroups', 'maxPerClass', 'testFraction', 'background'],
+  'image-folder': ['splits', 'folders', 'classesFrom', 'exclude', 'classNames', 'folderNames', 'shifts'],
+};
+
 export function validateManifest(m: DataManifest, file: string): DataManifest {
+  const known = [...MANIFEST_KEYS.base, ...(MANIFEST_KEYS[m.kind] ?? [])];
+  for (const k of Object.keys(m)) {
+    if (known.includes(k) || k.startsWith('_') || k === 'file') continue;
+    const near = nearestKey(k, known);
+    fail(file, k, `is not a field of a '${m.kind}' manifest${near ? `; did you mean '${near}'?` : ''} (known: ${known.join(', ')}).`);
+  }
   if (typeof m.name !== 'string' || !m.name) fail(file, 'name', 'must be a non-empty string.');
   if (!Array.isArray(m.classes) || m.classes.length < 2) fail(file, 'classes', 'must list at least two class names.');
   if (!m.classes.includes(m.target)) fail(file, 'target', `'${m.target}' is not one of the classes (${m.classes.join(', ')}).`);
