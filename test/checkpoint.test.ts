@@ -7,7 +7,7 @@ import { WordTokenizer } from '../src/model/tokenizer';
 import { loadCached, loadCheckpoint, saveCheckpoint, sidecarPath } from '../src/checkpoint/checkpoint';
 import { decodeSafetensors, encodeSafetensors, readSafetensors } from '../src/checkpoint/safetensors';
 import { maxAbsDiff, setup, TEST_CONFIG as C } from './helpers';
-import { writeFileAtomic } from '../src/util/fsutil';
+import { readCachedJson, writeCachedJson, writeFileAtomic } from '../src/util/fsutil';
 
 beforeAll(setup);
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'rvpt-ck-'));
@@ -110,4 +110,17 @@ test('a write that cannot complete names the file and the cause, and leaves no t
   writeFileAtomic(path.join(dir, 'a.txt'), 'hello');
   expect(fs.readdirSync(dir).sort()).toEqual(['a.txt', 'not-a-folder']);
   expect(fs.readFileSync(path.join(dir, 'a.txt'), 'utf8')).toBe('hello');
+});
+
+test('a cached artifact is read back only while its bytes are the ones written (FILE.sha256 beside it)', () => {
+  const dir = tmp();
+  const file = path.join(dir, 'cell.json');
+  writeCachedJson(file, { asr: 12.5, ca: 80 });
+  expect(fs.readFileSync(`${file}.sha256`, 'utf8')).toMatch(/^[0-9a-f]{64}\n$/);
+  expect(readCachedJson(file)).toEqual({ asr: 12.5, ca: 80 });
+  fs.writeFileSync(file, fs.readFileSync(file, 'utf8').replace('12.5', '19.5'));
+  expect(() => readCachedJson(file)).toThrow(/cell\.json changed since it was written \(sha256 [0-9a-f]{12}, recorded [0-9a-f]{12}\)/);
+  // Written before hashes were recorded: read as it is.
+  fs.rmSync(`${file}.sha256`);
+  expect(readCachedJson(file)).toEqual({ asr: 19.5, ca: 80 });
 });

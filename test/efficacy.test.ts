@@ -13,7 +13,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { getProfile, Profile } from '../src/experiments/profiles';
 import { ensureBackdoored } from '../src/experiments/backdoorRun';
-import { runCell } from '../src/experiments/defenseRun';
+import { cellFile, runCell } from '../src/experiments/defenseRun';
 import { restoreCacheAfterAll, setup } from './helpers';
 
 restoreCacheAfterAll();
@@ -59,6 +59,17 @@ test('BadNet takes on the toy setting; VPT lowers its ASR, RVPT lowers it furthe
       rvptBelowVpt: rvpt.asr <= vpt.asr - BOUNDS.rvptBelowVpt,
       caBounded: rvpt.ca >= nd.ca - BOUNDS.caCost,
     }).toEqual({ seen, backdoorTakes: true, vptBelowNoDefense: true, rvptBelowVpt: true, caBounded: true });
+
+    // A byte changed inside the cached RVPT cell (a digit of its ASR: still valid JSON) is caught on the next load,
+    // said, and the cell computed again, to the same numbers.
+    const file = cellFile(TOY, 'BadNet', 'RVPT', dataset, [dataset], bd.checkpoint);
+    const text = fs.readFileSync(file, 'utf8');
+    const at = text.indexOf('"asr": ') + 7;
+    fs.writeFileSync(file, text.slice(0, at) + (text[at] === '9' ? '8' : '9') + text.slice(at + 1));
+    const logs: string[] = [];
+    const again = await runCell(TOY, 'BadNet', 'RVPT', dataset, [dataset], { backdoored: bd, quiet: true, log: (s) => logs.push(s) });
+    expect(logs.join('\n')).toMatch(/cached cell .* is unusable \(.* changed since it was written \(sha256 [0-9a-f]{12}, recorded [0-9a-f]{12}\)\); computing it again/);
+    expect(again.metrics[dataset]).toEqual(rvpt);
   } finally {
     bd.model.dispose();
   }

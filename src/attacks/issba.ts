@@ -13,7 +13,7 @@ import { ownedVariable } from '../model/params';
 import { ImageDataset, copyImageRow, numImages, pixelsPerImage } from '../data/dataset';
 import { makeRng, randInt } from '../util/rng';
 import { Progress } from '../util/progress';
-import { cacheDir, sha256, writeJsonAtomic } from '../util/fsutil';
+import { cacheDir, sha256, readCachedJson, writeCachedJson } from '../util/fsutil';
 import { PrepareContext, Trigger } from './trigger';
 import { patchify } from '../model/vision';
 
@@ -192,10 +192,16 @@ export function issba(config: Partial<ISSBAConfig> = {}): Trigger & { readonly t
       // The encoder depends only on the pre-training images (not on the model): keyed by the clean model's key,
       // which covers the data, so a change of data retrains it.
       const file = cacheDir('artifacts', `trigger-ISSBA-${sha256(JSON.stringify({ key: ctx.key, c })).slice(0, 12)}.json`);
-      if (fs.existsSync(file)) return load(JSON.parse(fs.readFileSync(file, 'utf8')) as ISSBATraining);
+      if (fs.existsSync(file)) {
+        try {
+          return load(readCachedJson<ISSBATraining>(file));
+        } catch (e) {
+          ctx.log?.(`cached ISSBA encoder ${file} is unusable (${(e as Error).message}); training it again`);
+        }
+      }
       const t = trainISSBA((await ctx.datasets()).map((d) => d.data), c);
       ctx.log?.(`ISSBA: encoder trained in ${t.seconds.toFixed(0)} s; decoder bit accuracy ${t.bitAccuracy.toFixed(1)}%, mean |residual| ${t.meanAbsResidual.toFixed(4)}`);
-      writeJsonAtomic(file, { attack: 'ISSBA', config: c, cleanKey: ctx.key, ...t });
+      writeCachedJson(file, { attack: 'ISSBA', config: c, cleanKey: ctx.key, ...t });
       load(t);
     },
     apply(images) {

@@ -12,7 +12,7 @@ import { TextTokenizer } from '../model/tokenizer';
 import { ImageDataset, numImages } from '../data/dataset';
 import { makeRng, randInt } from '../util/rng';
 import { Progress } from '../util/progress';
-import { cacheDir, sha256, writeJsonAtomic } from '../util/fsutil';
+import { cacheDir, sha256, readCachedJson, writeCachedJson } from '../util/fsutil';
 import { PrepareContext, Trigger, TriggerContext, gaussian } from './trigger';
 import { rowsBatch } from '../data/batches';
 
@@ -131,8 +131,12 @@ export function optimisedPatchTrigger(
     async prepare(ctx: PrepareContext) {
       const file = cacheDir('artifacts', `trigger-${name}-${sha256(JSON.stringify({ key: ctx.key, config })).slice(0, 12)}.json`);
       if (fs.existsSync(file)) {
-        pixels = Float32Array.from((JSON.parse(fs.readFileSync(file, 'utf8')) as { patch: number[] }).patch);
-        return;
+        try {
+          pixels = Float32Array.from(readCachedJson<{ patch: number[] }>(file).patch);
+          return;
+        } catch (e) {
+          ctx.log?.(`cached ${name} patch ${file} is unusable (${(e as Error).message}); optimising it again`);
+        }
       }
       const { model, tokenizer } = await ctx.cleanModel();
       const datasets = await ctx.datasets();
@@ -140,7 +144,7 @@ export function optimisedPatchTrigger(
       const r = optimizePatch(model, tokenizer, datasets, objective(), config, `${name} patch`);
       pixels = r.patch;
       ctx.log?.(`${name}: optimised a ${config.patch}x${config.patch} patch in ${((Date.now() - t0) / 1000).toFixed(0)} s (loss ${r.loss[0].toFixed(3)} -> ${r.loss[r.loss.length - 1].toFixed(3)})`);
-      writeJsonAtomic(file, { attack: name, config, cleanKey: ctx.key, patch: Array.from(pixels), loss: r.loss, seconds: (Date.now() - t0) / 1000 });
+      writeCachedJson(file, { attack: name, config, cleanKey: ctx.key, patch: Array.from(pixels), loss: r.loss, seconds: (Date.now() - t0) / 1000 });
     },
     apply(images: tf.Tensor4D, _ctx: TriggerContext): tf.Tensor4D {
       if (!pixels) throw new Error(`${name}: the patch is not optimised yet; call 'await trigger.prepare(ctx)' (ensureBackdoored does) first.`);

@@ -7,7 +7,7 @@ import * as path from 'path';
 import sharp from 'sharp';
 import { ImageDataset } from './dataset';
 import { EmojiManifest, EmojiRendition } from './manifest';
-import { cacheDir, sha256, writeFileAtomic, writeJsonAtomic } from '../util/fsutil';
+import { cacheDir, readCached, sha256, writeCached, writeJsonAtomic } from '../util/fsutil';
 import { makeRng, permutation } from '../util/rng';
 
 export interface EmojiEntry {
@@ -154,9 +154,13 @@ export async function loadEmoji(m: EmojiManifest, rendition: string, split: Emoj
   // one give identical datasets.
   let bytes: Uint8Array | null = null;
   if (fs.existsSync(`${base}.bin`)) {
-    const raw = fs.readFileSync(`${base}.bin`);
-    if (raw.length === entries.length * per) bytes = raw;
-    else log?.(`cached render ${base}.bin has the wrong size (${raw.length} bytes); rendering again`);
+    try {
+      const raw = readCached(`${base}.bin`);
+      if (raw.length === entries.length * per) bytes = raw;
+      else log?.(`cached render ${base}.bin has the wrong size (${raw.length} bytes); rendering again`);
+    } catch (e) {
+      log?.(`cached render ${base}.bin is unusable (${(e as Error).message}); rendering again`);
+    }
   }
   if (!bytes) {
     bytes = new Uint8Array(entries.length * per);
@@ -164,7 +168,7 @@ export async function loadEmoji(m: EmojiManifest, rendition: string, split: Emoj
       const px = await renderSvg(emojiSvg(m, rendition, entries[i].hexcode), size, m.background, `emoji ${entries[i].hexcode} (${rendition})`);
       for (let j = 0; j < per; j++) bytes[i * per + j] = Math.round(px[j] * 255);
     }
-    writeFileAtomic(`${base}.bin`, bytes);
+    writeCached(`${base}.bin`, bytes);
     writeJsonAtomic(`${base}.json`, { rendition, split, count: entries.length, hexcodes: entries.map((e) => e.hexcode) });
     log?.(`rendered ${entries.length} ${rendition} emoji (${split})`);
   }

@@ -20,7 +20,7 @@ import { embeddingsFile, testEmbeddings } from '../metrics/features';
 import { loadCached, saveCheckpoint } from '../checkpoint/checkpoint';
 import { TrainHistory, pretrain, stateInterval } from '../train/pretrain';
 import * as fs from 'fs';
-import { cacheDir, readJsonFile, sha256, writeJsonAtomic } from '../util/fsutil';
+import { cacheDir, readCachedJson, sha256, writeCachedJson } from '../util/fsutil';
 import { Profile } from './profiles';
 import { cleanAccuracy, ensurePretrained, pretrainData, pretrainKey } from './pretrainRun';
 
@@ -208,7 +208,13 @@ export function controlPlan(profile: Profile, dataset: string): { cfg: Profile['
  */
 export async function cleanFinetuneCA(profile: Profile, dataset: string, log?: (s: string) => void): Promise<{ ca: Record<string, number>; seconds: number }> {
   const { cfg, file } = controlPlan(profile, dataset);
-  if (fs.existsSync(file)) return readJsonFile<{ ca: Record<string, number>; seconds: number }>(file, 'Clean fine-tune result');
+  if (fs.existsSync(file)) {
+    try {
+      return readCachedJson<{ ca: Record<string, number>; seconds: number }>(file);
+    } catch (e) {
+      log?.(`cached control ${file} is unusable (${(e as Error).message}); fine-tuning it again`);
+    }
+  }
   const clean = await ensurePretrained(profile, { log });
   try {
     if (!(clean.tokenizer instanceof WordTokenizer)) throw new Error('The clean fine-tune needs a MiniCLIP pre-trained by this project.');
@@ -218,7 +224,7 @@ export async function cleanFinetuneCA(profile: Profile, dataset: string, log?: (
     const stateFile = file.replace(/\.json$/, '.state.safetensors');
     const history = await pretrain(clean.model, clean.tokenizer, corpus, cfg, { quiet: !!process.env.RVPT_QUIET, stateFile, stateEvery: stateInterval(cfg.steps) });
     const out = { ca: await cleanAccuracy(clean.model, clean.tokenizer, profile, log, [dataset]), seconds: history.seconds, config: cfg };
-    writeJsonAtomic(file, out);
+    writeCachedJson(file, out);
     return out;
   } finally {
     clean.model.dispose();

@@ -13,7 +13,7 @@ import { evaluateDefended } from '../metrics/defended';
 import { embeddingsFile, testEmbeddings } from '../metrics/features';
 import { numImages } from '../data/dataset';
 import { BackdoorMetrics } from '../metrics/backdoor';
-import { adoptLegacy, cacheDir, cacheKey, writeJsonAtomic } from '../util/fsutil';
+import { adoptLegacy, cacheDir, cacheKey, readCachedJson, writeCachedJson } from '../util/fsutil';
 import { BackdoorResult, ensureBackdoored, targetIndex, testSet } from './backdoorRun';
 import { pretrainData } from './pretrainRun';
 import { externalWeights } from './externalWeights';
@@ -83,11 +83,11 @@ export async function runCell(
   const file = cellFile(profile, attack, method, dataset, testSets, bd.checkpoint);
   if (!opts.force && fs.existsSync(file)) {
     try {
-      const cell = JSON.parse(fs.readFileSync(file, 'utf8')) as CellResult;
+      const cell = readCachedJson<CellResult>(file);
       if (!opts.quiet) log(`${method} on ${attack} (${dataset}): the cached result of ${fs.statSync(file).mtime.toISOString().slice(0, 16).replace('T', ' ')} (${path.basename(file)}; --force computes it again)`);
       return cell;
-    } catch {
-      log(`ignoring unreadable cached cell ${file}`);
+    } catch (e) {
+      log(`cached cell ${file} is unusable (${(e as Error).message}); computing it again`);
     }
   }
   const seed = defenseSeed(profile, method);
@@ -108,7 +108,7 @@ export async function runCell(
     const summary = Object.entries(metrics).map(([t, m]) => (m ? `${t} ASR ${m.asr.toFixed(2)}% CA ${m.ca.toFixed(2)}%` : `${t} –`)).join('; ');
     log(`${method} vs ${attack}: ${summary} (${defended.cost.seconds.toFixed(0)} s)`);
     const cell: CellResult = { attack, method, dataset, config, metrics, cost: defended.cost, history: defended.history, backdoorCheckpoint: bd.checkpoint, seed };
-    writeJsonAtomic(file, cell);
+    writeCachedJson(file, cell);
     return cell;
   } finally {
     defended.dispose();

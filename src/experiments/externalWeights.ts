@@ -12,7 +12,7 @@ import * as path from 'path';
 import { MiniCLIP } from '../model/clip';
 import { ClipTokenizer } from '../model/clipTokenizer';
 import { loadClipWeights } from '../checkpoint/clipWeights';
-import { cacheDir, projectRoot, readJsonFile, sha256, writeJsonAtomic } from '../util/fsutil';
+import { cacheDir, projectRoot, readJsonFile, sha256, readCachedJson, writeCachedJson } from '../util/fsutil';
 import { provenance } from '../util/provenance';
 import { Profile } from './profiles';
 
@@ -97,13 +97,13 @@ export async function cachedEval<T>(profile: Profile, file: string, what: Record
   const out = cacheDir('results', 'external', `${profile.name}-${key}.json`);
   if (fs.existsSync(out)) {
     try {
-      return (JSON.parse(fs.readFileSync(out, 'utf8')) as { value: T }).value;
-    } catch {
-      process.stderr.write(`[rvpt] ${out} is unreadable; measuring again\n`);
+      return readCachedJson<{ value: T }>(out).value;
+    } catch (e) {
+      process.stderr.write(`[rvpt] ${out} is unusable (${(e as Error).message}); measuring again\n`);
     }
   }
   const t0 = Date.now();
   const value = await compute();
-  writeJsonAtomic(out, { file, what, evalLimit: profile.evalLimit, value, seconds: (Date.now() - t0) / 1000, provenance: provenance() });
+  writeCachedJson(out, { file, what, evalLimit: profile.evalLimit, value, seconds: (Date.now() - t0) / 1000, provenance: provenance() });
   return value;
 }

@@ -10,8 +10,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { MiniCLIP } from '../model/clip';
 import { ImageDataset, numImages } from '../data/dataset';
 import { Trigger } from '../attacks/trigger';
-import { readSafetensors, writeSafetensors } from '../checkpoint/safetensors';
-import { cacheDir, cacheKey } from '../util/fsutil';
+import { decodeSafetensors, encodeSafetensors } from '../checkpoint/safetensors';
+import { cacheDir, cacheKey, readCached, writeCached } from '../util/fsutil';
 import { TEST_TRIGGER_SEED, testTimeTrigger } from './backdoor';
 import { EVAL_BATCH } from './zeroshot';
 import { forBatches, imageBatch } from '../data/batches';
@@ -51,7 +51,7 @@ export function testEmbeddings(model: MiniCLIP, test: ImageDataset, trigger: Tri
   const n = numImages(test);
   if (file && fs.existsSync(file)) {
     try {
-      const t = readSafetensors(file).tensors;
+      const t = decodeSafetensors(readCached(file), file).tensors;
       const ok = (x: (typeof t)[string] | undefined) => !!x && x.data instanceof Float32Array && x.shape.join() === `${n},${dim}`;
       if (ok(t.clean) && ok(t.triggered)) return { clean: t.clean.data as Float32Array, triggered: t.triggered.data as Float32Array, dim };
       log(`cached embeddings ${file} do not hold [${n}, ${dim}] clean and triggered tensors: recomputing them`);
@@ -61,6 +61,6 @@ export function testEmbeddings(model: MiniCLIP, test: ImageDataset, trigger: Tri
   }
   const clean = encodeAll(model, test);
   const triggered = encodeAll(model, test, testTimeTrigger(trigger));
-  if (file) writeSafetensors(file, { clean: { dtype: 'F32', shape: [n, dim], data: clean }, triggered: { dtype: 'F32', shape: [n, dim], data: triggered } });
+  if (file) writeCached(file, encodeSafetensors({ clean: { dtype: 'F32', shape: [n, dim], data: clean }, triggered: { dtype: 'F32', shape: [n, dim], data: triggered } }));
   return { clean, triggered, dim };
 }

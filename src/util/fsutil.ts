@@ -41,6 +41,40 @@ export function writeJsonAtomic(file: string, value: unknown): void {
   writeFileAtomic(file, JSON.stringify(value, null, 2) + '\n');
 }
 
+/**
+ * A cached artifact: its bytes, then FILE.sha256 beside them, so that a later load can tell the bytes written from
+ * damaged ones (a flipped byte in a JSON number or a float still parses, and would be trusted).
+ */
+export function writeCached(file: string, data: string | Uint8Array): void {
+  const buf = typeof data === 'string' ? Buffer.from(data) : data;
+  writeFileAtomic(file, buf);
+  writeFileAtomic(`${file}.sha256`, `${sha256(buf)}\n`);
+}
+
+/**
+ * A cached artifact's bytes, checked against its FILE.sha256; throws, naming the file, when they differ (the caller
+ * says so and rebuilds). Files cached before the hashes were recorded have none and are read as they are.
+ */
+export function readCached(file: string): Buffer {
+  const buf = fs.readFileSync(file);
+  const hashFile = `${file}.sha256`;
+  if (fs.existsSync(hashFile)) {
+    const recorded = fs.readFileSync(hashFile, 'utf8').trim();
+    const now = sha256(buf);
+    if (now !== recorded) throw new Error(`${file} changed since it was written (sha256 ${now.slice(0, 12)}, recorded ${recorded.slice(0, 12)})`);
+  }
+  return buf;
+}
+
+/** A cached JSON artifact, checked as readCached does. */
+export function readCachedJson<T>(file: string): T {
+  return JSON.parse(readCached(file).toString('utf8')) as T;
+}
+
+export function writeCachedJson(file: string, value: unknown): void {
+  writeCached(file, JSON.stringify(value, null, 2) + '\n');
+}
+
 /** A JSON file the user wrote (`what` names it in the error: "Profile file", "Weights file", "Manifest"). */
 export function readJsonFile<T = Record<string, unknown>>(file: string, what: string): T {
   try {

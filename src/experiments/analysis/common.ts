@@ -11,8 +11,8 @@ import { ImageDataset, numImages } from '../../data/dataset';
 import { loadShots } from '../../data/load';
 import { sample } from '../../data/splits';
 import { getDefense } from '../../defenses/registry';
-import { readSafetensors, writeSafetensors } from '../../checkpoint/safetensors';
-import { adoptLegacy, cacheDir, cacheKey, writeJsonAtomic } from '../../util/fsutil';
+import { decodeSafetensors, encodeSafetensors } from '../../checkpoint/safetensors';
+import { adoptLegacy, cacheDir, cacheKey, readCached, writeCached, readCachedJson, writeCachedJson } from '../../util/fsutil';
 import { Figure } from '../../viz/plotly';
 import { saveFigure } from '../../viz/render';
 import { BackdoorResult, testSet } from '../backdoorRun';
@@ -44,7 +44,7 @@ export async function ensurePrompts(profile: Profile, bd: BackdoorResult, method
   const file = adoptLegacy(name(key), name(legacy));
   if (fs.existsSync(file)) {
     try {
-      const st = readSafetensors(file);
+      const st = decodeSafetensors(readCached(file), file);
       const tokens = new Map<number, tf.Variable>();
       for (const [k, t] of Object.entries(st.tensors)) tokens.set(Number(k.split('.').pop()), ownedVariable(tf.tensor(t.data as Float32Array, t.shape), true));
       return { tokens, length: Number(st.metadata.length) };
@@ -55,9 +55,9 @@ export async function ensurePrompts(profile: Profile, bd: BackdoorResult, method
   const shots = await loadShots(dataset, profile.shots, profile.backdoor.seed, log);
   const d = await getDefense(method).run({ model: bd.model, tokenizer: bd.tokenizer, shots, cleanCorpus: async () => { throw new Error('unused'); }, seed: profile.backdoor.seed, log }, config);
   const p = d.prompts!;
-  const tensors: Parameters<typeof writeSafetensors>[1] = {};
+  const tensors: Parameters<typeof encodeSafetensors>[0] = {};
   for (const [l, v] of p.tokens) tensors[`prompt.visual.${l}`] = { dtype: 'F32', shape: v.shape, data: Float32Array.from(v.dataSync()) };
-  writeSafetensors(file, tensors, { length: String(p.length), method, backdoor: bd.checkpoint, config: JSON.stringify(config) });
+  writeCached(file, encodeSafetensors(tensors, { length: String(p.length), method, backdoor: bd.checkpoint, config: JSON.stringify(config) }));
   // A copy that outlives the defense object.
   const tokens = new Map<number, tf.Variable>();
   for (const [l, v] of p.tokens) tokens.set(l, ownedVariable(tf.clone(v), true));
@@ -77,15 +77,15 @@ export async function cached<T>(name: string, key: unknown, model: MiniCLIP, com
   const file = adoptLegacy(cacheDir('results', 'analysis', `${name}-${k.key}.json`), cacheDir('results', 'analysis', `${name}-${k.legacy}.json`));
   if (fs.existsSync(file)) {
     try {
-      const r = JSON.parse(fs.readFileSync(file, 'utf8')) as T;
+      const r = readCachedJson<T>(file);
       model.dispose();
       return r;
-    } catch {
-      // unreadable (e.g. cut short): recomputed below
+    } catch (e) {
+      quietLog(`cached analysis ${file} is unusable (${(e as Error).message}); computing it again`);
     }
   }
   const r = await compute();
-  writeJsonAtomic(file, r);
+  writeCachedJson(file, r);
   return r;
 }
 
