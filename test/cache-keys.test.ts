@@ -7,7 +7,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { adoptLegacy, cacheDir, cacheKey } from '../src/util/fsutil';
-import { cellFile } from '../src/experiments/defenseRun';
+import { DEFENSE_CODE_VERSION, cellFile, defenseConfig } from '../src/experiments/defenseRun';
 import { PROFILES } from '../src/experiments/profiles';
 import { restoreCacheAfterAll } from './helpers';
 
@@ -44,4 +44,52 @@ test('cacheKey: relative inside the cache, the legacy key absolute; adoptLegacy 
   fs.writeFileSync(old, '{"asr": 2}'); // a current result wins over a stale legacy one
   adoptLegacy(now, old);
   expect(fs.readFileSync(now, 'utf8')).toBe('{"asr": 1}');
+});
+
+test("a cell's key holds its data: changing an image folder's files or its manifest gives a new key; cells cached before are adopted only for the project's pinned datasets", () => {
+  const root = tmp();
+  process.env.RVPT_CACHE = path.join(root, 'cache');
+  const manifests = path.join(root, 'manifests');
+  const images = path.join(root, 'pets');
+  for (const c of ['cat', 'dog']) fs.mkdirSync(path.join(images, c), { recursive: true });
+  fs.writeFileSync(path.join(images, 'cat', 'a.png'), 'x');
+  fs.mkdirSync(manifests);
+  const manifest = { name: 'key-pets', kind: 'image-folder', imageSize: 32, classes: ['cat', 'dog'], target: 'dog', splits: { train: images, test: images }, templates: ['a photo of a {}.'] };
+  fs.writeFileSync(path.join(manifests, 'key-pets.json'), JSON.stringify(manifest));
+  const saved = process.env.RVPT_MANIFESTS;
+  process.env.RVPT_MANIFESTS = manifests;
+  try {
+    const cell = () => path.basename(cellFile(PROFILES.tiny, 'BadNet', 'RVPT', 'key-pets', ['key-pets'], '/w/b.safetensors'));
+    const first = cell();
+    expect(cell()).toBe(first);
+    fs.writeFileSync(path.join(images, 'dog', 'b.png'), 'y');
+    const second = cell();
+    expect(second).not.toBe(first);
+    fs.writeFileSync(path.join(manifests, 'key-pets.json'), JSON.stringify({ ...manifest, templates: ['a photo of my {}.'] }));
+    expect(cell()).not.toBe(second);
+    // An image-folder cell cached under the key without the data is not adopted: its images may have changed since.
+    const p = PROFILES.tiny;
+    const inputs = { v: DEFENSE_CODE_VERSION, backdoor: '/w/b.safetensors', method: 'RVPT', config: defenseConfig(p, 'RVPT'), shots: p.shots, tuneOn: 'key-pets', testSets: ['key-pets'], evalLimit: p.evalLimit };
+    const old = cacheDir('results', 'cells', `tiny-BadNet-RVPT-${cacheKey(inputs, 16).key}.json`);
+    fs.mkdirSync(path.dirname(old), { recursive: true });
+    fs.writeFileSync(old, '{"asr": 1}');
+    expect(fs.existsSync(cellFile(p, 'BadNet', 'RVPT', 'key-pets', ['key-pets'], '/w/b.safetensors'))).toBe(false);
+    expect(fs.existsSync(old)).toBe(true);
+  } finally {
+    if (saved === undefined) delete process.env.RVPT_MANIFESTS;
+    else process.env.RVPT_MANIFESTS = saved;
+  }
+});
+
+test('a Fashion-MNIST cell cached before the data entered the key is adopted, not computed again', () => {
+  process.env.RVPT_CACHE = tmp();
+  const p = PROFILES.tiny;
+  const inputs = { v: DEFENSE_CODE_VERSION, backdoor: '/w/b.safetensors', method: 'RVPT', config: defenseConfig(p, 'RVPT'), shots: p.shots, tuneOn: 'fashion-mnist', testSets: ['fashion-mnist'], evalLimit: p.evalLimit };
+  const old = cacheDir('results', 'cells', `tiny-BadNet-RVPT-${cacheKey(inputs, 16).key}.json`);
+  fs.mkdirSync(path.dirname(old), { recursive: true });
+  fs.writeFileSync(old, '{"asr": 1}');
+  const now = cellFile(p, 'BadNet', 'RVPT', 'fashion-mnist', ['fashion-mnist'], '/w/b.safetensors');
+  expect(now).not.toBe(old);
+  expect(fs.readFileSync(now, 'utf8')).toBe('{"asr": 1}');
+  expect(fs.existsSync(old)).toBe(false);
 });

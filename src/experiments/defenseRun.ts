@@ -8,6 +8,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { loadShots } from '../data/load';
 import { getDefense } from '../defenses/registry';
+import { datasetFingerprint } from '../data/fingerprint';
 import { DefenseCost } from '../defenses/defense';
 import { evaluateDefended } from '../metrics/defended';
 import { embeddingsFile, testEmbeddings } from '../metrics/features';
@@ -59,13 +60,21 @@ export function defenseSeed(profile: Profile, method: string, field: 'seed' | 's
   return s;
 }
 
-/** Where a cell is cached: a key of everything it depends on (the backdoored checkpoint, the method's config...). */
+/**
+ * Where a cell is cached: a key of everything it depends on (the backdoored checkpoint, the method's config, ...,
+ * and the content of the datasets it tunes and tests on: datasetFingerprint). A cell cached before the data entered
+ * the key is adopted where the project pins the data (IDX and emoji sets), never for an image folder of one's own.
+ */
 export function cellFile(profile: Profile, attack: string, method: string, dataset: string, testSets: string[], backdoorCheckpoint: string): string {
   const tuneOn = getDefense(method).perDataset ? dataset : '*';
   const config = defenseConfig(profile, method);
-  const { key, legacy } = cacheKey({ v: DEFENSE_CODE_VERSION, backdoor: backdoorCheckpoint, method, config, shots: profile.shots, tuneOn, testSets, evalLimit: profile.evalLimit }, 16);
+  const inputs = { v: DEFENSE_CODE_VERSION, backdoor: backdoorCheckpoint, method, config, shots: profile.shots, tuneOn, testSets, evalLimit: profile.evalLimit };
+  const prints = [...new Set([dataset, ...testSets])].map((n) => [n, datasetFingerprint(n)] as const);
+  const { key } = cacheKey({ ...inputs, data: Object.fromEntries(prints.map(([n, f]) => [n, f.hash])) }, 16);
   const name = (k: string) => cacheDir('results', 'cells', `${profile.name}-${attack}-${method.replace(/\s+/g, '_')}-${k}.json`);
-  return adoptLegacy(name(key), name(legacy));
+  if (!prints.every(([, f]) => f.pinned)) return name(key);
+  const before = cacheKey(inputs, 16);
+  return adoptLegacy(adoptLegacy(name(key), name(before.key)), name(before.legacy));
 }
 
 export async function runCell(
