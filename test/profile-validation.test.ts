@@ -8,6 +8,8 @@ import * as path from 'path';
 import { PROFILES, getProfile, loadProfileFile, profileErrors } from '../src/experiments/profiles';
 import { nearestKey } from '../src/experiments/profileSchema';
 import { loadManifest } from '../src/data/manifest';
+import { ensurePretrained } from '../src/experiments/pretrainRun';
+import { setup } from './helpers';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rvpt-profiles-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -75,4 +77,13 @@ test('a manifest key that is misspelt is refused with the nearest valid one, not
   for (const f of fs.readdirSync(path.join(root, 'data-manifests')).filter((n) => n.endsWith('.json') && !n.startsWith('paper-weights'))) {
     expect(() => loadManifest(path.join(root, 'data-manifests', f))).not.toThrow(/is not a field/);
   }
+});
+
+test('a model too large for the WASM heap is refused before anything is allocated', async () => {
+  await setup();
+  const tiny = getProfile('tiny');
+  const huge = { ...tiny, name: 'huge-width', model: { ...tiny.model, width: 4096, heads: 64 } };
+  const t0 = Date.now();
+  await expect(ensurePretrained(huge)).rejects.toThrow(/profile 'huge-width' \(model, pretrain\.batch\): training needs about \d+\.\d GiB, more than the WASM backend's 4 GiB heap holds\. Lower model\.width/);
+  expect(Date.now() - t0).toBeLessThan(2000);
 });

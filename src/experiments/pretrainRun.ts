@@ -3,6 +3,7 @@
  * train MiniCLIP, measure zero-shot clean accuracy, save a checkpoint. Checkpoints are cached artifacts keyed
  * by everything that determines them, so notebooks and later experiments reuse them.
  */
+import { CLIPConfig, WASM_HEAP_BYTES, trainingBytes } from '../model/config';
 import * as tf from '@tensorflow/tfjs-core';
 import { MiniCLIP } from '../model/clip';
 import { TextTokenizer, WordTokenizer } from '../model/tokenizer';
@@ -105,6 +106,18 @@ export interface PretrainOptions {
 }
 
 /** Load the cached pre-trained model for this profile and seed, training it first if needed. */
+/**
+ * Refuse a model too large to train on the WASM backend before allocating it (it would abort inside WASM after
+ * minutes): the estimate of trainingBytes against WASM's 4 GiB heap. Other backends are not limited here.
+ */
+export function checkFitsBackend(config: CLIPConfig, batch: number, what: string): void {
+  if (tf.getBackend() !== 'wasm') return;
+  const need = trainingBytes(config, batch);
+  if (need > 0.85 * WASM_HEAP_BYTES) {
+    throw new Error(`${what}: training needs about ${(need / 1024 ** 3).toFixed(1)} GiB, more than the WASM backend's 4 GiB heap holds. Lower model.width, model.layers or the batch, or use a native backend (--backend tensorflow, with @tensorflow/tfjs-node installed).`);
+  }
+}
+
 export async function ensurePretrained(profile: Profile, opts: PretrainOptions = {}): Promise<PretrainResult & { model: MiniCLIP; tokenizer: TextTokenizer }> {
   const seed = opts.seed ?? profile.pretrain.seed;
   const steps = opts.steps ?? profile.pretrain.steps;
@@ -121,6 +134,7 @@ export async function ensurePretrained(profile: Profile, opts: PretrainOptions =
     const info = ck.info as unknown as { metrics: { ca: Record<string, number> }; history: TrainHistory };
     return { model: ck.model, tokenizer: ck.tokenizer, checkpoint: file, ca: info.metrics.ca, history: info.history, profile: profile.name, seed, steps, cached: true };
   }
+  checkFitsBackend(profile.model, profile.pretrain.batch, `profile '${profile.name}' (model, pretrain.batch)`);
   const data = await pretrainData(profile, log);
   log(`pre-training '${profile.name}': ${data.corpus.size} pairs per epoch, ${steps} steps of ${profile.pretrain.batch}, vocabulary ${data.tokenizer.size} words`);
   const model = MiniCLIP.init(profile.model, seed);

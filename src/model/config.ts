@@ -39,3 +39,21 @@ export function validateConfig(c: CLIPConfig): void {
     if (!Number.isInteger(c[k]) || c[k] <= 0) bad(k, 'must be a positive integer');
   }
 }
+
+/** The WASM backend's heap: 4 GiB (32-bit addresses). */
+export const WASM_HEAP_BYTES = 4 * 1024 ** 3;
+
+/**
+ * About how many bytes contrastive training of a model of `config` takes at `batch` pairs: the weights, their
+ * gradients and AdamW's two moments (4 floats a parameter), and the activations the backward pass keeps (per block,
+ * about ten per token and width, and the attention maps). An estimate within a factor of two, to refuse a size that
+ * cannot fit before allocating it, not a measurement.
+ */
+export function trainingBytes(c: CLIPConfig, batch: number): number {
+  const g = c.imageSize / c.patch;
+  const tokens = g * g + 1;
+  const block = (w: number) => 12 * w * w + 13 * w;
+  const params = c.patch * c.patch * 3 * c.width + (tokens + 1) * c.width + c.layers * block(c.width) + 4 * c.width + c.width * c.embedDim + c.vocabSize * c.textWidth + c.contextLength * c.textWidth + c.textLayers * block(c.textWidth) + c.textWidth * c.embedDim;
+  const perPair = c.layers * (tokens * c.width * 10 + c.heads * tokens * tokens * 2) + c.textLayers * (c.contextLength * c.textWidth * 10 + c.textHeads * c.contextLength * c.contextLength * 2);
+  return 4 * (4 * params + batch * perPair);
+}
