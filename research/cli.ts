@@ -3,7 +3,7 @@
  * attribute-probe). Each writes its results into research/results/ (profile `small`) or the profile's cache results
  * folder, from where research/Makefile copies them. The library in src/ never imports this folder.
  */
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import * as path from 'path';
 import { initBackend } from '../src/backend';
 import { getProfile } from '../src/experiments/profiles';
@@ -133,7 +133,7 @@ export function buildLabCli(): Command {
             });
       const seeds = seedList(o.seeds);
       const methods = o.methods ? String(o.methods).split(',').map((m: string) => m.trim()) : undefined;
-      for (const m of methods ?? []) if (!SEED_PROBE_METHODS.includes(m)) throw new Error(`--methods: '${m}' is not one of ${SEED_PROBE_METHODS.join(', ')}.`);
+      for (const m of methods ?? []) if (!SEED_PROBE_METHODS.includes(m)) throw new InvalidArgumentError(`--methods: '${m}' is not one of ${SEED_PROBE_METHODS.join(', ')}.`);
       const dataset = datasetOption(o.dataset, profile);
       await initBackend(o.backend);
       const r = await runSeedProbe(profile, { attacks, seeds, dataset, methods, fixedShots: !!o.fixedShots, frToken: o.frToken as FrToken, frLayers, budget: o.budget, log: (s) => process.stderr.write(`[rvpt] ${s}\n`) });

@@ -6,7 +6,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { initBackend } from './backend';
 import { getProfile } from './experiments/profiles';
-import { commonOptions, int, newProgram, positiveNumber, rate, runProgram, withJobs } from './cliOptions';
+import { checkAttack, commonOptions, datasetOption, int, newProgram, positiveNumber, rate, runProgram, withJobs } from './cliOptions';
 import { cleanAccuracy, ensurePretrained } from './experiments/pretrainRun';
 import { BenchResult, benchClipScale, benchTrainStep, compareWorkers } from './experiments/bench';
 import { STEP_PHASES } from './train/parallel';
@@ -17,7 +17,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { projectRoot, readJsonFile, writeJsonAtomic } from './util/fsutil';
 import { resultsDir } from './experiments/tables';
-import { ATTACKS, makeTrigger } from './attacks/registry';
+import { ATTACKS } from './attacks/registry';
 import { ensureBackdoored } from './experiments/backdoorRun';
 import { noDefenseSpec, runNoDefense } from './experiments/noDefense';
 import { costTable, paperTableSpecs, runTable, tableJobs } from './experiments/paperTables';
@@ -97,7 +97,8 @@ export function buildCli(): Command {
     .action(async (o) => {
       const profile = getProfile(o.profile);
       const triggerConfig = parseKeyValues(o.trigger ?? []);
-      makeTrigger(o.attack, triggerConfig); // fail fast on an unknown attack or bad parameter, before any training
+      checkAttack(o.attack, triggerConfig); // fail fast on an unknown attack or bad parameter, before any training
+      if (o.dataset !== undefined) datasetOption(o.dataset, profile);
       await initBackend(o.backend);
       const backdoor = Object.fromEntries(
         Object.entries({ rate: o.rate, emojiRate: o.emojiRate, emojiRepeat: o.emojiRepeat, steps: o.steps, lr: o.lr }).filter(([, v]) => v !== undefined),
@@ -116,10 +117,10 @@ export function buildCli(): Command {
     .option('--json', 'print the result as one JSON line')
     .action(async (o) => {
       const profile = getProfile(o.profile);
-      makeTrigger(o.attack, profile.triggers?.[o.attack] ?? {});
-      if (!DEFENSES[o.method]) throw new Error(`Unknown defense '${o.method}'. Registered defenses: ${Object.keys(DEFENSES).join(', ')}.`);
+      checkAttack(o.attack, profile.triggers?.[o.attack] ?? {});
+      if (!DEFENSES[o.method]) throw new InvalidArgumentError(`Unknown defense '${o.method}'. Registered defenses: ${Object.keys(DEFENSES).join(', ')}.`);
       await initBackend(o.backend);
-      const dataset = o.dataset ?? profile.datasets.main;
+      const dataset = datasetOption(o.dataset, profile);
       const bd = await ensureBackdoored(profile, o.attack, { dataset });
       try {
         const cell = await runCell(profile, o.attack, o.method, dataset, [dataset], { backdoored: bd, force: o.force });
@@ -137,11 +138,11 @@ export function buildCli(): Command {
     .action(async (o) => {
       const profile = withJobs(getProfile(o.profile), o.jobs);
       const attacks: string[] | undefined = o.attacks ? String(o.attacks).split(',') : undefined;
-      for (const a of attacks ?? []) makeTrigger(a, profile.triggers?.[a] ?? {}); // unknown names fail before any work
+      for (const a of attacks ?? []) checkAttack(a, profile.triggers?.[a] ?? {}); // unknown names fail before any work
       const all = ['pr', 'attention', 'embeddings', 'ablations'];
       const only: string[] = o.only ? String(o.only).split(',') : all;
       const bad = only.filter((n) => !all.includes(n));
-      if (bad.length) throw new Error(`Unknown figure(s) ${bad.join(', ')}; use ${all.join(', ')}.`);
+      if (bad.length) throw new InvalidArgumentError(`Unknown figure(s) ${bad.join(', ')}; use ${all.join(', ')}.`);
       await initBackend(o.backend);
       if (only.includes('pr')) console.log(`fig4-pr: ${(await figurePR(profile, attacks)).saved.png}`);
       if (only.includes('attention')) console.log(`fig6-attention: ${(await figureAttention(profile, attacks)).saved.png}`);
@@ -201,7 +202,7 @@ export function buildCli(): Command {
       const all = ['no-defense', ...specs.map((s) => s.name), 'cost'];
       const only: string[] = o.only ? String(o.only).split(',') : all;
       const bad = only.filter((n) => !all.includes(n));
-      if (bad.length) throw new Error(`Unknown table(s) ${bad.join(', ')}; use ${all.join(', ')}.`);
+      if (bad.length) throw new InvalidArgumentError(`Unknown table(s) ${bad.join(', ')}; use ${all.join(', ')}.`);
       await initBackend(o.backend);
       const chosen = specs.filter((s) => only.includes(s.name) || (s.name === 'table1' && only.includes('cost')));
       // Every backdoor fine-tune, control and defense cell first, side by side when the profile has two jobs.

@@ -33,7 +33,7 @@ export function optionValue(what: string, x: string, parse: (x: string) => numbe
   try {
     return parse(x.trim());
   } catch (e) {
-    throw new Error(`--${what}: '${x}': ${(e as Error).message}`);
+    throw new InvalidArgumentError(`--${what}: '${x}': ${(e as Error).message}`);
   }
 }
 
@@ -66,14 +66,23 @@ export function seedList(v: string | undefined): number[] | undefined {
 /** A --dataset option: one of the profile's datasets (unset: its main one). */
 export function datasetOption(v: string | undefined, profile: Profile): string {
   const dataset = v ?? profile.datasets.main;
-  if (!profileDatasets(profile).includes(dataset)) throw new Error(`--dataset: profile '${profile.name}' has no dataset '${dataset}' (it has ${profileDatasets(profile).join(', ')}).`);
+  if (!profileDatasets(profile).includes(dataset)) throw new InvalidArgumentError(`--dataset: profile '${profile.name}' has no dataset '${dataset}' (it has ${profileDatasets(profile).join(', ')}).`);
   return dataset;
 }
 
 /** A comma-separated --attacks option, each checked against the registry before any training (unset: undefined). */
+/** An attack and its trigger parameters, checked against the registry before any work (a usage error: exit 2). */
+export function checkAttack(name: string, config: Record<string, unknown>): void {
+  try {
+    makeTrigger(name, config);
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
+}
+
 export function attackList(v: string | undefined, profile: Profile): string[] | undefined {
   const attacks = v ? String(v).split(',') : undefined;
-  for (const a of attacks ?? []) makeTrigger(a, profile.triggers?.[a] ?? {}); // throws, naming the registered attacks
+  for (const a of attacks ?? []) checkAttack(a, profile.triggers?.[a] ?? {}); // names the registered attacks
   return attacks;
 }
 

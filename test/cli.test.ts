@@ -106,15 +106,15 @@ test('eval of a missing or foreign checkpoint says what is wrong', () => {
   expect(r2.stderr).toMatch(/package\.json is invalid/);
 });
 
-test('backdoor with an unknown attack names the registered attacks before any training', () => {
+test('backdoor with an unknown attack names the registered attacks before any training (a usage error: exit 2)', () => {
   const r = rvpt('backdoor', '--profile', 'tiny', '--attack', 'Sleeper');
-  expect(r.status).toBe(1);
+  expect(r.status).toBe(2);
   expect(r.stderr).toMatch(/Unknown attack 'Sleeper'. Registered attacks: BadNet, Blended, ISSBA, WaNet, TrojVQA, BadCLIP/);
   const t = rvpt('backdoor', '--profile', 'tiny', '--attack', 'BadNet', '-t', 'size=3');
-  expect(t.status).toBe(1);
+  expect(t.status).toBe(2);
   expect(t.stderr).toMatch(/BadNet: unknown trigger parameter\(s\) size; known: patch, noise, patternSeed/);
   const u = rvpt('tables', '--profile', 'tiny', '--only', 'table9');
-  expect(u.status).toBe(1);
+  expect(u.status).toBe(2);
   expect(u.stderr).toMatch(/Unknown table\(s\) table9; use no-defense, table1, table2, table3, cost/);
 });
 

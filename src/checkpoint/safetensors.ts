@@ -110,6 +110,6 @@ export function decodeSafetensors(buf: Uint8Array, file = '<buffer>'): Safetenso
 }
 
 export function readSafetensors(file: string): SafetensorsFile {
-  if (!fs.existsSync(file)) throw new Error(`Checkpoint ${file} does not exist.`);
+  if (!fs.existsSync(file)) throw new Error(`Checkpoint ${file} does not exist. Give the path of a .safetensors file (rvpt pretrain and rvpt backdoor print the ones they write).`);
   return decodeSafetensors(fs.readFileSync(file), file);
 }
