@@ -122,7 +122,12 @@ const MANIFEST_KEYS: Record<string, string[]> = {
 };
 
 export function validateManifest(m: DataManifest, file: string): DataManifest {
-  const known = [...MANIFEST_KEYS.base, ...(MANIFEST_KEYS[m.kind] ?? [])];
+  const kinds = ['idx', 'emoji', 'image-folder'];
+  if (!kinds.includes(m.kind)) {
+    const near = nearestKey(String(m.kind), kinds);
+    fail(file, 'kind', `'${(m as { kind: string }).kind}' is unknown${near ? `; did you mean '${near}'?` : ''} (use 'idx', 'emoji' or 'image-folder').`);
+  }
+  const known = [...MANIFEST_KEYS.base, ...MANIFEST_KEYS[m.kind]];
   for (const k of Object.keys(m)) {
     if (known.includes(k) || k.startsWith('_') || k === 'file') continue;
     const near = nearestKey(k, known);
@@ -152,9 +157,15 @@ export function validateManifest(m: DataManifest, file: string): DataManifest {
 
 const extraDirs: string[] = [];
 
-/** Search these folders too (a profile file's `manifests`), after RVPT_MANIFESTS and before data-manifests/. */
+/**
+ * Search these folders too (a profile file's `manifests`), after RVPT_MANIFESTS and before data-manifests/. The folders
+ * of the profile loaded last come first, so that in one process (a notebook) a profile's own manifests are the ones
+ * it gets, not a same-named one of a profile loaded before.
+ */
 export function addManifestDirs(dirs: string[]): void {
-  for (const d of dirs) if (!extraDirs.includes(path.resolve(d))) extraDirs.push(path.resolve(d));
+  const mine = dirs.map((d) => path.resolve(d));
+  const rest = extraDirs.filter((d) => !mine.includes(d));
+  extraDirs.splice(0, extraDirs.length, ...mine, ...rest);
 }
 
 /**
