@@ -59,8 +59,12 @@ beforeAll(() => {
   file('m-json/bad-pets.json', '{"name": "bad-pets",');
   file('junk.safetensors', Buffer.from(Array.from({ length: 3000 }, (_, i) => (i * 7919) % 256)));
   file('weights.json', { clean: path.join(dir, 'none.safetensors') });
+  file('w-typo/weights.json', { clean: 'x', tokenizer: 'y', backdored: {} });
+  file('w-attack/weights.json', { clean: 'x', tokenizer: 'y', backdoored: { BadNett: 'z' } });
+  file('w-missing/weights.json', { clean: 'none.safetensors', tokenizer: 'y', backdoored: {} });
 });
 
+const weightsProfile = (folder: string) => file(`pw-${folder}.json`, { name: `pw-${folder}`, extends: 'paper', weightsFile: path.join(dir, folder, 'weights.json') });
 const manifestProfile = (folder: string) => profile(`p-${folder}`, { manifests: [path.join(dir, folder)], datasets: { main: 'bad-pets', emoji: 'emoji' } });
 
 // [what, args (a function: the files exist only once beforeAll has run), exit status, the message]
@@ -99,6 +103,9 @@ const CASES: [string, () => string[], number, RegExp][] = [
   ['a checkpoint that does not exist', () => ['eval', '-p', 'tiny', '-c', path.join(dir, 'none.safetensors')], 1, /Checkpoint .*none\.safetensors does not exist\. Give the path of a \.safetensors file/],
   ['a checkpoint of random bytes', () => ['eval', '-p', 'tiny', '-c', path.join(dir, 'junk.safetensors')], 1, /Safetensors file .*junk\.safetensors is invalid: .* re-create or re-copy it/],
   ['the paper profile without its weights file', () => ['defend', '-p', 'paper', '-a', 'BadNet', '-m', 'RVPT', '-d', 'imagenet'], 1, /paper-weights\.json, which does not exist\. Copy data-manifests\/paper-weights\.example\.json there/],
+  ['a misspelt weights-file key', () => ['defend', '-p', weightsProfile('w-typo'), '-a', 'BadNet', '-m', 'RVPT'], 1, /Weights file .*weights\.json: field 'backdored' is not a weights-file field; did you mean 'backdoored'\?/],
+  ['a weights file naming an unknown attack', () => ['defend', '-p', weightsProfile('w-attack'), '-a', 'BadNet', '-m', 'RVPT'], 1, /field 'backdoored\.BadNett' names no attack; did you mean 'BadNet'\?/],
+  ['a weights file pointing at a missing checkpoint', () => ['defend', '-p', weightsProfile('w-missing'), '-a', 'BadNet', '-m', 'RVPT'], 1, /field 'clean' points at .*none\.safetensors, which does not exist/],
   ['CLIP weights that do not exist', () => ['clip', '-w', path.join(dir, 'none.safetensors'), '-t', path.join(dir, 'none'), '-c', 'cat,dog', 'a.png'], 1, /none\.safetensors does not exist/],
   // Command-line options
   ['an unknown command', () => ['frobnicate'], 2, /unknown command 'frobnicate'/],

@@ -7,6 +7,8 @@
  *
  * Relative paths are relative to the JSON file. Nothing is downloaded: every path must exist on disk.
  */
+import { nearestKey } from '../util/nearest';
+import { ATTACK_NAMES } from '../attacks/registry';
 import * as fs from 'fs';
 import * as path from 'path';
 import { MiniCLIP } from '../model/clip';
@@ -37,6 +39,18 @@ export function externalWeights(profile: Profile): ExternalWeights | null {
     );
   }
   const j = readJsonFile(file, 'Weights file');
+  // A misspelt key (`backdored`) would leave the attacks without checkpoints and tables without their rows.
+  const known = ['clean', 'tokenizer', 'backdoored'];
+  for (const k of Object.keys(j)) {
+    if (known.includes(k) || k.startsWith('_')) continue;
+    const near = nearestKey(k, known);
+    throw new Error(`Weights file ${file}: field '${k}' is not a weights-file field${near ? `; did you mean '${near}'?` : ''} (known: ${known.join(', ')}).`);
+  }
+  for (const attack of Object.keys((j.backdoored ?? {}) as Record<string, unknown>)) {
+    if (ATTACK_NAMES.includes(attack)) continue;
+    const near = nearestKey(attack, ATTACK_NAMES);
+    throw new Error(`Weights file ${file}: field 'backdoored.${attack}' names no attack${near ? `; did you mean '${near}'?` : ''} (registered: ${ATTACK_NAMES.join(', ')}).`);
+  }
   const resolve = (field: string, p: unknown): string => {
     if (typeof p !== 'string' || !p) throw new Error(`Weights file ${file}: field '${field}' must be a path (string).`);
     const abs = path.resolve(path.dirname(file), p);
