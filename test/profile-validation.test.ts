@@ -8,6 +8,7 @@ import * as path from 'path';
 import { PROFILES, getProfile, loadProfileFile, profileErrors } from '../src/experiments/profiles';
 import { nearestKey } from '../src/experiments/profileSchema';
 import { loadManifest } from '../src/data/manifest';
+import { loadImageFolder } from '../src/data/imageFolder';
 import { ensurePretrained } from '../src/experiments/pretrainRun';
 import { setup } from './helpers';
 
@@ -86,4 +87,17 @@ test('a model too large for the WASM heap is refused before anything is allocate
   const t0 = Date.now();
   await expect(ensurePretrained(huge)).rejects.toThrow(/profile 'huge-width' \(model, pretrain\.batch\): training needs about \d+\.\d GiB, more than the WASM backend's 4 GiB heap holds\. Lower model\.width/);
   expect(Date.now() - t0).toBeLessThan(2000);
+});
+
+test('an image folder whose class folder is empty is an error naming the class and the folder, not a class dropped in silence', async () => {
+  const root = path.join(dir, 'empty-class');
+  fs.mkdirSync(path.join(root, 'cat'), { recursive: true });
+  fs.mkdirSync(path.join(root, 'dog'), { recursive: true });
+  const pets = path.join(__dirname, 'fixtures', 'paper-toy', 'pets', 'test');
+  const someClass = fs.readdirSync(pets)[0];
+  fs.copyFileSync(path.join(pets, someClass, fs.readdirSync(path.join(pets, someClass))[0]), path.join(root, 'cat', 'a.png'));
+  const file = path.join(dir, 'empty-class.json');
+  fs.writeFileSync(file, JSON.stringify({ name: 'empty-class', kind: 'image-folder', imageSize: 32, classes: ['cat', 'dog'], target: 'dog', splits: { test: root } }));
+  const m = loadManifest(file);
+  await expect(loadImageFolder(m as never, 'test')).rejects.toThrow(/class 'dog' has no images in .*empty-class[/\\]dog .*Add its images, or leave the class out/);
 });

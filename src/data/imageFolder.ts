@@ -69,6 +69,8 @@ export async function loadImageFolder(m: FolderManifest, split: string, opts: Fo
     const sub = path.join(root, m.folders?.[cls] ?? cls);
     if (!fs.existsSync(sub)) throw new Error(`Manifest ${m.file}: class '${cls}' has no folder ${sub}. Create it or map the class with 'folders'.`);
     let list = fs.readdirSync(sub).filter((f) => EXT.test(f)).sort();
+    // A class with no image would vanish from the split and skew every per-class number without a word.
+    if (!list.length) throw new Error(`Manifest ${m.file}: class '${cls}' has no images in ${sub} (${EXT.source}). Add its images, or leave the class out of 'classes' (or list its folder in 'exclude').`);
     if (opts.perClass !== undefined && opts.seed !== undefined) {
       const order = permutation(list.length, makeRng(`${opts.seed}-${cls}`));
       list = Array.from(order.subarray(0, Math.min(opts.perClass, list.length))).sort((a, b) => a - b).map((j) => list[j]);

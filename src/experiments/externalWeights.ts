@@ -40,7 +40,7 @@ export function externalWeights(profile: Profile): ExternalWeights | null {
   }
   const j = readJsonFile(file, 'Weights file');
   // A misspelt key (`backdored`) would leave the attacks without checkpoints and tables without their rows.
-  const known = ['clean', 'tokenizer', 'backdoored'];
+  const known = ['clean', 'tokenizer', 'backdoored', 'heads', 'textHeads'];
   for (const k of Object.keys(j)) {
     if (known.includes(k) || k.startsWith('_')) continue;
     const near = nearestKey(k, known);
