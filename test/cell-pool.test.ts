@@ -33,7 +33,10 @@ test('two processes compute each uncached cell once, with the numbers of a seque
 
   process.env.RVPT_CACHE = pooled;
   expect(await runCellsInParallel([...jobs, jobs[2]], 2)).toBe(6); // a job listed twice (tables share cells) runs once
-  expect(fs.readdirSync(path.join(pooled, 'results', 'cells'))).toHaveLength(6);
+  // Six cells, each with the sha256 its next load checks.
+  const cellFiles = fs.readdirSync(path.join(pooled, 'results', 'cells'));
+  expect(cellFiles.filter((f) => f.endsWith('.json'))).toHaveLength(6);
+  expect(cellFiles.filter((f) => f.endsWith('.json.sha256'))).toHaveLength(6);
   expect(await runCellsInParallel(jobs, 2)).toBe(0); // all cached
   expect(await runCellsInParallel(jobs, 1)).toBe(0); // one process: the caller computes them itself
   const fromPool = [];
