@@ -40,7 +40,7 @@ export const cellMetrics = (asr: number, ca: number) => ({ asr, ca, asrAll: asr,
 export const HAND_PROVENANCE = { commit: 'abcdef1234567890', profile: 'small', config: {}, seed: 0, backend: 'wasm', date: 'd', seconds: 12 };
 
 /** The tiny profile cut down to a few steps each, for end-to-end runs of the probes. */
-export function cutDownTiny(name: string, defenses: Record<string, unknown>, shots: number): Profile {
+export function cutDownTiny(name: string, defenses: Record<string, Record<string, unknown>>, shots: number): Profile {
   const tiny = getProfile('tiny');
   return {
     ...tiny,

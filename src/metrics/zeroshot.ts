@@ -4,13 +4,11 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { MiniCLIP } from '../model/clip';
-import { l2normalize, matMulBT } from '../model/layers';
 import { TextTokenizer } from '../model/tokenizer';
 import { DeepPrompts } from '../model/prompts';
 import { ImageDataset, numImages } from '../data/dataset';
 import { forBatches, imageBatch } from '../data/batches';
 import { zeroShotClassifier, zeroShotPredict } from '../model/zeroShot';
-import { ZERO_SHOT_TEMPLATES } from '../data/captions';
 
 /** Evaluation's batch size: predictions and cached embeddings (features.ts) are made in the same batches. */
 export const EVAL_BATCH = 500;

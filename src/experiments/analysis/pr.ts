@@ -5,7 +5,6 @@
 import { MiniCLIP } from '../../model/clip';
 import { DeepPrompts, disposePrompts } from '../../model/prompts';
 import { numImages } from '../../data/dataset';
-import { sample } from '../../data/splits';
 import { Perturbation, perturbationResistivity, promptDisplacement, standardPerturbations, triggerPerturbation } from '../../metrics/pr';
 import { Progress } from '../../util/progress';
 import { Figure } from '../../viz/plotly';
@@ -14,7 +13,7 @@ import { defenseConfig } from '../defenseRun';
 import { ensureSupervisedViT } from '../supervised';
 import { externalWeights } from '../externalWeights';
 import { Profile } from '../profiles';
-import { ANALYSIS_CODE_VERSION, Log, quietLog, analysisSample, ensurePrompts, analysisTest, cached, writeAnalysisFigure, figureAttacks, Claim, avg, mean } from './common';
+import { ANALYSIS_CODE_VERSION, Log, quietLog, analysisSample, ensurePrompts, analysisTest, cached, writeAnalysisFigure, figureAttacks, Claim, avg } from './common';
 
 export interface PRResult {
   attack: string;
