@@ -5,7 +5,7 @@ PROFILE ?= small
 export PYDEVD_DISABLE_FILE_VALIDATION = 1
 
 # The research probes have their own Makefile: make -C research TARGET (research/README.md).
-# The unit tests alone, for development: jest without the end-to-end suites that train models (about 40 s).
+# The unit tests alone, for development: jest without the end-to-end suites that train models (under a minute).
 FAST_SKIP := (efficacy|cell-pool|resume|repulsion-probe|tuning-probe|seed-probe|strength-probe|attribute-probe|pretrain|/cli)\.test
 
 .PHONY: setup build test test-fast unit notebooks reproduce pretrain bench kernels clean
