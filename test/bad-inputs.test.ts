@@ -8,7 +8,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { main } from '../src/cli';
-import { restoreCacheAfterAll } from './helpers';
+import { restoreCacheAfterAll, runInProcess } from './helpers';
 
 restoreCacheAfterAll();
 const root = path.join(__dirname, '..');
@@ -23,19 +23,7 @@ function snapshot(): string {
   return [cache, path.join(root, 'figures'), path.join(root, 'profiles'), path.join(root, 'data-manifests'), path.join(root, 'research', 'results')].flatMap(walk).sort().join('\n');
 }
 
-async function rvpt(...args: string[]): Promise<{ status: number; stderr: string }> {
-  let stderr = '';
-  const write = process.stderr.write;
-  process.stderr.write = ((chunk: string | Uint8Array) => {
-    stderr += String(chunk);
-    return true;
-  }) as typeof process.stderr.write;
-  try {
-    return { status: await main(args), stderr };
-  } finally {
-    process.stderr.write = write;
-  }
-}
+const rvpt = (...args: string[]) => runInProcess(main, args);
 
 /** A file in the test's folder. */
 function file(name: string, content: unknown): string {

@@ -74,3 +74,21 @@ export function freshCacheSharingData(prefix: string): string {
   fs.symlinkSync(data, path.join(process.env.RVPT_CACHE, 'data'));
   return process.env.RVPT_CACHE;
 }
+
+/**
+ * Run a command line's `main` in this process (the current source, not a build): its exit status and what it wrote
+ * to stderr.
+ */
+export async function runInProcess(main: (argv: string[]) => Promise<number>, args: string[]): Promise<{ status: number; stderr: string }> {
+  let stderr = '';
+  const write = process.stderr.write;
+  process.stderr.write = ((chunk: string | Uint8Array) => {
+    stderr += String(chunk);
+    return true;
+  }) as typeof process.stderr.write;
+  try {
+    return { status: await main(args), stderr };
+  } finally {
+    process.stderr.write = write;
+  }
+}

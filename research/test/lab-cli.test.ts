@@ -3,22 +3,10 @@
  * before any training. It runs research/cli.ts in this process (the current source, not a build).
  */
 import { main } from '../cli';
+import { runInProcess } from '../../test/helpers';
 
-/** Runs `rvpt-lab ARGS` and returns its exit status and what it wrote to stderr. */
-async function lab(...args: string[]): Promise<{ status: number; stderr: string }> {
-  let stderr = '';
-  const write = process.stderr.write;
-  process.stderr.write = ((chunk: string | Uint8Array) => {
-    stderr += String(chunk);
-    return true;
-  }) as typeof process.stderr.write;
-  try {
-    return { status: await main(args), stderr };
-  } finally {
-    process.stderr.write = write;
-  }
-}
-const rvpt = lab;
+/** Runs `rvpt-lab ARGS`: its exit status and what it wrote to stderr. */
+const rvpt = (...args: string[]) => runInProcess(main, args);
 
 test('tuning-probe refuses bad shots or an unknown attack before any training', async () => {
   const r = (await rvpt('tuning-probe', '--profile', 'tiny', '--shots', '16,2.5'));
