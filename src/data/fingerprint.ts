@@ -12,8 +12,12 @@ import { loadManifest } from './manifest';
 
 const memo = new Map<string, { pinned: boolean; hash: string }>();
 
+/** Every file under `dir`, in name order, as 'path size mtime' lines into `hash` (a missing folder says so). */
 function listFiles(dir: string, hash: crypto.Hash, rel = ''): void {
-  if (!fs.existsSync(dir)) return hash.update(`missing ${rel}\n`) as unknown as void;
+  if (!fs.existsSync(dir)) {
+    hash.update(`missing ${rel}\n`);
+    return;
+  }
   for (const e of fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
     const p = path.join(dir, e.name);
     if (e.isDirectory()) listFiles(p, hash, `${rel}/${e.name}`);
@@ -30,17 +34,19 @@ export function datasetFingerprint(name: string): { pinned: boolean; hash: strin
   const file = m.file!;
   // Within one process the full listing is made once per state of the manifest and of the folders (a folder's
   // modification time moves when an entry is added, removed or renamed): a table asks for it once per cell.
-  const dirs = m.kind === 'image-folder' ? Object.values(m.splits).map((d) => path.resolve(path.dirname(file), d)) : [];
-  const stamp = (d: string) => (fs.existsSync(d) ? [d, ...fs.readdirSync(d, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => path.join(d, e.name))].map((x) => fs.statSync(x).mtimeMs).join(',') : 'missing');
-  const memoKey = `${file} ${fs.statSync(file).mtimeMs} ${dirs.map(stamp).join(';')}`;
+  const splits = m.kind === 'image-folder' ? Object.entries(m.splits).sort().map(([split, d]) => [split, path.resolve(path.dirname(file), d)] as const) : [];
+  const stamp = (d: string): string => {
+    if (!fs.existsSync(d)) return 'missing';
+    const subdirs = fs.readdirSync(d, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => path.join(d, e.name));
+    return [d, ...subdirs].map((x) => fs.statSync(x).mtimeMs).join(',');
+  };
+  const memoKey = `${file} ${fs.statSync(file).mtimeMs} ${splits.map(([, d]) => stamp(d)).join(';')}`;
   const known = memo.get(memoKey);
   if (known) return known;
   const hash = crypto.createHash('sha256').update(fs.readFileSync(file));
-  if (m.kind === 'image-folder') {
-    for (const [split, dir] of Object.entries(m.splits).sort()) {
-      hash.update(`split ${split}\n`);
-      listFiles(path.resolve(path.dirname(file), dir), hash);
-    }
+  for (const [split, dir] of splits) {
+    hash.update(`split ${split}\n`);
+    listFiles(dir, hash);
   }
   const out = { pinned: m.kind !== 'image-folder', hash: hash.digest('hex').slice(0, 16) };
   memo.set(memoKey, out);
