@@ -10,8 +10,8 @@ import { CLIPConfig, validateConfig } from '../model/config';
 import { MiniCLIP } from '../model/clip';
 import { WordTokenizer } from '../model/tokenizer';
 import { provenance } from '../util/provenance';
-import { sha256, sha256File, writeFileAtomic, writeJsonAtomic } from '../util/fsutil';
-import { RawTensor, encodeSafetensors, readSafetensors } from './safetensors';
+import { sha256, writeFileAtomic, writeJsonAtomic } from '../util/fsutil';
+import { RawTensor, decodeSafetensors, encodeSafetensors, readSafetensors } from './safetensors';
 
 export interface CheckpointInfo {
   kind: string;
@@ -72,9 +72,12 @@ export function checkShapes(
   }
 }
 
-/** Load a checkpoint. With `expectConfig`, a checkpoint of another shape is a clear error. */
-export function loadCheckpoint(file: string, expectConfig?: CLIPConfig): LoadedCheckpoint {
-  const st = readSafetensors(file);
+/**
+ * Load a checkpoint. With `expectConfig`, a checkpoint of another shape is a clear error. `bytes`: the file's bytes
+ * when the caller has read them already (loadCached hashes the same bytes).
+ */
+export function loadCheckpoint(file: string, expectConfig?: CLIPConfig, bytes?: Uint8Array): LoadedCheckpoint {
+  const st = bytes ? decodeSafetensors(bytes, file) : readSafetensors(file);
   if (st.metadata.format !== 'rvpt-miniclip' || !st.metadata.config) {
     throw new Error(`Checkpoint ${file} is not an rvpt MiniCLIP checkpoint (metadata.format = ${st.metadata.format ?? 'none'}).`);
   }
@@ -107,13 +110,14 @@ export function loadCheckpoint(file: string, expectConfig?: CLIPConfig): LoadedC
 export function loadCached(file: string, config: CLIPConfig, log: (s: string) => void): LoadedCheckpoint | null {
   if (!fs.existsSync(file) || !fs.existsSync(sidecarPath(file))) return null;
   try {
-    const ck = loadCheckpoint(file, config);
+    const bytes = fs.readFileSync(file);
+    const ck = loadCheckpoint(file, config, bytes);
     if (!ck.info) throw new Error('its sidecar is unreadable');
     // A file that still decodes may hold other bytes than were written (a flipped bit loads as a valid, wrong model).
     // Sidecars written before the hash was recorded have none: those files are checked for shape only.
     const recorded = ck.info.sha256 as string | undefined;
     if (recorded !== undefined) {
-      const now = sha256File(file);
+      const now = sha256(bytes);
       if (now !== recorded) {
         ck.model.dispose();
         throw new Error(`its bytes changed since it was written (sha256 ${now.slice(0, 12)}, recorded ${recorded.slice(0, 12)})`);
