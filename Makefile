@@ -1,12 +1,12 @@
 # rvpt-notebooks. The two commands a user needs:
-#   make reproduce   the reproduction on the embedded data (PROFILE=small by default, PROFILE=tiny for a quick run)
+#   make reproduce   the reproduction on the embedded data (PROFILE=transfer by default, the fair setting; PROFILE=tiny for a quick run)
 #   make test        the test suite, plus the notebooks executed at the tiny profile and at the paper-toy fixture
-PROFILE ?= small
+PROFILE ?= transfer
 export PYDEVD_DISABLE_FILE_VALIDATION = 1
 
 # The research probes have their own Makefile: make -C research TARGET (research/README.md).
 # The unit tests alone, for development: jest without the end-to-end suites that train models (under a minute).
-FAST_SKIP := (efficacy|cell-pool|resume|repulsion-probe|tuning-probe|seed-probe|strength-probe|attribute-probe|pretrain|/cli)\.test
+FAST_SKIP := (efficacy|transfer-data|cell-pool|resume|repulsion-probe|tuning-probe|seed-probe|strength-probe|attribute-probe|pretrain|/cli)\.test
 
 .PHONY: setup build test test-fast unit notebooks reproduce pretrain bench kernels clean
 

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# The main job: every table and figure of the paper at a profile (default small), then REPRODUCTION.md.
+# The main job: every table and figure of the paper at a profile (default transfer, the fair setting), then REPRODUCTION.md.
 # Heavy stages run first through the CLI (live progress bars in the terminal); the notebooks 00-08 then run headless
 # on the cached results and write the executed copies. Every stage is cached, so a killed run resumes where it
 # stopped. One progress line per stage: which step, elapsed, and time left estimated from the last run's timings.
 # Usage: scripts/reproduce.sh [PROFILE]   (a profile name, or a profile file: a path ending in .json)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-profile=${1:-small}
+profile=${1:-transfer}
 PY=${PYTHON:-/usr/bin/python3}
 tag=$profile
 if [[ $profile == *.json ]]; then [ -f "$profile" ] || { echo "reproduce: profile file $profile not found" >&2; exit 1; }; profile=$(realpath "$profile"); tag=$(node -p "require(process.argv[1]).name" "$profile"); fi
@@ -14,7 +14,7 @@ times=".cache/reproduce-times-$tag.json"
 mkdir -p .cache
 
 mapfile -t notebooks < <(ls notebooks/[0-9][0-9]-*.ipynb | sort)
-steps=("setup" "pretrain" "tables" "figures" "ablations")
+steps=("setup" "pretrain" "preconditions" "tables" "figures" "ablations")
 for nb in "${notebooks[@]}"; do steps+=("notebook $(basename "$nb" .ipynb)"); done
 steps+=("report")
 total=${#steps[@]}
@@ -42,6 +42,8 @@ run_step() {
 i=0
 run_step $((i++)) setup bash scripts/setup.sh
 run_step $((i++)) pretrain node bin/rvpt.js pretrain --profile "$profile"
+# The paper's preconditions are measured before any defense cell runs (they also make the backdoored models).
+run_step $((i++)) preconditions node bin/rvpt.js preconditions --profile "$profile"
 run_step $((i++)) tables node bin/rvpt.js tables --profile "$profile"
 # The figures each run on one core. With two jobs (small's default), the PR figure (which first trains the supervised
 # ViT, about four minutes) runs in the background from the figures step through the ablations step, beside the
@@ -74,5 +76,5 @@ for nb in "${notebooks[@]}"; do
 done
 run_step $((i++)) report node bin/rvpt.js report --profile "$profile"
 printf '\n[reproduce] done in %s: executed notebooks in executed-notebooks/, tables and figures in %s, report %s\n' \
-  "$(hms $(($(date +%s) - start)))" "$([ "$tag" = small ] && echo figures/ || echo ".cache/results/$tag/")" \
-  "$([ "$tag" = small ] && echo REPRODUCTION.md || echo ".cache/results/$tag/REPRODUCTION.md")" >&2
+  "$(hms $(($(date +%s) - start)))" "$([ "$tag" = transfer ] && echo figures/ || echo ".cache/results/$tag/")" \
+  "$([ "$tag" = transfer ] && echo REPRODUCTION.md || echo ".cache/results/$tag/REPRODUCTION.md")" >&2

@@ -32,6 +32,7 @@ import { l2normalize, matMulBT } from './model/layers';
 import * as tf from '@tensorflow/tfjs-core';
 import { figureAblations, figureAttention, figureEmbeddings, figurePR } from './experiments/analysis';
 import { writeReproductionReport } from './experiments/report';
+import { checkPreconditions, preconditionsMarkdown, writePreconditions } from './experiments/preconditions';
 
 /** `key=value` pairs to a config object; numbers and booleans are parsed, anything else stays a string. */
 export function parseKeyValues(pairs: string[]): Record<string, unknown> {
@@ -60,7 +61,7 @@ export function buildCli(): Command {
       await initBackend(o.backend);
       const r = await ensurePretrained(o.workers ? { ...profile, pretrain: { ...profile.pretrain, workers: o.workers } } : profile, { seed: o.seed, steps: o.steps, force: o.force });
       const out = { checkpoint: r.checkpoint, ca: r.ca, cached: r.cached, trainSeconds: r.history.seconds, finalLoss: r.history.loss.at(-1), provenance: provenance() };
-      // The profile's own model (not a variant): its record goes beside the tables (figures/ at small), where
+      // The profile's own model (not a variant): its record goes beside the tables (figures/ for the headline profile), where
       // notebook 00 and the report read it, so that it cannot lag behind the checkpoint the tables were made from.
       const sidecar = r.checkpoint.replace(/\.safetensors$/, '.json');
       if (o.steps === undefined && o.seed === undefined && o.workers === undefined && fs.existsSync(sidecar)) {
@@ -218,6 +219,21 @@ export function buildCli(): Command {
         if (r.path) console.log(`${spec.name}: ${r.path}`);
         if (spec.name === 'table1' && only.includes('cost')) costTable(profile, r.cells);
       }
+    });
+
+  common(program.command('preconditions').description("measure the paper's preconditions (P1 transfer, P2 PR, P3 light poisoning) before any defense; writes preconditions.json"))
+    .option('--jobs <n>', 'processes side by side for the backdoor fine-tunes (default: the profile)', int)
+    .action(async (o) => {
+      const profile = withJobs(getProfile(o.profile), o.jobs);
+      await initBackend(o.backend);
+      const t0 = Date.now();
+      const log = (s: string) => process.stderr.write(`[rvpt] ${s}\n`);
+      // The tables' backdoors, side by side, first (the measurement then finds them cached).
+      const spec = noDefenseSpec(profile);
+      await runCellsInParallel([], profile.jobs ?? 1, log, { backdoors: Object.entries(spec).flatMap(([dataset, attacks]) => attacks.map((attack) => ({ profile, attack, dataset }))), controls: [] });
+      const p = await checkPreconditions(profile, log);
+      console.log(preconditionsMarkdown(p).join('\n'));
+      console.log(`preconditions: ${writePreconditions(profile, p, (Date.now() - t0) / 1000)}`);
     });
 
   common(program.command('bench').description('time one full contrastive training step and the plain 1024^3 matmul'))

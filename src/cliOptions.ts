@@ -90,7 +90,7 @@ export function attackList(v: string | undefined, profile: Profile): string[] | 
 /** The options every command takes: --profile, --seed, --backend. */
 export function commonOptions(c: Command): Command {
   return c
-    .option('-p, --profile <name>', `profile: ${Object.keys(PROFILES).join(' | ')}, or a profile file (path ending in .json)`, 'small')
+    .option('-p, --profile <name>', `profile: ${Object.keys(PROFILES).join(' | ')}, or a profile file (path ending in .json)`, 'transfer')
     .option('--seed <n>', 'random seed', int)
     .option('--backend <name>', 'force a TF.js backend: tensorflow | wasm | cpu (default: best available; env RVPT_BACKEND)');
 }

@@ -33,6 +33,9 @@ export { DEFAULT_AUGMENT, augmentBatch } from './data/augment';
 export type { AugmentConfig } from './data/augment';
 export { decodeImage, loadImageFolder } from './data/imageFolder';
 export { loadEmoji } from './data/emoji';
+export { loadWeb, loadWebManifest, webItems, webCaptions, withNameCaptions } from './data/web';
+export type { WebManifest, WebItem } from './data/web';
+export { withCoarseCaptions, CLASS_WORDS, COARSE_GROUP } from './data/coarse';
 
 // Training
 export { pretrain } from './train/pretrain';
@@ -88,6 +91,12 @@ export { ensureSupervisedViT } from './experiments/supervised';
 export { RVPT_TARGET, atTargetAsr, withinCaBudget, inRvptTarget } from './metrics/target';
 export { checkNotebookNumbers, compareNumbers, claimsJudgeable, claimsMarkdown, noDefenseAsr, BACKDOOR_TAKES_ASR } from './experiments/notebookChecks';
 export { reproductionReport, writeReproductionReport } from './experiments/report';
+export { checkPreconditions, preconditionsMarkdown, writePreconditions, PRECONDITION_BOUNDS } from './experiments/preconditions';
+export type { Preconditions } from './experiments/preconditions';
+export { VERDICT_RULES, judge, rvptClaim, probeClaim, memoryClaim, verdictLine } from './experiments/verdictRules';
+export type { ClaimVerdict, RuleVerdict } from './experiments/verdictRules';
+export { tableSeeds, withDefenseSeed, seedCell } from './experiments/paperTables';
+export { HEADLINE_PROFILE } from './experiments/tables';
 export { benchTrainStep, benchClipScale } from './experiments/bench';
 
 // Notebooks, figures and utilities

@@ -76,11 +76,11 @@ const CASES: [string, () => string[], number, RegExp][] = [
   ['a misspelt datasets key', () => ['pretrain', '-p', profile('ds', { datasets: { main: 'fashion-mnist', emoji: 'emoji', extra: 'x' } })], 1, /field 'datasets\.extra' is not a profile field/],
   ['a width too large for WASM', () => ['pretrain', '-p', profile('huge', { model: { width: 4096, heads: 64 } })], 1, /training needs about \d+\.\d GiB, more than the WASM backend's 4 GiB heap holds/],
   ['a profile named like a built-in one', () => ['pretrain', '-p', file('clash.json', { name: 'small', extends: 'tiny' })], 1, /field 'name' must be a new profile name/],
-  ['an unknown base profile', () => ['pretrain', '-p', file('ext.json', { name: 'x1', extends: 'huge' })], 1, /field 'extends' 'huge' is not a built-in profile \(tiny, small, paper\)/],
+  ['an unknown base profile', () => ['pretrain', '-p', file('ext.json', { name: 'x1', extends: 'huge' })], 1, /field 'extends' 'huge' is not a built-in profile \(tiny, small, transfer, paper\)/],
   ['a manifests folder that does not exist', () => ['pretrain', '-p', profile('man', { manifests: [path.join(dir, 'nowhere')] })], 1, /field 'manifests' names .*nowhere, which does not exist/],
   ['a profile file that is not JSON', () => ['pretrain', '-p', file('broken.json', '{"name": "x3",')], 1, /Profile file .*broken\.json is not valid JSON/],
   ['a profile file that does not exist', () => ['pretrain', '-p', path.join(dir, 'missing.json')], 1, /Profile file .*missing\.json does not exist/],
-  ['an unknown profile name', () => ['pretrain', '-p', 'huge'], 1, /Unknown profile 'huge'\. Use one of: tiny, small, paper/],
+  ['an unknown profile name', () => ['pretrain', '-p', 'huge'], 1, /Unknown profile 'huge'\. Use one of: tiny, small, transfer, paper/],
   // Manifests
   ['a manifest target not among its classes', () => ['pretrain', '-p', manifestProfile('m-target')], 1, /Manifest .*bad-pets\.json: field 'target' 'bird' is not one of the classes \(cat, dog\)/],
   ['a misspelt manifest key', () => ['pretrain', '-p', manifestProfile('m-typo')], 1, /field 'exlude' is not a field of a 'image-folder' manifest; did you mean 'exclude'\?/],

@@ -132,7 +132,7 @@ test('a profile file extends a built-in profile: nested fields merged, paths rel
     return f;
   };
   expect(() => getProfile(write('p1.json', { name: 'small' }))).toThrow(/p1\.json: field 'name' must be a new profile name/);
-  expect(() => getProfile(write('p2.json', { name: 'mine', extends: 'huge' }))).toThrow(/p2\.json: field 'extends' 'huge' is not a built-in profile \(tiny, small, paper\)/);
+  expect(() => getProfile(write('p2.json', { name: 'mine', extends: 'huge' }))).toThrow(/p2\.json: field 'extends' 'huge' is not a built-in profile \(tiny, small, transfer, paper\)/);
   expect(() => getProfile(write('p3.json', { name: 'mine', model: [1] }))).toThrow(/p3\.json: field 'model' must be an object/);
   expect(() => getProfile(write('p4.json', { name: 'mine', manifests: ['no-such-dir'] }))).toThrow(/p4\.json: field 'manifests' names .*no-such-dir, which does not exist/);
   expect(() => getProfile(write('p5.json', '{"name": '))).toThrow(/p5\.json is not valid JSON/);

@@ -56,5 +56,10 @@ test('a damaged result file is an error naming it, never "not measured"', () => 
 
 test('the committed REPRODUCTION.md is what `rvpt report` makes of the committed result files', () => {
   const committed = fs.readFileSync(path.join(__dirname, '..', 'REPRODUCTION.md'), 'utf8');
-  expect(reproductionReport(PROFILES.small)).toBe(committed);
+  expect(reproductionReport(PROFILES.transfer)).toBe(committed);
+});
+
+test("the in-domain setting's report (research/results/in-domain/) is what `rvpt report` makes of its files", () => {
+  const dir = path.join(__dirname, '..', 'research', 'results', 'in-domain');
+  expect(reproductionReport(PROFILES.small, dir)).toBe(fs.readFileSync(path.join(dir, 'REPRODUCTION.md'), 'utf8'));
 });

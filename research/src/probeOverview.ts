@@ -1,6 +1,6 @@
 /**
  * Every committed RVPT run at once: the tables' cells and every probe's (the probes notebook's last section), read from the
- * result files under figures/ and research/results/, each judged against the paper's target (ASR at most 5%, CA at most 2 points below the
+ * result files under research/results/ (the in-domain tables in in-domain/), each judged against the paper's target (ASR at most 5%, CA at most 2 points below the
  * same backdoored model undefended). The probes each answer one question; this answers the one they share: did any
  * setting, tower or backdoor we tried get RVPT into the paper's region, and how close did each come?
  */
@@ -18,7 +18,7 @@ import { labResults } from './probeFiles';
 
 /** One RVPT run (one defended model on one test set) against its own undefended model. */
 export interface RvptRun {
-  /** The result file, relative to figures/ or research/results/ and without `.json` (e.g. `deep12/seed-probe`). */
+  /** The result file, relative to research/results/in-domain/ or research/results/ and without `.json` (e.g. `deep12/seed-probe`). */
   source: string;
   /** The profile whose tower and pre-training the backdoored model has (small, wide, deep12, ...). */
   profile: string;
@@ -79,14 +79,14 @@ function seedSetting(p: SeedProbe, seed: number): string {
 }
 
 /**
- * Every RVPT run in the committed result files under `root`/figures (the tables) and `root`/research/results (the probes). A probe family this does not know fails loudly
+ * Every RVPT run in the committed result files under `root`/research/results: the in-domain setting's tables (in-domain/) and the probes. A probe family this does not know fails loudly
  * (naming the file), so that a new probe cannot drop out of the overview unseen.
  */
 export function committedRvptRuns(root = projectRoot()): RvptRuns {
-  const figures = path.join(root, 'figures');
-  if (!fs.existsSync(figures)) throw new Error(`RVPT overview: ${figures} does not exist; the tables are committed there (\`npx rvpt tables\` writes them).`);
-  // The tables in figures/, then the probes in research/results/ (a file's source is its path inside its folder).
-  const files = [figures, labResults(root)].filter((d) => fs.existsSync(d)).flatMap((dir) => jsonFiles(dir).map((file) => ({ dir, file })));
+  const figures = path.join(labResults(root), 'in-domain');
+  if (!fs.existsSync(figures)) throw new Error(`RVPT overview: ${figures} does not exist; the in-domain setting's tables are committed there.`);
+  // The in-domain tables, then the probes in research/results/ (a file's source is its path inside its folder).
+  const files = [figures, labResults(root)].filter((d) => fs.existsSync(d)).flatMap((dir) => jsonFiles(dir).filter((f) => dir === figures || !f.startsWith(figures + path.sep)).map((file) => ({ dir, file })));
   const out: RvptRuns = { runs: [], ranges: [], skipped: [] };
   for (const { dir, file } of files) {
     const source = path.relative(dir, file).replace(/\.json$/, '');

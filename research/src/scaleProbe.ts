@@ -15,14 +15,14 @@ import { PAPER_TABLE1 } from '../../src/experiments/paperNumbers';
 export interface ScaleColumn {
   /** A short name for the column, e.g. 'small (width 64)'. */
   label: string;
-  /** A table JSON written by `rvpt tables` (figures/table1.json, research/results/wide/table1.json). */
+  /** A table JSON written by `rvpt tables` (research/results/in-domain/table1.json, research/results/wide/table1.json). */
   file: string;
 }
 
 /** The committed probe: Table 1 of the `small` profile and of `research/profiles/wide.json`. */
 export function committedScaleProbe(root = projectRoot()): ScaleColumn[] {
   return [
-    { label: 'small (image width 64)', file: path.join(root, 'figures', 'table1.json') },
+    { label: 'small (image width 64)', file: path.join(root, 'research', 'results', 'in-domain', 'table1.json') },
     { label: 'wide (image width 128)', file: path.join(labResults(root), 'wide', 'table1.json') },
   ];
 }
@@ -70,7 +70,7 @@ export function committedCaShares(root = projectRoot()): CaShareSource[] {
   return [
     { ...small, dataset: 'fashion-mnist' },
     { ...wide, dataset: 'fashion-mnist' },
-    { label: 'small (image width 64)', file: path.join(root, 'figures', 'table2.json'), dataset: 'emoji' },
+    { label: 'small (image width 64)', file: path.join(root, 'research', 'results', 'in-domain', 'table2.json'), dataset: 'emoji' },
   ];
 }
 

@@ -41,7 +41,7 @@ describe('reading a figures folder', () => {
   let root: string;
   beforeAll(() => {
     root = fs.mkdtempSync(path.join(os.tmpdir(), 'rvpt-overview-'));
-    const fig = (name: string, v: unknown) => writeJsonAtomic(path.join(root, 'figures', `${name}.json`), v);
+    const fig = (name: string, v: unknown) => writeJsonAtomic(path.join(root, 'research', 'results', 'in-domain', `${name}.json`), v);
     fig('table1', { table: 'table1', provenance: HAND_PROVENANCE, datasets: { fm: { 'No defense': { BadNet: m(90, 80), Blended: m(95, 81) }, VPT: { BadNet: m(30, 79) }, RVPT: { BadNet: m(8, 72), Blended: m(50, 74) } } } });
     // The tables' BadNet cell again as the α 2 point, α 0 (VPT) left out, and a run in the target at α 1.
     fig('repulsion-probe', { probe: 'repulsion', dataset: 'fm', provenance: HAND_PROVENANCE, rows: [
@@ -97,12 +97,12 @@ describe('reading a figures folder', () => {
   });
 
   test('a probe family the overview does not read fails, naming the file and the fix', () => {
-    writeJsonAtomic(path.join(root, 'figures', 'new-probe.json'), { probe: 'something new', dataset: 'fm', rows: [], provenance: HAND_PROVENANCE });
+    writeJsonAtomic(path.join(root, 'research', 'results', 'in-domain', 'new-probe.json'), { probe: 'something new', dataset: 'fm', rows: [], provenance: HAND_PROVENANCE });
     expect(() => committedRvptRuns(root)).toThrow(/new-probe\.json is a 'something new' probe.*probeOverview\.ts/);
-    writeJsonAtomic(path.join(root, 'figures', 'new-probe.json'), { probe: 'seed', dataset: 'fm', provenance: HAND_PROVENANCE });
+    writeJsonAtomic(path.join(root, 'research', 'results', 'in-domain', 'new-probe.json'), { probe: 'seed', dataset: 'fm', provenance: HAND_PROVENANCE });
     expect(() => committedRvptRuns(root)).toThrow(/new-probe\.json is a 'seed' probe with no 'rows' list/);
-    fs.rmSync(path.join(root, 'figures', 'new-probe.json'));
-    expect(() => committedRvptRuns(path.join(root, 'nowhere'))).toThrow(/nowhere.*figures does not exist/);
+    fs.rmSync(path.join(root, 'research', 'results', 'in-domain', 'new-probe.json'));
+    expect(() => committedRvptRuns(path.join(root, 'nowhere'))).toThrow(/nowhere.*in-domain does not exist/);
   });
 });
 

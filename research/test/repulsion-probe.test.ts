@@ -153,7 +153,7 @@ test('rows carry their tower’s depth: files without it read it from their prov
 test('the committed probe holds both widths’ curves, and its alpha-2 and VPT points are the tables’ cells', () => {
   const p = committedRepulsionProbe();
   expect(p.provenance.profile).toBe('small');
-  const tables: Record<string, string> = { small: path.join('..', 'figures', 'table1.json'), wide: path.join('results', 'wide', 'table1.json') };
+  const tables: Record<string, string> = { small: path.join('results', 'in-domain', 'table1.json'), wide: path.join('results', 'wide', 'table1.json') };
   expect([...new Set(p.rows.map((r) => `${r.profile} ${r.width}`))]).toEqual(['small 64', 'wide 128']);
   for (const profile of Object.keys(tables)) {
     const rows = p.rows.filter((r) => r.profile === profile);
@@ -284,7 +284,7 @@ test('the committed emoji probe holds Table 2’s three attacks at small, and it
   const alphas = (p.provenance.config as { alphas: number[] }).alphas;
   expect(alphas).toContain(2);
   expect(p.rows.map((r) => [r.profile, r.attack, r.alpha])).toEqual(['BadNet', 'Blended', 'WaNet'].flatMap((a) => [0, ...alphas].map((alpha) => ['small', a, alpha])));
-  const t = readJsonFile<{ datasets: Record<string, Record<string, Record<string, { asr: number; ca: number }>>> }>(path.join(__dirname, '..', '..', 'figures', 'table2.json'), 'table2').datasets.emoji;
+  const t = readJsonFile<{ datasets: Record<string, Record<string, Record<string, { asr: number; ca: number }>>> }>(path.join(__dirname, '..', 'results', 'in-domain', 'table2.json'), 'table2').datasets.emoji;
   for (const r of p.rows) {
     expect({ asr: r.noDefense.asr, ca: r.noDefense.ca }).toEqual({ asr: t['No defense'][r.attack].asr, ca: t['No defense'][r.attack].ca });
     const m = r.alpha === 0 ? 'VPT' : r.alpha === 2 ? 'RVPT' : null;

@@ -203,7 +203,7 @@ test.each([[undefined, false], ['fixed-shots', true]])('the committed probe (%s)
   expect(p.tableSeed).toBe(0);
   const attacks = seedProbeAttacks(getProfile('small'));
   expect(p.rows.map((r) => [r.attack, r.method, r.seed])).toEqual(attacks.flatMap((a) => SEED_PROBE_METHODS.flatMap((m) => SEED_PROBE_SEEDS.map((s) => [a, m, s]))));
-  const t = readJsonFile<{ datasets: Record<string, Record<string, Record<string, { asr: number; ca: number }>>> }>(path.join(__dirname, '..', '..', 'figures', 'table1.json'), 'table1').datasets['fashion-mnist'];
+  const t = readJsonFile<{ datasets: Record<string, Record<string, Record<string, { asr: number; ca: number }>>> }>(path.join(__dirname, '..', 'results', 'in-domain', 'table1.json'), 'table1').datasets['fashion-mnist'];
   for (const r of p.rows) {
     expect({ asr: r.noDefense.asr, ca: r.noDefense.ca }).toEqual({ asr: t['No defense'][r.attack].asr, ca: t['No defense'][r.attack].ca });
     if (r.seed === p.tableSeed) expect({ asr: r.metrics.asr, ca: r.metrics.ca }).toEqual({ asr: t[r.method][r.attack].asr, ca: t[r.method][r.attack].ca });
@@ -220,7 +220,7 @@ test('the committed 1,600-step probe holds RVPT at every attack and seed on Tabl
   expect(p.rows.map((r) => [r.attack, r.method, r.seed])).toEqual(attacks.flatMap((a) => SEED_PROBE_SEEDS.map((s) => [a, 'RVPT', s])));
   expect(p.rows.some((r) => isTableRow(p, r))).toBe(false); // 16 times the steps: no row is a table's cell
   // The backdoored models were made afresh for this probe: the same bits give Table 1's undefended numbers exactly.
-  const t = readJsonFile<{ datasets: Record<string, Record<string, Record<string, { asr: number; ca: number }>>> }>(path.join(__dirname, '..', '..', 'figures', 'table1.json'), 'table1').datasets['fashion-mnist'];
+  const t = readJsonFile<{ datasets: Record<string, Record<string, Record<string, { asr: number; ca: number }>>> }>(path.join(__dirname, '..', 'results', 'in-domain', 'table1.json'), 'table1').datasets['fashion-mnist'];
   for (const r of p.rows) expect({ asr: r.noDefense.asr, ca: r.noDefense.ca }).toEqual({ asr: t['No defense'][r.attack].asr, ca: t['No defense'][r.attack].ca });
   // What the notebook says: CA 8.9-14.5 points down in every run, none in the target, BadCLIP down and TrojVQA up.
   const change = p.rows.map((r) => r.metrics.ca - r.noDefense.ca);

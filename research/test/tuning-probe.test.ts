@@ -118,7 +118,7 @@ test('the committed probe holds every attack x variant at the same steps, and it
     expect(r.images).toBe(r.shots * 10);
     expect(Object.keys(r.metrics)).toEqual(['No defense', 'VPT', 'RVPT']);
   }
-  const table1 = readJsonFile<{ datasets: Record<string, Record<string, Record<string, { asr: number; ca: number }>>> }>(path.join(__dirname, '..', '..', 'figures', 'table1.json'), 'table1');
+  const table1 = readJsonFile<{ datasets: Record<string, Record<string, Record<string, { asr: number; ca: number }>>> }>(path.join(__dirname, '..', 'results', 'in-domain', 'table1.json'), 'table1');
   for (const r of p.rows.filter((x) => x.shots === 16 && x.augment)) {
     for (const m of ['No defense', 'VPT', 'RVPT']) {
       expect({ asr: r.metrics[m].asr, ca: r.metrics[m].ca }).toEqual({ asr: table1.datasets['fashion-mnist'][m][r.attack].asr, ca: table1.datasets['fashion-mnist'][m][r.attack].ca });
@@ -177,7 +177,7 @@ test('the committed emoji budget probe holds Table 2’s attacks at 1, 4 and 16 
   expect(p.rows.map(({ attack, shots, augment, budget }) => ({ attack, shots, augment, budget }))).toEqual(attacks.flatMap((attack) => grid.map((v) => ({ attack, ...v }))));
   const base = p.rows[0].steps;
   for (const r of p.rows) expect(r.steps).toBe(base * r.budget!);
-  const table2 = readJsonFile<{ datasets: Record<string, Record<string, Record<string, { asr: number; ca: number }>>> }>(path.join(__dirname, '..', '..', 'figures', 'table2.json'), 'table2');
+  const table2 = readJsonFile<{ datasets: Record<string, Record<string, Record<string, { asr: number; ca: number }>>> }>(path.join(__dirname, '..', 'results', 'in-domain', 'table2.json'), 'table2');
   for (const r of p.rows.filter((x) => x.budget === 1 && x.augment)) {
     for (const m of ['No defense', 'VPT', 'RVPT']) expect({ asr: r.metrics[m].asr, ca: r.metrics[m].ca }).toEqual({ asr: table2.datasets.emoji[m][r.attack].asr, ca: table2.datasets.emoji[m][r.attack].ca });
   }

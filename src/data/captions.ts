@@ -105,6 +105,10 @@ function neutralTemplates(templates: string[]): string[] {
 export function captionFor(d: ImageDataset, i: number, rng: Rng, templates: string[] = TEMPLATES): string {
   const cls = d.classNames[d.labels[i]];
   const desc = d.descriptions?.[i];
+  if (d.describe === 'caption' && desc) {
+    const alts = desc.split('|');
+    return alts[randInt(rng, alts.length)];
+  }
   if (d.describe === 'adjectives') {
     // Half the captions name the image's attributes (none for an image in the middle of its class on all of them);
     // no caption has a template's own "small", "dark"..., which would name them at random.
@@ -130,7 +134,8 @@ export function vocabularyTexts(datasets: ImageDataset[]): string[] {
   const out: string[] = [...TEMPLATES, ...DESCRIPTION_TEMPLATES.map((t) => t.replace('{d}', '').replace('{c}', '')), ...RESERVED_WORDS];
   for (const d of datasets) {
     for (const c of d.classNames) out.push(c);
-    if (d.descriptions) out.push(...new Set(d.descriptions));
+    // A loop, not push(...set): a corpus's hundreds of thousands of captions overflow the call stack as arguments.
+    if (d.descriptions) for (const x of new Set(d.descriptions.flatMap((x) => (d.describe === 'caption' ? x.split('|') : [x])))) out.push(x);
   }
   return out;
 }

@@ -14,9 +14,10 @@ export interface ImageDataset {
   /**
    * How captions use `descriptions`: 'annotation' (the default), a phrase with its own templates ("an emoji of
    * grinning face, a kind of smiley"); 'adjectives', words put before the class name ("a photo of a dark large
-   * shirt"; attributes.ts).
+   * shirt"; attributes.ts); 'caption', whole captions, '|'-separated alternatives, that need not name the class
+   * (the broad corpus, web.ts, and coarse captions, coarse.ts).
    */
-  describe?: 'annotation' | 'adjectives';
+  describe?: 'annotation' | 'adjectives' | 'caption';
   /** Optional per-image identity (e.g. an emoji hexcode), shared across renditions of the same concept. */
   ids?: string[];
   /** Zero-shot prompt templates of the dataset's manifest ('{}' = class name); absent: the project's default set. */

@@ -19,7 +19,10 @@ export interface EmojiEntry {
 
 const RENDER_VERSION = 2;
 
-function resolvePackageDir(pkg: string, manifestFile?: string): string {
+/** An emoji split: 'train' (pre-training; also tuning where the manifest has no tuneFraction), 'tune', 'test'. */
+export type EmojiSplit = 'train' | 'tune' | 'test';
+
+export function resolvePackageDir(pkg: string, manifestFile?: string): string {
   try {
     return path.dirname(require.resolve(`${pkg}/package.json`));
   } catch {
@@ -27,26 +30,33 @@ function resolvePackageDir(pkg: string, manifestFile?: string): string {
   }
 }
 
-/** The manifest's emojis, class by class, capped and split deterministically into train and test. */
-export function emojiEntries(m: EmojiManifest): { train: EmojiEntry[]; test: EmojiEntry[] } {
+/**
+ * The manifest's emojis, class by class, capped and split deterministically into train and test, and, with a
+ * tuneFraction, a tune split too (then 'train' is what pre-training sees and 'tune' and 'test' are held out of it).
+ */
+export function emojiEntries(m: EmojiManifest): Record<EmojiSplit, EmojiEntry[]> {
   const dir = resolvePackageDir(m.annotations, m.file);
   const data: { hexcode: string; label: string; tags?: string[]; subgroup?: number }[] = JSON.parse(fs.readFileSync(path.join(dir, 'en', 'data.json'), 'utf8'));
   const meta: { subgroups: Record<string, string> } = JSON.parse(fs.readFileSync(path.join(dir, 'meta', 'groups.json'), 'utf8'));
-  const available = m.renditions;
+  // Every emoji of the task is drawn by every artist that tunes or pre-trains; a shift artist (shiftRenditions) is
+  // tested on the test emojis it drew (an older set lacks the newer emojis).
+  const required = Object.keys(m.renditions).filter((r) => !(m.shiftRenditions ?? []).includes(r));
   const train: EmojiEntry[] = [];
+  const tune: EmojiEntry[] = [];
   const test: EmojiEntry[] = [];
   m.classes.forEach((cls, ci) => {
     const subs = new Set(m.classSubgroups[cls]);
     const members = data
       .filter((e) => e.subgroup !== undefined && subs.has(meta.subgroups[e.subgroup]))
-      .filter((e) => Object.keys(available).every((r) => renditionHas(m, r, e.hexcode)))
+      .filter((e) => required.every((r) => renditionHas(m, r, e.hexcode)))
       .sort((a, b) => (a.hexcode < b.hexcode ? -1 : 1));
     const order = permutation(members.length, makeRng(`emoji-split-${cls}`));
     const chosen = Array.from(order.slice(0, m.maxPerClass)).map((i) => members[i]);
     const nTest = Math.round(chosen.length * m.testFraction);
-    chosen.forEach((e, i) => (i < nTest ? test : train).push({ hexcode: e.hexcode, label: e.label, tags: e.tags ?? [], cls: ci }));
+    const nTune = Math.round(chosen.length * (m.tuneFraction ?? 0));
+    chosen.forEach((e, i) => (i < nTest ? test : i < nTest + nTune ? tune : train).push({ hexcode: e.hexcode, label: e.label, tags: e.tags ?? [], cls: ci }));
   });
-  return { train, test };
+  return { train, tune: m.tuneFraction ? tune : train, test };
 }
 
 const spriteCache = new Map<string, { text: string; at: Map<string, number> }>();
@@ -80,22 +90,149 @@ function svgPath(r: EmojiRendition, hex: string): string | null {
   return null;
 }
 
-function renditionHas(m: EmojiManifest, name: string, hex: string): boolean {
-  const r = m.renditions[name];
+const iconifyCache = new Map<string, { icons: Record<string, { body: string; width?: number; height?: number }>; aliases: Record<string, { parent: string }>; chars: Record<string, string>; width: number; height: number }>();
+
+/** An Iconify set (@iconify-json/*): SVG bodies by name; emoji are found by code point (chars.json) or by their name. */
+function iconify(r: EmojiRendition) {
+  const file = path.join(resolvePackageDir(r.package), r.iconify!);
+  let set = iconifyCache.get(file);
+  if (!set) {
+    const j = JSON.parse(fs.readFileSync(file, 'utf8'));
+    const charsFile = path.join(path.dirname(file), 'chars.json');
+    const chars = fs.existsSync(charsFile) ? JSON.parse(fs.readFileSync(charsFile, 'utf8')) : {};
+    set = { icons: j.icons, aliases: j.aliases ?? {}, chars, width: j.width ?? 16, height: j.height ?? 16 };
+    iconifyCache.set(file, set);
+  }
+  return set;
+}
+
+/** 'woman’s boot' -> 'womans-boot', 'flag: Japan' -> 'flag-japan': the names Iconify's emoji sets use. */
+export function kebabName(label: string): string {
+  return label
+    .toLowerCase()
+    .normalize('NFKD')
+    .replace(/[\u0300-\u036f]/g, '')
+    .replace(/[’'.]/g, '')
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-|-$/g, '');
+}
+
+function iconifyName(r: EmojiRendition, hex: string, label?: string): string | null {
+  const set = iconify(r);
+  for (const h of candidates(hex)) {
+    const n = set.chars[h.toLowerCase()];
+    if (n && (set.icons[n] || set.aliases[n])) return n;
+  }
+  if (label) {
+    const n = kebabName(label);
+    if (set.icons[n] || set.aliases[n]) return n;
+  }
+  return null;
+}
+
+function iconifySvg(r: EmojiRendition, name: string): string {
+  const set = iconify(r);
+  let n = name;
+  for (let i = 0; i < 4 && !set.icons[n] && set.aliases[n]; i++) n = set.aliases[n].parent;
+  const icon = set.icons[n];
+  if (!icon) throw new Error(`Icon '${name}' is missing from ${r.package}/${r.iconify}.`);
+  return `<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" viewBox="0 0 ${icon.width ?? set.width} ${icon.height ?? set.height}">${icon.body}</svg>`;
+}
+
+const pngIndexCache = new Map<string, Map<string, string>>();
+
+/** emoji-datasource-*: PNG files named in its emoji.json, for the code points its artist drew. */
+function pngFile(r: EmojiRendition, hex: string): string | null {
+  const dir = resolvePackageDir(r.package);
+  const key = `${dir}:${r.png}`;
+  let index = pngIndexCache.get(key);
+  if (!index) {
+    index = new Map();
+    const flag = `has_img_${r.pngArtist}`;
+    const list: Record<string, unknown>[] = JSON.parse(fs.readFileSync(path.join(dir, 'emoji.json'), 'utf8'));
+    for (const e of list) {
+      if (!e[flag]) continue;
+      for (const u of [e.unified, e.non_qualified]) if (typeof u === 'string') index.set(u.toUpperCase(), e.image as string);
+    }
+    pngIndexCache.set(key, index);
+  }
+  for (const h of candidates(hex)) {
+    const f = index.get(h.toUpperCase());
+    if (f) return path.join(dir, r.png!, f);
+  }
+  return null;
+}
+
+const labelCache = new Map<string, Map<string, string>>();
+
+function labelOf(m: EmojiManifest, hex: string): string | undefined {
+  let labels = labelCache.get(m.annotations);
+  if (!labels) {
+    const data: { hexcode: string; label: string }[] = JSON.parse(fs.readFileSync(path.join(resolvePackageDir(m.annotations), 'en', 'data.json'), 'utf8'));
+    labels = new Map(data.map((e) => [e.hexcode.toUpperCase(), e.label]));
+    labelCache.set(m.annotations, labels);
+  }
+  return labels.get(hex.toUpperCase());
+}
+
+/** Whether an artist drew this emoji (a rendition of any of the four kinds of source). */
+export function renditionHasEmoji(r: EmojiRendition, hex: string, label?: string): boolean {
   if (r.sprite) return candidates(hex).some((h) => sprite(r).at.has(h.toUpperCase()));
+  if (r.iconify) return iconifyName(r, hex, label) !== null;
+  if (r.png) return pngFile(r, hex) !== null;
   return svgPath(r, hex) !== null;
 }
 
-/** The SVG source of one emoji in one rendition. */
-export function emojiSvg(m: EmojiManifest, rendition: string, hex: string): string {
+function renditionHas(m: EmojiManifest, name: string, hex: string): boolean {
+  return renditionHasEmoji(m.renditions[name], hex, labelOf(m, hex));
+}
+
+/** The image source of one emoji by one artist (SVG text, or a PNG file's bytes), given its rendition. */
+export function emojiSource(r: EmojiRendition, hex: string, label?: string): string | Buffer {
+  if (r.iconify) {
+    const n = iconifyName(r, hex, label);
+    if (!n) throw new Error(`Emoji ${hex} has no icon in ${r.package}/${r.iconify}.`);
+    return iconifySvg(r, n);
+  }
+  if (r.png) {
+    const f = pngFile(r, hex);
+    if (!f) throw new Error(`Emoji ${hex} has no PNG in ${r.package}/${r.png}.`);
+    return fs.readFileSync(f);
+  }
+  return spriteOrFileSvg(r, hex);
+}
+
+/** The image source (SVG text or PNG bytes) of one emoji in one rendition. */
+export function emojiSvg(m: EmojiManifest, rendition: string, hex: string): string | Buffer {
   const r = m.renditions[rendition];
   if (!r) throw new Error(`Emoji manifest ${m.file}: no rendition '${rendition}' (have ${Object.keys(m.renditions).join(', ')}).`);
+  return emojiSource(r, hex, labelOf(m, hex));
+}
+
+function spriteOrFileSvg(r: EmojiRendition, hex: string): string {
   if (r.sprite) {
     const { text, at } = sprite(r);
     for (const h of candidates(hex)) {
       const start = at.get(h.toUpperCase());
       if (start === undefined) continue;
-      const end = text.indexOf('</svg>', start);
+      // Some sprite entries hold nested <svg> elements (Noto's flags): the entry ends at its own closing tag.
+      let end = -1;
+      for (let depth = 0, at = start; ; ) {
+        const open = text.indexOf('<svg', at + 1);
+        const close = text.indexOf('</svg>', at + 1);
+        if (close < 0) break;
+        if (open >= 0 && open < close) {
+          depth++;
+          at = open;
+        } else if (depth === 0) {
+          end = close;
+          break;
+        } else {
+          depth--;
+          at = close;
+        }
+      }
+      if (end < 0) throw new Error(`Emoji ${hex}: sprite ${r.sprite} of ${r.package} has no closing </svg> for it.`);
       // Inner sprite elements lack the namespace that a standalone SVG needs.
       let svg = text.slice(start, end + 6);
       if (!svg.includes('xmlns=')) svg = svg.replace('<svg', '<svg xmlns="http://www.w3.org/2000/svg"');
@@ -141,11 +278,9 @@ export async function renderSvg(svg: string | Buffer, size: number, background =
   return out;
 }
 
-export type EmojiSplit = 'train' | 'test';
-
 /** One rendition's split as a dataset (cached). */
 export async function loadEmoji(m: EmojiManifest, rendition: string, split: EmojiSplit, log?: (s: string) => void): Promise<ImageDataset> {
-  const entries = emojiEntries(m)[split];
+  const entries = emojiEntries(m)[split].filter((e) => !(m.shiftRenditions ?? []).includes(rendition) || renditionHas(m, rendition, e.hexcode));
   const key = sha256(JSON.stringify({ v: RENDER_VERSION, m: { ...m, file: undefined, description: undefined }, rendition, split })).slice(0, 16);
   const base = cacheDir('data', `emoji-${rendition}-${split}-${key}`);
   const size = m.imageSize;

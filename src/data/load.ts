@@ -38,8 +38,13 @@ export async function loadSplit(manifest: DataManifest | string, split: string, 
       const parts = [];
       for (const r of m.pretrainRenditions) parts.push(await loadEmoji(m, r, 'train', log));
       d = concatDatasets(`${m.name}/pretrain`, parts);
-    } else if (split === 'tune') d = await loadEmoji(m, m.mainRendition, 'train', log);
-    else if (split === 'test') d = await loadEmoji(m, m.mainRendition, 'test', log);
+    } else if (split === 'tune' || split === 'test') {
+      // With tuneFraction the tune emojis are their own split, held out of pre-training like the test ones.
+      const which = split === 'test' ? 'test' : m.tuneFraction ? 'tune' : 'train';
+      const parts = [];
+      for (const r of m.mainRenditions ?? [m.mainRendition]) parts.push(await loadEmoji(m, r, which, log));
+      d = parts.length === 1 ? parts[0] : concatDatasets(`${m.name}/${split}`, parts);
+    }
     else if ((kind === 'test' || kind === 'train') && rend) {
       if (!m.renditions[rend]) throw new Error(`Dataset '${m.name}' has no rendition '${rend}' (have ${Object.keys(m.renditions).join(', ')}).`);
       d = await loadEmoji(m, rend, kind, log);
@@ -94,7 +99,10 @@ const missingShifts = new Set<string>();
  */
 export function testSetNames(dataset: string): string[] {
   const m = loadManifest(dataset);
-  if (m.kind === 'emoji') return [dataset, ...Object.keys(m.renditions).filter((r) => r !== m.mainRendition).map((r) => `${dataset}/${r}`)];
+  if (m.kind === 'emoji') {
+    const main = m.mainRenditions ?? [m.mainRendition];
+    return [dataset, ...(m.shiftRenditions ?? Object.keys(m.renditions).filter((r) => !main.includes(r))).map((r) => `${dataset}/${r}`)];
+  }
   if (m.kind !== 'image-folder' || !m.shifts) return [dataset];
   return [
     dataset,

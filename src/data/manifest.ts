@@ -45,8 +45,15 @@ export interface EmojiRendition {
   /** Either a folder of SVG files named by `file` ({hex} lower-case, {HEX} upper-case) ... */
   dir?: string;
   file?: string;
-  /** ... or one sprite sheet of <svg id="{HEX}"> elements. */
+  /** ... or one sprite sheet of <svg id="{HEX}"> elements ... */
   sprite?: string;
+  /** ... or an Iconify set's icons.json (@iconify-json/*), emoji found by code point (chars.json) or name ... */
+  iconify?: string;
+  /** ... or a folder of PNG files listed in the package's emoji.json (emoji-datasource-*), drawn by `pngArtist`. */
+  png?: string;
+  pngArtist?: string;
+  /** The art's license (SPDX id), recorded with every render. */
+  license?: string;
   /** Human name of the artist/style. */
   label: string;
 }
@@ -58,6 +65,18 @@ export interface EmojiManifest extends ManifestBase {
   renditions: Record<string, EmojiRendition>;
   /** The style used for tuning and the main test (the ImageNet role); others are the domain-shift sets. */
   mainRendition: string;
+  /**
+   * Several styles for tuning and the main test instead of one (their images are pooled); then the domain-shift sets
+   * are the renditions in neither these nor pretrainRenditions' list... unless `shiftRenditions` names them.
+   */
+  mainRenditions?: string[];
+  /** The domain-shift test sets (default: every rendition but the main one(s)). */
+  shiftRenditions?: string[];
+  /**
+   * Share of each class's emojis held out for few-shot tuning: with it, 'train' feeds pre-training only and the tune
+   * and test emojis are never pre-training images, in any rendition.
+   */
+  tuneFraction?: number;
   /** Styles whose train split goes into the pre-training corpus. */
   pretrainRenditions: string[];
   /** Class name -> emojibase subgroups that make it up. */
@@ -117,7 +136,7 @@ function fail(file: string, field: string, why: string): never {
 const MANIFEST_KEYS: Record<string, string[]> = {
   base: ['name', 'description', 'kind', 'classes', 'target', 'templates', 'imageSize', 'license'],
   idx: ['root', 'install', 'upstream', 'files', 'tuneSize'],
-  emoji: ['annotations', 'renditions', 'mainRendition', 'pretrainRenditions', 'classSubgroups', 'maxPerClass', 'testFraction', 'background'],
+  emoji: ['annotations', 'renditions', 'mainRendition', 'mainRenditions', 'shiftRenditions', 'tuneFraction', 'pretrainRenditions', 'classSubgroups', 'maxPerClass', 'testFraction', 'background'],
   'image-folder': ['splits', 'folders', 'classesFrom', 'exclude', 'classNames', 'folderNames', 'shifts'],
 };
 
@@ -144,7 +163,15 @@ export function validateManifest(m: DataManifest, file: string): DataManifest {
     }
   } else if (m.kind === 'emoji') {
     if (!m.renditions?.[m.mainRendition]) fail(file, 'mainRendition', `'${m.mainRendition}' is not a key of renditions.`);
-    for (const r of m.pretrainRenditions ?? []) if (!m.renditions[r]) fail(file, 'pretrainRenditions', `'${r}' is not a key of renditions.`);
+    for (const f of ['pretrainRenditions', 'mainRenditions', 'shiftRenditions'] as const) {
+      for (const r of m[f] ?? []) if (!m.renditions[r]) fail(file, f, `'${r}' is not a key of renditions (${Object.keys(m.renditions).join(', ')}).`);
+    }
+    for (const [name, r] of Object.entries(m.renditions)) {
+      const sources = [r.dir !== undefined || r.file !== undefined, !!r.sprite, !!r.iconify, !!r.png].filter(Boolean).length;
+      if (sources !== 1) fail(file, `renditions.${name}`, 'must give exactly one source: dir and file, sprite, iconify or png (with pngArtist).');
+      if (r.png && !r.pngArtist) fail(file, `renditions.${name}.pngArtist`, "is needed with png (the artist of emoji.json's has_img_ARTIST flags, e.g. 'facebook').");
+    }
+    if (m.tuneFraction !== undefined && !(m.tuneFraction > 0 && m.tuneFraction + m.testFraction < 1)) fail(file, 'tuneFraction', `must be above 0 and leave some emojis for pre-training (tuneFraction + testFraction < 1; got ${m.tuneFraction} + ${m.testFraction}).`);
     for (const c of m.classes) if (!m.classSubgroups?.[c]?.length) fail(file, `classSubgroups.${c}`, 'must list the emojibase subgroups of this class.');
     if (!(m.testFraction > 0 && m.testFraction < 1)) fail(file, 'testFraction', 'must be between 0 and 1.');
   } else if (m.kind === 'image-folder') {

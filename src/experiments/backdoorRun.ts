@@ -14,7 +14,7 @@ export { testSetNames };
 import { loadManifest } from '../data/manifest';
 import { makeTrigger } from '../attacks/registry';
 import { Trigger } from '../attacks/trigger';
-import { poisonedCorpusParts } from '../attacks/poison';
+import { poisonDataset, poisonedCorpusParts } from '../attacks/poison';
 import { BackdoorMetrics, backdoorMetrics } from '../metrics/backdoor';
 import { embeddingsFile, testEmbeddings } from '../metrics/features';
 import { loadCached, saveCheckpoint } from '../checkpoint/checkpoint';
@@ -22,7 +22,7 @@ import { TrainHistory, pretrain, stateInterval } from '../train/pretrain';
 import * as fs from 'fs';
 import { cacheDir, readCachedJson, sha256, writeCachedJson } from '../util/fsutil';
 import { Profile } from './profiles';
-import { cleanAccuracy, ensurePretrained, pretrainData, pretrainKey } from './pretrainRun';
+import { cleanAccuracy, ensurePretrained, pretrainData, pretrainKey, sideParts } from './pretrainRun';
 
 export const BACKDOOR_CODE_VERSION = 1;
 
@@ -158,16 +158,36 @@ export async function ensureBackdoored(
   if (!(clean.tokenizer instanceof WordTokenizer)) throw new Error('Backdoor injection needs a MiniCLIP pre-trained by this project.');
   const data = await pretrainData(profile, log);
   const emojiRepeat = cfg.emojiRepeat ?? profile.pretrain.emojiRepeat;
-  const { parts: poisonedParts, count } = poisonedCorpusParts(isMain ? data.main : data.emoji, trigger, {
-    rate,
-    target: targetIndex(dataset),
-    seed: cfg.seed,
-    repeat: isMain ? 1 : emojiRepeat,
-    perRepeat: !!cfg.poisonPerRepeat,
-  });
+  let corpus: CaptionCorpus;
+  let count: number;
+  if (cfg.poisonSource === 'web') {
+    // As the paper poisons random CC3M pairs: random broad-corpus images get the trigger and a caption naming the
+    // target class (the task's class names and templates); the task's own images stay clean.
+    if (!data.web) throw new Error(`Profile '${profile.name}': backdoor.poisonSource is 'web' but the profile has no datasets.web.`);
+    const task = isMain ? data.main : data.emoji;
+    const source: ImageDataset = { ...data.web, classNames: task.classNames, describe: undefined, descriptions: undefined, templates: undefined };
+    const p = poisonDataset(source, trigger, { rate, target: targetIndex(dataset), seed: cfg.seed });
+    count = numImages(p.poisoned);
+    corpus = new CaptionCorpus([
+      { data: data.main, repeat: 1 },
+      { data: data.emoji, repeat: emojiRepeat },
+      { data: data.web, repeat: profile.pretrain.webRepeat ?? 1, rows: p.cleanRows },
+      { data: p.poisoned, repeat: profile.pretrain.webRepeat ?? 1, captionPrefix: trigger.textPrefix },
+    ]);
+  } else {
+    const made = poisonedCorpusParts(isMain ? data.main : data.emoji, trigger, {
+      rate,
+      target: targetIndex(dataset),
+      seed: cfg.seed,
+      repeat: isMain ? 1 : emojiRepeat,
+      perRepeat: !!cfg.poisonPerRepeat,
+    });
+    count = made.count;
+    const web = data.web ? [{ data: data.web, repeat: profile.pretrain.webRepeat ?? 1 }] : [];
+    corpus = new CaptionCorpus(isMain ? [...made.parts, { data: data.emoji, repeat: emojiRepeat }, ...web] : [{ data: data.main, repeat: 1 }, ...made.parts, ...web]);
+  }
   const poisoned: Record<string, number> = { [dataset]: count };
-  const corpus = new CaptionCorpus(isMain ? [...poisonedParts, { data: data.emoji, repeat: emojiRepeat }] : [{ data: data.main, repeat: 1 }, ...poisonedParts]);
-  log(`backdoor '${attack}' on ${dataset}: ${count} poisoned images${cfg.poisonPerRepeat && !isMain ? ` (${emojiRepeat} repeats poisoned afresh)` : ''} (rate ${rate}, target '${loadManifest(dataset).target}'); fine-tuning ${cfg.steps} steps`);
+  log(`backdoor '${attack}' on ${dataset}: ${count} poisoned ${cfg.poisonSource === 'web' ? 'web-corpus ' : ''}images of ${corpus.size} pairs (${((100 * count) / corpus.size).toFixed(2)}%)${cfg.poisonPerRepeat && !isMain ? ` (${emojiRepeat} repeats poisoned afresh)` : ''} (rate ${rate}, target '${loadManifest(dataset).target}'); fine-tuning ${cfg.steps} steps`);
   const model = clean.model;
   const history = await pretrain(model, clean.tokenizer, corpus, cfg, { quiet: opts.quiet, stateFile: file.replace(/\.safetensors$/, '.state.safetensors'), stateEvery: stateInterval(cfg.steps) });
   const metrics = await evalBackdoor(model, clean.tokenizer, trigger, profile, dataset, file);
@@ -219,7 +239,7 @@ export async function cleanFinetuneCA(profile: Profile, dataset: string, log?: (
   try {
     if (!(clean.tokenizer instanceof WordTokenizer)) throw new Error('The clean fine-tune needs a MiniCLIP pre-trained by this project.');
     const data = await pretrainData(profile, log);
-    const corpus = new CaptionCorpus([{ data: data.main, repeat: 1 }, { data: data.emoji, repeat: cfg.emojiRepeat ?? profile.pretrain.emojiRepeat }]);
+    const corpus = new CaptionCorpus([{ data: data.main, repeat: 1 }, ...sideParts(profile, data, cfg.emojiRepeat ?? profile.pretrain.emojiRepeat)]);
     log?.(`clean fine-tune (the control of the ${dataset} backdoors): ${cfg.steps} steps without poison`);
     const stateFile = file.replace(/\.json$/, '.state.safetensors');
     const history = await pretrain(clean.model, clean.tokenizer, corpus, cfg, { quiet: !!process.env.RVPT_QUIET, stateFile, stateEvery: stateInterval(cfg.steps) });

@@ -72,6 +72,7 @@ export const PAPER_COST = {
 export const SHIFT_ANALOGUE: Record<string, string> = {
   'openmoji-color': 'ImageNet-V2',
   noto: 'ImageNet-R',
+  emojione: 'ImageNet-R',
   'openmoji-black': 'ImageNet-S',
   'imagenet-v2': 'ImageNet-V2',
   'imagenet-a': 'ImageNet-A',

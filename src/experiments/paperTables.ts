@@ -14,7 +14,8 @@ import { CellResult, runCell } from './defenseRun';
 import { CellJob } from './cellPool';
 import { Profile } from './profiles';
 import { externalWeights } from './externalWeights';
-import { METHODS, ResultsTable, TableData, tableProvenance, writeTable, resultsDir } from './tables';
+import { Cell, METHODS, ResultsTable, TableData, tableProvenance, writeTable, resultsDir } from './tables';
+import { median } from '../util/stats';
 import { writeFileAtomic, writeJsonAtomic } from '../util/fsutil';
 import * as path from 'path';
 
@@ -63,13 +64,53 @@ export function paperTableSpecs(profile: Profile): TableSpec[] {
   ];
 }
 
+/** The seeds of a table's defense runs: the profile's `seeds`, or its one seed. */
+export function tableSeeds(profile: Profile): number[] {
+  return profile.seeds ?? [profile.backdoor.seed];
+}
+
+/**
+ * The profile whose defense runs use `seed` (which shots, initialisation, batch order, crops); the profile itself for
+ * its own seed, so that its cached cells are the first seed's. The backdoored models are the same for every seed.
+ */
+export function withDefenseSeed(profile: Profile, seed: number): Profile {
+  if (seed === profile.backdoor.seed) return profile;
+  const methods = [...new Set([...METHODS, ...Object.keys(profile.defenses)])];
+  return { ...profile, defenses: Object.fromEntries(methods.map((m) => [m, { ...(profile.defenses[m] ?? {}), seed }])) };
+}
+
 /** The cells of a table, for the cell pool (cellPool.ts); the cost table's two run alone (their time is a result). */
 export function tableJobs(profile: Profile, spec: TableSpec): CellJob[] {
   const testSets = testSetNames(spec.dataset);
   const cost = spec.name === 'table1' ? costAttack(spec.attacks) : null;
-  return spec.attacks.flatMap((attack) =>
-    spec.methods.map((method) => ({ profile, attack, method, dataset: spec.dataset, testSets, alone: attack === cost && (method === 'CleanCLIP' || method === 'RVPT') })),
+  return tableSeeds(profile).flatMap((seed) =>
+    spec.attacks.flatMap((attack) =>
+      spec.methods.map((method) => ({
+        profile: withDefenseSeed(profile, seed),
+        attack,
+        method,
+        dataset: spec.dataset,
+        testSets,
+        alone: seed === profile.backdoor.seed && attack === cost && (method === 'CleanCLIP' || method === 'RVPT'),
+      })),
+    ),
   );
+}
+
+/** One table cell from its seeds' runs: median ASR and CA, their ranges, the seeds and the test-set size. */
+export function seedCell(runs: { asr: number; ca: number; asrAll?: number; poisonedAccuracy?: number; n: number; seconds: number }[]): Cell {
+  const pick = (k: 'asr' | 'ca') => runs.map((r) => r[k]);
+  const first = runs[0];
+  const cell: Cell = { asr: median(pick('asr')), ca: median(pick('ca')), n: first.n, seconds: median(runs.map((r) => r.seconds)), seeds: runs.length };
+  if (first.asrAll !== undefined) cell.asrAll = median(runs.map((r) => r.asrAll!));
+  if (first.poisonedAccuracy !== undefined) cell.poisonedAccuracy = median(runs.map((r) => r.poisonedAccuracy!));
+  if (runs.length > 1) {
+    cell.asrMin = Math.min(...pick('asr'));
+    cell.asrMax = Math.max(...pick('asr'));
+    cell.caMin = Math.min(...pick('ca'));
+    cell.caMax = Math.max(...pick('ca'));
+  }
+  return cell;
 }
 
 /** Run (or load) every cell of a table, then write it. Cells are evaluated on all of the dataset's test sets. */
@@ -77,16 +118,24 @@ export async function runTable(profile: Profile, spec: TableSpec, opts: { log?: 
   const t0 = Date.now();
   const datasets: TableData = {};
   const cells: CellResult[] = [];
+  const seeds = tableSeeds(profile);
   for (const attack of spec.attacks) {
     let bd: BackdoorResult | null = null;
     try {
       for (const method of spec.methods) {
         bd ??= await ensureBackdoored(profile, attack, { log: opts.log, dataset: spec.dataset });
-        const cell = await runCell(profile, attack, method, spec.dataset, testSetNames(spec.dataset), { backdoored: bd, log: opts.log, quiet: opts.quiet });
-        cells.push(cell);
+        const runs: Record<string, { asr: number; ca: number; asrAll: number; poisonedAccuracy: number; n: number; seconds: number }[]> = {};
+        for (const seed of seeds) {
+          const cell = await runCell(withDefenseSeed(profile, seed), attack, method, spec.dataset, testSetNames(spec.dataset), { backdoored: bd, log: opts.log, quiet: opts.quiet });
+          // The cost table reads the first seed's cells (the profile's own), whose time was measured alone.
+          if (seed === profile.backdoor.seed) cells.push(cell);
+          for (const t of spec.report) {
+            const m = cell.metrics[t];
+            if (m) (runs[t] ??= []).push({ asr: m.asr, ca: m.ca, asrAll: m.asrAll, poisonedAccuracy: m.poisonedAccuracy, n: m.n, seconds: cell.cost.seconds });
+          }
+        }
         for (const t of spec.report) {
-          const m = cell.metrics[t];
-          if (m) ((datasets[t] ??= {})[method] ??= {})[attack] = { asr: m.asr, ca: m.ca, asrAll: m.asrAll, poisonedAccuracy: m.poisonedAccuracy, n: m.n, seconds: cell.cost.seconds };
+          if (runs[t]) ((datasets[t] ??= {})[method] ??= {})[attack] = seedCell(runs[t]);
           else ((datasets[t] ??= {})[method] ??= {});
         }
       }
@@ -97,7 +146,7 @@ export async function runTable(profile: Profile, spec: TableSpec, opts: { log?: 
   const table: ResultsTable = {
     table: spec.name,
     datasets,
-    provenance: tableProvenance(profile, { spec, model: profile.model, shots: profile.shots, defenses: profile.defenses, backdoor: profile.backdoor }, profile.backdoor.seed, (Date.now() - t0) / 1000),
+    provenance: { ...tableProvenance(profile, { spec, model: profile.model, shots: profile.shots, defenses: profile.defenses, backdoor: profile.backdoor, seeds }, profile.backdoor.seed, (Date.now() - t0) / 1000), seeds },
   };
   const file = opts.write === false ? undefined : writeTable(profile, spec.name, table, `${spec.title} (profile ${profile.name})`);
   return { table, cells, path: file };

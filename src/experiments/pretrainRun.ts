@@ -8,7 +8,11 @@ import * as tf from '@tensorflow/tfjs-core';
 import { MiniCLIP } from '../model/clip';
 import { TextTokenizer, WordTokenizer } from '../model/tokenizer';
 import { cachedEval, externalWeights, loadExternalModel } from './externalWeights';
-import { CaptionCorpus } from '../data/corpus';
+import { CaptionCorpus, CorpusPart } from '../data/corpus';
+import { withCoarseCaptions } from '../data/coarse';
+import { loadWeb, webCorpusKey, withNameCaptions } from '../data/web';
+import { datasetFingerprint } from '../data/fingerprint';
+import { loadManifest } from '../data/manifest';
 import { vocabularyTexts } from '../data/captions';
 import { withAttributeCaptions } from '../data/attributes';
 import { ImageDataset } from '../data/dataset';
@@ -31,26 +35,43 @@ export interface PretrainData {
   tokenizer: WordTokenizer;
   main: ImageDataset;
   emoji: ImageDataset;
+  /** The broad corpus, where the profile has one (datasets.web). */
+  web?: ImageDataset;
 }
 
-export async function pretrainData(profile: Profile, log?: (s: string) => void): Promise<PretrainData> {
+/** The main and emoji pre-training splits as the profile captions them. */
+async function captionedSplits(profile: Profile, log?: (s: string) => void): Promise<{ main: ImageDataset; emoji: ImageDataset }> {
   let main = await loadSplit(profile.datasets.main, 'pretrain', log);
   if (profile.pretrain.mainLimit) main = sample(main, profile.pretrain.mainLimit, 'pretrain-limit');
   if (profile.pretrain.attributeCaptions) main = withAttributeCaptions(main);
-  const emoji = await loadSplit(profile.datasets.emoji, 'pretrain', log);
-  const corpus = new CaptionCorpus([
-    { data: main, repeat: 1 },
-    { data: emoji, repeat: profile.pretrain.emojiRepeat },
-  ]);
-  const tokenizer = WordTokenizer.fromCorpus(vocabularyTexts([main, emoji]));
+  if (profile.pretrain.mainCaptions === 'coarse') main = withCoarseCaptions(main, profile.pretrain.namedShare ?? 0);
+  let emoji = await loadSplit(profile.datasets.emoji, 'pretrain', log);
+  if (profile.pretrain.emojiCaptions === 'names') {
+    const em = loadManifest(profile.datasets.emoji);
+    if (em.kind !== 'emoji') throw new Error(`Profile '${profile.name}': pretrain.emojiCaptions 'names' needs an emoji manifest in datasets.emoji; '${profile.datasets.emoji}' is a '${em.kind}' manifest.`);
+    emoji = withNameCaptions(emoji, em);
+  }
+  return { main, emoji };
+}
+
+/** The corpus parts other than the main dataset's: the emoji set repeated, and the web corpus where there is one. */
+export function sideParts(profile: Profile, data: { emoji: ImageDataset; web?: ImageDataset }, emojiRepeat: number): CorpusPart[] {
+  return [{ data: data.emoji, repeat: emojiRepeat }, ...(data.web ? [{ data: data.web, repeat: profile.pretrain.webRepeat ?? 1 }] : [])];
+}
+
+export async function pretrainData(profile: Profile, log?: (s: string) => void): Promise<PretrainData> {
+  const { main, emoji } = await captionedSplits(profile, log);
+  const web = profile.datasets.web ? await loadWeb(profile.datasets.web, log) : undefined;
+  const corpus = new CaptionCorpus([{ data: main, repeat: 1 }, ...sideParts(profile, { emoji, web }, profile.pretrain.emojiRepeat)]);
+  const tokenizer = WordTokenizer.fromCorpus(vocabularyTexts([main, emoji, ...(web ? [web] : [])]));
   if (tokenizer.size > profile.model.vocabSize) {
     throw new Error(`The caption vocabulary has ${tokenizer.size} words but profile '${profile.name}' allows vocabSize ${profile.model.vocabSize}. Raise model.vocabSize.`);
   }
-  return { corpus, tokenizer, main, emoji };
+  return { corpus, tokenizer, main, emoji, web };
 }
 
 export function pretrainKey(profile: Profile, seed: number, steps: number): string {
-  return sha256(JSON.stringify({ v: PRETRAIN_CODE_VERSION, model: profile.model, pretrain: { ...profile.pretrain, seed, steps }, datasets: profile.datasets })).slice(0, 12);
+  return sha256(JSON.stringify({ v: PRETRAIN_CODE_VERSION, model: profile.model, pretrain: { ...profile.pretrain, seed, steps }, datasets: profile.datasets, ...(profile.datasets.web ? { web: webCorpusKey(profile.datasets.web), emoji: datasetFingerprint(profile.datasets.emoji).hash } : {}) })).slice(0, 12);
 }
 
 export function pretrainPath(profile: Profile, seed: number, steps: number): string {

@@ -55,6 +55,7 @@ const backdoorFields = {
   emojiRate: z.number().gt(0).lt(1).optional(),
   emojiRepeat: whole(1).optional(),
   poisonPerRepeat: z.boolean().optional(),
+  poisonSource: z.enum(['task', 'web']).optional(),
 };
 const backdoor = z.object({ ...training, ...backdoorFields }).strict();
 const backdoorOverride = z.object({ ...training, ...backdoorFields }).partial().strict();
@@ -63,10 +64,22 @@ export const PROFILE_SCHEMA = z
   .object({
     name: z.string().regex(/^[\w.-]+$/, "letters, digits, '.', '-', '_'"),
     model,
-    datasets: z.object({ main: z.string().min(1), emoji: z.string().min(1), more: z.array(z.string().min(1)).optional() }).strict(),
-    pretrain: z.object({ ...training, mainLimit: whole(1).nullable(), emojiRepeat: whole(1), attributeCaptions: z.boolean().optional() }).strict(),
+    datasets: z.object({ main: z.string().min(1), emoji: z.string().min(1), more: z.array(z.string().min(1)).optional(), web: z.string().min(1).optional() }).strict(),
+    pretrain: z
+      .object({
+        ...training,
+        mainLimit: whole(1).nullable(),
+        emojiRepeat: whole(1),
+        attributeCaptions: z.boolean().optional(),
+        mainCaptions: z.enum(['class', 'coarse']).optional(),
+        namedShare: z.number().min(0).max(0.1).optional(),
+        emojiCaptions: z.enum(['class', 'names']).optional(),
+        webRepeat: whole(1).optional(),
+      })
+      .strict(),
     backdoor,
     shots: whole(1),
+    seeds: z.array(whole(0)).min(1).optional(),
     defenses: z.record(z.record(z.unknown())),
     datasetBackdoor: z.record(backdoorOverride).optional(),
     attackBackdoor: z.record(backdoorOverride).optional(),
@@ -85,6 +98,7 @@ export const PROFILE_SCHEMA = z
   })
   .strict()
   .superRefine((p, ctx) => {
+    if (p.backdoor.poisonSource === 'web' && !p.datasets.web) ctx.addIssue({ code: 'custom', path: ['backdoor', 'poisonSource'], message: "is 'web' but datasets.web names no web corpus; add one (e.g. \"web\") or poison 'task'" });
     if (p.weightsFile) return;
     for (const part of ['pretrain', 'backdoor'] as const) {
       if (p[part].steps === 0) ctx.addIssue({ code: 'custom', path: [part, 'steps'], message: `is 0; it must be at least 1 (0 steps would cache an untrained model as the profile's); only a profile with a weightsFile skips training` });

@@ -17,7 +17,14 @@ export interface Profile {
   name: string;
   model: CLIPConfig;
   /** Data manifests: the main dataset (Table 1's role) and the emoji dataset (Table 2/3's role). */
-  datasets: { main: string; emoji: string; /** Further Table 2 datasets (the paper: OxfordPets beside Caltech101). */ more?: string[] };
+  datasets: {
+    main: string;
+    emoji: string;
+    /** Further Table 2 datasets (the paper: OxfordPets beside Caltech101). */
+    more?: string[];
+    /** A broad pre-training corpus (a web-corpus manifest, src/data/web.ts): the fair setting's CC3M. */
+    web?: string;
+  };
   pretrain: PretrainConfig & {
     /** Use at most this many main-dataset pairs (null: all). */
     mainLimit: number | null;
@@ -29,6 +36,20 @@ export interface Profile {
      * same corpus feeds the backdoor fine-tunes and CleanCLIP. Default false.
      */
     attributeCaptions?: boolean;
+    /**
+     * 'coarse': the main dataset's pre-training captions never name its classes, only coarse groups and looks
+     * (src/data/coarse.ts), so that zero-shot on it is transfer, not recall. Default 'class'.
+     */
+    mainCaptions?: 'class' | 'coarse';
+    /**
+     * With coarse captions, the share of the main dataset's images (a seeded random draw, at most 0.1) whose captions
+     * name their class, as some web captions do. Default 0.
+     */
+    namedShare?: number;
+    /** 'names': the emoji task's pre-training images are captioned by their own names, never their class. Default 'class'. */
+    emojiCaptions?: 'class' | 'names';
+    /** Repeats of the web corpus per epoch (default 1). */
+    webRepeat?: number;
   };
   /** Backdoor injection: fine-tune the clean model on the poisoned corpus (docs/PAPER-NOTES.md §3). */
   backdoor: PretrainConfig & {
@@ -40,9 +61,20 @@ export interface Profile {
     emojiRepeat?: number;
     /** Poison each repeat of a repeated set afresh (other rows, fresh trigger randomness) rather than once. */
     poisonPerRepeat?: boolean;
+    /**
+     * Which pairs carry the trigger: 'task' (default) the poisoned dataset's own pre-training images; 'web' random
+     * images of the broad corpus (datasets.web), as the paper poisons random CC3M pairs; their captions name the target.
+     * With 'web' the rate is a share of the web corpus's pairs.
+     */
+    poisonSource?: 'task' | 'web';
   };
   /** Clean shots per class for the few-shot defenses (the paper: 16). */
   shots: number;
+  /**
+   * Seeds of the tables' defense runs (shots, initialisation, order): each cell is their median, with the range.
+   * Default: the one seed backdoor.seed.
+   */
+  seeds?: number[];
   /** Defense hyperparameters per method, where the profile's scale needs other values than the defaults. */
   defenses: Record<string, Record<string, unknown>>;
   /** Backdoor fine-tuning overrides per poisoned dataset ('emoji'), or per dataset and attack ('emoji/WaNet', applied last). */
@@ -92,7 +124,7 @@ export const VIT_B32: CLIPConfig = {
 };
 
 /** The built-in profiles, each a file in profiles/ (why each size was chosen, with measurements: docs/PROFILES.md). */
-export const BUILT_IN_PROFILES = ['tiny', 'small', 'paper'] as const;
+export const BUILT_IN_PROFILES = ['tiny', 'small', 'transfer', 'paper'] as const;
 
 /**
  * Every problem of a profile, one line each, before any work starts: the schema's (types, ranges, unknown keys; see

@@ -1,12 +1,12 @@
 /**
  * REPRODUCTION.md: every table and figure of the slide deck, the paper's numbers beside ours, the scale
  * differences, and a one-line verdict per claim. Generated from the result files in the profile's results folder
- * (figures/ at `small`), so it says only what those files say; a missing result is reported as missing.
+ * (figures/ for the headline profile), so it says only what those files say; a missing result is reported as missing.
  */
 import * as fs from 'fs';
 import * as path from 'path';
 import { Profile } from './profiles';
-import { asrCaText, resultsDir, signedText } from './tables';
+import { HEADLINE_PROFILE, asrCaText, resultsDir, signedText } from './tables';
 import { PaperCell, PAPER_COST, PAPER_TABLE1, PAPER_TABLE2, PAPER_TABLE3, SHIFT_ANALOGUE } from './paperNumbers';
 import { Claim } from './analysis';
 import { externalWeights } from './externalWeights';
@@ -15,6 +15,8 @@ import { testSetNames } from '../data/load';
 import { numPatches } from '../model/config';
 import { projectRoot, writeFileAtomic } from '../util/fsutil';
 import { atTargetAsr, withinCaBudget } from '../metrics/target';
+import { Preconditions, preconditionsMarkdown } from './preconditions';
+import { memoryClaim, probeClaim, rvptClaim, verdictLine } from './verdictRules';
 
 type Ours = Record<string, Record<string, { asr: number; ca: number } | undefined>>;
 type Verdict = 'reproduced' | 'partly' | 'not reproduced' | 'not measured';
@@ -72,8 +74,34 @@ function claimsSection(title: string, claims: Claim[] | undefined, what: string)
   return claims.map((c) => line(c.holds ? 'reproduced' : 'not reproduced', c.claim, c.ours));
 }
 
-export function reproductionReport(profile: Profile): string {
-  const dir = resultsDir(profile);
+/**
+ * The setting's preconditions and the verdicts by the rules fixed before its runs (verdictRules.ts). A claim whose
+ * preconditions fail is untestable here, not refuted.
+ */
+function rulesSection(pre: Preconditions, t1: Ours | undefined, t2: Ours | undefined, cost: Record<string, { rssBytes: number }> | undefined): string[] {
+  const failed = (['p1', 'p2', 'p3'] as const).filter((k) => !pre[k].holds).map((k) => k.toUpperCase());
+  const why = failed.length ? (failed.length === 1 ? `precondition ${failed[0]} does not hold here` : `preconditions ${failed.join(', ')} do not hold here`) : undefined;
+  const backdoorsFail = pre.p3.holds ? undefined : 'P3 (the backdoors and the clean probe) does not hold here';
+  const out = ["## The paper's preconditions (measured before any defense)", '', ...preconditionsMarkdown(pre), ''];
+  out.push('## Verdicts by the pre-registered rules', '', 'Rules fixed in `src/experiments/verdictRules.ts` before the runs: reproduced = every case holds, partly = at least half.', '');
+  if (t1) out.push(verdictLine({ ...rvptClaim(t1 as never, why), claim: `Table 1: ${rvptClaim(t1 as never).claim}` }));
+  if (t2) out.push(verdictLine({ ...rvptClaim(t2 as never, why), claim: `Table 2: ${rvptClaim(t2 as never).claim}` }));
+  if (t1) out.push(verdictLine({ ...probeClaim(t1 as never, backdoorsFail), claim: `Table 1: ${probeClaim(t1 as never).claim}` }));
+  out.push(verdictLine(memoryClaim(cost)), '');
+  return out;
+}
+
+/** Which artists tune and test the emoji task, and which are its domain shifts. */
+function artistsText(emoji: string): string {
+  const m = loadManifest(emoji);
+  if (m.kind !== 'emoji') return '';
+  const main = m.mainRenditions ?? [m.mainRendition];
+  const shifts = testSetNames(emoji).slice(1).map((n) => n.split('/')[1]);
+  return `tuned and tested on ${main.join(', ')}; domain shifts: ${shifts.join(', ')}${m.shiftRenditions ? ' (never in pre-training)' : ''}`;
+}
+
+/** The report on the result files in `dir` (default: the profile's results folder). */
+export function reproductionReport(profile: Profile, dir = resultsDir(profile)): string {
   const t1 = readJson<{ datasets: Record<string, Ours>; provenance: { commit: string; date: string } }>(dir, 'table1.json');
   const t2 = readJson<{ datasets: Record<string, Ours> }>(dir, 'table2.json');
   const t3 = readJson<{ datasets: Record<string, Ours> }>(dir, 'table3.json');
@@ -84,8 +112,8 @@ export function reproductionReport(profile: Profile): string {
   const m = profile.model;
   const rvptCfg = profile.defenses.RVPT ?? {};
   const ext = externalWeights(profile) !== null;
-  // Figure links relative to the report: REPRODUCTION.md at the root for small, beside the figures otherwise.
-  const figs = profile.name === 'small' ? 'figures/' : '';
+  // Figure links relative to the report: REPRODUCTION.md at the root for the headline profile, beside the figures otherwise.
+  const figs = profile.name === HEADLINE_PROFILE && dir === resultsDir(profile) ? 'figures/' : '';
   const L: string[] = [];
   L.push(`# Reproduction report: RVPT at laptop scale (profile \`${profile.name}\`)`, '');
   // The commits that computed the files (not the one writing this report), so the report is a function of the files.
@@ -100,15 +128,27 @@ export function reproductionReport(profile: Profile): string {
     return `${d} (${mf.classes.length} classes, target ${mf.target})`;
   };
   L.push(`| model | OpenAI CLIP ViT-B/32, 151M parameters, 224×224 images, 7×7 patches, 12 layers of width 768 | ${side}, ${m.imageSize}×${m.imageSize} images, ${Math.sqrt(numPatches(m))}×${Math.sqrt(numPatches(m))} patches, ${m.layers} layers of width ${m.width} |`);
-  L.push(`| pre-training | OpenAI's (400M pairs) | ${ext ? "the weights file's clean checkpoint (not trained here)" : `${main} + ${emoji} captions, from scratch on this CPU`} |`);
-  L.push(`| poisoning | 1,500 of 500K CC3M pairs (0.3%), lr 1e-6, 5 epochs | ${ext ? "the weights file's backdoored checkpoints" : 'see `figures/table-no-defense.md` (rates raised where 0.3% did not take, and said so)'} |`);
+  const web = profile.datasets.web;
+  const b = profile.backdoor;
+  const pretrainText = web
+    ? `a broad corpus (\`${web}\`: emoji by five artists and icons of two sets, random colours, sizes and places) + ${main} with captions that never name its classes + ${emoji}'s pre-training emojis captioned by their own names; from scratch on this CPU`
+    : `${main} + ${emoji} captions, from scratch on this CPU`;
+  const poisonText =
+    b.poisonSource === 'web'
+      ? `${+(b.rate * 100).toFixed(2)}% of the broad corpus's pairs (random images) carry the trigger and a caption naming the target; lr ${b.lr} (pre-training's ${profile.pretrain.lr}), ${b.steps} steps, no crops; see \`${figs}table-no-defense.md\``
+      : `see \`${figs}table-no-defense.md\` (rates raised where 0.3% did not take, and said so)`;
+  L.push(`| pre-training | OpenAI's (400M pairs) | ${ext ? "the weights file's clean checkpoint (not trained here)" : pretrainText} |`);
+  L.push(`| poisoning | 1,500 of 500K CC3M pairs (0.3%), lr 1e-6, 5 epochs | ${ext ? "the weights file's backdoored checkpoints" : poisonText} |`);
   L.push(`| Table 1 data | ImageNet-1K (1,000 classes, target banana) | ${about(main)} |`);
   L.push(
     `| Tables 2-3 data | Caltech101, OxfordPets; ImageNet-V2/-A/-R/-Sketch | ${[emoji, ...(profile.datasets.more ?? [])].map(about).join(', ')}; ` +
-      `${ext ? `shifts of ${main}: ${testSetNames(main).slice(1).join(', ') || 'none on disk'}` : 'drawn by four artists: the training artist, and three others as the domain shifts'} |`,
+      `${ext ? `shifts of ${main}: ${testSetNames(main).slice(1).join(', ') || 'none on disk'}` : artistsText(emoji)} |`,
   );
   L.push(`| RVPT | 16 shots, b = 50, D = 3, α = 2, 50 epochs | ${profile.shots} shots, b = ${rvptCfg.promptLength ?? 16}, D = ${rvptCfg.depth ?? 2}, α = ${rvptCfg.alpha ?? 2}, ${rvptCfg.epochs ?? 50} epochs |`);
   L.push('');
+
+  const pre = readJson<Preconditions>(dir, 'preconditions.json');
+  if (pre) L.push(...rulesSection(pre, t1?.datasets[main], t2?.datasets[emoji], cost?.rows));
 
   L.push(`## Table 1: ImageNet (paper) vs ${main} (ours), ASR (CA) %`, '');
   const t1o = t1?.datasets[main];
@@ -125,7 +165,7 @@ export function reproductionReport(profile: Profile): string {
   L.push('## Table 3: purified on one domain, tested on shifted ones, ASR (CA) %', '');
   const t3base = ext ? main : emoji;
   const shifted = Object.keys(t3?.datasets ?? {}).filter((d) => d !== t3base);
-  L.push(ext ? `Purified on ${main} (the paper: on ImageNet).` : 'Purified on the training artist (the paper: on ImageNet). ImageNet-A has no analogue here.', '');
+  L.push(ext ? `Purified on ${main} (the paper: on ImageNet).` : 'Purified on the tuning artists (the paper: on ImageNet). ImageNet-A has no analogue here.', '');
   for (const d of shifted) {
     const analogue = SHIFT_ANALOGUE[d.split('/')[1] ?? d];
     const p = analogue ? PAPER_TABLE3[analogue] : {};
@@ -159,11 +199,11 @@ export function reproductionReport(profile: Profile): string {
   L.push('## Fig. 7: t-SNE (and UMAP) of embeddings', '', `![fig7](${figs}fig7-tsne.png)`, '');
   L.push(...claimsSection('Fig. 7', fig('fig7-tsne')?.claims, 'fig7-tsne'), '');
   L.push('## Fig. 3 (paper): ablations', '', `![ablations](${figs}ablations.png)`, '');
-  L.push(...claimsSection('Fig. 3', fig('ablations')?.claims, 'ablations'), '', 'Every run is in `figures/ablations.points.json`.', '');
+  L.push(...claimsSection('Fig. 3', fig('ablations')?.claims, 'ablations'), '', `Every run is in \`${figs}ablations.points.json\`.`, '');
   return L.join('\n') + '\n';
 }
 
-export function writeReproductionReport(profile: Profile, file = profile.name === 'small' ? path.join(projectRoot(), 'REPRODUCTION.md') : path.join(resultsDir(profile), 'REPRODUCTION.md')): string {
+export function writeReproductionReport(profile: Profile, file = profile.name === HEADLINE_PROFILE ? path.join(projectRoot(), 'REPRODUCTION.md') : path.join(resultsDir(profile), 'REPRODUCTION.md')): string {
   writeFileAtomic(file, reproductionReport(profile));
   return file;
 }

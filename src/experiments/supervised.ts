@@ -42,9 +42,9 @@ export interface SupervisedViT {
   cached: boolean;
 }
 
-/** The supervised ViT for this profile's main dataset, trained once and cached. */
-export async function ensureSupervisedViT(profile: Profile, log: (s: string) => void = () => {}): Promise<SupervisedViT> {
-  const c = supervisedConfig(profile);
+/** The supervised ViT for this profile's main dataset, trained once and cached (`seed`: another than the profile's). */
+export async function ensureSupervisedViT(profile: Profile, log: (s: string) => void = () => {}, seed?: number): Promise<SupervisedViT> {
+  const c = { ...supervisedConfig(profile), ...(seed === undefined ? {} : { seed }) };
   const key = sha256(JSON.stringify({ v: SUPERVISED_CODE_VERSION, model: profile.model, c, data: profile.datasets.main })).slice(0, 12);
   const file = cacheDir('artifacts', `supervised-${profile.name}-${key}.safetensors`);
   const ck = loadCached(file, profile.model, log);

@@ -2,7 +2,7 @@
  * One JSON shape for every results table:
  *   {"table", "datasets": {DATASET: {METHOD: {ATTACK: {"asr", "ca", ...}}}}, "provenance": {...}}
  * and its markdown rendering in the paper's layout (methods as rows, attacks as columns, "ASR (CA)").
- * Tables of the default `small` profile go to figures/ (committed); other profiles to .cache/results/PROFILE/.
+ * Tables of the headline profile (`transfer`) go to figures/ (committed); other profiles to .cache/results/PROFILE/.
  */
 import * as path from 'path';
 import { writeFileAtomic, writeJsonAtomic, cacheDir, projectRoot } from '../util/fsutil';
@@ -51,8 +51,11 @@ export function tableProvenance(profile: Profile, config: unknown, seed: number,
   return { commit: gitCommit(), profile: profile.name, config, seed, backend: p.backend, date: p.date, seconds, versions: p.versions, machine: p.machine };
 }
 
+/** The headline profile: `make reproduce`'s default, whose results are committed in figures/ and REPRODUCTION.md. */
+export const HEADLINE_PROFILE = 'transfer';
+
 export function resultsDir(profile: Profile): string {
-  return profile.name === 'small' ? path.join(projectRoot(), 'figures') : cacheDir('results', profile.name);
+  return profile.name === HEADLINE_PROFILE ? path.join(projectRoot(), 'figures') : cacheDir('results', profile.name);
 }
 
 /** A difference with its sign, to `digits` decimals: +5.1, -0.6. */
@@ -60,17 +63,30 @@ export function signedText(x: number, digits = 1): string {
   return `${x >= 0 ? '+' : ''}${x.toFixed(digits)}`;
 }
 
-/** A cell as the paper prints it, "ASR (CA)", or '–' where there is none. */
-export function asrCaText(x: { asr: number; ca: number } | null | undefined): string {
-  return x ? `${x.asr.toFixed(2)} (${x.ca.toFixed(2)})` : '–';
+/**
+ * A cell as the paper prints it, "ASR (CA)", or '–' where there is none; a cell of several seeds gives medians with
+ * their ranges, "ASR [min-max] (CA [min-max])".
+ */
+export function asrCaText(x: { asr: number; ca: number; asrMin?: unknown; asrMax?: unknown; caMin?: unknown; caMax?: unknown } | null | undefined): string {
+  if (!x) return '–';
+  // A range that is one value (No defense: evaluation only, the same at every seed) is left out.
+  const range = (lo: unknown, hi: unknown) => (typeof lo === 'number' && typeof hi === 'number' && lo.toFixed(1) !== hi.toFixed(1) ? ` [${lo.toFixed(1)}-${hi.toFixed(1)}]` : '');
+  return `${x.asr.toFixed(2)}${range(x.asrMin, x.asrMax)} (${x.ca.toFixed(2)}${range(x.caMin, x.caMax)})`;
 }
 
 /** Markdown: one section per dataset, methods x attacks, each cell "ASR (CA)". */
 export function tableMarkdown(t: ResultsTable, title: string): string {
-  const out = [`# ${title}`, '', 'Each cell: ASR % (CA %). ASR over test images whose true class is not the target.', ''];
+  const seeds = Array.isArray(t.provenance.seeds) ? (t.provenance.seeds as number[]) : [];
+  const out = [
+    `# ${title}`,
+    '',
+    `Each cell: ASR % (CA %). ASR over test images whose true class is not the target.${seeds.length > 1 ? ` Medians over ${seeds.length} defense seeds (${seeds.join(', ')}), [min-max] beside them.` : ''}`,
+    '',
+  ];
   for (const [dataset, methods] of Object.entries(t.datasets)) {
     const attacks = [...new Set(Object.values(methods).flatMap((m) => Object.keys(m)))];
-    out.push(`## ${dataset}`, '', `| Method | ${attacks.join(' | ')} |`, `|---|${attacks.map(() => '---').join('|')}|`);
+    const n = Object.values(methods).flatMap((cs) => Object.values(cs))[0]?.n;
+    out.push(`## ${dataset}`, '', ...(typeof n === 'number' ? [`Test set: ${n} images.`, ''] : []), `| Method | ${attacks.join(' | ')} |`, `|---|${attacks.map(() => '---').join('|')}|`);
     for (const [method, cells] of Object.entries(methods)) {
       out.push(`| ${method} | ${attacks.map((a) => asrCaText(cells[a])).join(' | ')} |`);
     }

@@ -95,7 +95,7 @@ export function mean(xs: number[]): number {
 
 export const PALETTE = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf', '#393b79', '#637939'];
 
-/** Save a figure into the profile's results folder (figures/ at small) with its provenance sidecar. */
+/** Save a figure into the profile's results folder (figures/ for the headline profile) with its provenance sidecar. */
 export function writeAnalysisFigure(profile: Profile, name: string, fig: Figure, title: string, config: unknown, seconds: number, size?: { width: number; height: number }, claims?: Claim[]) {
   return saveFigure(resultsDir(profile), name, fig, { title, profile: profile.name, config, seconds, claims }, size);
 }

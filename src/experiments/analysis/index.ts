@@ -1,6 +1,6 @@
 /**
  * The paper's analysis figures at our scale, each computed from cached models and written to the profile's results
- * folder (figures/ at `small`) as PNG (Chromium), HTML and a JSON sidecar; one module per figure:
+ * folder (figures/ for the headline profile) as PNG (Chromium), HTML and a JSON sidecar; one module per figure:
  *   pr.ts          Fig. 4, Perturbation Resistivity across layers
  *   attention.ts   Fig. 6, last-layer class-token attention
  *   embeddings.ts  Fig. 7, t-SNE and UMAP of clean and triggered embeddings
