@@ -12,7 +12,7 @@ function table(rvpt: Record<string, [number, number]>, vptBadclip = 60) {
   };
 }
 
-test('the rules are the ones the fair-setting issue fixed', () => {
+test('the rules are the ones fixed before the fair setting ran', () => {
   expect(VERDICT_RULES.rvptAsr).toEqual({ BadNet: 5, Blended: 5, BadCLIP: 10 });
   expect(VERDICT_RULES.caDrop).toBe(2);
   expect(VERDICT_RULES.vptOverRvpt).toBe(3);

@@ -273,20 +273,20 @@ export function compose(rgba: Uint8Array, size: number, r: Rendition, palette: W
     out[at + i * 3 + 2] = bg[2];
   }
   const f = size / t;
+  // Where output pixel i of the resized art samples the source: the two source pixels and the second one's weight.
+  const source = (i: number): [number, number, number] => {
+    const at = Math.min(size - 1, Math.max(0, (i + 0.5) * f - 0.5));
+    const i0 = Math.floor(at);
+    return [i0, Math.min(size - 1, i0 + 1), at - i0];
+  };
   for (let y = 0; y < t; y++) {
     const oy = y + r.dy;
     if (oy < 0 || oy >= size) continue;
-    const sy = Math.min(size - 1, Math.max(0, (y + 0.5) * f - 0.5));
-    const y0 = Math.floor(sy);
-    const y1 = Math.min(size - 1, y0 + 1);
-    const wy = sy - y0;
+    const [y0, y1, wy] = source(y);
     for (let x = 0; x < t; x++) {
       const ox = x + r.dx;
       if (ox < 0 || ox >= size) continue;
-      const sx = Math.min(size - 1, Math.max(0, (x + 0.5) * f - 0.5));
-      const x0 = Math.floor(sx);
-      const x1 = Math.min(size - 1, x0 + 1);
-      const wx = sx - x0;
+      const [x0, x1, wx] = source(x);
       // Premultiplied bilinear: transparent pixels do not bleed their (black) colour into the edge.
       const px = [0, 0, 0, 0];
       for (const [yy, xx, w] of [

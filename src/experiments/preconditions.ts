@@ -23,7 +23,7 @@ import * as path from 'path';
 import { writeFileAtomic, writeJsonAtomic } from '../util/fsutil';
 import { provenanceLine, resultsDir, tableProvenance } from './tables';
 
-/** The pre-registered bounds (the fair-setting issue's P1-P3), never tuned to the measurements. */
+/** The pre-registered bounds of P1-P3 (docs/PAPER-NOTES.md §7), fixed before the first measurement and never tuned to it. */
 export const PRECONDITION_BOUNDS = {
   /** P1: zero-shot CA on the main task within these (%), and a 16-shot linear probe at least this far above it. */
   zeroShot: [40, 75] as [number, number],

@@ -133,10 +133,14 @@ export function reproductionReport(profile: Profile, dir = resultsDir(profile)):
   const pretrainText = web
     ? `a broad corpus (\`${web}\`: emoji by five artists and icons of two sets, random colours, sizes and places) + ${main} with captions that never name its classes + ${emoji}'s pre-training emojis captioned by their own names; from scratch on this CPU`
     : `${main} + ${emoji} captions, from scratch on this CPU`;
-  const poisonText =
-    b.poisonSource === 'web'
-      ? `${+(b.rate * 100).toFixed(2)}% of the broad corpus's pairs (random images) carry the trigger and a caption naming the target; lr ${b.lr} (pre-training's ${profile.pretrain.lr}), ${b.steps} steps, no crops; see \`${figs}table-no-defense.md\``
-      : `see \`${figs}table-no-defense.md\` (rates raised where 0.3% did not take, and said so)`;
+  const raised = Object.entries(profile.attackBackdoor ?? {})
+    .filter(([, o]) => o.rate !== undefined && o.rate !== b.rate)
+    .map(([a, o]) => [a, o.rate!] as const);
+  const emojiRate = profile.datasetBackdoor?.[emoji]?.emojiRate;
+  if (emojiRate !== undefined && emojiRate !== b.rate) raised.push([`the ${emoji} task`, emojiRate]);
+  const poisonText = b.poisonSource
+    ? `${+(b.rate * 100).toFixed(2)}% of the ${b.poisonSource === 'web' ? "broad corpus's pairs (random images)" : "poisoned task's pre-training pairs"} carry the trigger and a caption naming the target${raised.length ? ` (${raised.map(([a, r]) => `${a} ${+(r * 100).toFixed(2)}%`).join(', ')}: not taking at the default)` : ''}; lr ${b.lr} (pre-training's ${profile.pretrain.lr}), ${b.steps} steps, ${b.augment ? 'with' : 'no'} crops; see \`${figs}table-no-defense.md\``
+    : `see \`${figs}table-no-defense.md\` (rates raised where 0.3% did not take, and said so)`;
   L.push(`| pre-training | OpenAI's (400M pairs) | ${ext ? "the weights file's clean checkpoint (not trained here)" : pretrainText} |`);
   L.push(`| poisoning | 1,500 of 500K CC3M pairs (0.3%), lr 1e-6, 5 epochs | ${ext ? "the weights file's backdoored checkpoints" : poisonText} |`);
   L.push(`| Table 1 data | ImageNet-1K (1,000 classes, target banana) | ${about(main)} |`);

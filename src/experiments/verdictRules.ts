@@ -1,5 +1,5 @@
 /**
- * The verdict rules of the fair setting, fixed in code before its defense runs (the fair-setting issue, item 6) and
+ * The verdict rules of the fair setting, fixed in code before its defense runs and
  * used by REPRODUCTION.md whatever they give. A claim is a list of cases, each a check on measured medians:
  * - reproduced: every case holds; partly: at least half of them; not reproduced: fewer;
  * - untestable: the setting lacks what the claim needs (a precondition of the paper fails, or the cells are missing
