@@ -108,6 +108,8 @@ export interface WebItem {
   tags: string[];
   /** Drawing style word for captions. */
   style: string;
+  /** An emoji's Unicode label as emojibase writes it (an Iconify set may find the art by it). */
+  label?: string;
   /** Monochrome art (icons) is drawn in a random palette colour; emoji keep theirs. */
   tint: boolean;
 }
@@ -155,7 +157,7 @@ export function webItems(m: WebManifest): WebItem[] {
     if (held.has(e.hexcode) || e.group === undefined || skip.has(groups.groups[e.group])) continue;
     for (const a of m.emojiRenditions) {
       if (!renditionHasEmoji(em.renditions[a], e.hexcode, e.label)) continue;
-      items.push({ kind: 'emoji', source: a, id: e.hexcode, name: e.label.replace(/[:’]/g, (c) => (c === ':' ? '' : "'")), tags: cleanTags(e.tags ?? [], banned, e.label), style: ARTIST_STYLE[a] ?? 'drawn', tint: false });
+      items.push({ kind: 'emoji', source: a, id: e.hexcode, name: e.label.replace(/[:’]/g, (c) => (c === ':' ? '' : "'")), label: e.label, tags: cleanTags(e.tags ?? [], banned, e.label), style: ARTIST_STYLE[a] ?? 'drawn', tint: false });
     }
   }
   for (const set of m.iconSets) items.push(...iconItems(set, banned));
@@ -217,7 +219,7 @@ export async function renderRgba(src: string | Buffer, size: number, what: strin
 }
 
 function itemSource(m: WebManifest, em: EmojiManifest, it: WebItem): string | Buffer {
-  if (it.kind === 'emoji') return emojiSource(em.renditions[it.source], it.id, undefined);
+  if (it.kind === 'emoji') return emojiSource(em.renditions[it.source], it.id, it.label);
   const set = m.iconSets.find((s) => s.name === it.source)!;
   return fs.readFileSync(path.join(resolvePackageDir(set.package), set.dir, `${it.id}.svg`), 'utf8');
 }
