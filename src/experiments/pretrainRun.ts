@@ -59,7 +59,25 @@ export function sideParts(profile: Profile, data: { emoji: ImageDataset; web?: I
   return [{ data: data.emoji, repeat: emojiRepeat }, ...(data.web ? [{ data: data.web, repeat: profile.pretrain.webRepeat ?? 1 }] : [])];
 }
 
-export async function pretrainData(profile: Profile, log?: (s: string) => void): Promise<PretrainData> {
+const dataMemo = new Map<string, Promise<PretrainData>>();
+
+/**
+ * The pre-training corpus and tokenizer of a profile, built once per process: a backdoor fine-tune, its control and
+ * CleanCLIP each ask for it, and building it reads the web corpus (353 MB at `transfer`) and captions 55,000 images.
+ */
+export function pretrainData(profile: Profile, log?: (s: string) => void): Promise<PretrainData> {
+  // The seed and steps do not change the data; everything else that does is in the key.
+  const key = pretrainKey(profile, 0, 0);
+  let hit = dataMemo.get(key);
+  if (!hit) {
+    hit = buildPretrainData(profile, log);
+    dataMemo.set(key, hit);
+    hit.catch(() => dataMemo.delete(key)); // a failed build is not remembered
+  }
+  return hit;
+}
+
+async function buildPretrainData(profile: Profile, log?: (s: string) => void): Promise<PretrainData> {
   const { main, emoji } = await captionedSplits(profile, log);
   const web = profile.datasets.web ? await loadWeb(profile.datasets.web, log) : undefined;
   const corpus = new CaptionCorpus([{ data: main, repeat: 1 }, ...sideParts(profile, { emoji, web }, profile.pretrain.emojiRepeat)]);
