@@ -1,6 +1,6 @@
 # rvpt-notebooks. The two commands a user needs:
 #   make reproduce   the reproduction on the embedded data (PROFILE=transfer by default, the fair setting; PROFILE=tiny for a quick run)
-#   make test        the test suite, plus the notebooks executed at the tiny profile and at the paper-toy fixture
+#   make test        the test suite, plus the notebooks and their solutions executed in teach mode and checked
 PROFILE ?= transfer
 export PYDEVD_DISABLE_FILE_VALIDATION = 1
 
@@ -8,7 +8,11 @@ export PYDEVD_DISABLE_FILE_VALIDATION = 1
 # The unit tests alone, for development: jest without the end-to-end suites that train models (under a minute).
 FAST_SKIP := (efficacy|transfer-data|cell-pool|resume|repulsion-probe|tuning-probe|seed-probe|strength-probe|attribute-probe|pretrain|/cli)\.test
 
-.PHONY: setup build test test-fast unit notebooks reproduce pretrain bench kernels clean
+# The teaching notebooks and their worked solutions: committed executed in teach mode (the shipped checkpoints),
+# and checked against a fresh execution by `make test`.
+TEACH_NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]-*.ipynb)) $(sort $(wildcard notebooks/solutions/*.ipynb))
+
+.PHONY: setup build test test-fast unit notebooks notebooks-full site reproduce pretrain bench kernels clean
 
 setup:
 	@bash scripts/setup.sh
@@ -24,14 +28,26 @@ test-fast: setup
 test: setup
 	mkdir -p .cache
 	npx jest --json --outputFile=.cache/jest-results.json
-	bash scripts/run-notebooks.sh tiny
-	# The paper-scale path (real-CLIP weights file, image folders, distribution shifts) on the committed toy fixture.
-	bash scripts/run-notebooks.sh test/fixtures/paper-toy/profile.json
+	# The teaching notebooks and their solutions, executed afresh in teach mode; their printed numbers must match the committed outputs.
+	bash scripts/run-notebooks.sh --jobs 2 teach $(TEACH_NOTEBOOKS)
+	$${PYTHON:-/usr/bin/python3} scripts/check-notebooks.py executed-notebooks teach $(TEACH_NOTEBOOKS)
+	# The in-domain probe narrative (the old notebook 03), at tiny: it trains its models.
+	bash scripts/run-notebooks.sh tiny research/notebooks/03-probe-narrative.ipynb
 	# The lab's notebook, on the committed probe results (it trains nothing).
 	bash scripts/run-notebooks.sh small research/notebooks/probes.ipynb
 	@node -e 'const r=require("./.cache/jest-results.json"); console.log(`jest: $${r.numPassedTests} passed, $${r.numFailedTests} failed, $${r.numPendingTests} skipped`)'
 
+# Execute the teaching notebooks in teach mode and write their outputs into notebooks/ (commit them afterwards).
 notebooks: setup
+	bash scripts/run-notebooks.sh --in-place teach $(TEACH_NOTEBOOKS)
+
+# The seminar book: site/index.html, from the committed notebooks, REPRODUCTION.md, the glossary and the figures;
+# it opens from disk with no network (test/site.test.ts opens every page in headless Chromium).
+site: setup
+	node scripts/build-site.mjs --out site
+
+# Every notebook at PROFILE, training what is missing; executed copies in executed-notebooks/.
+notebooks-full: setup
 	bash scripts/run-notebooks.sh $(PROFILE)
 
 pretrain: setup
@@ -51,4 +67,4 @@ kernels:
 	bash scripts/build-kernels.sh
 
 clean:
-	rm -rf dist research/dist executed-notebooks
+	rm -rf dist research/dist executed-notebooks site

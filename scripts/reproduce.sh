@@ -16,7 +16,7 @@ mkdir -p .cache
 mapfile -t notebooks < <(ls notebooks/[0-9][0-9]-*.ipynb | sort)
 steps=("setup" "pretrain" "preconditions" "tables" "figures" "ablations")
 for nb in "${notebooks[@]}"; do steps+=("notebook $(basename "$nb" .ipynb)"); done
-steps+=("report")
+steps+=("slides" "report")
 total=${#steps[@]}
 
 # Seconds each step took last time (the estimate of time left); empty on a first run.
@@ -74,6 +74,7 @@ run_step $((i++)) ablations ablations
 for nb in "${notebooks[@]}"; do
   run_step $((i++)) "notebook $(basename "$nb" .ipynb)" bash scripts/run-notebooks.sh "$profile" "$nb"
 done
+run_step $((i++)) slides node bin/rvpt.js slides --profile "$profile"
 run_step $((i++)) report node bin/rvpt.js report --profile "$profile"
 printf '\n[reproduce] done in %s: executed notebooks in executed-notebooks/, tables and figures in %s, report %s\n' \
   "$(hms $(($(date +%s) - start)))" "$([ "$tag" = transfer ] && echo figures/ || echo ".cache/results/$tag/")" \

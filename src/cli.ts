@@ -32,6 +32,7 @@ import { l2normalize, matMulBT } from './model/layers';
 import * as tf from '@tensorflow/tfjs-core';
 import { figureAblations, figureAttention, figureEmbeddings, figurePR } from './experiments/analysis';
 import { writeReproductionReport } from './experiments/report';
+import { writeSlides } from './experiments/slides';
 import { checkPreconditions, preconditionsMarkdown, writePreconditions } from './experiments/preconditions';
 
 /** `key=value` pairs to a config object; numbers and booleans are parsed, anything else stays a string. */
@@ -152,6 +153,11 @@ export function buildCli(): Command {
         console.log(`fig7: ${e.saved.tsne.png}, ${e.saved.umap.png}`);
       }
       if (only.includes('ablations')) console.log(`ablations: ${(await figureAblations(profile)).saved.png}`);
+    });
+
+  common(program.command('slides').description('one slide-ready PNG (1280 x 720) per claim of the paper, from the result files, in RESULTS/slides/'))
+    .action(async (o) => {
+      for (const f of await writeSlides(getProfile(o.profile))) console.log(f);
     });
 
   common(program.command('report').description("REPRODUCTION.md: the paper's numbers beside ours, with a verdict per claim, from the result files"))

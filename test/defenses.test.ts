@@ -131,13 +131,15 @@ test("FR's blocks: every prompted one by default; frLayers picks some, from the 
   await expect(getDefense('RVPT').run(ctx(), { ...cfg, frLayers: [0] })).rejects.toThrow(/frLayers holds 0; each must be a block in 1\.\./);
 });
 
-test('Linear Probe learns the shots; it has no text side, so a text trigger gets null (the paper\'s "-")', async () => {
+test('Linear Probe learns the shots, leaks no tensors; it has no text side, so a text trigger gets null (the paper\'s "-")', async () => {
+  const n0 = tf.memory().numTensors;
   const r = await getDefense('Linear Probe').run(ctx(), { epochs: 60, lr: 0.5 });
   const m = evaluateDefended(r, shots, makeTrigger('Blended'), 0)!;
   expect(m.ca).toBeGreaterThan(50); // 4 classes: chance is 25%
   expect(r.classifier(shots.classNames, 'sudo ')).toBeNull();
   expect(r.cost.tunableParams).toBe(C.embedDim * 4 + 4);
   r.dispose();
+  expect(tf.memory().numTensors).toBe(n0);
 });
 
 test('No defense and Linear Probe are evaluated from the frozen model\'s cached test embeddings: the same metrics; a truncated cache is said and recomputed', async () => {

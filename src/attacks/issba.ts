@@ -13,7 +13,7 @@ import { ownedVariable } from '../model/params';
 import { ImageDataset, copyImageRow, numImages, pixelsPerImage } from '../data/dataset';
 import { makeRng, randInt } from '../util/rng';
 import { Progress } from '../util/progress';
-import { cacheDir, sha256, readCachedJson, writeCachedJson } from '../util/fsutil';
+import { cacheDir, sha256, readCachedJson, writeCachedJson, seedFromShipped } from '../util/fsutil';
 import { PrepareContext, Trigger } from './trigger';
 import { patchify } from '../model/vision';
 
@@ -192,6 +192,7 @@ export function issba(config: Partial<ISSBAConfig> = {}): Trigger & { readonly t
       // The encoder depends only on the pre-training images (not on the model): keyed by the clean model's key,
       // which covers the data, so a change of data retrains it.
       const file = cacheDir('artifacts', `trigger-ISSBA-${sha256(JSON.stringify({ key: ctx.key, c })).slice(0, 12)}.json`);
+      seedFromShipped(file);
       if (fs.existsSync(file)) {
         try {
           return load(readCachedJson<ISSBATraining>(file));

@@ -12,7 +12,7 @@ import { TextTokenizer } from '../model/tokenizer';
 import { ImageDataset, numImages } from '../data/dataset';
 import { makeRng, randInt } from '../util/rng';
 import { Progress } from '../util/progress';
-import { cacheDir, sha256, readCachedJson, writeCachedJson } from '../util/fsutil';
+import { cacheDir, sha256, readCachedJson, writeCachedJson, seedFromShipped } from '../util/fsutil';
 import { PrepareContext, Trigger, TriggerContext, gaussian } from './trigger';
 import { rowsBatch } from '../data/batches';
 
@@ -130,6 +130,7 @@ export function optimisedPatchTrigger(
     },
     async prepare(ctx: PrepareContext) {
       const file = cacheDir('artifacts', `trigger-${name}-${sha256(JSON.stringify({ key: ctx.key, config })).slice(0, 12)}.json`);
+      seedFromShipped(file);
       if (fs.existsSync(file)) {
         try {
           pixels = Float32Array.from(readCachedJson<{ patch: number[] }>(file).patch);

@@ -10,7 +10,7 @@ import { CLIPConfig, validateConfig } from '../model/config';
 import { MiniCLIP } from '../model/clip';
 import { WordTokenizer } from '../model/tokenizer';
 import { provenance } from '../util/provenance';
-import { sha256, writeFileAtomic, writeJsonAtomic } from '../util/fsutil';
+import { sha256, writeFileAtomic, writeJsonAtomic, seedFromShipped } from '../util/fsutil';
 import { RawTensor, decodeSafetensors, encodeSafetensors, readSafetensors } from './safetensors';
 
 export interface CheckpointInfo {
@@ -108,6 +108,7 @@ export function loadCheckpoint(file: string, expectConfig?: CLIPConfig, bytes?: 
  * or mismatched file is reported through `log` and treated as absent, so the caller rebuilds it.
  */
 export function loadCached(file: string, config: CLIPConfig, log: (s: string) => void): LoadedCheckpoint | null {
+  seedFromShipped(file);
   if (!fs.existsSync(file) || !fs.existsSync(sidecarPath(file))) return null;
   try {
     const bytes = fs.readFileSync(file);

@@ -35,7 +35,7 @@ export const LinearProbe: Defense = {
     const mem = new MemoryMeter();
     // The encoder is frozen and there is no augmentation, so features are computed once.
     const feats = tf.tidy(() => l2normalize(model.encodeImage(rowsBatch(shots, Array.from({ length: n }, (_, i) => i))).embedding));
-    const labels = tf.oneHot(tf.tensor1d(shots.labels, 'int32'), k);
+    const labels = tf.tidy(() => tf.oneHot(tf.tensor1d(shots.labels, 'int32'), k));
     const params = { weight: ownedVariable(tf.zeros([model.config.embedDim, k])), bias: ownedVariable(tf.zeros([k])) };
     const opt = new SGD(params, { momentum: c.momentum });
     const perEpoch = Math.max(1, Math.ceil(n / c.batch));

@@ -153,6 +153,12 @@ export function reproductionReport(profile: Profile, dir = resultsDir(profile)):
 
   const pre = readJson<Preconditions>(dir, 'preconditions.json');
   if (pre) L.push(...rulesSection(pre, t1?.datasets[main], t2?.datasets[emoji], cost?.rows));
+  const slides = readJson<{ slides: { file: string; claim: string; result: string }[] }>(path.join(dir, 'slides'), 'slides.json');
+  if (slides?.slides.length) {
+    L.push('## Slides: one figure per claim of the paper', '', 'Each is a 1280 x 720 PNG made by `npx rvpt slides` from the result files above, titled with the claim and what was measured here.', '');
+    for (const sl of slides.slides) L.push(`- [${sl.claim}](${figs}slides/${sl.file}): ${sl.result}`);
+    L.push('');
+  }
 
   L.push(`## Table 1: ImageNet (paper) vs ${main} (ours), ASR (CA) %`, '');
   const t1o = t1?.datasets[main];

@@ -20,6 +20,27 @@ export function chromiumPath(): string {
   return found;
 }
 
+type Browser = Awaited<ReturnType<(typeof import('playwright-core'))['chromium']['launch']>>;
+let shared: Promise<Browser> | null = null;
+
+/**
+ * One figure to PNG bytes, in a browser kept open for the process (a notebook draws several figures; launching
+ * Chromium for each would cost a second apiece). playwright closes it when the process exits.
+ */
+export async function figurePng(fig: Figure, width: number, height: number): Promise<Uint8Array> {
+  const { chromium } = await import('playwright-core');
+  shared ??= chromium.launch({ executablePath: chromiumPath(), args: CHROMIUM_FLAGS });
+  const page = await (await shared).newPage({ viewport: { width, height }, deviceScaleFactor: 1 });
+  try {
+    await page.setContent(standaloneHtml({ data: fig.data, layout: { ...fig.layout, width, height } }, 'figure'), { waitUntil: 'load' });
+    await page.waitForFunction(() => document.querySelectorAll('.main-svg').length > 0 && (window as unknown as { Plotly?: unknown }).Plotly !== undefined, undefined, { timeout: 30000 });
+    await page.waitForTimeout(100);
+    return new Uint8Array(await page.screenshot({ type: 'png', clip: { x: 0, y: 0, width, height } }));
+  } finally {
+    await page.close();
+  }
+}
+
 /** Render figures to PNG in one browser session: [figure, file, width, height][]. */
 export async function renderPngs(jobs: { fig: Figure; file: string; width: number; height: number }[]): Promise<void> {
   // Loaded lazily: only figure writing needs a browser.

@@ -12,7 +12,7 @@ import { loadShots } from '../../data/load';
 import { sample } from '../../data/splits';
 import { getDefense } from '../../defenses/registry';
 import { decodeSafetensors, encodeSafetensors } from '../../checkpoint/safetensors';
-import { adoptLegacy, cacheDir, cacheKey, readCached, writeCached, readCachedJson, writeCachedJson } from '../../util/fsutil';
+import { adoptLegacy, cacheDir, cacheKey, readCached, writeCached, readCachedJson, writeCachedJson, seedFromShipped } from '../../util/fsutil';
 import { Figure } from '../../viz/plotly';
 import { saveFigure } from '../../viz/render';
 import { BackdoorResult, testSet } from '../backdoorRun';
@@ -42,6 +42,7 @@ export async function ensurePrompts(profile: Profile, bd: BackdoorResult, method
   const { key, legacy } = cacheKey({ v: ANALYSIS_CODE_VERSION, backdoor: bd.checkpoint, method, config, shots: profile.shots, dataset }, 12);
   const name = (k: string) => cacheDir('artifacts', `prompts-${profile.name}-${bd.trigger.name}-${method}-${k}.safetensors`);
   const file = adoptLegacy(name(key), name(legacy));
+  seedFromShipped(file);
   if (fs.existsSync(file)) {
     try {
       const st = decodeSafetensors(readCached(file), file);
