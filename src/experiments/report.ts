@@ -3,10 +3,9 @@
  * differences, and a one-line verdict per claim. Generated from the result files in the profile's results folder
  * (figures/ for the headline profile), so it says only what those files say; a missing result is reported as missing.
  */
-import * as fs from 'fs';
 import * as path from 'path';
 import { Profile } from './profiles';
-import { HEADLINE_PROFILE, asrCaText, resultsDir, signedText } from './tables';
+import { HEADLINE_PROFILE, asrCaText, readResultFile, resultsDir, signedText } from './tables';
 import { PaperCell, PAPER_COST, PAPER_TABLE1, PAPER_TABLE2, PAPER_TABLE3, SHIFT_ANALOGUE } from './paperNumbers';
 import { Claim } from './analysis';
 import { externalWeights } from './externalWeights';
@@ -22,15 +21,7 @@ type Ours = Record<string, Record<string, { asr: number; ca: number } | undefine
 type Verdict = 'reproduced' | 'partly' | 'not reproduced' | 'not measured';
 
 /** A result file, or null where it was not made ("not measured"); a damaged one is an error, never "not measured". */
-function readJson<T>(dir: string, name: string): T | null {
-  const f = path.join(dir, name);
-  if (!fs.existsSync(f)) return null;
-  try {
-    return JSON.parse(fs.readFileSync(f, 'utf8')) as T;
-  } catch (e) {
-    throw new Error(`Report: ${f} is not valid JSON (${(e as Error).message}); write it again (\`npx rvpt tables\` or \`npx rvpt figures\`) or restore it from git.`);
-  }
-}
+const readJson = <T>(dir: string, name: string): T | null => readResultFile<T>(dir, name, 'Report');
 
 function verdict(checks: boolean[]): Verdict {
   if (!checks.length) return 'not measured';

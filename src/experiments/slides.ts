@@ -10,7 +10,7 @@ import { renderPngs } from '../viz/render';
 import { writeJsonAtomic } from '../util/fsutil';
 import { gitCommit } from '../util/provenance';
 import { Profile } from './profiles';
-import { resultsDir } from './tables';
+import { readResultFile, resultsDir } from './tables';
 import { Preconditions } from './preconditions';
 import { ClaimVerdict, memoryClaim, probeClaim, rvptClaim } from './verdictRules';
 
@@ -28,15 +28,7 @@ const WIDTH = 1280;
 const HEIGHT = 720;
 const COLOURS: Record<string, string> = { 'No defense': '#d62728', CleanCLIP: '#9467bd', 'Linear Probe': '#8c564b', VPT: '#1f77b4', RVPT: '#2ca02c' };
 
-function read<T>(dir: string, name: string): T | null {
-  const f = path.join(dir, name);
-  if (!fs.existsSync(f)) return null;
-  try {
-    return JSON.parse(fs.readFileSync(f, 'utf8')) as T;
-  } catch (e) {
-    throw new Error(`Slides: ${f} is not valid JSON (${(e as Error).message}); write it again (\`npx rvpt tables\`, \`npx rvpt figures\`) or restore it from git.`);
-  }
-}
+const read = <T>(dir: string, name: string): T | null => readResultFile<T>(dir, name, 'Slides');
 
 const verdictText = (v: ClaimVerdict) => `${v.verdict}${v.why ? ` (${v.why})` : ''}: ${v.cases.filter((c) => c.holds).length}/${v.cases.length} cases hold`;
 

@@ -4,6 +4,7 @@
  * and its markdown rendering in the paper's layout (methods as rows, attacks as columns, "ASR (CA)").
  * Tables of the headline profile (`transfer`) go to figures/ (committed); other profiles to .cache/results/PROFILE/.
  */
+import * as fs from 'fs';
 import * as path from 'path';
 import { writeFileAtomic, writeJsonAtomic, cacheDir, projectRoot } from '../util/fsutil';
 import { gitCommit, provenance } from '../util/provenance';
@@ -56,6 +57,20 @@ export const HEADLINE_PROFILE = 'transfer';
 
 export function resultsDir(profile: Profile): string {
   return profile.name === HEADLINE_PROFILE ? path.join(projectRoot(), 'figures') : cacheDir('results', profile.name);
+}
+
+/**
+ * A result file of `dir` (a table, a figure's JSON, the preconditions): null when absent, an error naming the file and
+ * the fix when it is not valid JSON (a corrupt file is never read as "not measured").
+ */
+export function readResultFile<T>(dir: string, name: string, what = 'Report'): T | null {
+  const f = path.join(dir, name);
+  if (!fs.existsSync(f)) return null;
+  try {
+    return JSON.parse(fs.readFileSync(f, 'utf8')) as T;
+  } catch (e) {
+    throw new Error(`${what}: ${f} is not valid JSON (${(e as Error).message}); write it again (\`npx rvpt tables\`, \`npx rvpt figures\` or \`npx rvpt slides\`) or restore it from git.`);
+  }
 }
 
 /** A difference with its sign, to `digits` decimals: +5.1, -0.6. */
