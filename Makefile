@@ -31,6 +31,8 @@ test: setup
 	# The teaching notebooks and their solutions, executed afresh in teach mode; their printed numbers must match the committed outputs.
 	bash scripts/run-notebooks.sh --jobs 2 teach $(TEACH_NOTEBOOKS)
 	$${PYTHON:-/usr/bin/python3} scripts/check-notebooks.py executed-notebooks teach $(TEACH_NOTEBOOKS)
+	# The same notebooks in full mode at the tiny profile: the path that trains what a profile needs (about 2 minutes).
+	bash scripts/run-notebooks.sh --jobs 2 tiny $(sort $(wildcard notebooks/[0-9][0-9]-*.ipynb))
 	# The in-domain probe narrative (the old notebook 03), at tiny: it trains its models.
 	bash scripts/run-notebooks.sh tiny research/notebooks/03-probe-narrative.ipynb
 	# The lab's notebook, on the committed probe results (it trains nothing).
