@@ -11,7 +11,8 @@ import { writeJsonAtomic } from '../util/fsutil';
 import { gitCommit } from '../util/provenance';
 import { Profile } from './profiles';
 import { readResultFile, resultsDir } from './tables';
-import { Preconditions } from './preconditions';
+import { PRECONDITION_BOUNDS, Preconditions } from './preconditions';
+import { median } from '../util/stats';
 import { ClaimVerdict, memoryClaim, probeClaim, rvptClaim } from './verdictRules';
 
 export interface Slide {
@@ -82,22 +83,21 @@ export function slideSpecs(profile: Profile, dir = resultsDir(profile)): { slide
 
   if (pre) {
     const perts = Object.entries(pre.p2.perturbations);
-    const med = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
     const p3 = Object.entries(pre.p3.attacks).flatMap(([a, rows]) => rows.map((r) => ({ name: `${a} (${r.dataset === profile.datasets.main ? 'main' : 'emoji'})`, asr: r.asr })));
     add('01-preconditions.png', "The paper's preconditions: CLIP transfers (P1), carries task-irrelevant features (P2), and the backdoors take (P3)",
-      `P1 ${pre.p1.holds ? 'holds' : 'fails'}: zero-shot ${pre.p1.zeroShot.toFixed(1)}%, 16-shot probe ${pre.p1.probeMedian.toFixed(1)}%. P2 ${pre.p2.holds ? 'holds' : 'fails'}: CLIP's PR lower on ${pre.p2.wins} of 4. P3 ${pre.p3.holds ? 'holds' : 'fails'}: ${p3.filter((r) => r.asr >= 80).length} of ${p3.length} backdoors reach 80% ASR.`,
+      `P1 ${pre.p1.holds ? 'holds' : 'fails'}: zero-shot ${pre.p1.zeroShot.toFixed(1)}%, 16-shot probe ${pre.p1.probeMedian.toFixed(1)}%. P2 ${pre.p2.holds ? 'holds' : 'fails'}: CLIP's PR lower on ${pre.p2.wins} of ${perts.length}. P3 ${pre.p3.holds ? 'holds' : 'fails'}: ${p3.filter((r) => r.asr >= PRECONDITION_BOUNDS.backdoorAsr).length} of ${p3.length} backdoors reach ${PRECONDITION_BOUNDS.backdoorAsr}% ASR.`,
       {
         data: [
           { type: 'bar', name: 'zero-shot CA', x: ['P1'], y: [pre.p1.zeroShot], xaxis: 'x', yaxis: 'y', marker: { color: '#7f7f7f' } },
           { type: 'bar', name: '16-shot linear probe CA', x: ['P1'], y: [pre.p1.probeMedian], xaxis: 'x', yaxis: 'y', marker: { color: '#1f77b4' } },
-          { type: 'bar', name: 'MiniCLIP PR', x: perts.map(([p]) => p), y: perts.map(([, r]) => med(r.clip)), xaxis: 'x2', yaxis: 'y2', marker: { color: '#2ca02c' } },
-          { type: 'bar', name: 'supervised ViT PR', x: perts.map(([p]) => p), y: perts.map(([, r]) => med(r.supervised)), xaxis: 'x2', yaxis: 'y2', marker: { color: '#ff7f0e' } },
+          { type: 'bar', name: 'MiniCLIP PR', x: perts.map(([p]) => p), y: perts.map(([, r]) => median(r.clip)), xaxis: 'x2', yaxis: 'y2', marker: { color: '#2ca02c' } },
+          { type: 'bar', name: 'supervised ViT PR', x: perts.map(([p]) => p), y: perts.map(([, r]) => median(r.supervised)), xaxis: 'x2', yaxis: 'y2', marker: { color: '#ff7f0e' } },
           { type: 'bar', name: 'backdoor ASR', x: p3.map((r) => r.name), y: p3.map((r) => r.asr), xaxis: 'x3', yaxis: 'y3', marker: { color: '#d62728' } },
         ],
         layout: {
           grid: { rows: 1, columns: 3, pattern: 'independent' }, barmode: 'group', legend: { orientation: 'h', y: -0.35 },
           yaxis: { title: { text: 'CA %' } }, yaxis2: { title: { text: 'PR' }, range: [0.85, 1] }, yaxis3: { title: { text: 'ASR %' }, range: [0, 100] },
-          shapes: [{ type: 'line', xref: 'x3 domain', yref: 'y3', x0: 0, x1: 1, y0: 80, y1: 80, line: { dash: 'dash', color: '#d62728' } }],
+          shapes: [{ type: 'line', xref: 'x3 domain', yref: 'y3', x0: 0, x1: 1, y0: PRECONDITION_BOUNDS.backdoorAsr, y1: PRECONDITION_BOUNDS.backdoorAsr, line: { dash: 'dash', color: '#d62728' } }],
         },
       });
   }
