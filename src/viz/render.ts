@@ -30,11 +30,17 @@ let shared: Promise<Browser> | null = null;
 export async function figurePng(fig: Figure, width: number, height: number): Promise<Uint8Array> {
   const { chromium } = await import('playwright-core');
   shared ??= chromium.launch({ executablePath: chromiumPath(), args: CHROMIUM_FLAGS });
-  const page = await (await shared).newPage({ viewport: { width, height }, deviceScaleFactor: 1 });
+  return screenshotFigure(await shared, fig, width, height, 'figure');
+}
+
+/** One figure drawn by plotly in a fresh page of `browser`, as PNG bytes of exactly width x height. */
+async function screenshotFigure(browser: Browser, fig: Figure, width: number, height: number, title: string): Promise<Uint8Array> {
+  const page = await browser.newPage({ viewport: { width, height }, deviceScaleFactor: 1 });
   try {
-    await page.setContent(standaloneHtml({ data: fig.data, layout: { ...fig.layout, width, height } }, 'figure'), { waitUntil: 'load' });
+    await page.setContent(standaloneHtml({ data: fig.data, layout: { ...fig.layout, width, height } }, title), { waitUntil: 'load' });
+    // plotly draws asynchronously; its main SVG (and any image traces) exist once it has finished.
     await page.waitForFunction(() => document.querySelectorAll('.main-svg').length > 0 && (window as unknown as { Plotly?: unknown }).Plotly !== undefined, undefined, { timeout: 30000 });
-    await page.waitForTimeout(100);
+    await page.waitForTimeout(200);
     return new Uint8Array(await page.screenshot({ type: 'png', clip: { x: 0, y: 0, width, height } }));
   } finally {
     await page.close();
@@ -47,17 +53,7 @@ export async function renderPngs(jobs: { fig: Figure; file: string; width: numbe
   const { chromium } = await import('playwright-core');
   const browser = await chromium.launch({ executablePath: chromiumPath(), args: CHROMIUM_FLAGS });
   try {
-    for (const j of jobs) {
-      const page = await browser.newPage({ viewport: { width: j.width, height: j.height }, deviceScaleFactor: 1 });
-      const fig: Figure = { data: j.fig.data, layout: { ...j.fig.layout, width: j.width, height: j.height } };
-      await page.setContent(standaloneHtml(fig, path.basename(j.file)), { waitUntil: 'load' });
-      // plotly draws asynchronously; its main SVG (and any image traces) exist once it has finished.
-      await page.waitForFunction(() => document.querySelectorAll('.main-svg').length > 0 && (window as unknown as { Plotly?: unknown }).Plotly !== undefined, undefined, { timeout: 30000 });
-      await page.waitForTimeout(200);
-      const png = await page.screenshot({ type: 'png', clip: { x: 0, y: 0, width: j.width, height: j.height } });
-      writeFileAtomic(j.file, png);
-      await page.close();
-    }
+    for (const j of jobs) writeFileAtomic(j.file, await screenshotFigure(browser, j.fig, j.width, j.height, path.basename(j.file)));
   } finally {
     await browser.close();
   }
