@@ -6,13 +6,13 @@ export PYDEVD_DISABLE_FILE_VALIDATION = 1
 
 # The research probes have their own Makefile: make -C research TARGET (research/README.md).
 # The unit tests alone, for development: jest without the end-to-end suites that train models (under a minute).
-FAST_SKIP := (efficacy|transfer-data|cell-pool|resume|repulsion-probe|tuning-probe|seed-probe|strength-probe|attribute-probe|pretrain|/cli)\.test
+FAST_SKIP := (efficacy|transfer-data|cell-pool|resume|repulsion-probe|tuning-probe|seed-probe|strength-probe|attribute-probe|pretrain|/cli|web)\.test
 
 # The teaching notebooks and their worked solutions: committed executed in teach mode (the shipped checkpoints),
 # and checked against a fresh execution by `make test`.
 TEACH_NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]-*.ipynb)) $(sort $(wildcard notebooks/solutions/*.ipynb))
 
-.PHONY: setup build test test-fast unit notebooks notebooks-full site reproduce pretrain bench kernels clean
+.PHONY: setup build test test-fast unit notebooks notebooks-full site web serve bench-web reproduce pretrain bench kernels clean
 
 setup:
 	@bash scripts/setup.sh
@@ -27,6 +27,7 @@ test-fast: setup
 
 test: setup
 	mkdir -p .cache
+	npx tsc -p web/tsconfig.json
 	npx jest --json --outputFile=.cache/jest-results.json
 	# The teaching notebooks and their solutions, executed afresh in teach mode; their printed numbers must match the committed outputs.
 	bash scripts/run-notebooks.sh --jobs 2 teach $(TEACH_NOTEBOOKS)
@@ -47,6 +48,19 @@ notebooks: setup
 # it opens from disk with no network (test/site.test.ts opens every page in headless Chromium).
 site: setup
 	node scripts/build-site.mjs --out site
+
+# The browser lab: web/dist, the page bundled by esbuild from web/src and src/, with the shipped models and a few
+# hundred test images (test/web.test.ts opens it in headless Chromium). `make serve` serves it on localhost (PORT=8000).
+web: setup
+	npx tsc -p web/tsconfig.json
+	node scripts/build-web.mjs --out web/dist
+
+serve:
+	node scripts/serve-web.mjs web/dist
+
+# The lab's timings in headless Chromium (view, one prediction, 100 steps of "Defend now"), medians of 5 page loads.
+bench-web: web
+	node scripts/bench-web.mjs web/dist
 
 # Every notebook at PROFILE, training what is missing; executed copies in executed-notebooks/.
 notebooks-full: setup
@@ -69,4 +83,4 @@ kernels:
 	bash scripts/build-kernels.sh
 
 clean:
-	rm -rf dist research/dist executed-notebooks site
+	rm -rf dist research/dist executed-notebooks site web/dist

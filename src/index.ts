@@ -52,7 +52,8 @@ export { poisonDataset, triggerDataset } from './attacks/poison';
 // Defenses
 export { DEFENSES, getDefense } from './defenses/registry';
 export type { Defense, DefenseContext, Defended, DefenseCost, Classifier } from './defenses/defense';
-export { RVPT, RVPT_DEFAULTS, featureRepelling, promptTuning, FR_TOKENS } from './defenses/rvpt';
+export { RVPT, RVPT_DEFAULTS, featureRepelling, promptTuning, startPromptTuning, FR_TOKENS } from './defenses/rvpt';
+export type { PromptTuningRun } from './defenses/rvpt';
 export type { PromptTuningConfig, FrToken } from './defenses/rvpt';
 export { VPT } from './defenses/vpt';
 export { CleanCLIP } from './defenses/cleanclip';
@@ -60,7 +61,7 @@ export { LinearProbe } from './defenses/linearProbe';
 export { evaluateDefended } from './metrics/defended';
 
 // Metrics
-export { zeroShotClassifier, zeroShotPredict } from './model/zeroShot';
+export { zeroShotClassifier, zeroShotPredict, zeroShotProbabilities } from './model/zeroShot';
 export { zeroShotAccuracy, predict, predictWith, accuracy } from './metrics/zeroshot';
 export { imageBatch, rowsBatch } from './data/batches';
 export { backdoorMetrics, TEST_TRIGGER_SEED } from './metrics/backdoor';
@@ -70,7 +71,7 @@ export type { Perturbation } from './metrics/pr';
 
 // Checkpoints and real CLIP weights
 export { readSafetensors, writeSafetensors } from './checkpoint/safetensors';
-export { saveCheckpoint, loadCheckpoint } from './checkpoint/checkpoint';
+export { saveCheckpoint, loadCheckpoint, modelFromSafetensors, promptsFromSafetensors } from './checkpoint/checkpoint';
 export { loadClipWeights } from './checkpoint/clipWeights';
 
 // Experiments: profiles, cached runs, the tables, the figures, the report
@@ -99,6 +100,8 @@ export type { Preconditions } from './experiments/preconditions';
 export { VERDICT_RULES, judge, rvptClaim, probeClaim, memoryClaim, verdictLine } from './experiments/verdictRules';
 export { slideSpecs, writeSlides } from './experiments/slides';
 export type { Slide } from './experiments/slides';
+export { writeLabAssets, LAB_ATTACKS, LAB_HELDOUT, LAB_GALLERY_PER_CLASS } from './experiments/labAssets';
+export type { LabManifest, LabFile, LabImageSet } from './experiments/labAssets';
 export type { ClaimVerdict, RuleVerdict } from './experiments/verdictRules';
 export { tableSeeds, withDefenseSeed, seedCell } from './experiments/paperTables';
 export { HEADLINE_PROFILE } from './experiments/tables';

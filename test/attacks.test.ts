@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { makeTrigger, ATTACKS } from '../src/attacks/registry';
 import { wanet } from '../src/attacks/wanet';
+import { PatchTrigger } from '../src/attacks/patch';
 import { setup } from './helpers';
 
 beforeAll(setup);
@@ -88,4 +89,16 @@ test('WaNet: one fixed field for every image; zero strength is the identity; war
 test('an unknown attack names the registered ones', () => {
   expect(() => makeTrigger('Sleeper')).toThrow(/Unknown attack 'Sleeper'. Registered attacks: BadNet, Blended, ISSBA, WaNet, TrojVQA, BadCLIP/);
   expect(() => makeTrigger('BadNet', { size: 4 })).toThrow(/unknown trigger parameter\(s\) size; known: patch, noise, patternSeed/);
+});
+
+test('an optimised patch set from prepared pixels (usePatch) is pasted at the centre; a patch of the wrong size is refused', () => {
+  const t = makeTrigger('BadCLIP', { patch: 2 }) as PatchTrigger;
+  expect(() => t.apply(tf.zeros([1, 6, 6, 3]) as tf.Tensor4D, { seed: 0, offset: 0 })).toThrow(/not optimised yet/);
+  expect(() => t.usePatch([1, 2, 3])).toThrow(/BadCLIP: a 2x2 patch has 12 values, got 3/);
+  t.usePatch(new Array(12).fill(1));
+  const y = t.apply(tf.zeros([1, 6, 6, 3]) as tf.Tensor4D, { seed: 0, offset: 0 });
+  const v = y.dataSync();
+  const at = (r: number, c: number) => v[(r * 6 + c) * 3];
+  expect([at(2, 2), at(2, 3), at(3, 2), at(3, 3), at(1, 2), at(2, 4), at(0, 0)]).toEqual([1, 1, 1, 1, 0, 0, 0]);
+  y.dispose();
 });

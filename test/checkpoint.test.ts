@@ -4,7 +4,7 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { MiniCLIP } from '../src/model/clip';
 import { WordTokenizer } from '../src/model/tokenizer';
-import { loadCached, loadCheckpoint, saveCheckpoint, sidecarPath } from '../src/checkpoint/checkpoint';
+import { loadCached, loadCheckpoint, modelFromSafetensors, promptsFromSafetensors, saveCheckpoint, sidecarPath } from '../src/checkpoint/checkpoint';
 import { decodeSafetensors, encodeSafetensors, readSafetensors } from '../src/checkpoint/safetensors';
 import { maxAbsDiff, setup, TEST_CONFIG as C } from './helpers';
 import { readCachedJson, writeCachedJson, writeFileAtomic } from '../src/util/fsutil';
@@ -123,4 +123,32 @@ test('a cached artifact is read back only while its bytes are the ones written (
   // Written before hashes were recorded: read as it is.
   fs.rmSync(`${file}.sha256`);
   expect(readCachedJson(file)).toEqual({ asr: 19.5, ca: 80 });
+});
+
+test('deep prompts decode from a prompts file; a tensor that is not a prompt is an error naming it', () => {
+  const t = (shape: number[]) => ({ dtype: 'F32' as const, shape, data: new Float32Array(shape[0] * shape[1]).fill(0.5) });
+  const ok = decodeSafetensors(encodeSafetensors({ 'prompt.visual.2': t([3, 8]), 'prompt.visual.4': t([3, 8]) }, { length: '3' }));
+  const p = promptsFromSafetensors(ok, 'p.safetensors');
+  expect(p.length).toBe(3);
+  expect([...p.tokens.keys()].sort()).toEqual([2, 4]);
+  expect(p.tokens.get(4)!.shape).toEqual([3, 8]);
+  p.tokens.forEach((v) => v.dispose());
+  const n0 = tf.memory().numTensors;
+  const bad = decodeSafetensors(encodeSafetensors({ 'prompt.visual.2': t([3, 8]), 'visual.proj': t([8, 8]) }, { length: '3' }));
+  expect(() => promptsFromSafetensors(bad, 'bad.safetensors')).toThrow(/Prompts file bad\.safetensors holds 'visual\.proj' \[8,8\], which is not a deep prompt/);
+  expect(tf.memory().numTensors).toBe(n0);
+});
+
+test('a model decodes from bytes alone (the browser lab) as loadCheckpoint reads it from disk', () => {
+  const dir = tmp();
+  const m = MiniCLIP.init(C, 3);
+  const tok = WordTokenizer.fromCorpus(['a photo of']);
+  const file = path.join(dir, 'm.safetensors');
+  saveCheckpoint(file, m, tok, { kind: 'test', config: C, seed: 3 });
+  const fromBytes = modelFromSafetensors(decodeSafetensors(new Uint8Array(fs.readFileSync(file))), file);
+  const fromDisk = loadCheckpoint(file);
+  for (const [k, v] of Object.entries(fromDisk.model.params)) expect(maxAbsDiff(v, fromBytes.model.params[k])).toBe(0);
+  expect(fromBytes.tokenizer.vocab).toEqual(tok.vocab);
+  expect(() => modelFromSafetensors(decodeSafetensors(encodeSafetensors({ x: { dtype: 'F32', shape: [1], data: Float32Array.of(1) } })), 'x.safetensors')).toThrow(/x\.safetensors is not an rvpt MiniCLIP checkpoint/);
+  [m, fromBytes.model, fromDisk.model].forEach((x) => x.dispose());
 });

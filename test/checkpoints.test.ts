@@ -30,7 +30,7 @@ test('the shipped files are exactly the ones the pipeline asks for at profile tr
   const models = [pretrainPath(profile, profile.pretrain.seed, profile.pretrain.steps), ...['BadNet', 'Blended', 'WaNet', 'BadCLIP'].map((a) => bd(a)), bd('BadNet', emoji)].map((f) => path.basename(f));
   const expected = [
     ...models.flatMap((f) => [f, f.replace(/\.safetensors$/, '.json')]),
-    ...['BadNet', 'BadCLIP'].flatMap((a) => (['VPT', 'RVPT'] as const).flatMap((m) => [prompts(a, m), `${prompts(a, m)}.sha256`])),
+    ...['BadNet', 'Blended', 'WaNet', 'BadCLIP'].flatMap((a) => (['VPT', 'RVPT'] as const).flatMap((m) => [prompts(a, m), `${prompts(a, m)}.sha256`])),
     ...['BadCLIP', 'ISSBA', 'TrojVQA'].flatMap((a) => [trigger(a), `${trigger(a)}.sha256`]),
   ];
   expect(files.sort()).toEqual(expected.sort());

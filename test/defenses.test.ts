@@ -4,7 +4,7 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { DEFENSES, getDefense } from '../src/defenses/registry';
 import { DefenseContext } from '../src/defenses/defense';
-import { featureRepelling, repelledLayers, repelledTokens } from '../src/defenses/rvpt';
+import { RVPT_DEFAULTS, featureRepelling, promptTuning, repelledLayers, repelledTokens, startPromptTuning } from '../src/defenses/rvpt';
 import { layerNorm } from '../src/model/layers';
 import { edaAugment } from '../src/defenses/cleanclip';
 import { evaluateDefended } from '../src/metrics/defended';
@@ -205,4 +205,22 @@ test('EDA text augmentation: deterministic for its rng, keeps the words it does 
   expect(edaAugment(s, makeRng(3), 0.1)).toBe(a);
   for (const w of a.split(' ')) expect(s.split(' ')).toContain(w);
   expect(edaAugment('bag', makeRng(1), 0.99)).toBe('bag');
+});
+
+test('a prompt-tuning run stepped by the caller (the browser lab) gives promptTuning\'s prompts and losses, and stops at its end', async () => {
+  const cfg = { ...RVPT_DEFAULTS, epochs: 2, batch: 8, lr: 0.5, warmupEpochs: 0, promptLength: 2, depth: 1, augment: null };
+  const whole = await promptTuning('RVPT', ctx(), cfg);
+  const n0 = tf.memory().numTensors;
+  const run = startPromptTuning('RVPT', ctx(), cfg);
+  expect(run.steps).toBe(8);
+  const losses: number[] = [];
+  while (run.done < run.steps) losses.push(run.step()[0]);
+  expect(() => run.step()).toThrow(/all 8 steps are done; call finish\(\)/);
+  const d = run.finish();
+  expect(losses).toEqual(whole.history.loss);
+  for (const [l, v] of whole.prompts!.tokens) expect(maxAbsDiff(v, d.prompts!.tokens.get(l)!)).toBe(0);
+  expect(d.cost.samples).toBe(whole.cost.samples);
+  d.dispose();
+  expect(tf.memory().numTensors).toBe(n0);
+  whole.dispose();
 });

@@ -5,6 +5,7 @@ import { initDeepPrompts, promptLayers, disposePrompts } from '../src/model/prom
 import { patchify } from '../src/model/vision';
 import { residualBlock } from '../src/model/transformer';
 import { layerNorm } from '../src/model/layers';
+import { zeroShotClassifier, zeroShotPredict, zeroShotProbabilities } from '../src/model/zeroShot';
 import { maxAbsDiff, setup, TEST_CONFIG as C } from './helpers';
 
 beforeAll(setup);
@@ -168,4 +169,21 @@ test('contrastive loss is log(B) for uninformative logits and near 0 for a perfe
 test('config errors name the field', () => {
   expect(() => MiniCLIP.init({ ...C, patch: 5 }, 0)).toThrow(/'patch'.*divide imageSize/);
   expect(() => MiniCLIP.init({ ...C, heads: 3 }, 0)).toThrow(/'heads'/);
+});
+
+test('zero-shot probabilities: softmax of scale x cosine, rows summing to 1, argmax the zero-shot prediction', () => {
+  const m = MiniCLIP.init(C, 4);
+  const tok = WordTokenizer.fromCorpus(['a photo of cat dog bird']);
+  tf.tidy(() => {
+    const cls = zeroShotClassifier(m, tok, ['cat', 'dog', 'bird'], ['a photo of {}']);
+    const emb = m.encodeImage(images()).embedding;
+    const scale = tf.scalar(7);
+    const p = zeroShotProbabilities(emb, cls, scale);
+    const cos = tf.matMul(tf.div(emb, tf.norm(emb, 2, 1, true)), cls, false, true);
+    const byHand = tf.div(tf.exp(tf.mul(cos, 7)), tf.sum(tf.exp(tf.mul(cos, 7)), 1, true));
+    expect(maxAbsDiff(p, byHand)).toBeLessThan(1e-6);
+    expect(Array.from(tf.sum(p, 1).dataSync()).map((v) => +v.toFixed(5))).toEqual([1, 1, 1]);
+    expect(Array.from(tf.argMax(p, 1).dataSync())).toEqual(Array.from(zeroShotPredict(emb, cls).dataSync()));
+  });
+  m.dispose();
 });

@@ -109,6 +109,9 @@ export function optimizePatch(
   }
 }
 
+/** An optimised-patch trigger; `usePatch` sets prepared pixels directly (the browser lab reads them from a shipped file). */
+export type PatchTrigger = Trigger & { readonly patch: Float32Array | null; usePatch(pixels: ArrayLike<number>): void };
+
 /**
  * A trigger that pastes an optimised patch at the centre. `prepare` optimises the patch against the clean
  * model (or loads it from the cache); `apply` before `prepare` is an error that says so.
@@ -118,15 +121,20 @@ export function optimisedPatchTrigger(
   config: PatchOptimConfig & Record<string, unknown>,
   objective: () => PatchObjective,
   extra: { textPrefix?: string; captions?: 'template' | 'natural' } = {},
-): Trigger & { readonly patch: Float32Array | null } {
+): PatchTrigger {
   let pixels: Float32Array | null = null;
-  const trigger: Trigger & { readonly patch: Float32Array | null } = {
+  const trigger: PatchTrigger = {
     name,
     config: { ...config },
     textPrefix: extra.textPrefix,
     captions: extra.captions,
     get patch() {
       return pixels;
+    },
+    usePatch(p: ArrayLike<number>) {
+      const want = config.patch * config.patch * 3;
+      if (p.length !== want) throw new Error(`${name}: a ${config.patch}x${config.patch} patch has ${want} values, got ${p.length}; give the 'patch' array of a trigger file prepared with this config.`);
+      pixels = Float32Array.from(p);
     },
     async prepare(ctx: PrepareContext) {
       const file = cacheDir('artifacts', `trigger-${name}-${sha256(JSON.stringify({ key: ctx.key, config })).slice(0, 12)}.json`);

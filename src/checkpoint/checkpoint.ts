@@ -6,12 +6,13 @@
 import * as fs from 'fs';
 import * as tf from '@tensorflow/tfjs-core';
 import { ownedVariable } from '../model/params';
+import { DeepPrompts } from '../model/prompts';
 import { CLIPConfig, validateConfig } from '../model/config';
 import { MiniCLIP } from '../model/clip';
 import { WordTokenizer } from '../model/tokenizer';
 import { provenance } from '../util/provenance';
 import { sha256, writeFileAtomic, writeJsonAtomic, seedFromShipped } from '../util/fsutil';
-import { RawTensor, decodeSafetensors, encodeSafetensors, readSafetensors } from './safetensors';
+import { RawTensor, SafetensorsFile, decodeSafetensors, encodeSafetensors, readSafetensors } from './safetensors';
 
 export interface CheckpointInfo {
   kind: string;
@@ -73,11 +74,10 @@ export function checkShapes(
 }
 
 /**
- * Load a checkpoint. With `expectConfig`, a checkpoint of another shape is a clear error. `bytes`: the file's bytes
- * when the caller has read them already (loadCached hashes the same bytes).
+ * A MiniCLIP and its tokenizer from a decoded checkpoint (no file access: the browser lab calls it on fetched bytes).
+ * With `expectConfig`, a checkpoint of another shape is a clear error naming `file`.
  */
-export function loadCheckpoint(file: string, expectConfig?: CLIPConfig, bytes?: Uint8Array): LoadedCheckpoint {
-  const st = bytes ? decodeSafetensors(bytes, file) : readSafetensors(file);
+export function modelFromSafetensors(st: SafetensorsFile, file: string, expectConfig?: CLIPConfig): { model: MiniCLIP; tokenizer: WordTokenizer; extra: Record<string, RawTensor> } {
   if (st.metadata.format !== 'rvpt-miniclip' || !st.metadata.config) {
     throw new Error(`Checkpoint ${file} is not an rvpt MiniCLIP checkpoint (metadata.format = ${st.metadata.format ?? 'none'}).`);
   }
@@ -99,8 +99,33 @@ export function loadCheckpoint(file: string, expectConfig?: CLIPConfig, bytes?: 
   }
   const extra: Record<string, RawTensor> = {};
   for (const [k, v] of Object.entries(st.tensors)) if (k.startsWith('extra.')) extra[k.slice(6)] = v;
+  return { model: new MiniCLIP(config, params), tokenizer: new WordTokenizer(JSON.parse(st.metadata.vocab)), extra };
+}
+
+/** Deep prompts from a decoded prompts file (`prompt.visual.<block>` tensors, the length in the metadata). */
+export function promptsFromSafetensors(st: SafetensorsFile, file: string): DeepPrompts {
+  const length = Number(st.metadata.length);
+  const tokens = new Map<number, tf.Variable>();
+  for (const [k, t] of Object.entries(st.tensors)) {
+    const block = Number(k.split('.').pop());
+    if (!k.startsWith('prompt.visual.') || !Number.isInteger(block) || t.shape.length !== 2 || t.shape[0] !== length) {
+      tokens.forEach((v) => v.dispose());
+      throw new Error(`Prompts file ${file} holds '${k}' [${t.shape}], which is not a deep prompt 'prompt.visual.<block>' of [${length}, width]; re-create the file (rvpt figures writes them).`);
+    }
+    tokens.set(block, ownedVariable(tf.tensor(t.data as Float32Array, t.shape), true));
+  }
+  return { tokens, length };
+}
+
+/**
+ * Load a checkpoint. With `expectConfig`, a checkpoint of another shape is a clear error. `bytes`: the file's bytes
+ * when the caller has read them already (loadCached hashes the same bytes).
+ */
+export function loadCheckpoint(file: string, expectConfig?: CLIPConfig, bytes?: Uint8Array): LoadedCheckpoint {
+  const st = bytes ? decodeSafetensors(bytes, file) : readSafetensors(file);
+  const { model, tokenizer, extra } = modelFromSafetensors(st, file, expectConfig);
   const info = fs.existsSync(sidecarPath(file)) ? (JSON.parse(fs.readFileSync(sidecarPath(file), 'utf8')) as CheckpointInfo) : null;
-  return { model: new MiniCLIP(config, params), tokenizer: new WordTokenizer(JSON.parse(st.metadata.vocab)), info, extra };
+  return { model, tokenizer, info, extra };
 }
 
 /**

@@ -33,7 +33,7 @@ export function encodeSafetensors(tensors: Record<string, { dtype: 'F32' | 'I32'
   let json = JSON.stringify(header);
   // Pad the header with spaces to an 8-byte boundary (as the reference implementation does).
   while ((json.length + 8) % 8 !== 0) json += ' ';
-  const headerBytes = Buffer.from(json, 'utf8');
+  const headerBytes = new TextEncoder().encode(json);
   const out = new Uint8Array(8 + headerBytes.length + offset);
   new DataView(out.buffer).setBigUint64(0, BigInt(headerBytes.length), true);
   out.set(headerBytes, 8);
@@ -69,7 +69,7 @@ export function decodeSafetensors(buf: Uint8Array, file = '<buffer>'): Safetenso
   if (hlen <= 0 || 8 + hlen > buf.length) bad(`header length ${hlen} exceeds the file size ${buf.length}`);
   let header: Record<string, { dtype: DType; shape: number[]; data_offsets: [number, number] }>;
   try {
-    header = JSON.parse(Buffer.from(buf.subarray(8, 8 + hlen)).toString('utf8'));
+    header = JSON.parse(new TextDecoder().decode(buf.subarray(8, 8 + hlen)));
   } catch {
     return bad('the header is not JSON');
   }

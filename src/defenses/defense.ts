@@ -73,13 +73,13 @@ export interface Defense {
   run(ctx: DefenseContext, config: Record<string, unknown>): Promise<Defended>;
 }
 
-/** Samples memory during training: peak tensor bytes and peak RSS. */
+/** Samples memory during training: peak tensor bytes and peak RSS (in Node; a browser page has no process RSS). */
 export class MemoryMeter {
   peakBytes = 0;
   rssBytes = 0;
   sample(): void {
     this.peakBytes = Math.max(this.peakBytes, tf.memory().numBytes);
-    this.rssBytes = Math.max(this.rssBytes, process.memoryUsage().rss);
+    if (typeof process !== 'undefined' && process.memoryUsage) this.rssBytes = Math.max(this.rssBytes, process.memoryUsage().rss);
   }
 }
 

@@ -158,7 +158,21 @@ export function promptTuningStep(s: PromptStepState, c: Pick<PromptTuningConfig,
   });
 }
 
-export async function promptTuning(name: string, ctx: DefenseContext, c: PromptTuningConfig): Promise<Defended> {
+/**
+ * Prompt tuning as a sequence of steps the caller drives: `step()` runs the next one and returns [loss, ce, fr];
+ * `finish()` ends it and returns the defended model. `promptTuning` runs every step in one go; the browser lab runs
+ * them a few at a time between frames, with held-out evaluations in between (`prompts` is the live state).
+ */
+export interface PromptTuningRun {
+  readonly steps: number;
+  readonly done: number;
+  readonly prompts: DeepPrompts;
+  readonly history: Record<'loss' | 'ce' | 'fr', number[]>;
+  step(): number[];
+  finish(): Defended;
+}
+
+export function startPromptTuning(name: string, ctx: DefenseContext, c: PromptTuningConfig): PromptTuningRun {
   const { model, tokenizer, shots } = ctx;
   if (!isFrToken(c.frToken)) {
     throw new Error(`${name}: frToken is ${JSON.stringify(c.frToken)}; it must be one of ${FR_TOKENS.map((t) => `'${t}'`).join(', ')} (where FR reads the last block's class token).`);
@@ -176,37 +190,58 @@ export async function promptTuning(name: string, ctx: DefenseContext, c: PromptT
   const schedule = constantWarmupCosine(c.lr, c.warmupEpochs * perEpoch, c.warmupLr, steps);
   const text = zeroShotClassifier(model, tokenizer, shots.classNames, shots.templates);
   const scale = c.logitScale === null ? model.logitScale() : tf.scalar(c.logitScale);
-  const history: Record<string, number[]> = { loss: [], ce: [], fr: [] };
+  const history = { loss: [] as number[], ce: [] as number[], fr: [] as number[] };
   const mem = new MemoryMeter();
   const state: PromptStepState = { model, prompts, params, opt, layers, frLayers, text, scale, mem };
   const bar = new Progress(name, steps, { quiet: ctx.quiet });
   const t0 = Date.now();
-  for (let step = 0; step < steps; step++) {
-    const rng = makeRng(`${name}-${ctx.seed}-${step}`);
-    const order = permutation(n, makeRng(`${name}-epoch-${ctx.seed}-${Math.floor(step / perEpoch)}`));
-    const rows = order.slice((step % perEpoch) * c.batch, (step % perEpoch) * c.batch + c.batch);
-    const batch = tf.tidy(() => {
-      const raw = rowsBatch(shots, rows);
-      return [c.augment ? augmentBatch(raw, c.augment, rng) : raw, tf.oneHot(tf.tensor1d(Array.from(rows, (r) => shots.labels[r]), 'int32'), shots.classNames.length)];
-    });
-    const [l, ce, fr] = promptTuningStep(state, c, batch[0] as tf.Tensor4D, batch[1] as tf.Tensor2D, schedule(step));
-    tf.dispose(batch);
-    history.loss.push(l);
-    history.ce.push(ce);
-    history.fr.push(fr);
-    bar.tick(1, `loss ${l.toFixed(3)} ce ${ce.toFixed(3)} fr ${fr.toFixed(3)}`);
-  }
-  bar.done();
-  opt.dispose();
-  tf.dispose([text, scale]);
-  const seconds = (Date.now() - t0) / 1000;
+  let step = 0;
   return {
-    classifier: (classNames, textPrefix, templates) => zeroShotClassifierOf(model, tokenizer, classNames, textPrefix, prompts, templates),
-    cost: { seconds, peakBytes: mem.peakBytes, rssBytes: mem.rssBytes, tunableParams: c.promptLength * model.config.width * layers.length, totalParams: model.numParams(), samples: steps * c.batch },
-    history,
+    steps,
     prompts,
-    dispose: () => disposePrompts(prompts),
+    history,
+    get done() {
+      return step;
+    },
+    step() {
+      if (step >= steps) throw new Error(`${name}: all ${steps} steps are done; call finish().`);
+      const rng = makeRng(`${name}-${ctx.seed}-${step}`);
+      const order = permutation(n, makeRng(`${name}-epoch-${ctx.seed}-${Math.floor(step / perEpoch)}`));
+      const rows = order.slice((step % perEpoch) * c.batch, (step % perEpoch) * c.batch + c.batch);
+      const batch = tf.tidy(() => {
+        const raw = rowsBatch(shots, rows);
+        return [c.augment ? augmentBatch(raw, c.augment, rng) : raw, tf.oneHot(tf.tensor1d(Array.from(rows, (r) => shots.labels[r]), 'int32'), shots.classNames.length)];
+      });
+      const out = promptTuningStep(state, c, batch[0] as tf.Tensor4D, batch[1] as tf.Tensor2D, schedule(step));
+      tf.dispose(batch);
+      const [l, ce, fr] = out;
+      history.loss.push(l);
+      history.ce.push(ce);
+      history.fr.push(fr);
+      bar.tick(1, `loss ${l.toFixed(3)} ce ${ce.toFixed(3)} fr ${fr.toFixed(3)}`);
+      step++;
+      return out;
+    },
+    finish() {
+      bar.done();
+      opt.dispose();
+      tf.dispose([text, scale]);
+      const seconds = (Date.now() - t0) / 1000;
+      return {
+        classifier: (classNames, textPrefix, templates) => zeroShotClassifierOf(model, tokenizer, classNames, textPrefix, prompts, templates),
+        cost: { seconds, peakBytes: mem.peakBytes, rssBytes: mem.rssBytes, tunableParams: c.promptLength * model.config.width * layers.length, totalParams: model.numParams(), samples: step * c.batch },
+        history,
+        prompts,
+        dispose: () => disposePrompts(prompts),
+      };
+    },
   };
+}
+
+export async function promptTuning(name: string, ctx: DefenseContext, c: PromptTuningConfig): Promise<Defended> {
+  const run = startPromptTuning(name, ctx, c);
+  while (run.done < run.steps) run.step();
+  return run.finish();
 }
 
 /** Every key a prompt-tuning config may hold (the optional ones have no default). */

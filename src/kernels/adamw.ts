@@ -4,6 +4,7 @@
  * a one-thread optimiser keeps its state and two staging buffers there. It needs no TF.js backend.
  */
 import { ADAMW_WASM_BASE64 } from './adamwWasm';
+import { base64Bytes } from './wasmModule';
 
 type AdamWFn = (p: number, g: number, g2: number, m: number, v: number, n: number, b1: number, omb1: number, b2: number, omb2: number, c1: number, c2: number, eps: number, lr: number, wd: number) => void;
 
@@ -33,7 +34,7 @@ export class AdamWKernel {
   private next = START;
 
   private constructor(readonly memory: WebAssembly.Memory) {
-    compiled = compiled ?? new WebAssembly.Module(Buffer.from(ADAMW_WASM_BASE64, 'base64'));
+    compiled = compiled ?? new WebAssembly.Module(base64Bytes(ADAMW_WASM_BASE64));
     this.fn = new WebAssembly.Instance(compiled, { env: { memory } }).exports.adamw as AdamWFn;
     this.buffer = memory.buffer as unknown as SharedArrayBuffer;
   }

@@ -9,9 +9,14 @@ export interface WasmBackendLike {
   incRef(dataId: object): void;
 }
 
+/** The bytes of base64 text, in Node and in a browser (which has no Buffer). */
+export function base64Bytes(base64: string): Uint8Array {
+  return typeof Buffer !== 'undefined' ? Buffer.from(base64, 'base64') : Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+}
+
 /** Instantiate a kernel module (base64 wasm built by scripts/build-kernels.sh) inside TF.js's own memory. */
 export function instantiate(backend: WasmBackendLike, base64: string): WebAssembly.Exports {
-  const module = new WebAssembly.Module(Buffer.from(base64, 'base64'));
+  const module = new WebAssembly.Module(base64Bytes(base64));
   return new WebAssembly.Instance(module, { env: { memory: backend.wasm.asm.memory } }).exports;
 }
 

@@ -24,3 +24,11 @@ export function zeroShotPredict(embeddings: tf.Tensor2D, classifier: tf.Tensor2D
   return tf.tidy(() => tf.argMax(matMulBT(l2normalize(embeddings), classifier), 1) as tf.Tensor1D);
 }
 
+
+/**
+ * Class probabilities [B, C]: the softmax of the model's logit scale times the cosine between each normalised image
+ * embedding and the class embeddings, as CLIP's zero-shot `logits_per_image.softmax(-1)`.
+ */
+export function zeroShotProbabilities(embeddings: tf.Tensor2D, classifier: tf.Tensor2D, logitScale: tf.Scalar): tf.Tensor2D {
+  return tf.tidy(() => tf.softmax(tf.mul(matMulBT(l2normalize(embeddings), classifier), logitScale)) as tf.Tensor2D);
+}

@@ -8,33 +8,15 @@ import { DeepPrompts, disposePrompts } from '../../model/prompts';
 import { imageRows, numImages, pixelsPerImage } from '../../data/dataset';
 import { imageBatch } from '../../data/batches';
 import { TEST_TRIGGER_SEED } from '../../metrics/backdoor';
+import { clsAttention } from '../../metrics/attention';
+import { viridis } from '../../viz/colormap';
 import { Figure } from '../../viz/plotly';
 import { ensureBackdoored, targetIndex } from '../backdoorRun';
 import { Profile } from '../profiles';
 import { Log, quietLog, analysisSample, ensurePrompts, analysisTest, writeAnalysisFigure, figureAttacks, Claim, mean } from './common';
 
-/** Last-block attention of the class token over the patch tokens (prompt keys dropped), head-averaged: [n, g*g]. */
-export function clsAttention(model: MiniCLIP, images: tf.Tensor4D, prompts?: DeepPrompts): Float32Array[] {
-  const m = (model.config.imageSize / model.config.patch) ** 2;
-  const att = tf.tidy(() => {
-    const w = model.encodeImage(images, { prompts, collectAttention: true }).attention!; // [B, H, T, T]
-    const row = tf.slice(w, [0, 0, 0, 1], [-1, -1, 1, m]); // CLS query, patch keys only
-    const mean = tf.mean(tf.reshape(row, [w.shape[0], w.shape[1], m]), 1);
-    return tf.div(mean, tf.sum(mean, 1, true)); // re-normalised over the patches
-  });
-  const a = att.arraySync() as number[][];
-  att.dispose();
-  return a.map((r) => Float32Array.from(r));
-}
+export { clsAttention };
 
-/** A perceptual colour map (viridis, 5 stops, linear between them): sharp has no colour maps. */
-function viridis(t: number): [number, number, number] {
-  const stops = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];
-  const x = Math.max(0, Math.min(1, t)) * (stops.length - 1);
-  const i = Math.min(stops.length - 2, Math.floor(x));
-  const f = x - i;
-  return [0, 1, 2].map((c) => Math.round(stops[i][c] + f * (stops[i + 1][c] - stops[i][c]))) as [number, number, number];
-}
 
 /** The image upscaled, with the attention map (bicubic-upsampled by sharp, colour-mapped) laid over it. */
 export async function attentionOverlay(image: Float32Array, size: number, att: Float32Array, out = 96): Promise<Buffer> {

@@ -12,6 +12,7 @@ import { loadShots } from '../../data/load';
 import { sample } from '../../data/splits';
 import { getDefense } from '../../defenses/registry';
 import { decodeSafetensors, encodeSafetensors } from '../../checkpoint/safetensors';
+import { promptsFromSafetensors } from '../../checkpoint/checkpoint';
 import { adoptLegacy, cacheDir, cacheKey, readCached, writeCached, readCachedJson, writeCachedJson, seedFromShipped } from '../../util/fsutil';
 import { Figure } from '../../viz/plotly';
 import { saveFigure } from '../../viz/render';
@@ -37,18 +38,21 @@ export function analysisSample(profile: Profile): number {
 }
 
 /** The deep prompts VPT or RVPT learns on a backdoored model (trained once, then read from .cache/artifacts). */
+/** Where ensurePrompts caches the prompts of `method` on the backdoored checkpoint `backdoor` (and its legacy name). */
+export function promptsPath(profile: Profile, attack: string, backdoor: string, method: 'VPT' | 'RVPT', dataset: string): { file: string; legacy: string } {
+  const { key, legacy } = cacheKey({ v: ANALYSIS_CODE_VERSION, backdoor, method, config: defenseConfig(profile, method), shots: profile.shots, dataset }, 12);
+  const name = (k: string) => cacheDir('artifacts', `prompts-${profile.name}-${attack}-${method}-${k}.safetensors`);
+  return { file: name(key), legacy: name(legacy) };
+}
+
 export async function ensurePrompts(profile: Profile, bd: BackdoorResult, method: 'VPT' | 'RVPT', dataset: string, log: Log = quietLog): Promise<DeepPrompts> {
   const config = defenseConfig(profile, method);
-  const { key, legacy } = cacheKey({ v: ANALYSIS_CODE_VERSION, backdoor: bd.checkpoint, method, config, shots: profile.shots, dataset }, 12);
-  const name = (k: string) => cacheDir('artifacts', `prompts-${profile.name}-${bd.trigger.name}-${method}-${k}.safetensors`);
-  const file = adoptLegacy(name(key), name(legacy));
+  const where = promptsPath(profile, bd.trigger.name, bd.checkpoint, method, dataset);
+  const file = adoptLegacy(where.file, where.legacy);
   seedFromShipped(file);
   if (fs.existsSync(file)) {
     try {
-      const st = decodeSafetensors(readCached(file), file);
-      const tokens = new Map<number, tf.Variable>();
-      for (const [k, t] of Object.entries(st.tensors)) tokens.set(Number(k.split('.').pop()), ownedVariable(tf.tensor(t.data as Float32Array, t.shape), true));
-      return { tokens, length: Number(st.metadata.length) };
+      return promptsFromSafetensors(decodeSafetensors(readCached(file), file), file);
     } catch (e) {
       log(`cached prompts ${file} are unreadable (${(e as Error).message}); training again`);
     }
