@@ -217,6 +217,8 @@ test('a prompt-tuning run stepped by the caller (the browser lab) gives promptTu
   while (run.done < run.steps) losses.push(run.step()[0]);
   expect(() => run.step()).toThrow(/all 8 steps are done; call finish\(\)/);
   const d = run.finish();
+  expect(() => run.finish()).toThrow(/finish\(\) was called already/);
+  expect(() => run.step()).toThrow(/the run is finished \(after 8 of 8 steps\)/);
   expect(losses).toEqual(whole.history.loss);
   for (const [l, v] of whole.prompts!.tokens) expect(maxAbsDiff(v, d.prompts!.tokens.get(l)!)).toBe(0);
   expect(d.cost.samples).toBe(whole.cost.samples);

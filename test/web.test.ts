@@ -23,7 +23,7 @@ import { makeTrigger } from '../src/attacks/registry';
 import { PatchTrigger } from '../src/attacks/patch';
 import { testTimeTrigger } from '../src/metrics/backdoor';
 import { zeroShotClassifier, zeroShotProbabilities } from '../src/model/zeroShot';
-import type { LabManifest } from '../src/experiments/labAssets';
+import type { LabManifest } from '../src/experiments/labFormat';
 
 jest.setTimeout(600_000);
 
@@ -214,6 +214,19 @@ test('"Defend now" for a few steps lowers the loss, plots it, and adds the defen
   await page.waitForSelector('[data-model="yours"]');
   expect(await page.locator('#defend-plot .scatterlayer .trace').count()).toBe(3);
   expect(await page.textContent('#defend-status')).toMatch(/RVPT on Blended: 50 steps/);
+  // Stop ends a run early; the prompts of the steps done become "your" model.
+  await page.selectOption('#method', 'VPT');
+  await page.fill('#epochs', '40');
+  await page.click('#defend');
+  await page.waitForFunction(() => Number((document.querySelector('#progress') as HTMLProgressElement).value) >= 3);
+  await page.click('#stop');
+  await page.waitForFunction(() => /stopped after/.test(document.querySelector('#defend-status')?.textContent ?? ''), null, { timeout: 120_000 });
+  const stopped = await page.evaluate(() => (window as any).rvptLab.yours);
+  expect(stopped.method).toBe('VPT');
+  expect(stopped.steps).toBeLessThan(200);
+  expect(stopped.history.points[stopped.history.points.length - 1].step).toBe(stopped.steps);
+  expect(await page.textContent('#defend-status')).toMatch(new RegExp(`VPT on Blended: stopped after ${stopped.steps} of 200 steps`));
+  expect(await page.isHidden('#stop')).toBe(true);
   expect(errors).toEqual([]);
   await page.close();
 });

@@ -196,6 +196,7 @@ export function startPromptTuning(name: string, ctx: DefenseContext, c: PromptTu
   const bar = new Progress(name, steps, { quiet: ctx.quiet });
   const t0 = Date.now();
   let step = 0;
+  let finished = false;
   return {
     steps,
     prompts,
@@ -204,6 +205,7 @@ export function startPromptTuning(name: string, ctx: DefenseContext, c: PromptTu
       return step;
     },
     step() {
+      if (finished) throw new Error(`${name}: the run is finished (after ${step} of ${steps} steps); start a new one.`);
       if (step >= steps) throw new Error(`${name}: all ${steps} steps are done; call finish().`);
       const rng = makeRng(`${name}-${ctx.seed}-${step}`);
       const order = permutation(n, makeRng(`${name}-epoch-${ctx.seed}-${Math.floor(step / perEpoch)}`));
@@ -223,6 +225,8 @@ export function startPromptTuning(name: string, ctx: DefenseContext, c: PromptTu
       return out;
     },
     finish() {
+      if (finished) throw new Error(`${name}: finish() was called already.`);
+      finished = true;
       bar.done();
       opt.dispose();
       tf.dispose([text, scale]);

@@ -19,41 +19,16 @@ import { defenseConfig } from './defenseRun';
 import { pretrainKey, pretrainPath } from './pretrainRun';
 import { promptsPath } from './analysis/common';
 import { getProfile } from './profiles';
+import { LAB_FORMAT, LabFile, LabImageSet, LabManifest } from './labFormat';
+
+export { LAB_FORMAT };
+export type { LabFile, LabImageSet, LabManifest };
 
 /** The attacks the lab shows: the four with shipped backdoored models and prompts. */
 export const LAB_ATTACKS = ['BadNet', 'Blended', 'WaNet', 'BadCLIP'] as const;
 /** Gallery images per class (the images a user clicks, and the 20 the parity test compares) and held-out images. */
 export const LAB_GALLERY_PER_CLASS = 2;
 export const LAB_HELDOUT = 300;
-
-export interface LabFile {
-  file: string;
-  sha256: string;
-  bytes: number;
-}
-
-export interface LabImageSet {
-  dataset: string;
-  /** First image of the set in images.bin, and how many. */
-  offset: number;
-  n: number;
-  labels: number[];
-  /** Each image's row in the dataset's test split (the shots: in its tuning split). */
-  rows: number[];
-}
-
-export interface LabManifest {
-  profile: string;
-  modelConfig: unknown;
-  seed: number;
-  imageSize: number;
-  datasets: Record<string, { title: string; classNames: string[]; templates: string[]; target: number }>;
-  images: LabFile & { sets: Record<string, LabImageSet> };
-  clean: LabFile & { metrics: unknown };
-  attacks: Record<string, { model: LabFile & { metrics: unknown }; prompts: { VPT: LabFile; RVPT: LabFile }; trigger: Record<string, unknown>; patch?: LabFile }>;
-  defenses: { VPT: Record<string, unknown>; RVPT: Record<string, unknown> };
-  provenance: unknown;
-}
 
 function shipped(file: string): string {
   const at = path.join(shippedDir(), path.basename(file));
@@ -137,6 +112,7 @@ export async function writeLabAssets(outDir: string, profileName = 'transfer', l
   const images = { file: 'images.bin', sha256: sha256(bin), bytes: bin.length, sets };
 
   const manifest: LabManifest = {
+    format: LAB_FORMAT,
     profile: profile.name,
     modelConfig: profile.model,
     seed: profile.backdoor.seed,

@@ -19,7 +19,8 @@ import { backdoorMetrics, testTimeTrigger } from '../../src/metrics/backdoor';
 import { clsAttention } from '../../src/metrics/attention';
 import { gaussianNoise, perturbationResistivity, triggerPerturbation } from '../../src/metrics/pr';
 import { PromptTuningConfig, PromptTuningRun, startPromptTuning } from '../../src/defenses/rvpt';
-import type { LabFile, LabManifest } from '../../src/experiments/labAssets';
+import { LAB_FORMAT } from '../../src/experiments/labFormat';
+import type { LabFile, LabManifest } from '../../src/experiments/labFormat';
 
 /** The models side by side: the clean one, the attack's backdoored one, and it with VPT's, RVPT's or your prompts. */
 export const MODEL_IDS = ['clean', 'backdoored', 'VPT', 'RVPT', 'yours'] as const;
@@ -84,6 +85,7 @@ export class Lab {
     const res = await fetch(`${base}lab.json`);
     if (!res.ok) throw new Error(`${base}lab.json could not be loaded (HTTP ${res.status}). Build the lab with \`make web\` and serve its folder (\`make serve\`).`);
     const manifest = (await res.json()) as LabManifest;
+    if (manifest.format !== LAB_FORMAT) throw new Error(`${base}lab.json is of format ${JSON.stringify(manifest.format)}, and this page reads ${LAB_FORMAT}: the folder was built by another version of the lab. Rebuild it with \`make web\`.`);
     const bytes = await fetchChecked(base, manifest.images);
     const images = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
     const clean = loadModel(manifest.clean.file, await fetchChecked(base, manifest.clean));

@@ -242,6 +242,10 @@ async function defendNow(): Promise<void> {
   const attack = state.attack;
   state.busy = true;
   $<HTMLButtonElement>('defend').disabled = true;
+  let stop = false;
+  const stopButton = $<HTMLButtonElement>('stop');
+  stopButton.hidden = false;
+  stopButton.onclick = () => (stop = true);
   const bar = $<HTMLProgressElement>('progress');
   const loss: { x: number[]; y: number[] } = { x: [], y: [] };
   const asr: { x: number[]; y: number[] } = { x: [], y: [] };
@@ -279,17 +283,19 @@ async function defendNow(): Promise<void> {
         lastDraw = performance.now();
         plot();
       }
-    });
+    }, { shouldStop: () => stop });
     plot();
     timings.defendSeconds = (performance.now() - t0) / 1000;
     timings.defendSteps = y.steps;
     const first = y.history.points[0];
     const last = y.history.points[y.history.points.length - 1];
-    $('defend-status').textContent = `${method} on ${attack}: ${y.steps} steps in ${timings.defendSeconds.toFixed(1)} s. Held-out (${lab.set('heldout').n} images): ASR ${first.asr.toFixed(1)}% → ${last.asr.toFixed(1)}%, CA ${first.ca.toFixed(1)}% → ${last.ca.toFixed(1)}%. Added as "+ your prompts" above.`;
+    const planned = epochs * Math.max(1, Math.floor(lab.set('shots').n / Number(lab.manifest.defenses[method].batch)));
+    $('defend-status').textContent = `${method} on ${attack}: ${y.steps < planned ? `stopped after ${y.steps} of ${planned}` : y.steps} steps in ${timings.defendSeconds.toFixed(1)} s. Held-out (${lab.set('heldout').n} images): ASR ${first.asr.toFixed(1)}% → ${last.asr.toFixed(1)}%, CA ${first.ca.toFixed(1)}% → ${last.ca.toFixed(1)}%. Added as "+ your prompts" above.`;
     await refresh();
   } finally {
     state.busy = false;
     $<HTMLButtonElement>('defend').disabled = false;
+    stopButton.hidden = true;
   }
 }
 
