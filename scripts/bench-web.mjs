@@ -8,6 +8,7 @@ import { execSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
 import { serveFolder } from './serve-web.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -17,14 +18,11 @@ const screenshot = shotAt >= 0 ? path.resolve(args.splice(shotAt, 2)[1] ?? '') :
 const dir = args[0] ?? path.join(root, 'web', 'dist');
 const RUNS = Number(process.env.RUNS ?? 5);
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
-const chromiumPath = [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => p && fs.existsSync(p));
-if (!chromiumPath) {
-  console.error('bench-web: no Chromium found (CHROMIUM_PATH, /usr/bin/chromium); install it (apt-get install chromium).');
-  process.exit(1);
-}
+// The library's Chromium lookup (CHROMIUM_PATH, then Debian's paths), with its error when there is none.
+const { chromiumPath } = createRequire(import.meta.url)(path.join(root, 'dist', 'viz', 'render.js'));
 const server = await serveFolder(dir);
 const url = `http://127.0.0.1:${server.address().port}/`;
-const browser = await chromium.launch({ executablePath: chromiumPath, args: ['--headless', '--no-sandbox'] });
+const browser = await chromium.launch({ executablePath: chromiumPath(), args: ['--headless', '--no-sandbox'] });
 const result = { runs: RUNS, chromium: browser.version(), commit: execSync('git rev-parse --short HEAD', { cwd: root }).toString().trim(), dirty: execSync('git status --porcelain', { cwd: root }).toString().trim() !== '', date: new Date().toISOString(), backends: {} };
 for (const backend of ['wasm', 'webgl']) {
   const view = [];

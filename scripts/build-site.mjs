@@ -190,8 +190,9 @@ ${rendered.filter((r) => r.repoPath.includes('/solutions/')).map((r) => `<li><a 
 const argShot = process.argv.indexOf('--screenshot');
 if (argShot > 0) {
   const { chromium } = require('playwright-core');
-  const exe = [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => p && fs.existsSync(p));
-  const browser = await chromium.launch({ executablePath: exe, args: ['--headless', '--no-sandbox', '--disable-gpu'] });
+  // The library's lookup (CHROMIUM_PATH, then Debian's paths), with its error when there is none; `make site` builds dist/.
+  const { chromiumPath } = require(path.join(root, 'dist', 'viz', 'render.js'));
+  const browser = await chromium.launch({ executablePath: chromiumPath(), args: ['--headless', '--no-sandbox', '--disable-gpu'] });
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   await page.goto(`file://${path.join(out, 'index.html')}`, { waitUntil: 'load' });
   fs.writeFileSync(path.resolve(process.argv[argShot + 1]), await page.screenshot({ type: 'png' }));

@@ -22,9 +22,11 @@ for (let i = 0; i < args.length; i++) {
   i++;
 }
 
-// Node built-ins that library modules import for their file and process work, which the page never calls: each is an
-// empty module in the bundle, so a call that did reach one would fail at once rather than half-work.
-const NODE_ONLY = ['fs', 'path', 'crypto', 'os', 'child_process', 'worker_threads', 'zlib', 'url', 'util', 'readline', 'stream', 'events', 'tty', 'module', 'sharp', 'cli-progress', '@huggingface/tokenizers', 'entities'];
+// What modules of the page's graph import for Node only: the library's file work (fsutil, safetensors' file readers,
+// the cached patches), its terminal progress bar, and the Node branches of TF.js and seedrandom. The page never calls
+// them; each is an empty module in the bundle, so a call that did reach one would fail at once rather than half-work.
+// Anything else Node-only that a new import pulls in stops the build with esbuild's "could not resolve".
+const NODE_ONLY = ['fs', 'path', 'crypto', 'os', 'worker_threads', 'util', 'cli-progress'];
 const nodeOnly = {
   name: 'node-only',
   setup(build) {

@@ -13,7 +13,14 @@ export function serveFolder(dir, port = 0) {
   const root = path.resolve(dir);
   if (!fs.existsSync(path.join(root, 'index.html'))) throw new Error(`${root} holds no built lab (index.html is missing): run \`make web\` first.`);
   const server = http.createServer((req, res) => {
-    const url = decodeURIComponent(new URL(req.url, 'http://localhost').pathname);
+    let url;
+    try {
+      url = decodeURIComponent(new URL(req.url, 'http://localhost').pathname);
+    } catch {
+      res.writeHead(400, { 'content-type': 'text/plain' });
+      res.end('bad request path');
+      return;
+    }
     const file = path.join(root, url.endsWith('/') ? `${url}index.html` : url);
     if (!file.startsWith(root + path.sep) || !fs.existsSync(file) || !fs.statSync(file).isFile()) {
       res.writeHead(404, { 'content-type': 'text/plain' });

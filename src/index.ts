@@ -52,7 +52,7 @@ export { poisonDataset, triggerDataset } from './attacks/poison';
 // Defenses
 export { DEFENSES, getDefense } from './defenses/registry';
 export type { Defense, DefenseContext, Defended, DefenseCost, Classifier } from './defenses/defense';
-export { RVPT, RVPT_DEFAULTS, featureRepelling, promptTuning, startPromptTuning, FR_TOKENS } from './defenses/rvpt';
+export { RVPT, RVPT_DEFAULTS, featureRepelling, promptTuning, startPromptTuning, promptTuningSteps, FR_TOKENS } from './defenses/rvpt';
 export type { PromptTuningRun } from './defenses/rvpt';
 export type { PromptTuningConfig, FrToken } from './defenses/rvpt';
 export { VPT } from './defenses/vpt';

@@ -172,6 +172,12 @@ export interface PromptTuningRun {
   finish(): Defended;
 }
 
+/** Steps per epoch (whole batches of the shots; a remainder is left out) and in all. */
+export function promptTuningSteps(shots: number, c: Pick<PromptTuningConfig, 'batch' | 'epochs'>): { perEpoch: number; steps: number } {
+  const perEpoch = Math.max(1, Math.floor(shots / c.batch));
+  return { perEpoch, steps: c.epochs * perEpoch };
+}
+
 export function startPromptTuning(name: string, ctx: DefenseContext, c: PromptTuningConfig): PromptTuningRun {
   const { model, tokenizer, shots } = ctx;
   if (!isFrToken(c.frToken)) {
@@ -185,8 +191,7 @@ export function startPromptTuning(name: string, ctx: DefenseContext, c: PromptTu
   const params = promptParams(prompts);
   const opt = new SGD(params, { momentum: c.momentum, weightDecay: c.weightDecay });
   const n = numImages(shots);
-  const perEpoch = Math.max(1, Math.floor(n / c.batch));
-  const steps = c.epochs * perEpoch;
+  const { perEpoch, steps } = promptTuningSteps(n, c);
   const schedule = constantWarmupCosine(c.lr, c.warmupEpochs * perEpoch, c.warmupLr, steps);
   const text = zeroShotClassifier(model, tokenizer, shots.classNames, shots.templates);
   const scale = c.logitScale === null ? model.logitScale() : tf.scalar(c.logitScale);

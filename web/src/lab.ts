@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { decodeSafetensors } from '../../src/checkpoint/safetensors';
-import { modelFromSafetensors, promptsFromSafetensors } from '../../src/checkpoint/checkpoint';
+import { modelFromSafetensors, promptsFromSafetensors } from '../../src/checkpoint/decode';
 import type { MiniCLIP } from '../../src/model/clip';
 import type { TextTokenizer } from '../../src/model/tokenizer';
 import { DeepPrompts, disposePrompts } from '../../src/model/prompts';
@@ -18,7 +18,7 @@ import type { Trigger } from '../../src/attacks/trigger';
 import { backdoorMetrics, testTimeTrigger } from '../../src/metrics/backdoor';
 import { clsAttention } from '../../src/metrics/attention';
 import { gaussianNoise, perturbationResistivity, triggerPerturbation } from '../../src/metrics/pr';
-import { PromptTuningConfig, PromptTuningRun, startPromptTuning } from '../../src/defenses/rvpt';
+import { PromptTuningConfig, PromptTuningRun, promptTuningSteps, startPromptTuning } from '../../src/defenses/rvpt';
 import { LAB_FORMAT } from '../../src/experiments/labFormat';
 import type { LabFile, LabManifest } from '../../src/experiments/labFormat';
 
@@ -198,6 +198,11 @@ export class Lab {
     if (id === 'clean') return true;
     if (attack === 'None') return false;
     return id !== 'yours' || this.yours?.attack === attack;
+  }
+
+  /** The steps "Defend now" takes for `epochs` epochs of `method` on the shots. */
+  defendSteps(method: 'VPT' | 'RVPT', epochs: number): number {
+    return promptTuningSteps(this.set('shots').n, { ...(this.manifest.defenses[method] as unknown as PromptTuningConfig), epochs }).steps;
   }
 
   /**

@@ -289,7 +289,7 @@ async function defendNow(): Promise<void> {
     timings.defendSteps = y.steps;
     const first = y.history.points[0];
     const last = y.history.points[y.history.points.length - 1];
-    const planned = epochs * Math.max(1, Math.floor(lab.set('shots').n / Number(lab.manifest.defenses[method].batch)));
+    const planned = lab.defendSteps(method, epochs);
     $('defend-status').textContent = `${method} on ${attack}: ${y.steps < planned ? `stopped after ${y.steps} of ${planned}` : y.steps} steps in ${timings.defendSeconds.toFixed(1)} s. Held-out (${lab.set('heldout').n} images): ASR ${first.asr.toFixed(1)}% → ${last.asr.toFixed(1)}%, CA ${first.ca.toFixed(1)}% → ${last.ca.toFixed(1)}%. Added as "+ your prompts" above.`;
     await refresh();
   } finally {
@@ -330,9 +330,10 @@ async function main(): Promise<void> {
     if (f) onUpload(f).catch(showError);
   };
   const epochs = $<HTMLInputElement>('epochs');
-  const perEpoch = Math.max(1, Math.floor(lab.set('shots').n / Number(lab.manifest.defenses.RVPT.batch)));
-  const stepsNote = () => ($('steps').textContent = `= ${Number(epochs.value) * perEpoch} steps on ${lab.set('shots').n} shots (${lab.set('shots').n / lab.manifest.datasets[lab.set('shots').dataset].classNames.length} per class)`);
+  const method = $<HTMLSelectElement>('method');
+  const stepsNote = () => ($('steps').textContent = `= ${lab.defendSteps(method.value as 'VPT' | 'RVPT', Number(epochs.value))} steps on ${lab.set('shots').n} shots (${lab.set('shots').n / lab.manifest.datasets[lab.set('shots').dataset].classNames.length} per class)`);
   epochs.oninput = stepsNote;
+  method.onchange = stepsNote;
   stepsNote();
   $('defend').onclick = () => {
     clearError();
