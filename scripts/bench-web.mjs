@@ -17,9 +17,10 @@ const shotAt = args.indexOf('--screenshot');
 const screenshot = shotAt >= 0 ? path.resolve(args.splice(shotAt, 2)[1] ?? '') : null;
 const dir = args[0] ?? path.join(root, 'web', 'dist');
 const RUNS = Number(process.env.RUNS ?? 5);
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
 // The library's Chromium lookup (CHROMIUM_PATH, then Debian's paths), with its error when there is none.
-const { chromiumPath } = createRequire(import.meta.url)(path.join(root, 'dist', 'viz', 'render.js'));
+const lib = createRequire(import.meta.url);
+const { chromiumPath } = lib(path.join(root, 'dist', 'viz', 'render.js'));
+const { median } = lib(path.join(root, 'dist', 'util', 'stats.js'));
 const server = await serveFolder(dir);
 const url = `http://127.0.0.1:${server.address().port}/`;
 const browser = await chromium.launch({ executablePath: chromiumPath(), args: ['--headless', '--no-sandbox'] });

@@ -5,6 +5,7 @@
 import { chooseBackend, BackendChoice } from './backend';
 import { DefendProgress, Lab, MODEL_IDS, ModelId } from './lab';
 import { viridis } from '../../src/viz/colormap';
+import { median } from '../../src/util/stats';
 
 declare const Plotly: { react(el: HTMLElement, data: unknown[], layout: unknown, config?: unknown): Promise<void> } | undefined;
 
@@ -208,11 +209,6 @@ async function refresh(): Promise<void> {
 function fmt(m: { ca: Record<string, number> }, dataset: string): string {
   const v = m.ca[dataset];
   return v === undefined ? '–' : `${v.toFixed(1)}%`;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
 async function drawPR(ids: ModelId[], attack: string, image: Selection, gen: number): Promise<void> {
