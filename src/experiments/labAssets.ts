@@ -12,7 +12,7 @@ import { ZERO_SHOT_TEMPLATES } from '../data/captions';
 import { RVPT_DEFAULTS } from '../defenses/rvpt';
 import { VPT_DEFAULTS } from '../defenses/vpt';
 import { makeRng, permutation } from '../util/rng';
-import { sha256, shippedDir, writeFileAtomic, writeJsonAtomic } from '../util/fsutil';
+import { readCached, sha256, shippedDir, writeFileAtomic, writeJsonAtomic } from '../util/fsutil';
 import { provenance } from '../util/provenance';
 import { backdoorPlan, targetIndex, testSet } from './backdoorRun';
 import { defenseConfig } from './defenseRun';
@@ -38,8 +38,19 @@ function shipped(file: string): string {
   return at;
 }
 
-function copyInto(out: string, from: string): LabFile {
+/** A shipped file's bytes, checked against the sha256 its sidecar (models) or FILE.sha256 (prompts, patches) records. */
+function verifiedBytes(from: string): Buffer {
+  const sidecar = from.replace(/\.safetensors$/, '.json');
+  if (sidecar === from || !fs.existsSync(sidecar)) return readCached(from);
   const bytes = fs.readFileSync(from);
+  const want = JSON.parse(fs.readFileSync(sidecar, 'utf8')).sha256 as string;
+  const got = sha256(bytes);
+  if (got !== want) throw new Error(`${from} has sha256 ${got.slice(0, 12)}, its sidecar records ${want.slice(0, 12)}: the shipped file is damaged. Restore it from git (git checkout -- checkpoints).`);
+  return bytes;
+}
+
+function copyInto(out: string, from: string): LabFile {
+  const bytes = verifiedBytes(from);
   const name = path.basename(from);
   writeFileAtomic(path.join(out, name), bytes);
   return { file: name, sha256: sha256(bytes), bytes: bytes.length };
