@@ -202,7 +202,12 @@ export class Lab {
 
   /** The steps "Defend now" takes for `epochs` epochs of `method` on the shots. */
   defendSteps(method: 'VPT' | 'RVPT', epochs: number): number {
-    return promptTuningSteps(this.set('shots').n, { ...(this.manifest.defenses[method] as unknown as PromptTuningConfig), epochs }).steps;
+    return promptTuningSteps(this.set('shots').n, this.defendConfig(method, epochs)).steps;
+  }
+
+  /** The profile's config of `method` (lab.json's), run for `epochs` epochs. */
+  private defendConfig(method: 'VPT' | 'RVPT', epochs: number): PromptTuningConfig {
+    return { ...(this.manifest.defenses[method] as unknown as PromptTuningConfig), epochs };
   }
 
   /**
@@ -213,7 +218,7 @@ export class Lab {
   async defend(attack: string, method: 'VPT' | 'RVPT', epochs: number, onProgress: (p: DefendProgress) => void, opts: { evalEvery?: number; shouldStop?: () => boolean } = {}): Promise<Yours> {
     if (!Number.isInteger(epochs) || epochs < 1 || epochs > 200) throw new Error(`Epochs must be a whole number from 1 to 200, got ${epochs}.`);
     const a = await this.attack(attack);
-    const config = { ...(this.manifest.defenses[method] as unknown as PromptTuningConfig), epochs };
+    const config = this.defendConfig(method, epochs);
     const shots = this.dataset('shots');
     const heldout = this.dataset('heldout');
     const target = this.manifest.datasets[this.set('heldout').dataset].target;
@@ -227,9 +232,9 @@ export class Lab {
       return p;
     };
     const t0 = performance.now();
-    onProgress({ step: 0, steps: run.steps, loss: NaN, seconds: 0, eval: evaluate(0) });
     let ok = false;
     try {
+      onProgress({ step: 0, steps: run.steps, loss: NaN, seconds: 0, eval: evaluate(0) });
       while (run.done < run.steps && !opts.shouldStop?.()) {
         const [loss] = run.step();
         const step = run.done;
